@@ -1,0 +1,72 @@
+# Shared helpers for the platform scripts: source it, don't run it.
+set -euo pipefail
+
+HACK_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT_DIR="$(cd "$HACK_DIR/.." && pwd)"
+# shellcheck source=versions.env
+source "$HACK_DIR/versions.env"
+
+# Everything built is cached outside the work tree, keyed by version, so clones share it.
+CACHE_DIR="${BGTASK_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/bgtask-operator}"
+mkdir -p "$CACHE_DIR"
+export KUBECONFIG="${KUBECONFIG_OVERRIDE:-$CACHE_DIR/kubeconfig-$CLUSTER_NAME}"
+
+K8S_BIN="$CACHE_DIR/kubernetes-$KUBERNETES_VERSION/bin"
+ETCD_BIN="$CACHE_DIR/etcd-$ETCD_VERSION/bin"
+COREDNS_BIN="$CACHE_DIR/coredns-$COREDNS_VERSION/bin"
+PAUSE_BIN="$CACHE_DIR/pause-$PAUSE_VERSION/bin"
+CRICTL_BIN="$CACHE_DIR/crictl-$CRICTL_VERSION/bin"
+KIND_BIN="$CACHE_DIR/kind-$KIND_VERSION/bin"
+HELM_BIN="$CACHE_DIR/helm-$HELM_VERSION/bin"
+NODE_HOME="$CACHE_DIR/node-$NODE_VERSION"
+export PATH="$NODE_HOME/bin:$K8S_BIN:$KIND_BIN:$HELM_BIN:$PATH"
+
+log() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# step NAME CMD...: one line when a long step starts, its duration when it ends, and a summary
+# line appended to $STEP_LOG so the caller can print the total at the end.
+STEP_LOG="${STEP_LOG:-$CACHE_DIR/.steps-$$}"
+step() {
+  local name="$1"; shift
+  local t0=$SECONDS
+  log "▶ $name"
+  if "$@"; then
+    local dt=$((SECONDS - t0))
+    log "✔ $name (${dt}s)"
+    printf '%-48s %5ss\n' "$name" "$dt" >>"$STEP_LOG"
+  else
+    local rc=$?
+    log "✘ $name failed (exit $rc, after $((SECONDS - t0))s)"
+    return $rc
+  fi
+}
+step_summary() {
+  [ -s "$STEP_LOG" ] || return 0
+  local total
+  total=$(awk '{s+=$(NF)} END {print s+0}' "$STEP_LOG" | tr -d s)
+  log "── summary ──"
+  cat "$STEP_LOG" >&2
+  printf '%-48s %5ss\n' "total" "$total" >&2
+  rm -f "$STEP_LOG"
+}
+
+# A cache entry is complete only when its marker exists: a killed build leaves no half entry.
+cached() { [ -f "$1/.complete" ]; }
+mark_complete() { touch "$1/.complete"; }
+
+need_go() {
+  command -v go >/dev/null 2>&1 || die "Go is not installed (need Go >= 1.24 to build the Kubernetes toolchain); install it from https://go.dev/dl or your distribution"
+}
+
+# hash_of FILES/STRINGS...: a short content hash used to tag images by their inputs.
+hash_of() { cat "$@" | sha256sum | cut -c1-12; }
+
+retry_until() { # retry_until TIMEOUT_S DESCRIPTION CMD...: poll CMD every second
+  local timeout="$1" what="$2"; shift 2
+  local deadline=$((SECONDS + timeout))
+  until "$@" >/dev/null 2>&1; do
+    [ $SECONDS -lt $deadline ] || { log "timed out after ${timeout}s waiting for $what"; return 1; }
+    sleep 1
+  done
+}
