@@ -36,18 +36,13 @@ build_kubernetes() {
     echo "require k8s.io/kubernetes $KUBERNETES_VERSION"
     for m in $STAGING; do echo "replace k8s.io/$m => k8s.io/$m $staging_version"; done
   } >"$mod/go.mod"
-  echo 'package tools
-import (
-  _ "k8s.io/kubernetes/cmd/kube-apiserver/app"
-)' >"$mod/tools.go"
   local minor; minor=$(echo "$KUBERNETES_VERSION" | cut -d. -f2)
   local ld="$GO_LDFLAGS_BASE"
   for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
     ld="$ld -X $pkg.gitVersion=$KUBERNETES_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
     ld="$ld -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
   done
-  (cd "$mod" && go mod tidy >/dev/null &&
-    go build -tags selinux,notest -ldflags "$ld" -o "$out/bin/" \
+  (cd "$mod" && go build -mod=mod -tags selinux,notest -ldflags "$ld" -o "$out/bin/" \
       k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
       k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kube-proxy \
       k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kubeadm k8s.io/kubernetes/cmd/kubectl)
@@ -66,9 +61,7 @@ build_etcd() {
     echo "require go.etcd.io/etcd/server/v3 $ETCD_VERSION"
     for m in api/v3 client/pkg/v3 client/v3 pkg/v3; do echo "replace go.etcd.io/etcd/$m => go.etcd.io/etcd/$m $ETCD_VERSION"; done
   } >"$mod/go.mod"
-  echo 'package tools
-import _ "go.etcd.io/etcd/server/v3/etcdmain"' >"$mod/tools.go"
-  (cd "$mod" && go mod tidy >/dev/null && go build -ldflags "$GO_LDFLAGS_BASE" -o "$out/bin/etcd" go.etcd.io/etcd/server/v3)
+  (cd "$mod" && go build -mod=mod -ldflags "$GO_LDFLAGS_BASE" -o "$out/bin/etcd" go.etcd.io/etcd/server/v3)
   mark_complete "$out"
 }
 

@@ -31,12 +31,18 @@ step() {
   local name="$1"; shift
   local t0=$SECONDS
   log "▶ $name"
-  if "$@"; then
+  # A subshell outside any condition keeps `set -e` in force inside the step (bash ignores it
+  # in functions called from `if`, which would let a failed build be marked complete).
+  local rc=0
+  set +e
+  (set -e; "$@")
+  rc=$?
+  set -e
+  if [ $rc -eq 0 ]; then
     local dt=$((SECONDS - t0))
     log "✔ $name (${dt}s)"
     printf '%-48s %5ss\n' "$name" "$dt" >>"$STEP_LOG"
   else
-    local rc=$?
     log "✘ $name failed (exit $rc, after $((SECONDS - t0))s)"
     return $rc
   fi

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Builds every image (platform images cached by input hash; product images with Docker's layer
+# cache) and loads them into the kind cluster when it is running.
+# Usage: hack/images.sh [--no-load]
+source "$(dirname "$0")/lib.sh"
+
+"$HACK_DIR/docker-up.sh"
+step "platform images" "$HACK_DIR/platform-images.sh"
+RUNTIME_IMAGE=bgtask.local/node-runtime:24
+
+PRODUCT_IMAGES=()
+build_product() { # build_product NAME DOCKERFILE
+  local name="$1" dockerfile="$2" tag="bgtask.local/$1:dev"
+  [ -f "$ROOT_DIR/$dockerfile" ] || return 0
+  [ -f "$ROOT_DIR/dist/$name.mjs" ] || die "dist/$name.mjs is missing: run 'make build' first"
+  DOCKER_BUILDKIT=0 docker build -q --build-arg "BASE_IMAGE=$RUNTIME_IMAGE" -f "$ROOT_DIR/$dockerfile" \
+    -t "$tag" "$ROOT_DIR" >/dev/null 2>"$CACHE_DIR/docker-build-$name.log" ||
+    { tail -n 20 "$CACHE_DIR/docker-build-$name.log" >&2; die "docker build of $name failed"; }
+  PRODUCT_IMAGES+=("$tag")
+  printf '%s\t%s\n' "$tag" "$(docker image inspect -f '{{.Size}}' "$tag" | awk '{printf "%.0f MB", $1/1e6}')"
+}
+step "product images" true
+build_product task-runner task-runner/Dockerfile
+build_product operator operator/Dockerfile
+
+load() {
+  local images=("$RUNTIME_IMAGE" bgtask.local/postgres:15 bgtask.local/redis:7 "${PRODUCT_IMAGES[@]}")
+  # kind skips an image whose ID the node already has.
+  kind load docker-image --name "$CLUSTER_NAME" "${images[@]}" >/dev/null
+}
+if [ "${1:-}" != --no-load ] && docker inspect -f '{{.State.Running}}' "$CLUSTER_NAME-control-plane" 2>/dev/null | grep -q true; then
+  step "load images into kind" load
+fi

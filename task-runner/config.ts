@@ -1,0 +1,79 @@
+/**
+ * The runner's environment, validated once at start. Every variable is optional here;
+ * what a task needs is required by `requireServices` for that task only, so a task that
+ * does not touch Redis runs without REDIS_URL.
+ */
+import { z } from 'zod';
+import { InvalidInputError } from './errors.ts';
+import type { TaskNeeds } from './task.ts';
+
+// Kubernetes object names (RFC 1123 subdomain) and namespaces (RFC 1123 label).
+const dnsSubdomain = z
+  .string()
+  .max(253)
+  .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/, 'must be a Kubernetes object name');
+const dnsLabel = z
+  .string()
+  .max(63)
+  .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be a Kubernetes namespace name');
+const seconds = z.coerce.number().positive();
+
+export const configSchema = z.object({
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/, error: 'must be a postgres:// URL' }).optional(),
+  REDIS_URL: z.url({ protocol: /^rediss?$/, error: 'must be a redis:// or rediss:// URL' }).optional(),
+  /** Extra task modules, comma-separated file paths or URLs. */
+  TASK_PLUGINS: z
+    .string()
+    .optional()
+    .transform((v) => (v ?? '').split(',').map((s) => s.trim()).filter(Boolean)),
+
+  // Run identity, set by the operator through the downward API.
+  BGTASK_NAME: dnsSubdomain.optional(),
+  BGTASK_NAMESPACE: dnsLabel.optional(),
+  BGTASK_RUN_ID: z.string().max(253).optional(),
+  BGTASK_TRIGGER: z.enum(['Schedule', 'Manual', 'Retry']).default('Manual'),
+  BGTASK_ATTEMPT: z.coerce.number().int().min(1).default(1),
+
+  /** Overrides the task's default soft timeout (the BackgroundTask's spec may set its own). */
+  BGTASK_SOFT_TIMEOUT_SECONDS: seconds.optional(),
+  /** After an abort, how long the task may take to reach a safe point before the runner reports and exits anyway. */
+  BGTASK_ABORT_GRACE_SECONDS: seconds.default(20),
+  /** Connect timeout for Postgres and Redis. */
+  BGTASK_CONNECT_TIMEOUT_SECONDS: seconds.default(10),
+  /** Where the result goes for the kubelet; written only when set or when the default file exists. */
+  BGTASK_TERMINATION_LOG: z.string().optional(),
+  BGTASK_MIGRATIONS_DIR: z.string().optional(),
+
+  // Reporting to the Kubernetes API: in-cluster defaults, overridable for tests and benchmarks.
+  BGTASK_KUBE_API: z.url({ protocol: /^https?$/, error: 'must be an https:// URL' }).optional(),
+  BGTASK_KUBE_TOKEN_FILE: z.string().optional(),
+  BGTASK_KUBE_CA_FILE: z.string().optional(),
+  KUBERNETES_SERVICE_HOST: z.string().optional(),
+  KUBERNETES_SERVICE_PORT: z.coerce.number().int().min(1).max(65535).optional(),
+
+  /** OpenAI-compatible endpoint checked by ai.test-scheduler-connection when set. */
+  LLM_BASE_URL: z.url({ protocol: /^https?$/, error: 'must be an http(s):// URL' }).optional(),
+  LLM_API_KEY: z.string().optional(),
+});
+
+export type RunnerConfig = z.output<typeof configSchema>;
+
+/** Parses the environment; an empty variable counts as unset. Never echoes values (they may be secrets). */
+export function parseConfig(env: NodeJS.ProcessEnv): RunnerConfig {
+  const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const result = configSchema.safeParse(present);
+  if (!result.success) {
+    const problems = result.error.issues.map((i) => `${i.path.join('.') || '(environment)'}: ${i.message}`);
+    throw new InvalidInputError(`invalid configuration: ${problems.join('; ')}`);
+  }
+  return result.data;
+}
+
+/** The variables a task's needs make mandatory. */
+export function requireServices(config: RunnerConfig, needs: TaskNeeds, who: string): void {
+  const missing: string[] = [];
+  if (needs.postgres && !config.DATABASE_URL) missing.push('DATABASE_URL (needs.postgres)');
+  if (needs.redis && !config.REDIS_URL) missing.push('REDIS_URL (needs.redis)');
+  if (missing.length > 0) throw new InvalidInputError(`invalid configuration: ${who} requires ${missing.join(' and ')}, not set`);
+}
