@@ -63,20 +63,22 @@ export function notEqualIgnoringCase(forbidden: string, message: string): Valida
   };
 }
 
-/** When both optional fields are set, `lower` ≤ `upper`. The error is reported on `lower`. */
-export function notGreaterThan<T extends object>(
-  lower: keyof T & string,
-  upper: keyof T & string,
+/** When both optional numeric fields are set, `field` <op> `other`. The error is reported on `field`. */
+export function comparingFields<T extends object>(
+  field: keyof T & string,
+  op: '<=' | '>=',
+  other: keyof T & string,
   message: string,
 ): ValidationRule<T> {
   return {
-    rule: `!has(self.${lower}) || !has(self.${upper}) || self.${lower} <= self.${upper}`,
+    rule: `!has(self.${field}) || !has(self.${other}) || self.${field} ${op} self.${other}`,
     message,
-    fieldPath: `.${lower}`,
+    fieldPath: `.${field}`,
     test: (value) => {
-      const low = value[lower as keyof T];
-      const up = value[upper as keyof T];
-      return low === undefined || up === undefined || (low as number) <= (up as number);
+      const left = value[field as keyof T] as number | undefined;
+      const right = value[other as keyof T] as number | undefined;
+      if (left === undefined || right === undefined) return true;
+      return op === '<=' ? left <= right : left >= right;
     },
   };
 }
@@ -99,18 +101,6 @@ export function atMostOneOf<T extends object>(fields: readonly (keyof T & string
   };
 }
 
-/**
- * The value is a JSON scalar: number, string or boolean. For nodes whose type the CRD cannot
- * declare structurally (a union wider than int-or-string), so the type check has to be CEL.
- */
-export function scalarValue(message: string): ValidationRule<unknown> {
-  return {
-    rule: 'type(self) in [int, uint, double, string, bool]',
-    message,
-    test: (value) => ['number', 'string', 'boolean'].includes(typeof value),
-  };
-}
-
 /** Attaches rules to a zod schema: as refinements, and as CRD metadata for the generator. */
 export function withRules<S extends z.ZodType>(schema: S, rules: readonly ValidationRule<z.output<S>>[]): S {
   const existing = (schema.meta()?.[VALIDATIONS_KEY] as CelValidation[] | undefined) ?? [];
@@ -129,4 +119,33 @@ export function withRules<S extends z.ZodType>(schema: S, rules: readonly Valida
     }
   });
   return refined.meta({ [VALIDATIONS_KEY]: [...existing, ...validations] }) as S;
+}
+
+/**
+ * A list whose items are identified by `key` (`x-kubernetes-list-type: map`): the apiserver
+ * refuses duplicate keys and server-side apply merges items by key; zod refuses duplicates too.
+ */
+export function keyedList<S extends z.ZodArray<z.ZodObject>>(schema: S, key: string): S {
+  const refined = schema.superRefine((items, ctx) => {
+    const seen = new Set<unknown>();
+    items.forEach((item, index) => {
+      const value = (item as Record<string, unknown>)[key];
+      if (seen.has(value)) {
+        ctx.addIssue({ code: 'custom', message: `Duplicate value: ${key} ${JSON.stringify(value)}`, input: items, path: [index, key] });
+      }
+      seen.add(value);
+    });
+  });
+  return refined.meta({ 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': [key] }) as S;
+}
+
+/**
+ * A map with at most `max` entries. The bound also keeps the apiserver's cost estimate of CEL
+ * rules on its values small, as that estimate multiplies by the largest possible size.
+ */
+export function withMaxProperties<S extends z.ZodRecord>(schema: S, max: number): S {
+  const refined = schema.refine((value) => Object.keys(value as object).length <= max, {
+    message: `must have at most ${max} entries`,
+  });
+  return refined.meta({ maxProperties: max }) as S;
 }
