@@ -131,7 +131,7 @@ export function keyedList<S extends z.ZodArray<z.ZodObject>>(schema: S, key: str
     items.forEach((item, index) => {
       const value = (item as Record<string, unknown>)[key];
       if (seen.has(value)) {
-        ctx.addIssue({ code: 'custom', message: `Duplicate value: ${key} ${JSON.stringify(value)}`, input: items, path: [index, key] });
+        ctx.addIssue({ code: 'custom', message: `Duplicate value: ${key} ${JSON.stringify(value)}`, input: items, path: [index] });
       }
       seen.add(value);
     });
