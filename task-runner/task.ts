@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import type { Pool } from 'pg';
 import type { Redis } from 'ioredis';
 import type { z } from 'zod';
-import type { Family } from '../crds/schema.ts';
+import type { BACKOFF_KINDS, Family } from '../crds/schema.ts';
 import type { RunnerConfig } from './config.ts';
 import type { RunIdentity } from './run-identity.ts';
 
@@ -19,7 +19,9 @@ export interface RetryDefaults {
   maxRetries: number;
   /** Delay before the first retry; with exponential backoff it doubles each retry. */
   delaySeconds: number;
-  backoff: 'Fixed' | 'Exponential';
+  backoff: (typeof BACKOFF_KINDS)[number];
+  /** Upper bound of an exponential delay. */
+  maxDelaySeconds?: number;
 }
 
 export interface TaskDefaults {

@@ -1,0 +1,168 @@
+/**
+ * The task registry: the built-in tasks plus plugin modules named in TASK_PLUGINS, each
+ * validated the same way. It holds metadata only (task.ts imports nothing at run time), so
+ * the operator loads it with the same TASK_PLUGINS to know every task the runner knows.
+ */
+import { isAbsolute, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { z } from 'zod';
+import { BACKOFF_KINDS, FAMILIES, TASK_NAME_PATTERN, backgroundTaskSpecSchema } from '../crds/schema.ts';
+import { InvalidInputError, describeError } from './errors.ts';
+import { defineTask, type AnyTask } from './task.ts';
+import { builtinTasks } from './tasks/index.ts';
+
+const TASK_NAME = new RegExp(TASK_NAME_PATTERN);
+// A task's defaults become a BackgroundTask's effective spec: they must pass the spec's own rules.
+const spec = backgroundTaskSpecSchema.shape;
+
+function isZodSchema(value: unknown): value is z.ZodType {
+  return typeof value === 'object' && value !== null && '_zod' in value && typeof (value as z.ZodType).safeParse === 'function';
+}
+
+const definitionSchema = z
+  .object({
+    name: z.string().max(100).regex(TASK_NAME, `must be <family>.<task> in lowercase kebab-case (${TASK_NAME_PATTERN})`),
+    family: z.enum(FAMILIES),
+    description: z.string().min(1),
+    params: z.custom<z.ZodType>(isZodSchema, 'must be a zod schema'),
+    defaults: z
+      .object({
+        schedule: spec.schedule,
+        retry: z.object({
+          maxRetries: z.int().min(0).max(20),
+          delaySeconds: z.int().min(1).max(86_400),
+          backoff: z.enum(BACKOFF_KINDS),
+          maxDelaySeconds: z.int().min(1).optional(),
+        }),
+        timeoutSeconds: spec.timeoutSeconds.unwrap(),
+        softTimeoutSeconds: z.int().positive(),
+      })
+      .refine((d) => d.softTimeoutSeconds < d.timeoutSeconds, {
+        path: ['softTimeoutSeconds'],
+        message: 'must be less than timeoutSeconds',
+      }),
+    needs: z.strictObject({ postgres: z.boolean().optional(), redis: z.boolean().optional() }),
+    run: z.custom<AnyTask['run']>((v) => typeof v === 'function', 'must be a function'),
+  })
+  .refine((t) => t.name.startsWith(`${t.family}.`), { path: ['name'], message: 'must start with its family' });
+
+/** Checks a task definition from any source; returns it unchanged or throws naming every problem. */
+export function validateTask(candidate: unknown, source: string): AnyTask {
+  const result = definitionSchema.safeParse(candidate);
+  const label = (candidate as { name?: unknown } | null)?.name;
+  const which = typeof label === 'string' ? `task "${label}" from ${source}` : `a task from ${source}`;
+  if (!result.success) {
+    const problems = result.error.issues.map((i) => `${i.path.join('.') || '(task)'}: ${i.message}`);
+    throw new InvalidInputError(`${which} is invalid: ${problems.join('; ')}`);
+  }
+  const task = candidate as AnyTask;
+  try {
+    // The operator publishes every params schema as JSON Schema: it must be representable.
+    z.toJSONSchema(task.params, { io: 'input' });
+  } catch (err) {
+    throw new InvalidInputError(`${which} is invalid: params cannot be expressed as JSON Schema`, { cause: err });
+  }
+  return task;
+}
+
+export interface Registry {
+  /** Every task, sorted by name. */
+  readonly tasks: readonly AnyTask[];
+  get(name: string): AnyTask | undefined;
+  /** The task, or an InvalidInputError naming the known tasks. */
+  require(name: string): AnyTask;
+}
+
+/** What a plugin module may export as default: a task, a list, or a factory given the runner's toolkit. */
+export interface PluginToolkit {
+  defineTask: typeof defineTask;
+  z: typeof z;
+}
+const toolkit: PluginToolkit = Object.freeze({ defineTask, z });
+
+function moduleUrl(spec: string, cwd: string): string {
+  // A scheme (file:, data:, node:) is a URL; anything else is a path from the working directory.
+  if (/^[a-z][a-z0-9+.-]*:/i.test(spec) && !/^[a-z]:[\\/]/i.test(spec)) return spec;
+  return pathToFileURL(isAbsolute(spec) ? spec : resolve(cwd, spec)).href;
+}
+
+async function loadPlugin(spec: string, cwd: string): Promise<unknown[]> {
+  let mod: { default?: unknown };
+  try {
+    mod = (await import(moduleUrl(spec, cwd))) as { default?: unknown };
+  } catch (err) {
+    throw new InvalidInputError(`task plugin ${spec} could not be loaded: ${describeError(err)}`, { cause: err });
+  }
+  let exported = mod.default;
+  if (exported === undefined) throw new InvalidInputError(`task plugin ${spec} has no default export (a task, a list of tasks, or a factory)`);
+  if (typeof exported === 'function') {
+    try {
+      exported = await (exported as (t: PluginToolkit) => unknown)(toolkit);
+    } catch (err) {
+      throw new InvalidInputError(`task plugin ${spec} failed in its factory: ${describeError(err)}`, { cause: err });
+    }
+  }
+  return Array.isArray(exported) ? exported : [exported];
+}
+
+function pluginList(value: string | readonly string[] | undefined): readonly string[] {
+  if (value === undefined) return [];
+  return typeof value === 'string' ? value.split(',').map((s) => s.trim()).filter(Boolean) : value;
+}
+
+export async function loadRegistry(
+  env: { TASK_PLUGINS?: string | readonly string[] | undefined },
+  options: { cwd?: string } = {},
+): Promise<Registry> {
+  const cwd = options.cwd ?? process.cwd();
+  const byName = new Map<string, { task: AnyTask; source: string }>();
+  const add = (candidate: unknown, source: string) => {
+    const task = validateTask(candidate, source);
+    const existing = byName.get(task.name);
+    if (existing) throw new InvalidInputError(`task "${task.name}" from ${source} duplicates the one from ${existing.source}`);
+    byName.set(task.name, { task, source });
+  };
+  for (const task of builtinTasks) add(task, 'the built-in tasks');
+  for (const spec of pluginList(env.TASK_PLUGINS)) {
+    for (const candidate of await loadPlugin(spec, cwd)) add(candidate, `plugin ${spec}`);
+  }
+  const tasks = [...byName.values()].map((e) => e.task).sort((a, b) => a.name.localeCompare(b.name));
+  return {
+    tasks,
+    get: (name) => byName.get(name)?.task,
+    require(name) {
+      const found = byName.get(name)?.task;
+      if (!found) {
+        throw new InvalidInputError(`unknown task "${name}"; known tasks: ${tasks.map((t) => t.name).join(', ')}`);
+      }
+      return found;
+    },
+  };
+}
+
+export interface TaskDescription {
+  name: string;
+  family: string;
+  description: string;
+  schedule: string;
+  retry: AnyTask['defaults']['retry'];
+  timeoutSeconds: number;
+  softTimeoutSeconds: number;
+  needs: { postgres: boolean; redis: boolean };
+  params: Record<string, unknown>;
+}
+
+/** A task's metadata as plain JSON: what `describe` prints and what the operator reads. */
+export function describeTask(task: AnyTask): TaskDescription {
+  return {
+    name: task.name,
+    family: task.family,
+    description: task.description,
+    schedule: task.defaults.schedule,
+    retry: { ...task.defaults.retry },
+    timeoutSeconds: task.defaults.timeoutSeconds,
+    softTimeoutSeconds: task.defaults.softTimeoutSeconds,
+    needs: { postgres: task.needs.postgres === true, redis: task.needs.redis === true },
+    params: z.toJSONSchema(task.params, { io: 'input' }) as Record<string, unknown>,
+  };
+}

@@ -1,0 +1,174 @@
+/**
+ * Delivers a run's result: the termination message file first (it survives a failed API
+ * call and the kubelet copies it into the pod's status), then a JSON merge patch of
+ * `status.lastRun` on the BackgroundTask's status subresource, as field manager
+ * `bgtask-runner`. Outside a cluster, with no override, no API is contacted.
+ */
+import { existsSync, writeFileSync } from 'node:fs';
+import type { Logger } from 'pino';
+import { API_GROUP, API_VERSION, PLURAL, type LastRun } from '../crds/schema.ts';
+import { describeError } from './errors.ts';
+import type { KubeApiError, KubeClient, KubeSettings } from './kube-api.ts';
+
+export const FIELD_MANAGER = 'bgtask-runner';
+const DEFAULT_TERMINATION_LOG = '/dev/termination-log';
+/** The kubelet keeps at most 4096 bytes of a termination message. */
+export const TERMINATION_MESSAGE_LIMIT = 4096;
+
+/** The result as one JSON line that fits the kubelet's limit: the message, then the summary, give way first. */
+export function terminationMessage(run: LastRun): string {
+  const fits = (r: LastRun) => Buffer.byteLength(JSON.stringify(r)) <= TERMINATION_MESSAGE_LIMIT;
+  if (fits(run)) return JSON.stringify(run);
+  const withoutMessage = { ...run, message: '' };
+  const room = TERMINATION_MESSAGE_LIMIT - Buffer.byteLength(JSON.stringify(withoutMessage)) - 64;
+  if (room > 0) {
+    const shortened = { ...run, message: `${truncateUtf8(run.message ?? '', room)} [truncated]` };
+    if (fits(shortened)) return JSON.stringify(shortened);
+  }
+  const bare = { ...run, summary: {}, message: `${truncateUtf8(run.message ?? '', 1024)} [summary dropped: too large]` };
+  return JSON.stringify(bare);
+}
+
+function truncateUtf8(text: string, maxBytes: number): string {
+  let out = text;
+  // JSON escaping can grow a string; shrink until the encoded form fits.
+  while (out.length > 0 && Buffer.byteLength(JSON.stringify(out)) > maxBytes) out = out.slice(0, Math.floor(out.length * 0.9));
+  return out;
+}
+
+/** The termination-message path: the override, or the kubelet's file when it exists (never created on a host). */
+export function terminationLogPath(settings: { BGTASK_TERMINATION_LOG?: string | undefined }): string | undefined {
+  if (settings.BGTASK_TERMINATION_LOG) return settings.BGTASK_TERMINATION_LOG;
+  return existsSync(DEFAULT_TERMINATION_LOG) ? DEFAULT_TERMINATION_LOG : undefined;
+}
+
+interface CurrentTask {
+  metadata?: { resourceVersion?: string };
+  status?: { lastRun?: Partial<LastRun> | null } | null;
+}
+
+export type StatusPatchPlan = { kind: 'patch'; body: unknown } | { kind: 'stale'; reason: string };
+
+/**
+ * Decides the status patch for `run` against the BackgroundTask as last read.
+ * - A lastRun from a newer run (later startTime; a tie broken by runId) is never overwritten.
+ * - `metadata.resourceVersion` in the patch makes it conditional: a concurrent write yields 409.
+ * - A merge patch merges objects, so keys of the previous lastRun (and its summary) that this
+ *   run does not have are set to null — the result is exactly this run's lastRun.
+ */
+export function planStatusPatch(current: CurrentTask, run: LastRun): StatusPatchPlan {
+  const resourceVersion = current.metadata?.resourceVersion;
+  if (!resourceVersion) throw new Error('the BackgroundTask as read has no metadata.resourceVersion');
+  const previous = current.status?.lastRun ?? undefined;
+  if (previous && isNewerRun(previous, run)) {
+    return { kind: 'stale', reason: `status.lastRun holds run ${previous.runId} started ${previous.startTime}, newer than this run` };
+  }
+  const lastRun: Record<string, unknown> = { ...run, summary: nullOutMissing(previous?.summary, run.summary ?? {}) };
+  for (const key of Object.keys(previous ?? {})) if (!(key in lastRun)) lastRun[key] = null;
+  return { kind: 'patch', body: { metadata: { resourceVersion }, status: { lastRun } } };
+}
+
+function isNewerRun(previous: Partial<LastRun>, run: LastRun): boolean {
+  if (!previous.runId || previous.runId === run.runId) return false;
+  const theirs = Date.parse(previous.startTime ?? '');
+  const ours = Date.parse(run.startTime);
+  if (Number.isNaN(theirs)) return false;
+  return theirs !== ours ? theirs > ours : previous.runId > run.runId;
+}
+
+function nullOutMissing(previous: unknown, next: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...next };
+  if (previous && typeof previous === 'object') for (const key of Object.keys(previous)) if (!(key in out)) out[key] = null;
+  return out;
+}
+
+export function statusPath(namespace: string, name: string): string {
+  return `/apis/${API_GROUP}/${API_VERSION}/namespaces/${encodeURIComponent(namespace)}/${PLURAL}/${encodeURIComponent(name)}/status`;
+}
+
+const MAX_CONFLICTS = 5;
+const MAX_TRANSIENT_RETRIES = 2;
+
+/** GET, plan, PATCH; on 409 (someone wrote in between) read again and re-decide. */
+export async function patchLastRun(
+  client: KubeClient,
+  ref: { namespace: string; name: string },
+  run: LastRun,
+): Promise<{ kind: 'patched' } | { kind: 'stale'; reason: string }> {
+  const path = statusPath(ref.namespace, ref.name);
+  for (let attempt = 1; ; attempt++) {
+    const current = (await withTransientRetries(() => client.request('GET', path))) as CurrentTask;
+    const plan = planStatusPatch(current, run);
+    if (plan.kind === 'stale') return plan;
+    try {
+      await withTransientRetries(() =>
+        client.request('PATCH', `${path}?fieldManager=${FIELD_MANAGER}`, { contentType: 'application/merge-patch+json', value: plan.body }),
+      );
+      return { kind: 'patched' };
+    } catch (err) {
+      if ((err as KubeApiError).status === 409 && attempt < MAX_CONFLICTS) continue;
+      throw err;
+    }
+  }
+}
+
+async function withTransientRetries<T>(call: () => Promise<T>): Promise<T> {
+  for (let retry = 0; ; retry++) {
+    try {
+      return await call();
+    } catch (err) {
+      if (!(err as KubeApiError).transient || retry >= MAX_TRANSIENT_RETRIES) throw err;
+      await new Promise((r) => setTimeout(r, 250 * 2 ** retry));
+    }
+  }
+}
+
+export interface ReportSettings extends KubeSettings {
+  BGTASK_NAME?: string | undefined;
+  BGTASK_NAMESPACE?: string | undefined;
+  BGTASK_TERMINATION_LOG?: string | undefined;
+}
+
+/**
+ * Writes the termination message and patches the status. Neither failure changes the run's
+ * outcome or exit code: both are logged as errors, and the termination message (or the log)
+ * still carries the result.
+ */
+export async function deliverResult(run: LastRun, settings: ReportSettings | undefined, log: Logger): Promise<void> {
+  const line = terminationMessage(run);
+  const file = terminationLogPath(settings ?? {});
+  if (file) {
+    try {
+      writeFileSync(file, line);
+    } catch (err) {
+      log.error({ err, file }, `could not write the termination message: ${describeError(err)}`);
+    }
+  }
+  if (!settings) {
+    log.warn('configuration invalid: the status is not reported to the Kubernetes API');
+    return;
+  }
+  const kube = await import('./kube-api.ts');
+  const endpoint = kube.kubeEndpoint(settings);
+  if (!endpoint) {
+    log.debug('not in a cluster and no BGTASK_KUBE_API: status not reported');
+    return;
+  }
+  if (!settings.BGTASK_NAME) {
+    log.warn('BGTASK_NAME is not set: there is no BackgroundTask to report to');
+    return;
+  }
+  let client: KubeClient | undefined;
+  try {
+    const namespace = settings.BGTASK_NAMESPACE ?? kube.serviceAccountNamespace(endpoint);
+    if (!namespace) throw new Error('BGTASK_NAMESPACE is not set and no service-account namespace is mounted');
+    client = kube.kubeClient(endpoint, { timeoutMs: 5000 });
+    const result = await patchLastRun(client, { namespace, name: settings.BGTASK_NAME }, run);
+    if (result.kind === 'stale') log.info({ reason: result.reason }, 'status.lastRun not updated: a newer run already reported');
+    else log.debug({ namespace, name: settings.BGTASK_NAME }, 'status.lastRun reported');
+  } catch (err) {
+    log.error({ err }, `status report failed: ${describeError(err)}`);
+  } finally {
+    client?.close();
+  }
+}

@@ -1,0 +1,7 @@
+// The built-in tasks: one import per task. Adding a task adds its file and one line here.
+import type { AnyTask } from '../task.ts';
+import testSchedulerConnection from './ai/test-scheduler-connection.ts';
+import cleanupOldSessions from './maintenance/cleanup-old-sessions.ts';
+import optimizeDatabase from './maintenance/optimize-database.ts';
+
+export const builtinTasks: readonly AnyTask[] = [testSchedulerConnection, cleanupOldSessions, optimizeDatabase];

@@ -1,0 +1,53 @@
+import { z } from 'zod';
+import { defineTask } from '../../task.ts';
+
+// One batch is one statement, so one short transaction: it commits or rolls back whole.
+// SKIP LOCKED lets a batch pass over sessions another transaction is using right now.
+const DELETE_BATCH = `
+  DELETE FROM user_sessions
+  WHERE id IN (
+    SELECT id FROM user_sessions
+    WHERE expires_at < $1
+    ORDER BY expires_at
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED)`;
+
+export default defineTask({
+  name: 'maintenance.cleanup-old-sessions',
+  family: 'maintenance',
+  description: 'Deletes expired user sessions in bounded batches',
+  params: z.strictObject({
+    batchSize: z.int().min(1).max(50_000).default(1000).describe('sessions deleted per batch, each batch its own transaction'),
+    maxBatches: z.int().min(1).max(100_000).default(500).describe('batches per run at most; the next run deletes the rest'),
+  }),
+  defaults: {
+    schedule: '0 4 * * *',
+    retry: { maxRetries: 3, delaySeconds: 600, backoff: 'Fixed' },
+    timeoutSeconds: 1800,
+    softTimeoutSeconds: 1500,
+  },
+  needs: { postgres: true },
+  async run(ctx) {
+    const { batchSize, maxBatches } = ctx.params;
+    // A fixed cutoff bounds the run: sessions expiring while it runs wait for the next one.
+    const cutoff = ctx.clock.now();
+    if (ctx.dryRun) {
+      const { rows } = await ctx.db.query<{ n: string }>('SELECT count(*) AS n FROM user_sessions WHERE expires_at < $1', [cutoff]);
+      ctx.set('sessions_expired', Number(rows[0]?.n ?? 0));
+      return `dry run: ${rows[0]?.n ?? 0} expired sessions would be deleted`;
+    }
+    ctx.count('sessions_cleaned', 0);
+    ctx.count('batches', 0);
+    for (let batch = 1; batch <= maxBatches; batch++) {
+      ctx.signal.throwIfAborted();
+      const { rowCount } = await ctx.db.query(DELETE_BATCH, [cutoff, batchSize]);
+      const deleted = rowCount ?? 0;
+      ctx.count('batches');
+      ctx.count('sessions_cleaned', deleted);
+      ctx.log.info({ batch, deleted }, 'session batch deleted');
+      if (deleted < batchSize) return `deleted expired sessions in ${batch} batches`;
+    }
+    ctx.set('more_pending', true);
+    return `stopped after ${maxBatches} batches; expired sessions remain for the next run`;
+  },
+});
