@@ -87,20 +87,22 @@ export function generateCrdYaml(): string {
   return HEADER + stringify(customResourceDefinition(), { lineWidth: 0 });
 }
 
+/** Whether the CRD file at `path` is what the schema generates today. */
+export function isCrdUpToDate(path: string = CRD_PATH): boolean {
+  try {
+    return readFileSync(path, 'utf8') === generateCrdYaml();
+  } catch {
+    return false; // a missing file is stale too
+  }
+}
+
 function main(args: readonly string[]): number {
-  const generated = generateCrdYaml();
   if (args.includes('--check')) {
-    let committed = '';
-    try {
-      committed = readFileSync(CRD_PATH, 'utf8');
-    } catch {
-      // a missing file is stale too
-    }
-    if (committed === generated) return 0;
+    if (isCrdUpToDate()) return 0;
     console.error(`${CRD_PATH} is stale: run \`npm run generate\` and commit the result.`);
     return 1;
   }
-  writeFileSync(CRD_PATH, generated);
+  writeFileSync(CRD_PATH, generateCrdYaml());
   console.log(`wrote ${CRD_PATH}`);
   return 0;
 }

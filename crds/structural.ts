@@ -57,7 +57,9 @@ export class NonStructuralSchemaError extends Error {
 /** The structural OpenAPI v3 schema of a zod schema, as for a CRD's openAPIV3Schema. */
 export function toStructuralSchema(schema: z.ZodType): JSONSchemaProps {
   // io 'input': fields with defaults are not required, since the apiserver fills them in.
-  const json = z.toJSONSchema(schema, { io: 'input', target: 'openapi-3.0', unrepresentable: 'throw' }) as JSONSchemaProps;
+  // The default target (JSON Schema 2020-12) rather than 'openapi-3.0', which silently drops what
+  // it cannot say (constraints on map keys): here such losses must be errors.
+  const json = z.toJSONSchema(schema, { io: 'input', unrepresentable: 'throw' }) as JSONSchemaProps;
   delete json.$schema;
   return structural(json, '');
 }
@@ -69,6 +71,8 @@ function structural(node: JSONSchemaProps, path: string): JSONSchemaProps {
     if (key in out) throw new NonStructuralSchemaError(here, `${key} cannot be expressed in a structural schema`);
   }
 
+  if (Array.isArray(out.type)) splitTypeList(out, here);
+  if (out.anyOf !== undefined) liftNullable(out, here);
   simplifyScalar(out);
   if (out.anyOf !== undefined) rewriteUnion(out, here);
 
@@ -78,6 +82,7 @@ function structural(node: JSONSchemaProps, path: string): JSONSchemaProps {
   }
   if (out.additionalProperties === false) delete out.additionalProperties; // unknown fields are pruned anyway
   if (out.propertyNames !== undefined) {
+    // A CRD cannot constrain map keys; z.record(z.string(), …) says nothing a CRD map does not.
     const names = out.propertyNames as JSONSchemaProps;
     if (Object.keys(names).some((k) => k !== 'type') || names.type !== 'string') {
       throw new NonStructuralSchemaError(here, 'map keys other than plain strings cannot be constrained in a CRD');
@@ -85,6 +90,9 @@ function structural(node: JSONSchemaProps, path: string): JSONSchemaProps {
     delete out.propertyNames;
   }
 
+  if (out.required !== undefined && out.properties === undefined) {
+    throw new NonStructuralSchemaError(here, 'a map cannot require keys (use an object with properties)');
+  }
   if (out.properties !== undefined) {
     if (out.additionalProperties !== undefined) {
       throw new NonStructuralSchemaError(here, 'properties and additionalProperties are mutually exclusive');
@@ -110,11 +118,48 @@ function structural(node: JSONSchemaProps, path: string): JSONSchemaProps {
   return ordered(out, here);
 }
 
+/** zod writes a union of bare types as `type: [a, b]`: make that `nullable` and/or an `anyOf`. */
+function splitTypeList(out: JSONSchemaProps, here: string): void {
+  const listed = out.type as string[];
+  const types = listed.filter((t) => t !== 'null');
+  if (types.length < listed.length) out.nullable = true;
+  if (types.length === 1) {
+    out.type = types[0];
+    return;
+  }
+  if (out.anyOf !== undefined) throw new NonStructuralSchemaError(here, 'both a type list and anyOf');
+  delete out.type;
+  out.anyOf = types.map((type) => ({ type }));
+}
+
+/** zod writes `.nullable()` as `anyOf: [X, {type: 'null'}]`; OpenAPI v3 says `X` with `nullable: true`. */
+function liftNullable(out: JSONSchemaProps, here: string): void {
+  const branches = out.anyOf as JSONSchemaProps[];
+  const others = branches.filter((b) => b.type !== 'null');
+  if (others.length === branches.length) return;
+  if (others.length !== 1) throw new NonStructuralSchemaError(here, 'only a single schema can be made nullable');
+  delete out.anyOf;
+  for (const [key, value] of Object.entries(others[0] as JSONSchemaProps)) {
+    if (key in out) throw new NonStructuralSchemaError(here, `nullable schema sets ${key} twice`);
+    out[key] = value;
+  }
+  out.nullable = true;
+}
+
 /** Rewrites what zod emits for scalars into what the apiserver reads best. */
 function simplifyScalar(node: JSONSchemaProps): void {
   if ('const' in node) {
     node.enum = [node.const];
     delete node.const;
+  }
+  // JSON Schema 2020-12 writes exclusive bounds as numbers, OpenAPI v3 as flags on minimum/maximum.
+  if (typeof node.exclusiveMinimum === 'number') {
+    node.minimum = node.exclusiveMinimum;
+    node.exclusiveMinimum = true;
+  }
+  if (typeof node.exclusiveMaximum === 'number') {
+    node.maximum = node.exclusiveMaximum;
+    node.exclusiveMaximum = true;
   }
   // zod bounds every z.int() to the safe-integer range; the apiserver's int64 needs no such noise.
   if (node.minimum === Number.MIN_SAFE_INTEGER) delete node.minimum;

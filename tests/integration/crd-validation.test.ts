@@ -1,0 +1,111 @@
+// The CRD at the real apiserver: it is accepted (structural, CEL compiles within the cost budget),
+// and a server-side dry-run create accepts every valid manifest of the corpus and rejects every
+// invalid one with the expected message, at the expected field.
+import { readFileSync } from 'node:fs';
+import {
+  ApiException,
+  ApiextensionsV1Api,
+  CustomObjectsApi,
+  KubeConfig,
+  PatchStrategy,
+  setHeaderOptions,
+  type V1CustomResourceDefinition,
+} from '@kubernetes/client-node';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { CRD_PATH } from '../../crds/generate.ts';
+import { API_GROUP, API_VERSION, PLURAL } from '../../crds/schema.ts';
+import { invalidCases, validCases } from '../fixtures/crd/corpus.ts';
+
+const FIELD_MANAGER = 'crd-validation-test';
+const NAMESPACE = 'default';
+const crd = parse(readFileSync(CRD_PATH, 'utf8')) as V1CustomResourceDefinition;
+
+let extensions: ApiextensionsV1Api;
+let customObjects: CustomObjectsApi;
+
+function connect(): void {
+  if (!process.env.KUBECONFIG) {
+    throw new Error('KUBECONFIG is not set: point it at the kubeconfig of the test cluster to run the CRD validation tests.');
+  }
+  const config = new KubeConfig();
+  config.loadFromDefault();
+  extensions = config.makeApiClient(ApiextensionsV1Api);
+  customObjects = config.makeApiClient(CustomObjectsApi);
+}
+
+/** Server-side apply of the generated CRD, then waits until the apiserver serves it. */
+async function installCrd(): Promise<void> {
+  const name = crd.metadata!.name!;
+  await extensions.patchCustomResourceDefinition(
+    { name, body: crd, fieldManager: FIELD_MANAGER, force: true },
+    setHeaderOptions('Content-Type', PatchStrategy.ServerSideApply),
+  );
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const current = await extensions.readCustomResourceDefinition({ name });
+    const established = current.status?.conditions?.find((c) => c.type === 'Established');
+    if (established?.status === 'True') return;
+    if (Date.now() > deadline) throw new Error(`CRD ${name} not Established after 60 s: ${JSON.stringify(current.status)}`);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+}
+
+/** A dry-run create; resolves to the apiserver's error message, or undefined when it accepted the object. */
+async function dryRunCreate(manifest: Record<string, unknown>): Promise<string | undefined> {
+  try {
+    await customObjects.createNamespacedCustomObject({
+      group: API_GROUP,
+      version: API_VERSION,
+      namespace: NAMESPACE,
+      plural: PLURAL,
+      body: manifest,
+      dryRun: 'All',
+      // Strict: a typo in a fixture is an error rather than a silently pruned field.
+      fieldValidation: 'Strict',
+    });
+    return undefined;
+  } catch (error) {
+    if (!(error instanceof ApiException)) throw error;
+    const body = typeof error.body === 'string' ? error.body : JSON.stringify(error.body);
+    let message = body;
+    try {
+      message = (JSON.parse(body) as { message?: string }).message ?? body;
+    } catch {
+      // not JSON: keep the raw body
+    }
+    if (error.code !== 422) throw new Error(`expected 422 Unprocessable Entity, got ${error.code}: ${message}`);
+    return message;
+  }
+}
+
+beforeAll(async () => {
+  connect();
+  await installCrd();
+  // A newly Established CRD can still answer 404 for a moment while its handler starts.
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    try {
+      await customObjects.listNamespacedCustomObject({ group: API_GROUP, version: API_VERSION, namespace: NAMESPACE, plural: PLURAL });
+      return;
+    } catch (error) {
+      if (Date.now() > deadline) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+  }
+});
+
+describe('the apiserver accepts every valid BackgroundTask', () => {
+  it.each(validCases().map((c) => [c.file, c] as const))('%s', async (_file, { manifest }) => {
+    expect(await dryRunCreate(manifest)).toBeUndefined();
+  });
+});
+
+describe('the apiserver rejects every invalid BackgroundTask with the expected message', () => {
+  it.each(invalidCases().map((c) => [c.file, c] as const))('%s', async (_file, { manifest, expect: expected, field }) => {
+    const message = await dryRunCreate(manifest);
+    expect(message, 'the apiserver accepted it').toBeDefined();
+    expect(message).toContain(expected);
+    expect(message).toContain(`${field}:`);
+  });
+});
