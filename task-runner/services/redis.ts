@@ -7,8 +7,9 @@ import type { Redis } from 'ioredis';
  * as the cause.
  */
 export async function connectRedis(url: string, options: { connectTimeoutMs: number; log: Logger }): Promise<Redis> {
-  const { Redis } = await import('ioredis');
-  const client = new Redis(url, {
+  // ioredis is CommonJS: `default` is its module.exports (the client class, carrying `.Redis` too).
+  const { default: ioredis } = await import('ioredis');
+  const client = new ioredis.Redis(url, {
     lazyConnect: true,
     connectTimeout: options.connectTimeoutMs,
     maxRetriesPerRequest: 1,
