@@ -98,6 +98,12 @@ main() {
   local wanted="${*:-$ALL}" missing=""
   for c in $wanted; do cached "$CACHE_DIR/$(dir_of "$c")" || missing="$missing $c"; done
   [ -z "$missing" ] && return 0
+  # Concurrent callers (a test tier, make up) wait for one build instead of racing it.
+  exec 7>"$CACHE_DIR/toolchain.lock"
+  flock 7
+  missing=""
+  for c in $wanted; do cached "$CACHE_DIR/$(dir_of "$c")" || missing="$missing $c"; done
+  [ -z "$missing" ] && return 0
   check_proxy
   for c in $missing; do step "build $c" "build_$c"; done
 }

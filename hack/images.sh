@@ -5,6 +5,8 @@
 source "$(dirname "$0")/lib.sh"
 
 "$HACK_DIR/docker-up.sh"
+exec 6>"$CACHE_DIR/images.lock"   # concurrent callers take turns instead of building twice
+flock 6
 step "platform images" "$HACK_DIR/platform-images.sh"
 RUNTIME_IMAGE=bgtask.local/node-runtime:24
 
