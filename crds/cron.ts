@@ -5,6 +5,10 @@
 //
 // The dialect is the one Kubernetes CronJobs accept (robfig/cron's standard parser), minus
 // `@every`: a schedule accepted here must never be refused when the operator creates the CronJob.
+// It is stricter in ways that only refuse nonsense: a step larger than the field's maximum
+// (`*/60` minutes), an empty list item (`1,,2`), and `?` outside the two day fields.
+
+import { celString, type ValidationRule } from './rules.ts';
 
 export interface CronField {
   readonly name: string;
@@ -102,4 +106,42 @@ export function cronFieldMessage(field: CronField): string {
     `the ${field.name} field of spec.schedule must be *${question}, a value ${field.min}-${field.max}${names}, ` +
     `a range a-b, a step */n or a-b/n, or a comma-separated list of those`
   );
+}
+
+/** Numbers the three-letter names stand for; month and day names never clash. */
+const NAME_VALUES: Readonly<Record<string, number>> = Object.fromEntries(
+  CRON_FIELDS.flatMap((field) => (field.names ?? []).map((name, offset) => [name.toLowerCase(), field.min + offset])),
+);
+
+const RANGE_PATTERN = '[0-9A-Za-z]+-[0-9A-Za-z]+';
+const NUMBER_PATTERN = '^[0-9]+$';
+
+function endpointValue(text: string): number | undefined {
+  return new RegExp(NUMBER_PATTERN).test(text) ? Number(text) : NAME_VALUES[text.toLowerCase()];
+}
+
+/**
+ * Ranges run from low to high (`MON-FRI`, not `FRI-MON`): the CronJob API refuses a range that
+ * wraps around, and no regex can compare two numbers. Endpoints that are not values are left to
+ * the field rules.
+ */
+export function rangesAscending(message: string): ValidationRule<string> {
+  const names = `{${Object.entries(NAME_VALUES).map(([name, value]) => `${celString(name)}: ${value}`).join(', ')}}`;
+  const known = (x: string) => `(${x}.matches(${celString(NUMBER_PATTERN)}) || ${x}.lowerAscii() in ${names})`;
+  const value = (x: string) => `(${x}.matches(${celString(NUMBER_PATTERN)}) ? int(${x}) : ${names}[${x}.lowerAscii()])`;
+  const [low, high] = ["r.split('-')[0]", "r.split('-')[1]"];
+  const fiveFields = new RegExp(FIVE_FIELDS_PATTERN);
+  return {
+    rule:
+      `!self.matches(${celString(FIVE_FIELDS_PATTERN)}) || self.findAll(${celString(RANGE_PATTERN)}).all(r, ` +
+      `!${known(low)} || !${known(high)} || ${value(low)} <= ${value(high)})`,
+    message,
+    test: (schedule) =>
+      !fiveFields.test(schedule) ||
+      (schedule.match(new RegExp(RANGE_PATTERN, 'g')) ?? []).every((range) => {
+        const [low = '', high = ''] = range.split('-');
+        const [from, to] = [endpointValue(low), endpointValue(high)];
+        return from === undefined || to === undefined || from <= to;
+      }),
+  };
 }

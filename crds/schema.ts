@@ -12,6 +12,7 @@ import {
   SCHEDULE_MAX_LENGTH,
   SCHEDULE_SHAPE_PATTERN,
   cronFieldMessage,
+  rangesAscending,
   scheduleFieldPattern,
 } from './cron.ts';
 import {
@@ -114,6 +115,7 @@ const scheduleSchema = withRules(
       `must be 5 space-separated cron fields (minute hour day-of-month month day-of-week) or one of ${CRON_MACROS.join(', ')}`,
     ),
     ...CRON_FIELDS.map((field, index) => matching(scheduleFieldPattern(index), cronFieldMessage(field), FIVE_FIELDS_PATTERN)),
+    rangesAscending('must use ranges that go from low to high, e.g. MON-FRI or 22-23, not FRI-MON: split a wrapping range into a list such as 22-23,0-2'),
   ],
 );
 

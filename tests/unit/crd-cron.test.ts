@@ -1,6 +1,6 @@
 // The cron regexes built from the field table: exact on numbers, names, ranges, steps and lists.
 import { describe, expect, it } from 'vitest';
-import { CRON_FIELDS, cronFieldPattern, integerRangePattern, scheduleFieldPattern } from '../../crds/cron.ts';
+import { CRON_FIELDS, cronFieldPattern, integerRangePattern, rangesAscending, scheduleFieldPattern } from '../../crds/cron.ts';
 
 const anchored = (pattern: string) => new RegExp(`^${pattern}$`);
 
@@ -85,5 +85,21 @@ describe('scheduleFieldPattern', () => {
       expect(regex.test(fixed.join('  ')), `field ${index}, double spaces`).toBe(true);
       expect(regex.test(`${fixed.join(' ')} *`), `field ${index}, six fields`).toBe(false);
     });
+  });
+});
+
+describe('rangesAscending', () => {
+  const { test } = rangesAscending('must ascend');
+
+  it.each(['0 9-17 * * MON-FRI', '0 5-5 * * *', '0 0 1 JAN-3,NOV-dec *', '0-30/10 */2 1-31/7 1-12/3 0-6/2', '@daily'])('accepts %j', (schedule) => {
+    expect(test(schedule)).toBe(true);
+  });
+
+  it.each(['0 17-9 * * *', '0 0 * * FRI-MON', '0 0 1 DEC-3/2 *', '0 0 10-09 * *', '59-0 * * * *'])('rejects %j', (schedule) => {
+    expect(test(schedule)).toBe(false);
+  });
+
+  it('leaves ranges with endpoints that are no values to the field rules', () => {
+    expect(test('0 0 * * FUN-MON')).toBe(true);
   });
 });

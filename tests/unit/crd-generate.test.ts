@@ -75,7 +75,7 @@ describe('the committed CRD', () => {
       console.log(JSON.stringify(seen.filter((u) => !u.includes('/node_modules/zod/'))));
     `;
     const loaded: string[] = JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', script], { cwd: ROOT, encoding: 'utf8' }));
-    const files = loaded.map((u) => u.replace(new URL('../..', import.meta.url).href, ''));
+    const files = [...new Set(loaded)].map((u) => u.replace(new URL('../..', import.meta.url).href, ''));
     expect(files.sort()).toEqual(['crds/cron.ts', 'crds/rules.ts', 'crds/schema.ts']);
   });
 });
