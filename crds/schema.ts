@@ -124,7 +124,7 @@ const timeZoneSchema = withRules(
     .string()
     .max(64)
     .regex(new RegExp(TIME_ZONE_PATTERN))
-    .describe('IANA time zone the schedule is interpreted in, e.g. Europe/Berlin. Defaults to the controller\'s (UTC).'),
+    .describe('IANA time zone the schedule is interpreted in, e.g. Europe/Berlin. Unset: the time zone of kube-controller-manager, UTC on most clusters.'),
   [notEqualIgnoringCase('Local', 'must name an IANA time zone such as Europe/Berlin: Local depends on where the controller runs')],
 );
 
@@ -234,7 +234,7 @@ export const backgroundTaskSpecSchema = withRules(
 
 // -------------------------------------------------------------------------------------- status
 
-const conditionSchema = z.object({
+export const conditionSchema = z.object({
   type: z.string().min(1).max(316).regex(new RegExp(CONDITION_TYPE_PATTERN)),
   status: z.enum(['True', 'False', 'Unknown']),
   observedGeneration: z.int().min(0).optional(),
