@@ -1,0 +1,175 @@
+import { describe, expect, it } from 'vitest';
+import { CronSyntaxError, parseCron } from '../../operator/controller/cron.ts';
+import { compileSchedule, dueScheduleTime, InvalidScheduleError, mostRecentScheduleTime, nextScheduleTime } from '../../operator/controller/schedule.ts';
+import { UnknownTimeZoneError, Zone } from '../../operator/controller/zoned-time.ts';
+
+const ms = (iso: string) => Date.parse(iso);
+const iso = (t: number | undefined) => (t === undefined ? '' : new Date(t).toISOString().replace('.000Z', 'Z'));
+
+function nextN(schedule: string, timeZone: string, from: string, n: number): string[] {
+  const s = compileSchedule(schedule, timeZone || undefined);
+  const out: string[] = [];
+  let t: number | undefined = ms(from);
+  for (let i = 0; i < n; i++) {
+    t = s.next(t);
+    out.push(iso(t));
+    if (t === undefined) break;
+  }
+  return out;
+}
+
+// Expected values are the output of robfig/cron v3.0.1 (the library the CronJob controller of
+// Kubernetes 1.34 uses): cron.ParseStandard("TZ=<zone> <schedule>") and four calls of Next,
+// run with Go against this table. `@every` is left out: the BackgroundTask schema refuses it.
+const ROBFIG_VECTORS: { schedule: string; timeZone: string; from: string; next?: string[]; error?: string }[] = [
+  { schedule: "30 2 * * *", timeZone: "Europe/Berlin", from: "2026-03-27T12:00:00Z", next: ["2026-03-28T01:30:00Z", "2026-03-30T00:30:00Z", "2026-03-31T00:30:00Z", "2026-04-01T00:30:00Z"] },
+  { schedule: "30 2 * * *", timeZone: "Europe/Berlin", from: "2026-10-23T12:00:00Z", next: ["2026-10-24T00:30:00Z", "2026-10-25T00:30:00Z", "2026-10-25T01:30:00Z", "2026-10-26T01:30:00Z"] },
+  { schedule: "0 2 * * *", timeZone: "Europe/Berlin", from: "2026-03-28T12:00:00Z", next: ["2026-03-30T00:00:00Z", "2026-03-31T00:00:00Z", "2026-04-01T00:00:00Z", "2026-04-02T00:00:00Z"] },
+  { schedule: "0 3 * * *", timeZone: "Europe/Berlin", from: "2026-10-24T12:00:00Z", next: ["2026-10-25T02:00:00Z", "2026-10-26T02:00:00Z", "2026-10-27T02:00:00Z", "2026-10-28T02:00:00Z"] },
+  { schedule: "*/30 * * * *", timeZone: "Europe/Berlin", from: "2026-03-29T00:15:00Z", next: ["2026-03-29T00:30:00Z", "2026-03-29T01:00:00Z", "2026-03-29T01:30:00Z", "2026-03-29T02:00:00Z"] },
+  { schedule: "*/30 * * * *", timeZone: "Europe/Berlin", from: "2026-10-25T00:15:00Z", next: ["2026-10-25T00:30:00Z", "2026-10-25T01:00:00Z", "2026-10-25T01:30:00Z", "2026-10-25T02:00:00Z"] },
+  { schedule: "30 1 * * *", timeZone: "America/New_York", from: "2026-10-31T12:00:00Z", next: ["2026-11-01T05:30:00Z", "2026-11-01T06:30:00Z", "2026-11-02T06:30:00Z", "2026-11-03T06:30:00Z"] },
+  { schedule: "30 2 * * *", timeZone: "America/New_York", from: "2026-03-07T12:00:00Z", next: ["2026-03-09T06:30:00Z", "2026-03-10T06:30:00Z", "2026-03-11T06:30:00Z", "2026-03-12T06:30:00Z"] },
+  { schedule: "0 0 * * *", timeZone: "America/Sao_Paulo", from: "2018-11-02T12:00:00Z", next: ["2018-11-03T03:00:00Z", "2018-11-05T02:00:00Z", "2018-11-06T02:00:00Z", "2018-11-07T02:00:00Z"] },
+  { schedule: "0 0 * * *", timeZone: "America/Sao_Paulo", from: "2019-02-15T12:00:00Z", next: ["2019-02-16T02:00:00Z", "2019-02-17T03:00:00Z", "2019-02-18T03:00:00Z", "2019-02-19T03:00:00Z"] },
+  { schedule: "0 2 * * *", timeZone: "Australia/Lord_Howe", from: "2026-10-02T00:00:00Z", next: ["2026-10-02T15:30:00Z", "2026-10-04T15:00:00Z", "2026-10-05T15:00:00Z", "2026-10-06T15:00:00Z"] },
+  { schedule: "15 10 * * 1-5", timeZone: "", from: "2026-11-27T12:00:00Z", next: ["2026-11-30T10:15:00Z", "2026-12-01T10:15:00Z", "2026-12-02T10:15:00Z", "2026-12-03T10:15:00Z"] },
+  { schedule: "0 0 31 * *", timeZone: "", from: "2026-01-31T00:00:00Z", next: ["2026-03-31T00:00:00Z", "2026-05-31T00:00:00Z", "2026-07-31T00:00:00Z", "2026-08-31T00:00:00Z"] },
+  { schedule: "0 0 29 2 *", timeZone: "", from: "2026-01-01T00:00:00Z", next: ["2028-02-29T00:00:00Z", "2032-02-29T00:00:00Z", "2036-02-29T00:00:00Z", "2040-02-29T00:00:00Z"] },
+  { schedule: "0 0 1,15 * 1", timeZone: "", from: "2026-06-01T00:00:00Z", next: ["2026-06-08T00:00:00Z", "2026-06-15T00:00:00Z", "2026-06-22T00:00:00Z", "2026-06-29T00:00:00Z"] },
+  { schedule: "*/15 9-17 * * MON-FRI", timeZone: "Asia/Kolkata", from: "2026-11-27T11:50:00Z", next: ["2026-11-27T12:00:00Z", "2026-11-27T12:15:00Z", "2026-11-30T03:30:00Z", "2026-11-30T03:45:00Z"] },
+  { schedule: "@weekly", timeZone: "", from: "2026-11-28T00:00:00Z", next: ["2026-11-29T00:00:00Z", "2026-12-06T00:00:00Z", "2026-12-13T00:00:00Z", "2026-12-20T00:00:00Z"] },
+  { schedule: "@monthly", timeZone: "Pacific/Auckland", from: "2026-11-28T00:00:00Z", next: ["2026-11-30T11:00:00Z", "2026-12-31T11:00:00Z", "2027-01-31T11:00:00Z", "2027-02-28T11:00:00Z"] },
+  { schedule: "@yearly", timeZone: "", from: "2026-11-28T00:00:00Z", next: ["2027-01-01T00:00:00Z", "2028-01-01T00:00:00Z", "2029-01-01T00:00:00Z", "2030-01-01T00:00:00Z"] },
+  { schedule: "@hourly", timeZone: "", from: "2026-11-28T10:59:59Z", next: ["2026-11-28T11:00:00Z", "2026-11-28T12:00:00Z", "2026-11-28T13:00:00Z", "2026-11-28T14:00:00Z"] },
+  { schedule: "5/15 * * * *", timeZone: "", from: "2026-11-28T10:00:00Z", next: ["2026-11-28T10:05:00Z", "2026-11-28T10:20:00Z", "2026-11-28T10:35:00Z", "2026-11-28T10:50:00Z"] },
+  { schedule: "0 12 ? * sun", timeZone: "", from: "2026-11-28T10:00:00Z", next: ["2026-11-29T12:00:00Z", "2026-12-06T12:00:00Z", "2026-12-13T12:00:00Z", "2026-12-20T12:00:00Z"] },
+  { schedule: "0 0 30 2 *", timeZone: "", from: "2026-01-01T00:00:00Z", next: [""] },
+  { schedule: "0 9 * jan,jul *", timeZone: "Europe/London", from: "2026-11-28T10:00:00Z", next: ["2027-01-01T09:00:00Z", "2027-01-02T09:00:00Z", "2027-01-03T09:00:00Z", "2027-01-04T09:00:00Z"] },
+  { schedule: "59 23 * * *", timeZone: "", from: "2026-12-31T23:59:00Z", next: ["2027-01-01T23:59:00Z", "2027-01-02T23:59:00Z", "2027-01-03T23:59:00Z", "2027-01-04T23:59:00Z"] },
+  { schedule: "0 */6 * * *", timeZone: "America/Los_Angeles", from: "2026-03-08T06:30:00Z", next: ["2026-03-08T08:00:00Z", "2026-03-08T13:00:00Z", "2026-03-08T19:00:00Z", "2026-03-09T01:00:00Z"] },
+  { schedule: "0 1 * * *", timeZone: "America/Los_Angeles", from: "2026-11-01T06:00:00Z", next: ["2026-11-01T08:00:00Z", "2026-11-01T09:00:00Z", "2026-11-02T09:00:00Z", "2026-11-03T09:00:00Z"] },
+  { schedule: "0,30 0-3 * * *", timeZone: "Europe/Berlin", from: "2026-10-24T23:00:00Z", next: ["2026-10-24T23:30:00Z", "2026-10-25T00:00:00Z", "2026-10-25T00:30:00Z", "2026-10-25T01:00:00Z"] },
+  { schedule: "0 0 * * *", timeZone: "UTC", from: "2026-11-28T00:00:00.500Z", next: ["2026-11-29T00:00:00Z", "2026-11-30T00:00:00Z", "2026-12-01T00:00:00Z", "2026-12-02T00:00:00Z"] },
+  { schedule: "1-5/2 3 * * *", timeZone: "", from: "2026-11-28T00:00:00Z", next: ["2026-11-28T03:01:00Z", "2026-11-28T03:03:00Z", "2026-11-28T03:05:00Z", "2026-11-29T03:01:00Z"] },
+  { schedule: "0 0 * * 7", timeZone: "", from: "2026-11-28T00:00:00Z", error: "end of range (7) above maximum (6): 7" },
+  { schedule: "61 * * * *", timeZone: "", from: "2026-11-28T00:00:00Z", error: "end of range (61) above maximum (59): 61" },
+  { schedule: "0 0 * *", timeZone: "", from: "2026-11-28T00:00:00Z", error: "expected exactly 5 fields, found 4: [0 0 * *]" },
+  { schedule: "5-2 * * * *", timeZone: "", from: "2026-11-28T00:00:00Z", error: "beginning of range (5) beyond end of range (2): 5-2" },
+  { schedule: "*/0 * * * *", timeZone: "", from: "2026-11-28T00:00:00Z", error: "step of range should be a positive number: */0" },
+  { schedule: "0 0 * foo *", timeZone: "", from: "2026-11-28T00:00:00Z", error: "failed to parse int from foo" },
+];
+
+describe('cron schedules match robfig/cron', () => {
+  it.each(ROBFIG_VECTORS.filter((v) => v.next))('$schedule in "$timeZone" after $from', (v) => {
+    expect(nextN(v.schedule, v.timeZone, v.from, v.next!.length)).toEqual(v.next);
+  });
+
+  it.each(ROBFIG_VECTORS.filter((v) => v.error))('refuses $schedule like robfig: $error', (v) => {
+    expect(() => compileSchedule(v.schedule, v.timeZone || undefined)).toThrow(CronSyntaxError);
+    expect(() => compileSchedule(v.schedule, v.timeZone || undefined)).toThrow(v.error!);
+  });
+
+  it('refuses @every, which CronJobs accept but BackgroundTasks do not', () => {
+    expect(() => parseCron('@every 5m', Zone.load('UTC'))).toThrow('unrecognized descriptor');
+  });
+});
+
+describe('daylight saving time, Europe/Berlin, 30 2 * * *', () => {
+  const zone = Zone.load('Europe/Berlin');
+  const pad = (n: number) => String(n).padStart(2, '0');
+  /** `2026-03-28 02:30 +01:00`: the wall time in Berlin and its UTC offset. */
+  const berlin = (t: string) => {
+    const w = zone.wall(ms(t));
+    return `${w.year}-${pad(w.month)}-${pad(w.day)} ${pad(w.hour)}:${pad(w.minute)} +${pad(zone.offsetSeconds(ms(t)) / 3600)}:00`;
+  };
+
+  it('skips the spring-forward day: 02:30 does not exist on 2026-03-29', () => {
+    const runs = nextN('30 2 * * *', 'Europe/Berlin', '2026-03-28T00:00:00Z', 3).map(berlin);
+    expect(runs).toEqual(['2026-03-28 02:30 +01:00', '2026-03-30 02:30 +02:00', '2026-03-31 02:30 +02:00']);
+  });
+
+  it('runs twice on the fall-back day: 02:30 CEST and 02:30 CET (as robfig/cron does; cron-parser would run once)', () => {
+    const runs = nextN('30 2 * * *', 'Europe/Berlin', '2026-10-24T12:00:00Z', 3).map(berlin);
+    expect(runs).toEqual(['2026-10-25 02:30 +02:00', '2026-10-25 02:30 +01:00', '2026-10-26 02:30 +01:00']);
+  });
+});
+
+describe('zones', () => {
+  it('rejects an unknown time zone', () => {
+    expect(() => compileSchedule('0 * * * *', 'Mars/Olympus_Mons')).toThrow(UnknownTimeZoneError);
+  });
+
+  it('defaults to UTC', () => {
+    expect(nextN('0 4 * * *', '', '2026-11-28T05:00:00Z', 1)).toEqual(['2026-11-29T04:00:00Z']);
+  });
+
+  it('resolves wall times like Go time.Date: a skipped time moves forward, a repeated one is the later', () => {
+    const berlin = Zone.load('Europe/Berlin');
+    expect(iso(berlin.date(2026, 3, 29, 2, 30, 0))).toBe('2026-03-29T01:30:00Z'); // 03:30 CEST
+    expect(iso(berlin.date(2026, 10, 25, 2, 30, 0))).toBe('2026-10-25T01:30:00Z'); // 02:30 CET
+    expect(iso(berlin.date(2026, 12, 32, 0, 0, 0))).toBe('2026-12-31T23:00:00Z'); // Jan 1st 00:00 CET
+  });
+});
+
+describe('mostRecentScheduleTime (utils.go)', () => {
+  const hourly = compileSchedule('0 * * * *', undefined);
+  const everyMinute = compileSchedule('* * * * *', undefined);
+  const cases: {
+    name: string;
+    schedule?: typeof hourly;
+    earliest: string;
+    now: string;
+    deadline?: number;
+    mostRecent?: string;
+    missed: string;
+  }[] = [
+    { name: 'nothing due yet', earliest: '2026-11-28T10:00:00Z', now: '2026-11-28T10:30:00Z', missed: 'none' },
+    { name: 'one due, exactly now', earliest: '2026-11-28T10:00:00Z', now: '2026-11-28T11:00:00Z', mostRecent: '2026-11-28T11:00:00Z', missed: 'none' },
+    { name: 'several missed: the latest counts', earliest: '2026-11-28T10:00:00Z', now: '2026-11-28T15:30:00Z', mostRecent: '2026-11-28T15:00:00Z', missed: 'few' },
+    {
+      name: 'the starting deadline hides old misses',
+      earliest: '2026-11-28T10:00:00Z',
+      now: '2026-11-28T15:30:00Z',
+      deadline: 600,
+      missed: 'none',
+    },
+    {
+      name: 'a deadline long enough keeps the latest',
+      earliest: '2026-11-28T10:00:00Z',
+      now: '2026-11-28T15:30:00Z',
+      deadline: 3600,
+      mostRecent: '2026-11-28T15:00:00Z',
+      missed: 'none',
+    },
+    { name: 'more than 100 missed', schedule: everyMinute, earliest: '2026-11-28T10:00:00Z', now: '2026-11-28T12:00:30Z', mostRecent: '2026-11-28T12:00:00Z', missed: 'many' },
+  ];
+  it.each(cases)('$name', (c) => {
+    const r = mostRecentScheduleTime(c.schedule ?? hourly, { earliest: ms(c.earliest), startingDeadlineSeconds: c.deadline }, ms(c.now));
+    expect({ mostRecent: r.mostRecent === undefined ? undefined : iso(r.mostRecent), missed: r.missed }).toEqual({ mostRecent: c.mostRecent, missed: c.missed });
+  });
+
+  it('refuses a schedule that never fires', () => {
+    expect(() => mostRecentScheduleTime(compileSchedule('0 0 30 2 *', undefined), { earliest: 0 }, ms('2026-01-01T00:00:00Z'))).toThrow(InvalidScheduleError);
+  });
+});
+
+describe('nextScheduleTime and dueScheduleTime', () => {
+  const hourly = compileSchedule('0 * * * *', undefined);
+  it.each([
+    { name: 'the next slot after the last schedule', earliest: '2026-11-28T10:00:00Z', now: '2026-11-28T10:30:00Z', next: '2026-11-28T11:00:00Z' },
+    { name: 'after missed slots: the one after the most recent', earliest: '2026-11-28T10:00:00Z', now: '2026-11-28T15:30:00Z', next: '2026-11-28T16:00:00Z' },
+    { name: 'a slot due now: the one after it', earliest: '2026-11-28T10:00:00Z', now: '2026-11-28T11:00:00Z', next: '2026-11-28T12:00:00Z' },
+  ])('$name', (c) => {
+    expect(iso(nextScheduleTime(hourly, ms(c.earliest), ms(c.now)))).toBe(c.next);
+  });
+
+  it('names the due slot and whether it is past its starting deadline', () => {
+    expect(dueScheduleTime(hourly, { earliest: ms('2026-11-28T10:00:00Z'), startingDeadlineSeconds: 120 }, ms('2026-11-28T11:00:30Z'))).toEqual({
+      scheduledTime: ms('2026-11-28T11:00:00Z'),
+      tooLate: false,
+    });
+    expect(dueScheduleTime(hourly, { earliest: ms('2026-11-28T10:00:00Z'), startingDeadlineSeconds: 10 }, ms('2026-11-28T11:00:30Z'))).toBeUndefined();
+    expect(dueScheduleTime(hourly, { earliest: ms('2026-11-28T11:00:00Z') }, ms('2026-11-28T11:00:30Z'))).toBeUndefined();
+  });
+});
