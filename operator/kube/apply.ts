@@ -1,0 +1,139 @@
+// Writes that cost nothing when nothing changed.
+//   apply(): server-side apply (field manager bgtask-operator, force) of a desired object. The
+//     hash of the desired object rides along in an annotation; when the cached live object
+//     carries the same hash, the request is skipped. A spec edited by someone else bumps the
+//     object's generation past the one our last apply produced, and that re-applies.
+//   patchStatus(): a JSON merge patch of /status holding only the members that differ from the
+//     cached object; nothing to send, no request.
+import type { Logger } from 'pino';
+import { HttpMethod, PatchStrategy } from '@kubernetes/client-node';
+import { API_GROUP } from '../../crds/schema.ts';
+import { objectKey } from './keys.ts';
+import { hashJson, partialMergePatch } from './json.ts';
+import type { RawApi } from './raw-api.ts';
+import { BACKGROUND_TASKS, objectPath, resourceFor } from './resources.ts';
+import type { KubeObject } from './types.ts';
+
+export const FIELD_MANAGER = 'bgtask-operator';
+export const APPLIED_HASH_ANNOTATION = `${API_GROUP}/applied-hash`;
+
+export interface ApplyResult<T> {
+  /** false when the live object already matched and no request was made. */
+  changed: boolean;
+  /** The server's answer, or the live object when skipped. */
+  object: T;
+}
+
+export interface StatusPatchResult<T> {
+  changed: boolean;
+  /** The updated object; undefined when skipped. */
+  object?: T;
+}
+
+export interface ApplierOptions {
+  raw: RawApi;
+  log: Logger;
+  fieldManager?: string;
+  /** How many objects' last applied generation to remember (oldest forgotten first). */
+  rememberGenerations?: number;
+}
+
+export interface ApplierStats {
+  applies: number;
+  appliesSkipped: number;
+  statusPatches: number;
+  statusPatchesSkipped: number;
+}
+
+/** The desired object's hash, as stored in APPLIED_HASH_ANNOTATION (the annotation itself excluded). */
+export function desiredHash(desired: KubeObject): string {
+  const annotations = { ...desired.metadata?.annotations };
+  delete annotations[APPLIED_HASH_ANNOTATION];
+  return hashJson({ ...desired, metadata: { ...desired.metadata, annotations } });
+}
+
+export class Applier {
+  readonly fieldManager: string;
+  readonly stats: ApplierStats = { applies: 0, appliesSkipped: 0, statusPatches: 0, statusPatchesSkipped: 0 };
+  /** `kind/namespace/name` → the uid and generation our last apply left the object at. */
+  private readonly applied = new Map<string, { uid: string; generation: number }>();
+
+  constructor(private readonly opts: ApplierOptions) {
+    this.fieldManager = opts.fieldManager ?? FIELD_MANAGER;
+  }
+
+  /**
+   * Server-side applies `desired` unless `live` (the cached object, if any) already carries its
+   * hash and nobody has changed its spec since.
+   */
+  async apply<T extends KubeObject>(desired: T, live?: KubeObject): Promise<ApplyResult<T>> {
+    const rt = resourceFor(desired.apiVersion, desired.kind);
+    const name = desired.metadata?.name;
+    if (!name) throw new Error(`apply: desired ${desired.kind} has no metadata.name`);
+    const hash = desiredHash(desired);
+    const memoKey = `${desired.kind}/${objectKey(desired)}`;
+    if (live && live.metadata?.annotations?.[APPLIED_HASH_ANNOTATION] === hash && !this.editedSince(memoKey, live)) {
+      this.stats.appliesSkipped++;
+      return { changed: false, object: live as T };
+    }
+    const body = { ...desired, metadata: { ...desired.metadata, annotations: { ...desired.metadata?.annotations, [APPLIED_HASH_ANNOTATION]: hash } } };
+    let result: T;
+    try {
+      result = await this.opts.raw.request<T>(HttpMethod.PATCH, objectPath(rt, desired.metadata?.namespace, name), {
+        query: { fieldManager: this.fieldManager, force: true },
+        body,
+        contentType: PatchStrategy.ServerSideApply,
+      });
+    } catch (err) {
+      throw new Error(`server-side apply of ${rt.kind} ${objectKey(desired)} failed`, { cause: err });
+    }
+    this.stats.applies++;
+    this.remember(memoKey, result);
+    this.opts.log.debug({ kind: rt.kind, key: objectKey(desired), resourceVersion: result.metadata?.resourceVersion }, 'applied');
+    return { changed: true, object: result };
+  }
+
+  /**
+   * Merge-patches the status subresource of a BackgroundTask with the members of `status` that
+   * differ from `task.status` (the cached object). Members not named in `status` are left alone
+   * (the task-runner owns lastRun); a member set to undefined is removed.
+   */
+  async patchStatus<T extends KubeObject & { status?: object }>(task: T, status: Record<string, unknown>): Promise<StatusPatchResult<T>> {
+    const patch = partialMergePatch(task.status as Record<string, unknown> | undefined, status);
+    if (!patch) {
+      this.stats.statusPatchesSkipped++;
+      return { changed: false };
+    }
+    const name = task.metadata?.name;
+    if (!name) throw new Error('patchStatus: the task has no metadata.name');
+    let object: T;
+    try {
+      object = await this.opts.raw.request<T>(HttpMethod.PATCH, objectPath(BACKGROUND_TASKS, task.metadata?.namespace, name, 'status'), {
+        query: { fieldManager: this.fieldManager },
+        body: { status: patch },
+        contentType: PatchStrategy.MergePatch,
+      });
+    } catch (err) {
+      throw new Error(`status patch of ${objectKey(task)} failed`, { cause: err });
+    }
+    this.stats.statusPatches++;
+    return { changed: true, object };
+  }
+
+  // The cached object may lag behind our own last apply (lower generation): that is not an edit.
+  private editedSince(memoKey: string, live: KubeObject): boolean {
+    const last = this.applied.get(memoKey);
+    if (!last || last.uid !== live.metadata?.uid) return false;
+    return (live.metadata?.generation ?? 0) > last.generation;
+  }
+
+  private remember(memoKey: string, result: KubeObject): void {
+    const uid = result.metadata?.uid;
+    const generation = result.metadata?.generation;
+    if (!uid || generation === undefined) return;
+    this.applied.delete(memoKey); // re-insert: Map order is the eviction order
+    this.applied.set(memoKey, { uid, generation });
+    const cap = this.opts.rememberGenerations ?? 20_000;
+    if (this.applied.size > cap) this.applied.delete(this.applied.keys().next().value as string);
+  }
+}

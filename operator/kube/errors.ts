@@ -1,0 +1,31 @@
+// Telling API failures apart. Every request this package makes throws client-node's
+// ApiException (the generated clients do too), so callers test one shape.
+import { ApiException } from '@kubernetes/client-node';
+
+/** The HTTP status of a failed API request, or undefined when the failure was not an HTTP answer. */
+export function statusCode(err: unknown): number | undefined {
+  if (err instanceof ApiException) return err.code;
+  if (typeof err === 'object' && err !== null) {
+    const e = err as { code?: unknown; statusCode?: unknown };
+    if (typeof e.statusCode === 'number') return e.statusCode;
+    if (typeof e.code === 'number') return e.code;
+  }
+  return undefined;
+}
+
+export const isNotFound = (err: unknown): boolean => statusCode(err) === 404;
+export const isConflict = (err: unknown): boolean => statusCode(err) === 409;
+/** 410: the resourceVersion asked for has been compacted away; the only way on is a fresh list. */
+export const isGone = (err: unknown): boolean => statusCode(err) === 410;
+export const isAbort = (err: unknown): boolean =>
+  err instanceof Error && (err.name === 'AbortError' || err.name === 'TimeoutError');
+
+/** The server's message of a Status body (or the error's own message), for logs and events. */
+export function describeError(err: unknown): string {
+  if (err instanceof ApiException) {
+    const body = err.body as { message?: unknown } | string | undefined;
+    const serverMessage = typeof body === 'object' && body && typeof body.message === 'string' ? body.message : typeof body === 'string' ? body : '';
+    return serverMessage ? `${err.message}: ${serverMessage}` : err.message;
+  }
+  return err instanceof Error ? err.message : String(err);
+}
