@@ -26,6 +26,8 @@ export interface EventHandler<T> {
 }
 
 export interface InformerOptions<T extends KubeObject> {
+  /** For logs and health checks; default the resource's plural. */
+  name?: string;
   raw: RawApi;
   resource: ResourceType;
   log: Logger;
@@ -61,6 +63,9 @@ export interface InformerStats {
   bookmarks: number;
 }
 
+/** An informer of any kind, as seen by whoever starts, stops and health-checks it. */
+export type InformerHandle = Pick<Informer<KubeObject>, 'name' | 'start' | 'stop' | 'hasSynced' | 'waitForSync' | 'silenceMs' | 'stats'>;
+
 /** Thrown into the watch when it has gone silent. */
 class WatchStalledError extends Error {
   override readonly name = 'WatchStalledError';
@@ -69,6 +74,7 @@ class WatchStalledError extends Error {
 const MIN_HEALTHY_WATCH_MS = 1000;
 
 export class Informer<T extends KubeObject> {
+  readonly name: string;
   readonly store: ReadonlyStore<T>;
   readonly stats: InformerStats = { lists: 0, expired: 0, stalls: 0, watchErrors: 0, listErrors: 0, events: 0, bookmarks: 0 };
   private readonly cache: Store<T>;
@@ -86,13 +92,14 @@ export class Informer<T extends KubeObject> {
   private resourceVersion = '';
 
   constructor(private readonly opts: InformerOptions<T>) {
+    this.name = opts.name ?? opts.resource.plural;
     this.cache = new Store<T>(opts.indexers);
     this.store = this.cache;
     this.path = collectionPath(opts.resource, opts.namespace);
     this.apiVersion = apiVersionOf(opts.resource);
     this.transform = opts.transform ?? (stripManagedFields as (obj: KubeObject) => T);
     this.stallTimeoutMs = opts.stallTimeoutMs ?? 90_000;
-    this.log = opts.log.child({ informer: opts.resource.plural, ...(opts.namespace ? { namespace: opts.namespace } : {}) });
+    this.log = opts.log.child({ informer: this.name, ...(opts.namespace ? { namespace: opts.namespace } : {}) });
   }
 
   /** Registers handlers; objects already cached are delivered to them as adds. */

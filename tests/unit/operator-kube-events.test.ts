@@ -1,0 +1,148 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import pino from 'pino';
+import { ApiException } from '@kubernetes/client-node';
+import { KubeEventRecorder, REPORTING_CONTROLLER, microTime, type EventBody, type EventSink } from '../../operator/kube/events.ts';
+
+/** Records what would be written; `missing` names Events the server has let expire. */
+class RecordingSink implements EventSink {
+  created: { namespace: string; body: EventBody }[] = [];
+  patches: { namespace: string; name: string; series: { count: number; lastObservedTime: string } }[] = [];
+  missing = new Set<string>();
+  failCreates = 0;
+
+  async create(namespace: string, body: EventBody): Promise<void> {
+    if (this.failCreates > 0) {
+      this.failCreates--;
+      throw new ApiException(500, 'boom', {}, {});
+    }
+    this.created.push({ namespace, body: structuredClone(body) });
+  }
+
+  async patchSeries(namespace: string, name: string, series: { count: number; lastObservedTime: string }): Promise<void> {
+    if (this.missing.has(name)) throw new ApiException(404, 'not found', {}, {});
+    this.patches.push({ namespace, name, series: { ...series } });
+  }
+}
+
+const task = {
+  apiVersion: 'workers.personal-assistant.io/v1alpha1',
+  kind: 'BackgroundTask',
+  metadata: { namespace: 'ns', name: 'digest', uid: 'u1', resourceVersion: '7' },
+};
+
+describe('KubeEventRecorder', () => {
+  let now: number;
+  let sink: RecordingSink;
+  let recorder: KubeEventRecorder;
+
+  beforeEach(() => {
+    vi.useFakeTimers();
+    now = Date.parse('2026-11-28T12:00:00Z');
+    sink = new RecordingSink();
+    recorder = new KubeEventRecorder({ sink, log: pino({ level: 'silent' }), instance: 'op-0', seriesWindowMs: 60_000, seriesFlushMs: 5_000, now: () => new Date(now) });
+  });
+  afterEach(() => vi.useRealTimers());
+
+  it('writes an events.k8s.io/v1 Event regarding the object', async () => {
+    recorder.record(task, 'Warning', 'RunFailed', 'exit code 1');
+    await recorder.flush();
+    expect(sink.created).toHaveLength(1);
+    const { namespace, body } = sink.created[0]!;
+    expect(namespace).toBe('ns');
+    expect(body).toMatchObject({
+      apiVersion: 'events.k8s.io/v1',
+      kind: 'Event',
+      type: 'Warning',
+      reason: 'RunFailed',
+      action: 'Reconcile',
+      note: 'exit code 1',
+      reportingController: REPORTING_CONTROLLER,
+      reportingInstance: 'op-0',
+      eventTime: '2026-11-28T12:00:00.000000Z',
+      regarding: { kind: 'BackgroundTask', name: 'digest', namespace: 'ns', uid: 'u1' },
+    });
+    expect(body.metadata.name).toMatch(/^digest\./);
+    expect(body.series).toBeUndefined();
+  });
+
+  it('turns repeats within the window into one series update per flush interval', async () => {
+    recorder.record(task, 'Warning', 'RunFailed', 'exit code 1');
+    await recorder.flush();
+    for (let i = 0; i < 5; i++) {
+      now += 1000;
+      recorder.record(task, 'Warning', 'RunFailed', 'exit code 1');
+    }
+    expect(sink.patches).toHaveLength(0); // batched
+    await vi.advanceTimersByTimeAsync(5_000);
+    await recorder.flush();
+    expect(sink.created).toHaveLength(1);
+    expect(sink.patches).toEqual([
+      { namespace: 'ns', name: sink.created[0]!.body.metadata.name, series: { count: 6, lastObservedTime: microTime(new Date(now)) } },
+    ]);
+  });
+
+  it('keeps different reasons, notes and objects apart', async () => {
+    recorder.record(task, 'Warning', 'RunFailed', 'exit code 1');
+    recorder.record(task, 'Warning', 'RunFailed', 'exit code 2');
+    recorder.record(task, 'Normal', 'RunSucceeded', 'exit code 1');
+    recorder.record({ ...task, metadata: { ...task.metadata, uid: 'u2' } }, 'Warning', 'RunFailed', 'exit code 1');
+    await recorder.flush();
+    expect(sink.created).toHaveLength(4);
+  });
+
+  it('starts a new Event once the window has passed', async () => {
+    recorder.record(task, 'Normal', 'Scheduled', 'n');
+    await recorder.flush();
+    now += 61_000;
+    recorder.record(task, 'Normal', 'Scheduled', 'n');
+    await recorder.flush();
+    expect(sink.created).toHaveLength(2);
+    expect(sink.patches).toHaveLength(0);
+  });
+
+  it('re-creates an Event the server has expired instead of losing the series', async () => {
+    recorder.record(task, 'Warning', 'RunFailed', 'x');
+    await recorder.flush();
+    sink.missing.add(sink.created[0]!.body.metadata.name);
+    now += 1000;
+    recorder.record(task, 'Warning', 'RunFailed', 'x');
+    await recorder.flush();
+    expect(sink.created).toHaveLength(2);
+    expect(sink.created[1]!.body.metadata.name).not.toBe(sink.created[0]!.body.metadata.name);
+  });
+
+  it('a failed create is logged, not thrown, and retried with the series at the next repeat', async () => {
+    sink.failCreates = 1;
+    recorder.record(task, 'Warning', 'RunFailed', 'x');
+    await recorder.flush();
+    expect(recorder.stats.failures).toBe(1);
+    expect(sink.created).toHaveLength(0);
+    now += 1000;
+    recorder.record(task, 'Warning', 'RunFailed', 'x');
+    await recorder.flush();
+    expect(sink.created).toHaveLength(1);
+    expect(sink.created[0]!.body.series).toEqual({ count: 2, lastObservedTime: microTime(new Date(now)) });
+  });
+
+  it('truncates long notes to the 1 kB the API allows', async () => {
+    recorder.record(task, 'Warning', 'RunFailed', 'é'.repeat(2000));
+    await recorder.flush();
+    const note = sink.created[0]!.body.note;
+    expect(Buffer.byteLength(note)).toBeLessThanOrEqual(1024);
+    expect(note.endsWith('...')).toBe(true);
+  });
+
+  it('forgets the oldest combinations beyond maxEntries, flushing their pending counts', async () => {
+    const small = new KubeEventRecorder({ sink, log: pino({ level: 'silent' }), instance: 'op-0', maxEntries: 2, seriesFlushMs: 60_000, now: () => new Date(now) });
+    small.record(task, 'Normal', 'A', 'n');
+    await small.flush();
+    small.record(task, 'Normal', 'A', 'n'); // pending count 2
+    small.record(task, 'Normal', 'B', 'n');
+    small.record(task, 'Normal', 'C', 'n'); // evicts A, whose count is written now
+    await small.flush();
+    expect(sink.patches.map((p) => p.series.count)).toEqual([2]);
+    small.record(task, 'Normal', 'A', 'n'); // A was forgotten: a new Event
+    await small.flush();
+    expect(sink.created.map((c) => c.body.reason)).toEqual(['A', 'B', 'C', 'A']);
+  });
+});
