@@ -1,0 +1,303 @@
+// The reconcile loop of a BackgroundTask, top to bottom. Given a task's key it reads the world
+// from the informer caches and makes it so:
+//   1. the task gone → lift our finalizers from its Jobs (owner references let the garbage
+//      collector delete the CronJob and Jobs) and let its family's waiting runs take the slots;
+//   2. validate what the CRD schema cannot (registry, params, schedule, time zone);
+//   3. compute the desired CronJob and apply it only if it differs (an invalid spec keeps the old one);
+//   4. admit the family's waiting Jobs while it has free slots;
+//   5. start a run-now Job or a due retry;
+//   6. rebuild the status from the runs and patch it only if it differs; count finished runs once;
+//   7. lift finalizers of counted Jobs being deleted, delete our own Jobs beyond spec.history;
+//   8. requeue at the next moment that matters: the next schedule, a retry's due time, a run
+//      becoming countable, a queued run's recheck — never sooner than needed.
+// The pure parts (desired-cronjob, runs, status, admission, retries, run-now, validate,
+// schedule) hold the detail and their table tests.
+import { FAMILIES, KIND as TASK_KIND, type Family } from '../../crds/schema.ts';
+import { Applier } from '../kube/apply.ts';
+import { describeError } from '../kube/errors.ts';
+import { splitKey } from '../kube/keys.ts';
+import { FamilyAdmission } from './admission.ts';
+import type { CronJob, Job, Pod, ReconcileDeps, Task } from './deps.ts';
+import { desiredCronJob, desiredRunJob } from './desired-cronjob.ts';
+import { planHousekeeping } from './housekeeping.ts';
+import { JOBS_BY_TASK, PODS_BY_JOB } from './indexes.ts';
+import { FAMILY_LABEL, RETRY_OF_ANNOTATION, RUN_FINALIZER, RUN_NOW_HANDLED_ANNOTATION, RUN_NOW_TOKEN_ANNOTATION, TASK_NAME_LABEL, TRIGGER_ANNOTATION } from './labels.ts';
+import { Announced } from './memory.ts';
+import { cronJobName } from './names.ts';
+import { decideRetry, retryPolicy } from './retries.ts';
+import { planRunNow } from './run-now.ts';
+import { newestRun, runsOf, type Run } from './runs.ts';
+import { nextScheduleTime } from './schedule.ts';
+import { buildStatus, countedThrough, type NotReady } from './status.ts';
+import { validateTask, type Validation } from './validate.ts';
+import { jobWrites, taskWrites } from './writes.ts';
+
+export type { ReconcileDeps } from './deps.ts';
+
+/** A task with waiting runs is looked at again this often, in case a slot freed without an event reaching it. */
+const QUEUED_RECHECK_MS = 60_000;
+/** Wake a moment after the CronJob controller does (it pads by 100 ms), to see the Job it made. */
+const AFTER_SCHEDULE_MS = 1_000;
+const MIN_REQUEUE_MS = 500;
+/** Far-off moments are looked at again within this bound (timers cap near 24.8 days anyway). */
+const MAX_REQUEUE_MS = 3_600_000;
+const DEFAULT_HISTORY = { successfulRuns: 3, failedRuns: 1 };
+
+export function createReconciler(deps: ReconcileDeps): (key: string) => Promise<{ requeueAfterMs?: number }> {
+  const { caches, settings, log, events } = deps;
+  const fieldManager = settings.fieldManager;
+  const applier = new Applier({ raw: deps.clients.raw, log, fieldManager });
+  const jobs = jobWrites(deps.clients.raw);
+  const tasks = taskWrites(deps.clients.raw);
+  const admission = new FamilyAdmission({ jobs: caches.jobs, admit: (job) => jobs.admit(job, fieldManager), now: () => deps.clock().getTime() });
+  const announced = new Announced();
+
+  return async function reconcile(key) {
+    const { namespace, name } = splitKey(key);
+    const now = deps.clock();
+    const task = namespace === undefined ? undefined : caches.tasks.get(namespace, name);
+    const labelled = caches.jobs.byIndex(JOBS_BY_TASK, key);
+
+    // 1. Gone, or going.
+    if (!task || task.metadata.deletionTimestamp) {
+      await Promise.all(labelled.filter(holdsFinalizer).map((job) => jobs.release(job, fieldManager)));
+      for (const family of familiesOf(labelled)) await admitFamily(family);
+      return {};
+    }
+    const { own, stale } = partitionByIncarnation(labelled, task);
+    const family = familyOfTask(task);
+
+    // 2. Validate.
+    const validation = validateTask(task, deps.registry, deps.families(), now.getTime());
+    let notReady: NotReady | undefined;
+    if (!validation.ok) {
+      notReady = { reason: 'InvalidSpec', message: validation.message };
+      events.record(task, 'Warning', 'InvalidSpec', `${validation.message}; the CronJob is left as it was`, 'Validate');
+    }
+
+    // 3. The CronJob.
+    const cronName = cronJobName(name);
+    let cronJob = caches.cronJobs.get(namespace, cronName);
+    let desired: CronJob | undefined;
+    let applyError: unknown;
+    if (validation.ok) {
+      desired = desiredCronJob({ task, family: validation.familyConfig, meta: validation.meta, settings });
+      try {
+        const applied = await applier.apply(desired, cronJob);
+        if (applied.changed) {
+          events.record(task, 'Normal', cronJob ? 'CronJobUpdated' : 'CronJobCreated', `CronJob ${cronName} ${cronJob ? 'updated' : 'created'}: ${task.spec.schedule} (${desired.spec?.timeZone})`, 'Apply');
+          cronJob = applied.object;
+        }
+      } catch (err) {
+        applyError = err;
+        notReady = { reason: 'CronJobFailed', message: `applying CronJob ${cronName} failed: ${describeError((err as Error).cause ?? err)}` };
+        events.record(task, 'Warning', 'CronJobFailed', notReady.message, 'Apply');
+      }
+    }
+
+    // 4. Family admission.
+    const slots = family ? await admitFamily(family) : undefined;
+
+    // 5. Run-now and retries.
+    const runs = runsOf(own, podsOf, task.status?.lastRun);
+    const newest = newestRun(runs, task.status?.lastRun);
+    let retryDueAt: number | undefined;
+    if (validation.ok && desired) {
+      await startRunNow(task, validation, desired);
+      retryDueAt = await startDueRetry(task, validation, desired, runs, newest, now.getTime());
+    }
+
+    // 6. Status.
+    const next = validation.ok && !task.spec.suspend ? nextScheduleTime(validation.schedule, earliestSchedule(cronJob, now), now.getTime()) : undefined;
+    const { status, folded, foldAt } = buildStatus({
+      task,
+      family,
+      cronJobName: cronName,
+      cronJob,
+      runs,
+      notReady,
+      nextScheduleTime: next,
+      queuedMessage: slots && family ? `family ${family} runs ${slots.running} of ${slots.concurrency} at once` : undefined,
+      now,
+    });
+    await applier.patchStatus(task, statusMembers(status));
+    for (const run of folded) announceFinished(task, run, family);
+
+    // 7. Housekeeping.
+    const history = { ...DEFAULT_HISTORY, ...task.spec.history };
+    const chores = planHousekeeping(runs, task.metadata.uid ?? '', history, countedThrough(task.status));
+    await Promise.all([
+      ...chores.release.map((run) => jobs.release(run.job, fieldManager)),
+      ...stale.filter(holdsFinalizer).map((job) => jobs.release(job, fieldManager)),
+      ...chores.remove.map((run) => jobs.remove(run.job)),
+    ]);
+
+    if (applyError) throw applyError;
+
+    // 8. Requeue.
+    const moments = [
+      next === undefined ? undefined : next + AFTER_SCHEDULE_MS,
+      retryDueAt,
+      foldAt,
+      runs.some((r) => r.queued) ? now.getTime() + QUEUED_RECHECK_MS : undefined,
+    ].filter((t): t is number => t !== undefined);
+    if (moments.length === 0) return {};
+    return { requeueAfterMs: Math.min(MAX_REQUEUE_MS, Math.max(MIN_REQUEUE_MS, Math.min(...moments) - now.getTime())) };
+  };
+
+  // ------------------------------------------------------------------------------------ steps
+
+  async function admitFamily(family: Family) {
+    const concurrency = deps.families()[family].concurrency;
+    const outcome = await admission.admit(family, concurrency, mayRun);
+    for (const job of outcome.admit) {
+      const owner = taskOfJob(job);
+      if (owner) events.record(owner, 'Normal', 'RunStarted', `run ${job.metadata?.name} admitted (family ${family}: ${outcome.running + 1} of ${concurrency} running)`, 'Admit');
+    }
+    for (const job of outcome.waiting) {
+      const owner = taskOfJob(job);
+      if (owner && announced.first(`queued/${job.metadata?.uid}`)) {
+        events.record(owner, 'Normal', 'RunQueued', `run ${job.metadata?.name} waits for a slot of family ${family} (${outcome.running} of ${concurrency} running)`, 'Queue');
+      }
+    }
+    return outcome;
+  }
+
+  /** A waiting Job may take a slot unless its task is gone, or suspended (run-now Jobs excepted). */
+  function mayRun(job: Job): boolean {
+    const owner = taskOfJob(job);
+    if (!owner || owner.metadata.deletionTimestamp) return false;
+    return !owner.spec.suspend || job.spec?.template?.metadata?.annotations?.[TRIGGER_ANNOTATION] === 'Manual';
+  }
+
+  async function startRunNow(task: Task, validation: Extract<Validation, { ok: true }>, desired: CronJob): Promise<void> {
+    const plan = planRunNow(task, validation.meta);
+    if (plan.kind === 'none') return;
+    if (plan.kind === 'invalid') {
+      events.record(task, 'Warning', 'InvalidRunNow', `run-now ${JSON.stringify(plan.token)} refused: ${plan.message}`, 'RunNow');
+    } else {
+      const job = desiredRunJob({ cronJob: desired, task, name: plan.name, trigger: 'Manual', attempt: 1, args: plan.args, annotations: { [RUN_NOW_TOKEN_ANNOTATION]: plan.token } });
+      const created = await jobs.create(job, fieldManager);
+      if (created) events.record(task, 'Normal', 'RunRequested', `run ${plan.name} created for run-now ${JSON.stringify(plan.token)}`, 'RunNow');
+    }
+    // The Job exists (or the request is refused): remember the token so it is answered once.
+    await tasks.annotate(task, { [RUN_NOW_HANDLED_ANNOTATION]: plan.token }, fieldManager);
+  }
+
+  async function startDueRetry(
+    task: Task,
+    validation: Extract<Validation, { ok: true }>,
+    desired: CronJob,
+    runs: readonly Run[],
+    newest: ReturnType<typeof newestRun>,
+    now: number,
+  ): Promise<number | undefined> {
+    const decision = decideRetry({ task, policy: retryPolicy(task, validation.meta), newest, runs, now });
+    if (decision.kind === 'none') return undefined;
+    if (decision.kind === 'wait') {
+      if (announced.first(`retry/${task.metadata.uid}/${decision.failedRunId}/${decision.attempt}`)) {
+        const at = new Date(decision.dueAt).toISOString();
+        events.record(task, 'Normal', 'RetryScheduled', `run ${decision.failedRunId} ended ${newest.lastRun?.outcome}: attempt ${decision.attempt} starts at ${at}`, 'Retry');
+      }
+      return decision.dueAt;
+    }
+    const job = desiredRunJob({
+      cronJob: desired,
+      task,
+      name: decision.name,
+      trigger: 'Retry',
+      attempt: decision.attempt,
+      ...(decision.args ? { args: decision.args } : {}),
+      annotations: { [RETRY_OF_ANNOTATION]: decision.failedRunId },
+    });
+    const created = await jobs.create(job, fieldManager);
+    if (created) events.record(task, 'Normal', 'RetryStarted', `run ${decision.name} retries ${decision.failedRunId} (attempt ${decision.attempt})`, 'Retry');
+    return undefined;
+  }
+
+  function announceFinished(task: Task, run: Run, family: Family | undefined): void {
+    if (!run.result || !announced.first(`finished/${run.uid}`)) return;
+    const { outcome, message } = run.result;
+    const duration = run.startedAt ? Math.max(0, (Date.parse(run.result.finishedAt) - Date.parse(run.startedAt)) / 1000) : undefined;
+    deps.metrics.observeRun({ task: task.spec.task, family: family ?? 'unknown', outcome, ...(duration === undefined ? {} : { durationSeconds: duration }) });
+    if (outcome === 'Succeeded') events.record(task, 'Normal', 'RunSucceeded', `run ${run.id} (attempt ${run.attempt}) succeeded: ${message}`, 'Run');
+    else events.record(task, 'Warning', 'RunFailed', `run ${run.id} (attempt ${run.attempt}) ended ${outcome}: ${message}`, 'Run');
+  }
+
+  // ---------------------------------------------------------------------------------- lookups
+
+  function podsOf(job: Job): Pod[] {
+    return caches.pods.byIndex(PODS_BY_JOB, `${job.metadata?.namespace}/${job.metadata?.name}`);
+  }
+
+  function taskOfJob(job: Job): Task | undefined {
+    const taskName = job.metadata?.labels?.[TASK_NAME_LABEL];
+    const namespace = job.metadata?.namespace;
+    return taskName && namespace ? caches.tasks.get(namespace, taskName) : undefined;
+  }
+}
+
+function holdsFinalizer(job: Job): boolean {
+  return job.metadata?.finalizers?.includes(RUN_FINALIZER) ?? false;
+}
+
+function familyOfTask(task: Task): Family | undefined {
+  const prefix = task.spec.task.slice(0, task.spec.task.indexOf('.'));
+  return (FAMILIES as readonly string[]).includes(prefix) ? (prefix as Family) : undefined;
+}
+
+function familiesOf(jobs: readonly Job[]): Family[] {
+  const families = new Set<Family>();
+  for (const job of jobs) {
+    const family = job.metadata?.labels?.[FAMILY_LABEL];
+    if (family && (FAMILIES as readonly string[]).includes(family)) families.add(family as Family);
+  }
+  return [...families];
+}
+
+/**
+ * A task deleted and created again under the same name gets new Jobs while the old ones are
+ * still being collected: those owned by another task uid, or (made by a CronJob) created before
+ * this task was, belong to the old one.
+ */
+function partitionByIncarnation(jobs: readonly Job[], task: Task): { own: Job[]; stale: Job[] } {
+  const own: Job[] = [];
+  const stale: Job[] = [];
+  const born = Date.parse(task.metadata.creationTimestamp ?? '');
+  for (const job of jobs) {
+    const taskOwner = job.metadata?.ownerReferences?.find((o) => o.kind === TASK_KIND);
+    const mine = taskOwner ? taskOwner.uid === task.metadata.uid : !(Date.parse(job.metadata?.creationTimestamp ?? '') < born);
+    (mine ? own : stale).push(job);
+  }
+  return { own, stale };
+}
+
+/** Where the CronJob controller counts schedules from: its last schedule, else its creation, else now. */
+function earliestSchedule(cronJob: CronJob | undefined, now: Date): number {
+  const at = cronJob?.status?.lastScheduleTime ?? cronJob?.metadata?.creationTimestamp;
+  return at ? Date.parse(at) : now.getTime();
+}
+
+/**
+ * The status members the operator owns, each named even when unset (so a value that went away is
+ * removed). lastRun is named only when known: the runner writes it too, and an operator that has
+ * not seen a run yet must not erase the runner's report.
+ */
+function statusMembers(status: ReturnType<typeof buildStatus>['status']): Record<string, unknown> {
+  const members: Record<string, unknown> = {
+    observedGeneration: status.observedGeneration,
+    conditions: status.conditions,
+    family: status.family,
+    cronJobName: status.cronJobName,
+    lastScheduleTime: status.lastScheduleTime,
+    nextScheduleTime: status.nextScheduleTime,
+    lastSuccessfulTime: status.lastSuccessfulTime,
+    lastFailureTime: status.lastFailureTime,
+    active: status.active,
+    succeeded: status.succeeded,
+    failed: status.failed,
+    consecutiveFailures: status.consecutiveFailures,
+  };
+  if (status.lastRun) members.lastRun = status.lastRun;
+  return members;
+}

@@ -1,0 +1,216 @@
+// A task's runs, read from the world: each Job the task owns (directly, or through its CronJob)
+// is one run, and its outcome is read, in order of trust, from
+//   1. the runner's own report: status.lastRun written by the runner for that run id;
+//   2. the runner's termination message on the pod (the same JSON, kept by the kubelet);
+//   3. what Kubernetes saw: the Job's conditions and the pod's container state.
+import { lastRunSchema, type LastRun, type RunOutcome, type RunTrigger, RUN_TRIGGERS } from '../../crds/schema.ts';
+import type { Job, Pod } from './deps.ts';
+import { ATTEMPT_ANNOTATION, RETRY_OF_ANNOTATION, RUN_FINALIZER, RUN_NOW_TOKEN_ANNOTATION, TRIGGER_ANNOTATION } from './labels.ts';
+import { RUNNER_CONTAINER } from './desired-cronjob.ts';
+
+export interface RunResult {
+  outcome: RunOutcome;
+  /** When the run ended, as the Job's terminal condition says (RFC 3339). */
+  finishedAt: string;
+  message: string;
+}
+
+export interface Run {
+  job: Job;
+  /** The Job's name: the run id the runner reports under (BGTASK_RUN_ID). */
+  id: string;
+  uid: string;
+  trigger: RunTrigger;
+  attempt: number;
+  /** For a retry: the run it retries. */
+  retryOf?: string;
+  /** For a manual run: the run-now token it answers. */
+  runNowToken?: string;
+  createdAt: string;
+  /** When the run was admitted and started (the Job's status.startTime). */
+  startedAt?: string;
+  /** Waiting for a slot of its family: suspended, not finished, not being deleted. */
+  queued: boolean;
+  /** Has been let run at least once (unsuspended, started, finished or holding the finalizer). */
+  admitted: boolean;
+  deleting: boolean;
+  hasFinalizer: boolean;
+  result?: RunResult;
+  /** The runner's report of this run: status.lastRun or the termination message. */
+  report?: LastRun;
+}
+
+type JobCondition = NonNullable<NonNullable<Job['status']>['conditions']>[number];
+
+function condition(job: Job, type: string): JobCondition | undefined {
+  return job.status?.conditions?.find((c) => c.type === type && c.status === 'True');
+}
+
+const IMAGE_PROBLEMS = new Set(['ErrImagePull', 'ImagePullBackOff', 'InvalidImageName', 'ErrImageNeverPull']);
+
+function runnerStatus(pod: Pod) {
+  const statuses = pod.status?.containerStatuses ?? [];
+  return statuses.find((s) => s.name === RUNNER_CONTAINER) ?? statuses[0];
+}
+
+/** The runner's result line, if the pod's container ended with one for this run. */
+export function terminationReport(pods: readonly Pod[], runId: string): LastRun | undefined {
+  for (const pod of pods) {
+    const message = runnerStatus(pod)?.state?.terminated?.message;
+    if (!message) continue;
+    const firstLine = message.trim().split('\n')[0] ?? '';
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(firstLine);
+    } catch {
+      // FallbackToLogsOnError puts the log tail here when the runner died before reporting: not a report.
+      continue;
+    }
+    const report = lastRunSchema.safeParse(parsed);
+    if (report.success && report.data.runId === runId) return report.data;
+  }
+  return undefined;
+}
+
+/** The pods' story in one line, newest pod first, for the message of a run Kubernetes ended. */
+function podEvidence(pods: readonly Pod[]): { oomKilled: boolean; exitCode?: number; reason?: string; detail?: string; imageProblem?: string } {
+  const newestFirst = [...pods].sort((a, b) => (b.metadata?.creationTimestamp ?? '').localeCompare(a.metadata?.creationTimestamp ?? ''));
+  for (const pod of newestFirst) {
+    const status = runnerStatus(pod);
+    const terminated = status?.state?.terminated ?? status?.lastState?.terminated;
+    if (terminated) {
+      return {
+        oomKilled: terminated.reason === 'OOMKilled',
+        exitCode: terminated.exitCode,
+        ...(terminated.reason ? { reason: terminated.reason } : {}),
+        ...(terminated.message ? { detail: terminated.message.trim().split('\n').slice(-3).join(' ') } : {}),
+      };
+    }
+    const waiting = status?.state?.waiting;
+    if (waiting?.reason && IMAGE_PROBLEMS.has(waiting.reason)) {
+      const image = pod.spec?.containers?.[0]?.image ?? 'the runner image';
+      return { oomKilled: false, imageProblem: `image ${image} could not be pulled (${waiting.reason})${waiting.message ? `: ${waiting.message}` : ''}` };
+    }
+    if (pod.status?.reason === 'Evicted' || pod.status?.reason) {
+      return { oomKilled: false, reason: pod.status.reason, ...(pod.status.message ? { detail: pod.status.message } : {}) };
+    }
+  }
+  return { oomKilled: false };
+}
+
+/**
+ * How a finished Job ended, or undefined while it has not. The runner's report wins, except that
+ * a run the Job's deadline killed is TimedOut even when the runner, seeing only SIGTERM, said
+ * Interrupted.
+ */
+export function jobResult(job: Job, pods: readonly Pod[], report: LastRun | undefined): RunResult | undefined {
+  const complete = condition(job, 'Complete');
+  const failed = condition(job, 'Failed');
+  const terminal = complete ?? failed;
+  if (!terminal) return undefined;
+  const finishedAt = terminal.lastTransitionTime ?? job.status?.completionTime ?? job.metadata?.creationTimestamp ?? new Date(0).toISOString();
+  const deadline = failed?.reason === 'DeadlineExceeded';
+
+  if (report?.outcome) {
+    const outcome = deadline && report.outcome === 'Interrupted' ? 'TimedOut' : report.outcome;
+    return { outcome, finishedAt, message: report.message ?? outcome };
+  }
+  if (complete) return { outcome: 'Succeeded', finishedAt, message: 'succeeded' };
+
+  const pod = podEvidence(pods);
+  const jobSays = [failed?.reason, failed?.message].filter(Boolean).join(': ');
+  if (pod.oomKilled) return { outcome: 'OOMKilled', finishedAt, message: 'the runner was killed for exceeding its memory limit (OOMKilled)' };
+  if (pod.imageProblem) return { outcome: 'Failed', finishedAt, message: pod.imageProblem };
+  if (deadline) return { outcome: 'TimedOut', finishedAt, message: `the run exceeded its timeout: ${jobSays}` };
+  const detail = pod.detail ? `: ${pod.detail}` : '';
+  switch (pod.exitCode) {
+    case 143:
+      return { outcome: 'Interrupted', finishedAt, message: `the runner was stopped (exit 143)${detail}` };
+    case 2:
+      return { outcome: 'InvalidInput', finishedAt, message: `the runner refused its input (exit 2)${detail}` };
+    case undefined:
+      break;
+    default:
+      return { outcome: 'Failed', finishedAt, message: `the runner exited with code ${pod.exitCode}${pod.reason ? ` (${pod.reason})` : ''}${detail}` };
+  }
+  if (pod.reason) return { outcome: 'Failed', finishedAt, message: `the pod failed: ${pod.reason}${detail}` };
+  return { outcome: 'Failed', finishedAt, message: jobSays ? `the Job failed: ${jobSays}` : 'the Job failed' };
+}
+
+function triggerOf(value: string | undefined): RunTrigger {
+  return (RUN_TRIGGERS as readonly string[]).includes(value ?? '') ? (value as RunTrigger) : 'Schedule';
+}
+
+/** One Job as a run. `lastRun` is the task's status.lastRun, the runner's report if it is this run's. */
+export function runOf(job: Job, pods: readonly Pod[], lastRun: LastRun | undefined): Run {
+  const id = job.metadata?.name ?? '';
+  const annotations = job.spec?.template?.metadata?.annotations ?? {};
+  const attempt = Number.parseInt(annotations[ATTEMPT_ANNOTATION] ?? '1', 10);
+  const report = lastRun?.runId === id && lastRun.outcome ? lastRun : terminationReport(pods, id);
+  const result = jobResult(job, pods, report);
+  const deleting = job.metadata?.deletionTimestamp !== undefined;
+  const hasFinalizer = job.metadata?.finalizers?.includes(RUN_FINALIZER) ?? false;
+  const suspended = job.spec?.suspend === true;
+  const run: Run = {
+    job,
+    id,
+    uid: job.metadata?.uid ?? '',
+    trigger: triggerOf(annotations[TRIGGER_ANNOTATION]),
+    attempt: Number.isInteger(attempt) && attempt >= 1 ? attempt : 1,
+    createdAt: job.metadata?.creationTimestamp ?? '',
+    queued: suspended && !result && !deleting,
+    admitted: !suspended || job.status?.startTime !== undefined || result !== undefined || hasFinalizer,
+    deleting,
+    hasFinalizer,
+  };
+  const retryOf = job.metadata?.annotations?.[RETRY_OF_ANNOTATION];
+  const token = job.metadata?.annotations?.[RUN_NOW_TOKEN_ANNOTATION];
+  if (retryOf) run.retryOf = retryOf;
+  if (token) run.runNowToken = token;
+  if (job.status?.startTime) run.startedAt = job.status.startTime;
+  if (result) run.result = result;
+  if (report) run.report = report;
+  return run;
+}
+
+/** Oldest first: by creation time, then name (the CronJob controller's names sort by schedule). */
+export function byCreation(a: { createdAt: string; id: string }, b: { createdAt: string; id: string }): number {
+  return Date.parse(a.createdAt) - Date.parse(b.createdAt) || a.id.localeCompare(b.id);
+}
+
+export function runsOf(jobs: readonly Job[], podsOf: (job: Job) => readonly Pod[], lastRun: LastRun | undefined): Run[] {
+  return jobs.map((job) => runOf(job, podsOf(job), lastRun)).sort(byCreation);
+}
+
+/**
+ * The task's newest run, as status.lastRun should describe it: the newest admitted Job, or the
+ * recorded lastRun when that is newer (its Job already deleted). Newest by start time.
+ */
+export function newestRun(runs: readonly Run[], recorded: LastRun | undefined): { run?: Run; lastRun?: LastRun } {
+  const started = runs.filter((r) => r.admitted);
+  const startOf = (r: Run) => Date.parse(r.startedAt ?? r.report?.startTime ?? r.createdAt);
+  const newest = started.reduce<Run | undefined>((best, r) => (!best || startOf(r) > startOf(best) || (startOf(r) === startOf(best) && r.id > best.id) ? r : best), undefined);
+  if (recorded && (!newest || (recorded.runId !== newest.id && Date.parse(recorded.startTime) > startOf(newest)))) {
+    return { lastRun: recorded };
+  }
+  if (!newest) return {};
+  return { run: newest, lastRun: lastRunOf(newest) };
+}
+
+/** status.lastRun for a run: the runner's report when there is one, else what the Job shows. */
+export function lastRunOf(run: Run): LastRun {
+  if (run.report) {
+    // A deadline turns the runner's Interrupted into TimedOut (jobResult): the status says so too.
+    const outcome = run.result?.outcome;
+    return outcome && outcome !== run.report.outcome ? { ...run.report, outcome } : run.report;
+  }
+  const startTime = run.startedAt ?? run.createdAt;
+  const lastRun: LastRun = { runId: run.id, trigger: run.trigger, attempt: run.attempt, startTime };
+  if (run.result) {
+    lastRun.completionTime = run.result.finishedAt;
+    lastRun.durationSeconds = Math.max(0, (Date.parse(run.result.finishedAt) - Date.parse(startTime)) / 1000);
+    lastRun.outcome = run.result.outcome;
+    lastRun.message = run.result.message.slice(0, 1024);
+  }
+  return lastRun;
+}

@@ -1,0 +1,123 @@
+import { describe, expect, it, vi } from 'vitest';
+import pino from 'pino';
+import {
+  DEFAULT_FAMILIES,
+  FamiliesConfigError,
+  FamiliesConfigHolder,
+  changedFamilies,
+  parseFamiliesConfig,
+} from '../../operator/config/families.ts';
+
+describe('default families (the seed plan\'s docker-compose workers)', () => {
+  it.each([
+    { family: 'ai', concurrency: 1, requests: { cpu: '250m', memory: '256Mi' }, limits: { cpu: '500m', memory: '512Mi' } },
+    { family: 'email', concurrency: 4, requests: { cpu: '500m', memory: '512Mi' }, limits: { cpu: '1', memory: '1Gi' } },
+    { family: 'file', concurrency: 2, requests: { cpu: '500m', memory: '512Mi' }, limits: { cpu: '1', memory: '1Gi' } },
+    { family: 'sync', concurrency: 2, requests: { cpu: '500m', memory: '512Mi' }, limits: { cpu: '1', memory: '1Gi' } },
+    { family: 'maintenance', concurrency: 1, requests: { cpu: '250m', memory: '256Mi' }, limits: { cpu: '500m', memory: '512Mi' } },
+  ] as const)('$family', ({ family, concurrency, requests, limits }) => {
+    expect(DEFAULT_FAMILIES[family]).toEqual({ concurrency, resources: { requests, limits } });
+  });
+});
+
+describe('parseFamiliesConfig', () => {
+  it('takes the defaults for what the file leaves out', () => {
+    expect(parseFamiliesConfig('')).toEqual(DEFAULT_FAMILIES);
+    const config = parseFamiliesConfig('ai:\n  concurrency: 3\n  resources:\n    limits:\n      memory: 2Gi\n');
+    expect(config.ai).toEqual({
+      concurrency: 3,
+      resources: { requests: { cpu: '250m', memory: '256Mi' }, limits: { cpu: '500m', memory: '2Gi' } },
+    });
+    expect(config.email).toEqual(DEFAULT_FAMILIES.email);
+  });
+
+  it('reads JSON too, and numbers as quantities', () => {
+    const config = parseFamiliesConfig('{"file": {"resources": {"limits": {"cpu": 2}}, "priorityClassName": "batch-low"}}');
+    expect(config.file.resources.limits.cpu).toBe('2');
+    expect(config.file.priorityClassName).toBe('batch-low');
+  });
+
+  it('carries placement: node selector and tolerations', () => {
+    const config = parseFamiliesConfig(`
+sync:
+  nodeSelector: { workload: batch }
+  tolerations:
+    - { key: dedicated, operator: Equal, value: batch, effect: NoSchedule }
+`);
+    expect(config.sync.nodeSelector).toEqual({ workload: 'batch' });
+    expect(config.sync.tolerations).toEqual([{ key: 'dedicated', operator: 'Equal', value: 'batch', effect: 'NoSchedule' }]);
+  });
+
+  it.each([
+    { name: 'an unknown family', text: 'video:\n  concurrency: 1\n', message: 'video' },
+    { name: 'an unknown field (a typo)', text: 'ai:\n  concurency: 2\n', message: 'concurency' },
+    { name: 'a negative concurrency', text: 'ai:\n  concurrency: -1\n', message: 'ai.concurrency' },
+    { name: 'a bad quantity', text: 'ai:\n  resources:\n    limits:\n      memory: lots\n', message: 'ai.resources.limits.memory' },
+    { name: 'a request above its limit', text: 'email:\n  resources:\n    requests:\n      memory: 2Gi\n', message: 'email.resources: the memory request 2Gi exceeds its limit 1Gi' },
+    { name: 'YAML that does not parse', text: 'ai: [\n', message: 'not valid YAML' },
+    { name: 'a list at the top', text: '- ai\n', message: '(file)' },
+  ])('refuses $name', ({ text, message }) => {
+    expect(() => parseFamiliesConfig(text)).toThrow(FamiliesConfigError);
+    expect(() => parseFamiliesConfig(text)).toThrow(message);
+  });
+});
+
+describe('changedFamilies', () => {
+  it('names exactly the families whose config differs', () => {
+    const next = parseFamiliesConfig('ai: { concurrency: 2 }\nsync: { nodeSelector: { a: b } }\n');
+    expect(changedFamilies(DEFAULT_FAMILIES, next)).toEqual(['ai', 'sync']);
+    expect(changedFamilies(next, next)).toEqual([]);
+  });
+
+  it('ignores key order', () => {
+    const a = parseFamiliesConfig('file: { resources: { limits: { cpu: "2", memory: 2Gi } } }');
+    const b = parseFamiliesConfig('file: { resources: { limits: { memory: 2Gi, cpu: "2" } } }');
+    expect(changedFamilies(a, b)).toEqual([]);
+  });
+});
+
+describe('FamiliesConfigHolder', () => {
+  const configMap = (text?: string) => ({
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    metadata: { name: 'bgtask-families', namespace: 'bgtask-system', uid: 'u1' },
+    ...(text === undefined ? {} : { data: { 'families.yaml': text } }),
+  });
+  const make = () => {
+    const events = { record: vi.fn(), flush: vi.fn() };
+    const holder = new FamiliesConfigHolder({ log: pino({ level: 'silent' }), events });
+    return { holder, events };
+  };
+
+  it('applies a good config and says which families changed', () => {
+    const { holder, events } = make();
+    expect(holder.update(configMap('email: { concurrency: 8 }'))).toEqual({ ok: true, changed: ['email'] });
+    expect(holder.current().email.concurrency).toBe(8);
+    expect(events.record).not.toHaveBeenCalled();
+  });
+
+  it('keeps the last good config when a bad one arrives, and reports it with a Warning Event', () => {
+    const { holder, events } = make();
+    holder.update(configMap('email: { concurrency: 8 }'));
+    const result = holder.update(configMap('email: { concurrency: many }'));
+    expect(result.ok).toBe(false);
+    if (!result.ok) expect(result.error).toBeInstanceOf(FamiliesConfigError);
+    expect(holder.current().email.concurrency).toBe(8);
+    expect(events.record).toHaveBeenCalledWith(
+      expect.objectContaining({ kind: 'ConfigMap' }),
+      'Warning',
+      'InvalidFamiliesConfig',
+      expect.stringContaining('email.concurrency'),
+      'LoadConfig',
+    );
+  });
+
+  it('goes back to the defaults when the ConfigMap or its key is gone', () => {
+    const { holder } = make();
+    holder.update(configMap('maintenance: { concurrency: 0 }'));
+    expect(holder.update(configMap())).toEqual({ ok: true, changed: ['maintenance'] });
+    holder.update(configMap('maintenance: { concurrency: 0 }'));
+    expect(holder.update(undefined)).toEqual({ ok: true, changed: ['maintenance'] });
+    expect(holder.current()).toEqual(DEFAULT_FAMILIES);
+  });
+});
