@@ -46,7 +46,7 @@ main() {
   build_from_rootfs bgtask.local/node-runtime:24 "$("$HACK_DIR/rootfs.sh" runtime)" customize_runtime \
     --change "$PATHENV" --change 'USER 10001:10001' --change 'WORKDIR /app' --change 'ENTRYPOINT ["node"]'
   build_from_rootfs bgtask.local/postgres:15 "$("$HACK_DIR/rootfs.sh" postgres)" customize_postgres \
-    --change "$PATHENV" --change 'USER 999:999' --change 'ENV PGDATA=/var/lib/postgresql/data' \
+    --change "$PATHENV" --change 'USER 999:999' --change 'ENV PGDATA=/var/lib/postgresql/data/pgdata' \
     --change 'EXPOSE 5432' --change 'ENTRYPOINT ["/usr/local/bin/postgres-entrypoint"]'
   build_from_rootfs bgtask.local/redis:7 "$("$HACK_DIR/rootfs.sh" redis)" customize_redis \
     --change "$PATHENV" --change 'USER 999:999' --change 'EXPOSE 6379' \

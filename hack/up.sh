@@ -17,7 +17,7 @@ step "kind cluster" "$HACK_DIR/cluster-up.sh" >/dev/null
 install_services() {
   kubectl create namespace "$NS" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
   kubectl -n "$NS" apply -f "$HACK_DIR/manifests/services.yaml" >/dev/null
-  kubectl -n "$NS" rollout status deployment/postgres deployment/redis --timeout=180s >/dev/null
+  for d in postgres redis; do kubectl -n "$NS" rollout status "deployment/$d" --timeout=180s >/dev/null; done
 }
 step "Postgres and Redis in the cluster" install_services
 step_summary
@@ -32,7 +32,7 @@ $(kubectl -n "$NS" get pods -o wide | sed 's/^/  /')
 Use it:
   export KUBECONFIG=$KUBECONFIG
   kubectl -n $NS get pods
-  kubectl -n $NS exec deploy/postgres -- psql -h /tmp -U postgres -d bgtask -c 'select version()'
+  kubectl -n $NS exec deploy/postgres -- sh -c 'PGPASSWORD=\$POSTGRES_PASSWORD psql -h /tmp -U postgres -d bgtask -c "select version()"'
   make doctor     # what is installed, cached and running
   make down       # delete the cluster
 MSG

@@ -4,7 +4,8 @@
 # foreground. Works as a non-root user with a read-only root filesystem (socket in /tmp).
 set -eu
 : "${POSTGRES_PASSWORD:?POSTGRES_PASSWORD must be set (from a Secret)}"
-PGDATA="${PGDATA:-/var/lib/postgresql/data}"
+# A subfolder: a mounted volume's root is not ours to chmod 0700 (initdb insists on it).
+PGDATA="${PGDATA:-/var/lib/postgresql/data/pgdata}"
 PGUSER="${POSTGRES_USER:-postgres}"
 PGDB="${POSTGRES_DB:-$PGUSER}"
 export PATH="/usr/lib/postgresql/15/bin:$PATH"

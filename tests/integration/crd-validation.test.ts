@@ -11,7 +11,7 @@ import {
   setHeaderOptions,
   type V1CustomResourceDefinition,
 } from '@kubernetes/client-node';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { parse } from 'yaml';
 import { CRD_PATH } from '../../crds/generate.ts';
 import { API_GROUP, API_VERSION, PLURAL } from '../../crds/schema.ts';
@@ -25,11 +25,9 @@ let extensions: ApiextensionsV1Api;
 let customObjects: CustomObjectsApi;
 
 function connect(): void {
-  if (!process.env.KUBECONFIG) {
-    throw new Error('KUBECONFIG is not set: point it at the kubeconfig of the test cluster to run the CRD validation tests.');
-  }
+  // The integration globalSetup brings the cluster up and hands its kubeconfig over.
   const config = new KubeConfig();
-  config.loadFromDefault();
+  config.loadFromFile(inject('kubeconfig'));
   extensions = config.makeApiClient(ApiextensionsV1Api);
   customObjects = config.makeApiClient(CustomObjectsApi);
 }

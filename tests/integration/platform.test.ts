@@ -44,7 +44,8 @@ describe('the kind cluster', () => {
     // The schedule fires at the next minute boundary: at most ~60 s plus pod start.
     const scheduled = await waitFor('a Job created by the CronJob controller', async () => {
       const jobs = await kubectlJson<any>(['-n', ns, 'get', 'jobs']);
-      return jobs.items.find((j: any) => j.metadata.ownerReferences?.[0]?.kind === 'CronJob'
+      // `create job --from` also sets the CronJob as owner: the scheduled one is the other Job.
+      return jobs.items.find((j: any) => j.metadata.name !== 'manual-run' && j.metadata.ownerReferences?.[0]?.kind === 'CronJob'
         && j.status?.conditions?.some((c: any) => c.type === 'Complete' && c.status === 'True'));
     }, 150_000, 2000).catch(async (e) => { throw new Error(`${e.message}\n${await describeEvents(ns)}`); });
     expect(scheduled.metadata.name).toMatch(/^every-minute-\d+$/);
@@ -90,7 +91,7 @@ describe('the kind cluster', () => {
 
   it('serves Postgres and Redis from the project images to other pods', async () => {
     await kubectl(['-n', ns, 'apply', '-f', `${ROOT}/hack/manifests/services.yaml`]);
-    await kubectl(['-n', ns, 'rollout', 'status', 'deployment/postgres', 'deployment/redis', '--timeout=120s']);
+    for (const d of ['postgres', 'redis']) await kubectl(['-n', ns, 'rollout', 'status', `deployment/${d}`, '--timeout=120s']);
     const secretEnv = (key: string, name: string) => ({ name, valueFrom: { secretKeyRef: { name: 'bgtask-services', key } } });
     await kubectl(['-n', ns, 'apply', '-f', '-'], { input: pod('pg-client', {
       containers: [{ name: 'main', image: 'bgtask.local/postgres:15', securityContext: restricted,
