@@ -7,6 +7,7 @@
 // drained, the pod evicted) did not finish its work through no fault of its input, like a
 // Celery task lost with its worker under acks_late. Never retried: InvalidInput (exit 2), which
 // no retry can fix, and Succeeded.
+import { createHash } from 'node:crypto';
 import type { LastRun, RunOutcome } from '../../crds/schema.ts';
 import type { Task, TaskMetadata } from './deps.ts';
 import { retryJobName } from './names.ts';
@@ -38,12 +39,7 @@ export function retryPolicy(task: Task, meta: TaskMetadata): RetryPolicy {
 
 /** A number in [0, 1) from a string: the same run always gets the same jitter, so a re-reconcile computes the same due time. */
 export function unitHash(seed: string): number {
-  let h = 2166136261;
-  for (let i = 0; i < seed.length; i++) {
-    h ^= seed.charCodeAt(i);
-    h = Math.imul(h, 16777619);
-  }
-  return (h >>> 0) / 2 ** 32;
+  return createHash('sha256').update(seed).digest().readUInt32BE(0) / 2 ** 32;
 }
 
 /**

@@ -1,0 +1,120 @@
+import { describe, expect, it } from 'vitest';
+import { FamilyAdmission, planAdmission } from '../../operator/controller/admission.ts';
+import type { Job } from '../../operator/controller/deps.ts';
+import { JOB_INDEXERS } from '../../operator/controller/indexes.ts';
+import { Store } from '../../operator/kube/store.ts';
+import { makeJob, makeTask } from './operator-controller-fixtures.ts';
+
+const at = (minute: number) => `2026-11-28T08:${String(minute).padStart(2, '0')}:00Z`;
+const waiting = (name: string, minute: number, extra: Parameters<typeof makeJob>[1] = {}) => makeJob(name, { suspended: true, createdAt: at(minute), ...extra });
+const running = (name: string, minute: number) => makeJob(name, { createdAt: at(minute) });
+const names = (jobs: readonly Job[]) => jobs.map((j) => j.metadata?.name);
+const always = () => true;
+
+describe('planAdmission', () => {
+  it.each([
+    { name: 'admits the oldest while slots are free', jobs: [waiting('c', 3), waiting('a', 1), waiting('b', 2)], concurrency: 2, admit: ['a', 'b'], wait: ['c'], running: 0 },
+    { name: 'counts running Jobs against the limit', jobs: [running('r', 0), waiting('a', 1), waiting('b', 2)], concurrency: 2, admit: ['a'], wait: ['b'], running: 1 },
+    { name: 'admits nothing when full', jobs: [running('r1', 0), running('r2', 0), waiting('a', 1)], concurrency: 2, admit: [], wait: ['a'], running: 2 },
+    { name: 'more running than allowed (the limit was lowered): nothing, nothing stopped', jobs: [running('r1', 0), running('r2', 0), waiting('a', 1)], concurrency: 1, admit: [], wait: ['a'], running: 2 },
+    {
+      name: 'finished Jobs free their slot',
+      jobs: [makeJob('done', { createdAt: at(0), complete: at(5) }), makeJob('failed', { createdAt: at(0), failed: { at: at(5) } }), waiting('a', 1)],
+      concurrency: 1,
+      admit: ['a'],
+      wait: [],
+      running: 0,
+    },
+    { name: 'concurrency 0 pauses the family', jobs: [waiting('a', 1)], concurrency: 0, admit: [], wait: ['a'], running: 0 },
+    { name: 'same creation second: by namespace/name', jobs: [waiting('b', 1), waiting('a', 1)], concurrency: 1, admit: ['a'], wait: ['b'], running: 0 },
+    { name: 'a waiting Job being deleted is neither admitted nor listed', jobs: [waiting('gone', 0, { deleting: true }), waiting('a', 1)], concurrency: 1, admit: ['a'], wait: [], running: 0 },
+  ])('$name', ({ jobs, concurrency, admit, wait, running: count }) => {
+    const plan = planAdmission(jobs, concurrency, new Set(), always);
+    expect(names(plan.admit)).toEqual(admit);
+    expect(names(plan.waiting)).toEqual(wait);
+    expect(plan.running).toBe(count);
+  });
+
+  it('counts Jobs it just admitted that the cache still shows suspended', () => {
+    const jobs = [waiting('a', 1), waiting('b', 2)];
+    const plan = planAdmission(jobs, 1, new Set(['uid-a']), always);
+    expect(plan.running).toBe(1);
+    expect(plan.admit).toEqual([]);
+  });
+
+  it('skips Jobs that may not run (task suspended) without spending a slot on them', () => {
+    const plan = planAdmission([waiting('held', 1), waiting('b', 2)], 1, new Set(), (job) => job.metadata?.name !== 'held');
+    expect(names(plan.admit)).toEqual(['b']);
+    expect(names(plan.waiting)).toEqual(['held']);
+  });
+});
+
+describe('FamilyAdmission', () => {
+  function setup(jobs: Job[]) {
+    const store = new Store<Job>(JOB_INDEXERS);
+    for (const job of jobs) store.upsert(job);
+    const admitted: string[] = [];
+    let release: () => void = () => undefined;
+    let gate: Promise<void> = Promise.resolve();
+    const admission = new FamilyAdmission({
+      jobs: store,
+      admit: async (job) => {
+        await gate;
+        admitted.push(job.metadata!.name!);
+        return job;
+      },
+      now: () => Date.parse('2026-11-28T09:00:00Z'),
+    });
+    return {
+      store,
+      admitted,
+      admission,
+      hold() {
+        gate = new Promise((r) => (release = r));
+      },
+      release: () => release(),
+    };
+  }
+
+  it('never admits past the limit when reconciles of several tasks admit at once', async () => {
+    const other = makeTask({ name: 'other', uid: 'uid-other' });
+    const t = setup([waiting('a', 1), waiting('b', 2), waiting('c', 3, { task: other })]);
+    t.hold();
+    const first = t.admission.admit('email', 1, always);
+    const second = t.admission.admit('email', 1, always);
+    const third = t.admission.admit('email', 1, always);
+    t.release();
+    const outcomes = await Promise.all([first, second, third]);
+    expect(t.admitted).toEqual(['a']);
+    expect(outcomes.map((o) => names(o.admit))).toEqual([['a'], [], []]);
+    expect(outcomes[1]!.running).toBe(1);
+  });
+
+  it('admits the next one once the cache shows the first finished', async () => {
+    const t = setup([waiting('a', 1), waiting('b', 2)]);
+    await t.admission.admit('email', 1, always);
+    t.store.upsert(makeJob('a', { createdAt: at(1), complete: at(9) }));
+    const next = await t.admission.admit('email', 1, always);
+    expect(names(next.admit)).toEqual(['b']);
+    expect(t.admitted).toEqual(['a', 'b']);
+  });
+
+  it('keeps families apart', async () => {
+    const cleanup = makeTask({ name: 'cleanup', uid: 'uid-cleanup', spec: { task: 'maintenance.cleanup-old-sessions' } });
+    const t = setup([waiting('a', 1), waiting('m', 1, { task: cleanup })]);
+    await t.admission.admit('email', 1, always);
+    const maintenance = await t.admission.admit('maintenance', 1, always);
+    expect(names(maintenance.admit)).toEqual(['m']);
+  });
+
+  it('does not count a Job that was deleted before it could be admitted', async () => {
+    const store = new Store<Job>(JOB_INDEXERS);
+    store.upsert(waiting('gone', 1));
+    store.upsert(waiting('b', 2));
+    const admission = new FamilyAdmission({ jobs: store, admit: async (job) => (job.metadata?.name === 'gone' ? undefined : job), now: () => 0 });
+    const first = await admission.admit('email', 1, always);
+    expect(names(first.admit)).toEqual([]);
+    store.remove('assistant/gone');
+    expect(names((await admission.admit('email', 1, always)).admit)).toEqual(['b']);
+  });
+});

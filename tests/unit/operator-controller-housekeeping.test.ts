@@ -1,0 +1,35 @@
+import { describe, expect, it } from 'vitest';
+import { planHousekeeping } from '../../operator/controller/housekeeping.ts';
+import { runsOf } from '../../operator/controller/runs.ts';
+import { TASK_UID, makeJob } from './operator-controller-fixtures.ts';
+
+const COUNTED = Date.parse('2026-11-28T10:00:10Z');
+const plan = (jobs: ReturnType<typeof makeJob>[], limits = { successfulRuns: 1, failedRuns: 1 }) => {
+  const chores = planHousekeeping(runsOf(jobs, () => [], undefined), TASK_UID, limits, COUNTED);
+  return { release: chores.release.map((r) => r.id), remove: chores.remove.map((r) => r.id) };
+};
+
+describe('planHousekeeping', () => {
+  it('lifts the finalizer of a deleted Job once its run is counted, not before', () => {
+    expect(plan([makeJob('counted', { complete: '2026-11-28T10:00:10Z', deleting: true }), makeJob('not-yet', { complete: '2026-11-28T10:00:11Z', deleting: true })])).toEqual({
+      release: ['counted'],
+      remove: [],
+    });
+  });
+
+  it('lifts it at once from a Job deleted before it finished (no run to count)', () => {
+    expect(plan([makeJob('stopped', { deleting: true })]).release).toEqual(['stopped']);
+  });
+
+  it('keeps the finalizer on finished Jobs nobody deletes', () => {
+    expect(plan([makeJob('kept', { complete: '2026-11-28T09:00:10Z' })]).release).toEqual([]);
+  });
+
+  it('deletes the operator\'s own finished Jobs beyond spec.history, newest kept, the CronJob\'s left to the CronJob', () => {
+    const own = (name: string, minute: number, ok: boolean) =>
+      makeJob(name, { owner: 'BackgroundTask', createdAt: `2026-11-28T09:${minute}:00Z`, ...(ok ? { complete: `2026-11-28T09:${minute}:30Z` } : { failed: { at: `2026-11-28T09:${minute}:30Z` } }) });
+    const jobs = [own('s1', 10, true), own('s2', 20, true), own('s3', 30, true), own('f1', 11, false), own('f2', 21, false), makeJob('scheduled', { complete: '2026-11-28T08:00:30Z' })];
+    expect(plan(jobs, { successfulRuns: 2, failedRuns: 1 }).remove).toEqual(['s1', 'f1']);
+    expect(plan(jobs, { successfulRuns: 0, failedRuns: 0 }).remove).toEqual(['s3', 's2', 's1', 'f2', 'f1']);
+  });
+});

@@ -1,0 +1,161 @@
+import { describe, expect, it } from 'vitest';
+import type { LastRun } from '../../crds/schema.ts';
+import { jobResult, lastRunOf, newestRun, runOf, runsOf, terminationReport } from '../../operator/controller/runs.ts';
+import { makeJob, makePod, makeTask, runnerReport } from './operator-controller-fixtures.ts';
+
+const AT = '2026-11-28T08:01:00Z';
+const deadline = { at: AT, reason: 'DeadlineExceeded', message: 'Job was active longer than specified deadline' };
+
+describe('jobResult: how a finished run ended', () => {
+  const cases: {
+    name: string;
+    job: Parameters<typeof makeJob>[1];
+    pod?: Parameters<typeof makePod>[1];
+    lastRun?: LastRun;
+    outcome: string;
+    message: RegExp;
+  }[] = [
+    { name: 'Job complete', job: { complete: AT }, outcome: 'Succeeded', message: /^succeeded$/ },
+    {
+      name: 'Job complete, the runner\'s termination message',
+      job: { complete: AT },
+      pod: { terminated: { exitCode: 0, message: runnerReport('run-1', 'Succeeded') } },
+      outcome: 'Succeeded',
+      message: /^sent 3 digests$/,
+    },
+    {
+      name: 'the runner reported a failure (exit 1)',
+      job: { failed: { at: AT } },
+      pod: { terminated: { exitCode: 1, message: runnerReport('run-1', 'Failed', { message: 'SMTP 421: try later' }) } },
+      outcome: 'Failed',
+      message: /SMTP 421/,
+    },
+    { name: 'OOMKilled, no report', job: { failed: { at: AT } }, pod: { terminated: { exitCode: 137, reason: 'OOMKilled' } }, outcome: 'OOMKilled', message: /memory limit/ },
+    {
+      name: 'the deadline killed it and the runner, seeing SIGTERM, said Interrupted',
+      job: { failed: deadline },
+      pod: { terminated: { exitCode: 143, message: runnerReport('run-1', 'Interrupted') } },
+      outcome: 'TimedOut',
+      message: /Interrupted/,
+    },
+    { name: 'the deadline, the pod already gone', job: { failed: deadline }, outcome: 'TimedOut', message: /exceeded its timeout: DeadlineExceeded/ },
+    { name: 'stopped (exit 143), no report', job: { failed: { at: AT } }, pod: { terminated: { exitCode: 143 } }, outcome: 'Interrupted', message: /exit 143/ },
+    {
+      name: 'invalid input (exit 2), the log tail as message',
+      job: { failed: { at: AT } },
+      pod: { terminated: { exitCode: 2, message: '{"level":50,"msg":"run rejected: invalid params"}\n' } },
+      outcome: 'InvalidInput',
+      message: /exit 2.*invalid params/,
+    },
+    {
+      name: 'evicted',
+      job: { failed: { at: AT } },
+      pod: { podReason: 'Evicted', podMessage: 'The node was low on resource: memory.' },
+      outcome: 'Failed',
+      message: /Evicted: The node was low on resource: memory/,
+    },
+    {
+      name: 'the image could not be pulled, until the deadline',
+      job: { failed: deadline },
+      pod: { waiting: { reason: 'ImagePullBackOff', message: 'Back-off pulling image "bgtask.local/nope:dev"' }, image: 'bgtask.local/nope:dev' },
+      outcome: 'Failed',
+      message: /image bgtask.local\/nope:dev could not be pulled \(ImagePullBackOff\)/,
+    },
+    { name: 'killed by a signal (exit 137, not OOM)', job: { failed: { at: AT } }, pod: { terminated: { exitCode: 137, reason: 'Error' } }, outcome: 'Failed', message: /exited with code 137 \(Error\)/ },
+    { name: 'failed with no pod left', job: { failed: { at: AT } }, outcome: 'Failed', message: /the Job failed: BackoffLimitExceeded/ },
+    {
+      name: 'the runner\'s report in status.lastRun wins over the pod',
+      job: { failed: { at: AT } },
+      pod: { terminated: { exitCode: 1 } },
+      lastRun: { runId: 'run-1', trigger: 'Schedule', attempt: 1, startTime: '2026-11-28T08:00:02Z', outcome: 'Failed', message: 'from the status' },
+      outcome: 'Failed',
+      message: /^from the status$/,
+    },
+    {
+      name: 'a termination message of another run is not this run\'s report',
+      job: { failed: { at: AT } },
+      pod: { terminated: { exitCode: 143, message: runnerReport('other-run', 'Succeeded') } },
+      outcome: 'Interrupted',
+      message: /exit 143/,
+    },
+  ];
+
+  it.each(cases)('$name → $outcome', ({ job, pod, lastRun, outcome, message }) => {
+    const j = makeJob('run-1', job);
+    const pods = pod ? [makePod(j, pod)] : [];
+    const report = lastRun ?? terminationReport(pods, 'run-1');
+    const result = jobResult(j, pods, report);
+    expect(result?.outcome).toBe(outcome);
+    expect(result?.message).toMatch(message);
+    expect(result?.finishedAt).toBe(AT);
+  });
+
+  it('is undefined while the run goes on', () => {
+    const j = makeJob('run-1');
+    expect(jobResult(j, [makePod(j)], undefined)).toBeUndefined();
+  });
+});
+
+describe('runOf', () => {
+  it('reads trigger, attempt and whether the run waits for a slot', () => {
+    const queued = runOf(makeJob('r', { suspended: true, trigger: 'Retry', attempt: 3, annotations: { 'workers.personal-assistant.io/retry-of': 'x' } }), [], undefined);
+    expect(queued).toMatchObject({ id: 'r', trigger: 'Retry', attempt: 3, queued: true, admitted: false, retryOf: 'x', hasFinalizer: false });
+    const running = runOf(makeJob('r'), [], undefined);
+    expect(running).toMatchObject({ queued: false, admitted: true, hasFinalizer: true, startedAt: '2026-11-28T08:00:00Z' });
+    expect(runOf(makeJob('r', { suspended: true, deleting: true }), [], undefined).queued).toBe(false);
+  });
+
+  it('sorts runs oldest first', () => {
+    const runs = runsOf([makeJob('b', { createdAt: '2026-11-28T09:00:00Z' }), makeJob('a', { createdAt: '2026-11-28T08:00:00Z' })], () => [], undefined);
+    expect(runs.map((r) => r.id)).toEqual(['a', 'b']);
+  });
+});
+
+describe('status.lastRun', () => {
+  const task = makeTask();
+  const recorded = (runId: string, startTime: string, outcome?: 'Succeeded' | 'Failed'): LastRun => ({
+    runId,
+    trigger: 'Schedule',
+    attempt: 1,
+    startTime,
+    ...(outcome ? { outcome, completionTime: startTime, message: `recorded ${outcome}` } : {}),
+  });
+
+  it('keeps the runner\'s report of the newest run', () => {
+    const report = recorded('new', '2026-11-28T09:00:01Z', 'Succeeded');
+    const runs = runsOf([makeJob('old', { task, complete: '2026-11-28T08:00:10Z' }), makeJob('new', { task, createdAt: '2026-11-28T09:00:00Z', complete: '2026-11-28T09:00:10Z' })], () => [], report);
+    expect(newestRun(runs, report).lastRun).toBe(report);
+  });
+
+  it('describes the newest run from its Job when the runner could not report (OOMKilled)', () => {
+    const job = makeJob('new', { task, createdAt: '2026-11-28T09:00:00Z', failed: { at: '2026-11-28T09:00:30Z' } });
+    const runs = runsOf([job], () => [makePod(job, { terminated: { exitCode: 137, reason: 'OOMKilled' } })], recorded('old', '2026-11-28T08:00:00Z', 'Succeeded'));
+    expect(newestRun(runs, recorded('old', '2026-11-28T08:00:00Z', 'Succeeded')).lastRun).toEqual({
+      runId: 'new',
+      trigger: 'Schedule',
+      attempt: 1,
+      startTime: '2026-11-28T09:00:00Z',
+      completionTime: '2026-11-28T09:00:30Z',
+      durationSeconds: 30,
+      outcome: 'OOMKilled',
+      message: 'the runner was killed for exceeding its memory limit (OOMKilled)',
+    });
+  });
+
+  it('keeps the recorded run when its Job is gone and no newer run exists', () => {
+    const report = recorded('gone', '2026-11-28T10:00:01Z', 'Failed');
+    const runs = runsOf([makeJob('older', { task, complete: '2026-11-28T08:00:10Z' })], () => [], report);
+    expect(newestRun(runs, report)).toEqual({ lastRun: report });
+  });
+
+  it('ignores queued Jobs: a run starts when it is admitted', () => {
+    const runs = runsOf([makeJob('waiting', { task, suspended: true, createdAt: '2026-11-28T11:00:00Z' })], () => [], undefined);
+    expect(newestRun(runs, undefined)).toEqual({});
+  });
+
+  it('says TimedOut where the runner said Interrupted and the deadline killed it', () => {
+    const job = makeJob('run-1', { failed: deadline });
+    const run = runOf(job, [makePod(job, { terminated: { exitCode: 143, message: runnerReport('run-1', 'Interrupted') } })], undefined);
+    expect(lastRunOf(run).outcome).toBe('TimedOut');
+  });
+});
