@@ -19,32 +19,39 @@ fix_uid() { # fix_uid USER ID
   chroot "$root" sh -c "old=\$(id -u $1) && groupmod -g $2 $1 && usermod -u $2 $1 &&
     find / -xdev \\( -uid \$old -o -gid \$old \\) -exec chown -h $2:$2 {} +" >/dev/null
 }
-customize() {
-  case "$profile" in
-    # No LLVM JIT (a third of the image): Postgres runs without JIT when its provider is absent.
-    postgres) fix_uid postgres 999
-      rm -rf "$root"/usr/lib/postgresql/15/lib/llvmjit* "$root"/usr/lib/postgresql/15/lib/bitcode \
-        "$root"/usr/lib/x86_64-linux-gnu/libLLVM-* "$root"/usr/lib/x86_64-linux-gnu/libz3* ;;
-    redis) fix_uid redis 999 ;;
-  esac
-  if [ "$profile" != kind-node ]; then
-    # Image rootfs: no package manager, docs, caches or logs (images are rebuilt, never upgraded in place).
-    chroot "$root" dpkg --purge --force-remove-essential --force-depends apt >/dev/null 2>&1 || true
-    rm -rf "$root"/var/lib/apt "$root"/var/cache/apt "$root"/etc/apt "$root"/usr/share/keyrings \
-      "$root"/usr/share/debconf "$root"/var/cache/debconf/*-old "$root"/var/lib/dpkg/*-old \
-      "$root"/usr/lib/x86_64-linux-gnu/libapt-*
-  fi
-  if [ "$profile" = runtime ]; then
-    # Node needs only glibc, libstdc++ and libgcc_s: drop perl (debconf's) and iconv modules.
-    rm -rf "$root"/usr/lib/x86_64-linux-gnu/perl-base "$root"/usr/bin/perl* "$root"/usr/lib/x86_64-linux-gnu/gconv \
-      "$root"/usr/share/perl5 "$root"/usr/lib/x86_64-linux-gnu/perl
-  fi
+# Every rootfs: no docs, locales, caches or logs.
+slim_common() {
   rm -rf "$root"/usr/share/doc/* "$root"/usr/share/man "$root"/usr/share/info "$root"/usr/share/lintian \
     "$root"/usr/share/locale/* "$root"/var/log/* "$root"/var/cache/apt/archives/*.deb "$root"/tmp/* "$root"/root/.cache
 }
+# Image rootfs: no package manager either (images are rebuilt, never upgraded in place).
+slim_image() {
+  chroot "$root" dpkg --purge --force-remove-essential --force-depends apt >/dev/null 2>&1 || true
+  rm -rf "$root"/var/lib/apt "$root"/var/cache/apt "$root"/etc/apt "$root"/usr/share/keyrings \
+    "$root"/usr/share/debconf "$root"/var/cache/debconf/*-old "$root"/var/lib/dpkg/*-old \
+    "$root"/usr/lib/x86_64-linux-gnu/libapt-*
+  slim_common
+}
+customize_kind-node() { slim_common; }
+customize_kube-proxy() { slim_image; }
+# Node needs only glibc, libstdc++ and libgcc_s: drop perl (debconf's) and iconv modules.
+customize_runtime() {
+  slim_image
+  rm -rf "$root"/usr/lib/x86_64-linux-gnu/perl-base "$root"/usr/bin/perl* "$root"/usr/lib/x86_64-linux-gnu/gconv \
+    "$root"/usr/share/perl5 "$root"/usr/lib/x86_64-linux-gnu/perl
+}
+# No LLVM JIT (a third of the image): Postgres runs without JIT when its provider is absent.
+customize_postgres() {
+  fix_uid postgres 999
+  slim_image
+  rm -rf "$root"/usr/lib/postgresql/15/lib/llvmjit* "$root"/usr/lib/postgresql/15/lib/bitcode \
+    "$root"/usr/lib/x86_64-linux-gnu/libLLVM-* "$root"/usr/lib/x86_64-linux-gnu/libz3*
+}
+customize_redis() { fix_uid redis 999; slim_image; }
 
-# The cache key covers what decides the result: suite, mirror, packages and this profile's recipe.
-key=$( (echo "$DEBIAN_SUITE $DEBIAN_MIRROR $pkgs"; declare -f fix_uid customize) | sha256sum | cut -c1-12)
+# The cache key covers what decides the result: suite, mirror, packages and this profile's recipe
+# (only its own functions, so changing one profile's recipe rebuilds only that profile).
+key=$( (echo "$DEBIAN_SUITE $DEBIAN_MIRROR $pkgs"; declare -f fix_uid slim_common slim_image "customize_$profile") | sha256sum | cut -c1-12)
 out="$CACHE_DIR/rootfs/$profile-$key.tar"
 if [ -f "$out" ]; then echo "$out"; exit 0; fi
 
@@ -74,6 +81,8 @@ if ! debootstrap --variant=minbase "${include[@]}" --cache-dir="$CACHE_DIR/debs"
 fi
 flock -u 9
 
-customize
+"customize_$profile"
 tar --numeric-owner -C "$root" -cf "$out.tmp" . && mv "$out.tmp" "$out"
+# Older builds of this profile are superseded.
+find "$CACHE_DIR/rootfs" -maxdepth 1 -name "$profile-*.tar" ! -path "$out" -delete
 echo "$out"
