@@ -26,9 +26,6 @@ export const RUN_NOW_PARAMS_ANNOTATION = `${API_GROUP}/run-now-params`;
 /** On a BackgroundTask, set by the operator: the run-now token already answered, so it is answered once. */
 export const RUN_NOW_HANDLED_ANNOTATION = `${API_GROUP}/run-now-handled`;
 
-/** On the CronJob: a hash of what the operator last applied, so a removed field is noticed too. */
-export const SPEC_HASH_ANNOTATION = `${API_GROUP}/spec-hash`;
-
 /**
  * On every Job the operator admits: holds a finished Job until its outcome has been counted in
  * the task's status, so a Job deleted by the CronJob's history limit (or by anyone) is never lost
@@ -39,8 +36,6 @@ export const RUN_FINALIZER = `${API_GROUP}/run-accounting`;
 
 /** Set by the Job controller on a Job's pods (and read through the downward API as the run id). */
 export const JOB_NAME_LABEL = 'batch.kubernetes.io/job-name';
-/** Set by the CronJob controller on the Jobs it creates: the scheduled time. */
-export const CRONJOB_SCHEDULED_TIMESTAMP_ANNOTATION = 'batch.kubernetes.io/cronjob-scheduled-timestamp';
 
 /** The task label's value: `email.digest` → `email-digest`, spelled like the names of its Jobs and pods. */
 export function taskLabelValue(task: string): string {

@@ -79,15 +79,3 @@ export function nextScheduleTime(schedule: CronSchedule, earliest: number, now: 
   }
   return schedule.next(from);
 }
-
-/**
- * The scheduled time the CronJob controller would start a Job for now, if any (utils.go
- * nextScheduleTime with the deadline applied), and whether it is already past its starting deadline.
- */
-export function dueScheduleTime(schedule: CronSchedule, state: ScheduleState, now: number): { scheduledTime: number; tooLate: boolean } | undefined {
-  const recent = mostRecentScheduleTime(schedule, state, now);
-  if (recent.mostRecent === undefined) return undefined;
-  const deadline = state.startingDeadlineSeconds;
-  const tooLate = deadline !== undefined && recent.mostRecent + deadline * 1000 < now;
-  return { scheduledTime: recent.mostRecent, tooLate };
-}

@@ -9,10 +9,11 @@ import {
 } from '../../operator/controller/desired-cronjob.ts';
 import { RUN_FINALIZER } from '../../operator/controller/labels.ts';
 import { CLEANUP, DIGEST, TASK_UID, makeTask } from './operator-controller-fixtures.ts';
+import type { TaskOptions } from './operator-controller-fixtures.ts';
 
 const settings: RunnerSettings = { runnerImage: 'bgtask.local/task-runner:dev', runnerServiceAccount: 'bgtask-runner' };
 
-function build(spec: Parameters<typeof makeTask>[0]['spec'] = {}, families = DEFAULT_FAMILIES, extra: Partial<RunnerSettings> = {}) {
+function build(spec: TaskOptions['spec'] = {}, families = DEFAULT_FAMILIES, extra: Partial<RunnerSettings> = {}) {
   const task = makeTask({ spec });
   const meta = task.spec.task === CLEANUP.name ? CLEANUP : DIGEST;
   const family = families[task.spec.task.split('.')[0] as 'email'];

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { CronSyntaxError, parseCron } from '../../operator/controller/cron.ts';
-import { compileSchedule, dueScheduleTime, InvalidScheduleError, mostRecentScheduleTime, nextScheduleTime } from '../../operator/controller/schedule.ts';
+import { compileSchedule, InvalidScheduleError, mostRecentScheduleTime, nextScheduleTime } from '../../operator/controller/schedule.ts';
 import { UnknownTimeZoneError, Zone } from '../../operator/controller/zoned-time.ts';
 
 const ms = (iso: string) => Date.parse(iso);
@@ -154,7 +154,7 @@ describe('mostRecentScheduleTime (utils.go)', () => {
   });
 });
 
-describe('nextScheduleTime and dueScheduleTime', () => {
+describe('nextScheduleTime', () => {
   const hourly = compileSchedule('0 * * * *', undefined);
   it.each([
     { name: 'the next slot after the last schedule', earliest: '2026-11-28T10:00:00Z', now: '2026-11-28T10:30:00Z', next: '2026-11-28T11:00:00Z' },
@@ -164,12 +164,7 @@ describe('nextScheduleTime and dueScheduleTime', () => {
     expect(iso(nextScheduleTime(hourly, ms(c.earliest), ms(c.now)))).toBe(c.next);
   });
 
-  it('names the due slot and whether it is past its starting deadline', () => {
-    expect(dueScheduleTime(hourly, { earliest: ms('2026-11-28T10:00:00Z'), startingDeadlineSeconds: 120 }, ms('2026-11-28T11:00:30Z'))).toEqual({
-      scheduledTime: ms('2026-11-28T11:00:00Z'),
-      tooLate: false,
-    });
-    expect(dueScheduleTime(hourly, { earliest: ms('2026-11-28T10:00:00Z'), startingDeadlineSeconds: 10 }, ms('2026-11-28T11:00:30Z'))).toBeUndefined();
-    expect(dueScheduleTime(hourly, { earliest: ms('2026-11-28T11:00:00Z') }, ms('2026-11-28T11:00:30Z'))).toBeUndefined();
+  it('falls back to now for a schedule the controller refuses, and finds nothing for one that never fires', () => {
+    expect(nextScheduleTime(compileSchedule('0 0 30 2 *', undefined), 0, ms('2026-01-01T00:00:00Z'))).toBeUndefined();
   });
 });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { BackgroundTaskStatus } from '../../crds/schema.ts';
-import type { Job } from '../../operator/controller/deps.ts';
+import type { CronJob, Job } from '../../operator/controller/deps.ts';
 import { runsOf } from '../../operator/controller/runs.ts';
 import { FOLD_SETTLE_MS, buildStatus, countedThrough, runsToFold, type StatusInput } from '../../operator/controller/status.ts';
 import { makeJob, makePod, makeTask, runnerReport } from './operator-controller-fixtures.ts';
@@ -141,7 +141,7 @@ describe('active runs and conditions', () => {
 describe('schedule times and the runner\'s report', () => {
   it('shows the CronJob\'s last schedule and the computed next one', () => {
     const s = status([], undefined, {
-      cronJob: { apiVersion: 'batch/v1', kind: 'CronJob', metadata: { name: 'digest' }, status: { lastScheduleTime: '2026-11-28T08:00:00Z' } },
+      cronJob: { apiVersion: 'batch/v1', kind: 'CronJob', metadata: { name: 'digest' }, status: { lastScheduleTime: '2026-11-28T08:00:00Z' } } as CronJob,
       nextScheduleTime: Date.parse('2026-11-29T08:00:00Z'),
     }).status;
     expect(s).toMatchObject({ lastScheduleTime: '2026-11-28T08:00:00Z', nextScheduleTime: '2026-11-29T08:00:00Z', family: 'email', cronJobName: 'digest' });

@@ -2,9 +2,10 @@ import { describe, expect, it } from 'vitest';
 import { DEFAULT_FAMILIES } from '../../operator/config/families.ts';
 import { validateTask } from '../../operator/controller/validate.ts';
 import { CATALOG, makeTask } from './operator-controller-fixtures.ts';
+import type { TaskOptions } from './operator-controller-fixtures.ts';
 
 const NOW = Date.parse('2026-11-28T12:00:00Z');
-const validate = (spec: Parameters<typeof makeTask>[0]['spec']) => validateTask(makeTask({ spec }), CATALOG, DEFAULT_FAMILIES, NOW);
+const validate = (spec: TaskOptions['spec']) => validateTask(makeTask({ spec }), CATALOG, DEFAULT_FAMILIES, NOW);
 
 describe('validateTask', () => {
   it('accepts a good task and hands back what reconciling needs', () => {
@@ -34,7 +35,7 @@ describe('validateTask', () => {
     { name: 'a cpu limit below the family request', spec: { resources: { limits: { cpu: '100m' } } }, field: 'spec.resources.limits.cpu', message: /cpu request 500m exceeds the limit 100m/ },
     { name: 'a soft timeout beyond the default timeout', spec: { softTimeoutSeconds: 900 }, field: 'spec.softTimeoutSeconds', message: /900 exceeds the timeout of 600/ },
   ])('refuses $name, naming $field', ({ spec, field, message }) => {
-    const v = validate(spec as Parameters<typeof makeTask>[0]['spec']);
+    const v = validate(spec as TaskOptions['spec']);
     expect(v.ok).toBe(false);
     if (!v.ok) {
       expect(v.field).toBe(field);

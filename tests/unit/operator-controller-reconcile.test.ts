@@ -1,0 +1,257 @@
+// The reconcile loop against in-memory caches and a recording API: which requests one reconcile
+// makes for a given world, and that a world already reconciled makes none.
+import pino from 'pino';
+import { describe, expect, it, vi } from 'vitest';
+import { DEFAULT_FAMILIES, parseFamiliesConfig, type FamiliesConfig } from '../../operator/config/families.ts';
+import type { CronJob, Job, Pod, Task } from '../../operator/controller/deps.ts';
+import { JOB_INDEXERS, POD_INDEXERS, TASK_INDEXERS } from '../../operator/controller/indexes.ts';
+import { createReconciler } from '../../operator/controller/reconcile.ts';
+import type { RawApi } from '../../operator/kube/raw-api.ts';
+import { Store } from '../../operator/kube/store.ts';
+import type { KubeObject } from '../../operator/kube/types.ts';
+import { CATALOG, CRONJOB_UID, NS, makeJob, makePod, makeTask } from './operator-controller-fixtures.ts';
+
+interface Call {
+  method: string;
+  path: string;
+  body?: unknown;
+  contentType?: string;
+}
+
+function world(
+  opts: { tasks?: Task[]; jobs?: Job[]; pods?: Pod[]; cronJobs?: CronJob[]; now?: string; families?: FamiliesConfig; fail?: (method: string, path: string) => Error | undefined } = {},
+) {
+  const tasks = new Store<Task & KubeObject>(TASK_INDEXERS);
+  const cronJobs = new Store<CronJob>();
+  const jobs = new Store<Job>(JOB_INDEXERS);
+  const pods = new Store<Pod>(POD_INDEXERS);
+  for (const t of opts.tasks ?? []) tasks.upsert(t);
+  for (const c of opts.cronJobs ?? []) cronJobs.upsert(c);
+  for (const j of opts.jobs ?? []) jobs.upsert(j);
+  for (const p of opts.pods ?? []) pods.upsert(p);
+
+  const calls: Call[] = [];
+  const request = vi.fn(async (method: string, path: string, o: { body?: unknown; contentType?: string } = {}) => {
+    calls.push({ method, path, ...(o.body === undefined ? {} : { body: o.body }), ...(o.contentType ? { contentType: o.contentType } : {}) });
+    const failure = opts.fail?.(method, path);
+    if (failure) throw failure;
+    const body = o.body as { metadata?: Record<string, unknown> } | undefined;
+    if (path.includes('/cronjobs/')) return { ...body, metadata: { ...body?.metadata, uid: CRONJOB_UID, generation: 1, resourceVersion: '10' } };
+    if (path.endsWith('/status')) return {};
+    return body ?? {};
+  });
+  const raw = { request } as unknown as RawApi;
+  const events: { reason: string; type: string; note: string; regarding?: string }[] = [];
+  const observed: unknown[] = [];
+  let clock = new Date(opts.now ?? '2026-11-28T12:00:00Z');
+  const reconcile = createReconciler({
+    clients: { raw },
+    caches: { tasks, cronJobs, jobs, pods },
+    families: () => opts.families ?? DEFAULT_FAMILIES,
+    events: { record: (regarding, type, reason, note) => events.push({ regarding: regarding.metadata?.name, type, reason, note }), flush: async () => undefined },
+    metrics: { observeRun: (run) => observed.push(run) },
+    clock: () => clock,
+    log: pino({ level: 'silent' }),
+    settings: { runnerImage: 'bgtask.local/task-runner:dev', runnerServiceAccount: 'bgtask-runner', fieldManager: 'bgtask-operator' },
+    registry: CATALOG,
+  });
+  return {
+    tasks,
+    cronJobs,
+    jobs,
+    calls,
+    events,
+    observed,
+    reconcile,
+    setNow: (iso: string) => (clock = new Date(iso)),
+    /** The body of the status patch, if one was sent. */
+    statusPatch: () => calls.find((c) => c.path.endsWith('/status'))?.body as { status: Record<string, unknown> } | undefined,
+    /** Feeds the writes back into the caches, as the informers would. */
+    settle() {
+      for (const call of calls) {
+        const body = call.body as (KubeObject & { status?: Record<string, unknown> }) | undefined;
+        if (call.path.includes('/cronjobs/') && body) cronJobs.upsert({ ...body, metadata: { ...body.metadata, uid: CRONJOB_UID, generation: 1 } } as CronJob);
+        if (call.path.endsWith('/status') && body) {
+          for (const t of tasks.list()) {
+            const merged = { ...t.status } as Record<string, unknown>;
+            for (const [k, v] of Object.entries(body.status ?? {})) {
+              if (v === null) delete merged[k];
+              else merged[k] = v;
+            }
+            tasks.upsert({ ...t, status: merged } as Task & KubeObject);
+          }
+        }
+      }
+      calls.length = 0;
+    },
+  };
+}
+
+const KEY = `${NS}/digest`;
+
+describe('reconcile', () => {
+  it('creates the CronJob and the status of a new task, then requeues for the next schedule', async () => {
+    const w = world({ tasks: [makeTask()] });
+    const result = await w.reconcile(KEY);
+    expect(w.calls.map((c) => `${c.method} ${c.path}`)).toEqual([
+      'PATCH /apis/batch/v1/namespaces/assistant/cronjobs/digest',
+      'PATCH /apis/workers.personal-assistant.io/v1alpha1/namespaces/assistant/backgroundtasks/digest/status',
+    ]);
+    expect(w.calls[0]!.contentType).toBe('application/apply-patch+yaml');
+    expect(w.statusPatch()?.status).toMatchObject({
+      family: 'email',
+      cronJobName: 'digest',
+      nextScheduleTime: '2026-11-29T08:00:00Z',
+      succeeded: 0,
+      conditions: [expect.objectContaining({ type: 'Ready', status: 'True', reason: 'Reconciled' }), expect.objectContaining({ type: 'Queued', status: 'False' })],
+    });
+    expect(w.events.map((e) => e.reason)).toEqual(['CronJobCreated']);
+    expect(result.requeueAfterMs).toBe(3_600_000); // the next schedule is 20 h away: looked at again within the hour
+  });
+
+  it('writes nothing when the world is already as it should be', async () => {
+    const w = world({ tasks: [makeTask()] });
+    await w.reconcile(KEY);
+    w.settle();
+    await w.reconcile(KEY);
+    expect(w.calls).toEqual([]);
+    w.setNow('2026-11-28T13:00:00Z');
+    await w.reconcile(KEY);
+    expect(w.calls).toEqual([]);
+  });
+
+  it('follows a spec change with an apply', async () => {
+    const w = world({ tasks: [makeTask()] });
+    await w.reconcile(KEY);
+    w.settle();
+    const [task] = w.tasks.list();
+    w.tasks.upsert({ ...task!, metadata: { ...task!.metadata, generation: 2 }, spec: { ...task!.spec, schedule: '30 9 * * 1-5' } });
+    await w.reconcile(KEY);
+    const apply = w.calls.find((c) => c.path.includes('/cronjobs/'));
+    expect((apply?.body as CronJob).spec?.schedule).toBe('30 9 * * 1-5');
+    expect(w.events.map((e) => e.reason)).toContain('CronJobUpdated');
+  });
+
+  it('reports an invalid spec, keeps the CronJob, and emits a Warning', async () => {
+    const w = world({ tasks: [makeTask({ spec: { task: 'email.nope' } })] });
+    await w.reconcile(KEY);
+    expect(w.calls.map((c) => c.path)).toEqual(['/apis/workers.personal-assistant.io/v1alpha1/namespaces/assistant/backgroundtasks/digest/status']);
+    expect(w.statusPatch()?.status.conditions).toContainEqual(expect.objectContaining({ type: 'Ready', status: 'False', reason: 'InvalidSpec', message: expect.stringContaining('spec.task: unknown task "email.nope"') }));
+    expect(w.events).toContainEqual(expect.objectContaining({ type: 'Warning', reason: 'InvalidSpec' }));
+  });
+
+  it('admits waiting Jobs of the family up to its concurrency, oldest first, across tasks', async () => {
+    const families = parseFamiliesConfig('email: { concurrency: 1 }');
+    const other = makeTask({ name: 'other', uid: 'uid-other' });
+    const w = world({
+      tasks: [makeTask(), other],
+      jobs: [
+        makeJob('digest-2', { suspended: true, createdAt: '2026-11-28T11:00:00Z' }),
+        makeJob('other-1', { task: other, suspended: true, createdAt: '2026-11-28T10:00:00Z' }),
+      ],
+      families,
+    });
+    const result = await w.reconcile(KEY);
+    const admits = w.calls.filter((c) => c.path.includes('/jobs/'));
+    expect(admits).toEqual([
+      {
+        method: 'PATCH',
+        path: '/apis/batch/v1/namespaces/assistant/jobs/other-1',
+        body: { metadata: { finalizers: ['workers.personal-assistant.io/run-accounting'] }, spec: { suspend: false } },
+        contentType: 'application/strategic-merge-patch+json',
+      },
+    ]);
+    expect(w.events).toContainEqual(expect.objectContaining({ reason: 'RunStarted', regarding: 'other' }));
+    expect(w.events).toContainEqual(expect.objectContaining({ reason: 'RunQueued', regarding: 'digest' }));
+    expect(w.statusPatch()?.status.active).toEqual([{ name: 'digest-2', runId: 'digest-2', queued: true }]);
+    expect(result.requeueAfterMs).toBe(60_000);
+  });
+
+  it('does not admit the waiting runs of a suspended task', async () => {
+    const w = world({ tasks: [makeTask({ spec: { suspend: true } })], jobs: [makeJob('digest-2', { suspended: true })] });
+    await w.reconcile(KEY);
+    expect(w.calls.filter((c) => c.path.includes('/jobs/'))).toEqual([]);
+  });
+
+  it('counts a finished run once, with a metric and an Event', async () => {
+    const job = makeJob('digest-1', { createdAt: '2026-11-28T08:00:00Z', complete: '2026-11-28T08:00:40Z' });
+    const w = world({ tasks: [makeTask()], jobs: [job], pods: [makePod(job, { terminated: { exitCode: 0 } })] });
+    await w.reconcile(KEY);
+    expect(w.statusPatch()?.status).toMatchObject({ succeeded: 1, lastSuccessfulTime: '2026-11-28T08:00:40Z', consecutiveFailures: 0 });
+    expect(w.observed).toEqual([{ task: 'email.digest', family: 'email', outcome: 'Succeeded', durationSeconds: 40 }]);
+    w.settle();
+    await w.reconcile(KEY);
+    expect(w.observed).toHaveLength(1);
+    expect(w.calls).toEqual([]);
+  });
+
+  it('schedules a retry after the delay, then starts it as a suspended Job with attempt 2', async () => {
+    const task = makeTask({ spec: { retry: { delaySeconds: 120, backoff: 'Fixed' } } });
+    const job = makeJob('digest-1', { task, createdAt: '2026-11-28T11:58:00Z', failed: { at: '2026-11-28T11:59:00Z' } });
+    const w = world({ tasks: [task], jobs: [job], pods: [makePod(job, { terminated: { exitCode: 1 } })] });
+    const waiting = await w.reconcile(KEY);
+    expect(waiting.requeueAfterMs).toBe(60_000);
+    expect(w.events).toContainEqual(expect.objectContaining({ reason: 'RetryScheduled' }));
+    expect(w.calls.some((c) => c.method === 'POST')).toBe(false);
+
+    w.settle();
+    w.setNow('2026-11-28T12:01:00Z');
+    await w.reconcile(KEY);
+    const create = w.calls.find((c) => c.method === 'POST');
+    expect(create?.path).toBe('/apis/batch/v1/namespaces/assistant/jobs');
+    const retry = create?.body as Job;
+    expect(retry.metadata?.name).toMatch(/^digest-retry2-[0-9a-f]{8}$/);
+    expect(retry.metadata?.annotations).toEqual({ 'workers.personal-assistant.io/retry-of': 'digest-1' });
+    expect(retry.spec?.suspend).toBe(true);
+    expect(retry.spec?.template.metadata?.annotations).toMatchObject({ 'workers.personal-assistant.io/trigger': 'Retry', 'workers.personal-assistant.io/attempt': '2' });
+    expect(w.events).toContainEqual(expect.objectContaining({ reason: 'RetryStarted' }));
+  });
+
+  it('never retries invalid input', async () => {
+    const job = makeJob('digest-1', { createdAt: '2026-11-28T08:00:00Z', failed: { at: '2026-11-28T08:00:10Z' } });
+    const w = world({ tasks: [makeTask()], jobs: [job], pods: [makePod(job, { terminated: { exitCode: 2 } })] });
+    await w.reconcile(KEY);
+    expect(w.calls.some((c) => c.method === 'POST')).toBe(false);
+    expect(w.statusPatch()?.status.lastRun).toMatchObject({ outcome: 'InvalidInput' });
+  });
+
+  it('answers a run-now token with one Job and remembers the token', async () => {
+    const w = world({ tasks: [makeTask({ annotations: { 'workers.personal-assistant.io/run-now': '1764324000' } })] });
+    await w.reconcile(KEY);
+    const create = w.calls.find((c) => c.method === 'POST');
+    expect((create?.body as Job).spec?.template.metadata?.annotations).toMatchObject({ 'workers.personal-assistant.io/trigger': 'Manual', 'workers.personal-assistant.io/attempt': '1' });
+    const annotate = w.calls.find((c) => c.path.endsWith('/backgroundtasks/digest'));
+    expect(annotate?.body).toEqual({ metadata: { annotations: { 'workers.personal-assistant.io/run-now-handled': '1764324000' } } });
+  });
+
+  it('lifts its finalizers when the task is gone, and lets the family\'s waiting runs in', async () => {
+    const gone = makeJob('digest-1', { complete: '2026-11-28T11:00:00Z', deleting: true });
+    const other = makeTask({ name: 'other', uid: 'uid-other' });
+    const waiting = makeJob('other-1', { task: other, suspended: true });
+    const w = world({ tasks: [other], jobs: [gone, waiting], families: parseFamiliesConfig('email: { concurrency: 1 }') });
+    expect(await w.reconcile(KEY)).toEqual({});
+    expect(w.calls.map((c) => `${c.method} ${c.path}`)).toEqual([
+      'PATCH /apis/batch/v1/namespaces/assistant/jobs/digest-1',
+      'PATCH /apis/batch/v1/namespaces/assistant/jobs/other-1',
+    ]);
+    expect(w.calls[0]!.body).toEqual({ metadata: { $deleteFromPrimitiveList: { finalizers: ['workers.personal-assistant.io/run-accounting'] } } });
+  });
+
+  it('lifts the finalizer of a deleted Job only once the stored status has counted it', async () => {
+    const job = makeJob('digest-1', { createdAt: '2026-11-28T08:00:00Z', complete: '2026-11-28T08:00:40Z', deleting: true });
+    const w = world({ tasks: [makeTask()], jobs: [job] });
+    await w.reconcile(KEY);
+    expect(w.calls.some((c) => c.path.endsWith('/jobs/digest-1'))).toBe(false);
+    w.settle();
+    await w.reconcile(KEY);
+    expect(w.calls.map((c) => c.path)).toEqual(['/apis/batch/v1/namespaces/assistant/jobs/digest-1']);
+  });
+
+  it('fails the reconcile (for a backoff retry) when the CronJob cannot be applied, after saying so in the status', async () => {
+    const forbidden = Object.assign(new Error('cronjobs.batch "digest" is forbidden'), { code: 403 });
+    const w = world({ tasks: [makeTask()], fail: (method, path) => (path.includes('/cronjobs/') ? forbidden : undefined) });
+    await expect(w.reconcile(KEY)).rejects.toThrow('server-side apply of CronJob assistant/digest failed');
+    expect(w.statusPatch()?.status.conditions).toContainEqual(expect.objectContaining({ type: 'Ready', status: 'False', reason: 'CronJobFailed', message: expect.stringContaining('forbidden') }));
+    expect(w.events).toContainEqual(expect.objectContaining({ type: 'Warning', reason: 'CronJobFailed' }));
+  });
+});
