@@ -49,7 +49,9 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     .argument('<task>', 'task name')
     .action(async (taskName: string) => {
       const registry = await loadRegistry(parseConfig(env));
-      process.stdout.write(`${JSON.stringify(describeTask(registry.require(taskName)), null, 2)}\n`);
+      // From registry.tasks: fully validated, as the operator reads it; an unknown name fails in require().
+      const task = registry.tasks.find((t) => t.name === taskName) ?? registry.require(taskName);
+      process.stdout.write(`${JSON.stringify(describeTask(task), null, 2)}\n`);
     });
 
   program

@@ -3,7 +3,7 @@
  * what a task needs is required by `requireServices` for that task only, so a task that
  * does not touch Redis runs without REDIS_URL.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { InvalidInputError } from './errors.ts';
 import type { TaskNeeds } from './task.ts';
 

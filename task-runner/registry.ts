@@ -5,10 +5,11 @@
  */
 import { isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { z } from 'zod';
+import * as z from 'zod';
 import { BACKOFF_KINDS, FAMILIES, TASK_NAME_PATTERN, backgroundTaskSpecSchema } from '../crds/schema.ts';
 import { InvalidInputError, describeError } from './errors.ts';
-import { defineTask, type AnyTask } from './task.ts';
+import type { PluginToolkit } from './plugin-toolkit.ts';
+import type { AnyTask } from './task.ts';
 import { builtinTasks } from './tasks/index.ts';
 
 const TASK_NAME = new RegExp(TASK_NAME_PATTERN);
@@ -17,6 +18,41 @@ const spec = backgroundTaskSpecSchema.shape;
 
 function isZodSchema(value: unknown): value is z.ZodType {
   return typeof value === 'object' && value !== null && '_zod' in value && typeof (value as z.ZodType).safeParse === 'function';
+}
+
+const NEEDS = new Set(['postgres', 'redis']);
+
+/**
+ * What a run relies on, checked for every task as it loads: identity (name pattern, family,
+ * no duplicate — see loadRegistry), a params schema, a run function, its needs and its soft
+ * timeout. Plain code, not zod: it runs at every start, and start-up time is benchmarked. The
+ * rest (the defaults against the BackgroundTask spec's rules, params as JSON Schema) is
+ * validateTask's, for whoever reads the metadata (list, describe, the operator).
+ */
+function checkRunnable(candidate: unknown, source: string): AnyTask {
+  if (typeof candidate !== 'object' || candidate === null) throw new InvalidInputError(`a task from ${source} is not an object`);
+  const task = candidate as Partial<Record<keyof AnyTask, unknown>>;
+  const problems: string[] = [];
+  if (typeof task.name !== 'string' || task.name.length > 100 || !TASK_NAME.test(task.name)) {
+    problems.push(`name: must be <family>.<task> in lowercase kebab-case (${TASK_NAME_PATTERN})`);
+  } else if (!task.name.startsWith(`${String(task.family)}.`)) {
+    problems.push('name: must start with its family');
+  }
+  if (!(FAMILIES as readonly unknown[]).includes(task.family)) problems.push(`family: must be one of ${FAMILIES.join(', ')}`);
+  if (!isZodSchema(task.params)) problems.push('params: must be a zod schema');
+  if (typeof task.run !== 'function') problems.push('run: must be a function');
+  const needs = task.needs as Record<string, unknown> | undefined;
+  if (typeof needs !== 'object' || needs === null) problems.push('needs: must be an object');
+  else for (const [key, value] of Object.entries(needs)) if (!NEEDS.has(key) || typeof value !== 'boolean') problems.push(`needs.${key}: not a known service flag`);
+  const soft = (task.defaults as { softTimeoutSeconds?: unknown } | undefined)?.softTimeoutSeconds;
+  if (!Number.isInteger(soft) || (soft as number) <= 0) problems.push('defaults.softTimeoutSeconds: must be a positive integer');
+  if (problems.length > 0) throw new InvalidInputError(`${describeCandidate(candidate, source)} is invalid: ${problems.join('; ')}`);
+  return candidate as AnyTask;
+}
+
+function describeCandidate(candidate: unknown, source: string): string {
+  const label = (candidate as { name?: unknown } | null)?.name;
+  return typeof label === 'string' ? `task "${label}" from ${source}` : `a task from ${source}`;
 }
 
 const definitionSchema = z
@@ -46,11 +82,10 @@ const definitionSchema = z
   })
   .refine((t) => t.name.startsWith(`${t.family}.`), { path: ['name'], message: 'must start with its family' });
 
-/** Checks a task definition from any source; returns it unchanged or throws naming every problem. */
+/** Checks every rule of a task definition from any source; returns it unchanged or throws naming every problem. */
 export function validateTask(candidate: unknown, source: string): AnyTask {
   const result = definitionSchema.safeParse(candidate);
-  const label = (candidate as { name?: unknown } | null)?.name;
-  const which = typeof label === 'string' ? `task "${label}" from ${source}` : `a task from ${source}`;
+  const which = describeCandidate(candidate, source);
   if (!result.success) {
     const problems = result.error.issues.map((i) => `${i.path.join('.') || '(task)'}: ${i.message}`);
     throw new InvalidInputError(`${which} is invalid: ${problems.join('; ')}`);
@@ -66,19 +101,12 @@ export function validateTask(candidate: unknown, source: string): AnyTask {
 }
 
 export interface Registry {
-  /** Every task, sorted by name. */
+  /** Every task, sorted by name, each through validateTask (once): what list, describe and the operator read. */
   readonly tasks: readonly AnyTask[];
   get(name: string): AnyTask | undefined;
-  /** The task, or an InvalidInputError naming the known tasks. */
+  /** The task to run, or an InvalidInputError naming the known tasks. */
   require(name: string): AnyTask;
 }
-
-/** What a plugin module may export as default: a task, a list, or a factory given the runner's toolkit. */
-export interface PluginToolkit {
-  defineTask: typeof defineTask;
-  z: typeof z;
-}
-const toolkit: PluginToolkit = Object.freeze({ defineTask, z });
 
 function moduleUrl(spec: string, cwd: string): string {
   // A scheme (file:, data:, node:) is a URL; anything else is a path from the working directory.
@@ -95,7 +123,9 @@ async function loadPlugin(spec: string, cwd: string): Promise<unknown[]> {
   }
   let exported = mod.default;
   if (exported === undefined) throw new InvalidInputError(`task plugin ${spec} has no default export (a task, a list of tasks, or a factory)`);
+  // A plugin exports a task, a list of tasks, or a factory given the runner's toolkit (plugin-toolkit.ts).
   if (typeof exported === 'function') {
+    const { toolkit } = await import('./plugin-toolkit.ts');
     try {
       exported = await (exported as (t: PluginToolkit) => unknown)(toolkit);
     } catch (err) {
@@ -117,7 +147,7 @@ export async function loadRegistry(
   const cwd = options.cwd ?? process.cwd();
   const byName = new Map<string, { task: AnyTask; source: string }>();
   const add = (candidate: unknown, source: string) => {
-    const task = validateTask(candidate, source);
+    const task = checkRunnable(candidate, source);
     const existing = byName.get(task.name);
     if (existing) throw new InvalidInputError(`task "${task.name}" from ${source} duplicates the one from ${existing.source}`);
     byName.set(task.name, { task, source });
@@ -126,15 +156,20 @@ export async function loadRegistry(
   for (const spec of pluginList(env.TASK_PLUGINS)) {
     for (const candidate of await loadPlugin(spec, cwd)) add(candidate, `plugin ${spec}`);
   }
-  const tasks = [...byName.values()].map((e) => e.task).sort((a, b) => a.name.localeCompare(b.name));
+  const names = [...byName.keys()].sort((a, b) => a.localeCompare(b));
+  let validated: readonly AnyTask[] | undefined;
   return {
-    tasks,
+    get tasks() {
+      validated ??= names.map((name) => {
+        const { task, source } = byName.get(name)!;
+        return validateTask(task, source);
+      });
+      return validated;
+    },
     get: (name) => byName.get(name)?.task,
     require(name) {
       const found = byName.get(name)?.task;
-      if (!found) {
-        throw new InvalidInputError(`unknown task "${name}"; known tasks: ${tasks.map((t) => t.name).join(', ')}`);
-      }
+      if (!found) throw new InvalidInputError(`unknown task "${name}"; known tasks: ${names.join(', ')}`);
       return found;
     },
   };

@@ -8,7 +8,8 @@ import { existsSync, writeFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { API_GROUP, API_VERSION, PLURAL, type LastRun } from '../crds/schema.ts';
 import { describeError } from './errors.ts';
-import type { KubeApiError, KubeClient, KubeSettings } from './kube-api.ts';
+import type { KubeApiError, KubeClient } from './kube-api.ts';
+import { kubeEndpoint, serviceAccountNamespace, type KubeSettings } from './kube-endpoint.ts';
 
 export const FIELD_MANAGER = 'bgtask-runner';
 const DEFAULT_TERMINATION_LOG = '/dev/termination-log';
@@ -148,8 +149,7 @@ export async function deliverResult(run: LastRun, settings: ReportSettings | und
     log.warn('configuration invalid: the status is not reported to the Kubernetes API');
     return;
   }
-  const kube = await import('./kube-api.ts');
-  const endpoint = kube.kubeEndpoint(settings);
+  const endpoint = kubeEndpoint(settings);
   if (!endpoint) {
     log.debug('not in a cluster and no BGTASK_KUBE_API: status not reported');
     return;
@@ -160,9 +160,10 @@ export async function deliverResult(run: LastRun, settings: ReportSettings | und
   }
   let client: KubeClient | undefined;
   try {
-    const namespace = settings.BGTASK_NAMESPACE ?? kube.serviceAccountNamespace(endpoint);
+    const namespace = settings.BGTASK_NAMESPACE ?? serviceAccountNamespace(endpoint);
     if (!namespace) throw new Error('BGTASK_NAMESPACE is not set and no service-account namespace is mounted');
-    client = kube.kubeClient(endpoint, { timeoutMs: 5000 });
+    const { kubeClient } = await import('./kube-api.ts');
+    client = kubeClient(endpoint, { timeoutMs: 5000 });
     const result = await patchLastRun(client, { namespace, name: settings.BGTASK_NAME }, run);
     if (result.kind === 'stale') log.info({ reason: result.reason }, 'status.lastRun not updated: a newer run already reported');
     else log.debug({ namespace, name: settings.BGTASK_NAME }, 'status.lastRun reported');

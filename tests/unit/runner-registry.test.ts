@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { InvalidInputError } from '../../task-runner/errors.ts';
+import { TASK_NAME_PATTERN } from '../../crds/schema.ts';
 import { describeTask, loadRegistry, validateTask } from '../../task-runner/registry.ts';
 
 const valid = () => ({
@@ -102,9 +103,21 @@ describe('loadRegistry', () => {
     expect((await loadRegistry({ TASK_PLUGINS: `file://${file}` })).get('email.relative')).toBeDefined();
   });
 
-  it('validates plugin tasks like built-ins', async () => {
-    const bad = plugin('bad.mjs', `export default ({ z }) => ({ name: 'sync.no-defaults', family: 'sync', description: 'x', params: z.object({}), needs: {}, run() {} });`);
-    await expect(loadRegistry({ TASK_PLUGINS: bad })).rejects.toThrow(`task "sync.no-defaults" from plugin ${bad} is invalid: defaults: Invalid input`);
+  it('checks at load what a run relies on, for plugins as for built-ins', async () => {
+    const bad = plugin('bad.mjs', `export default ({ z }) => ({ name: 'sync.No_Defaults', family: 'sync', description: 'x', params: {}, needs: { smtp: true } });`);
+    await expect(loadRegistry({ TASK_PLUGINS: bad })).rejects.toThrow(
+      `task "sync.No_Defaults" from plugin ${bad} is invalid: name: must be <family>.<task> in lowercase kebab-case (${TASK_NAME_PATTERN}); ` +
+        'params: must be a zod schema; run: must be a function; needs.smtp: not a known service flag; defaults.softTimeoutSeconds: must be a positive integer',
+    );
+    const wrongFamily = plugin('wrong-family.mjs', `export default (t) => ({ ...(${pluginTask('email.misfiled')})(t), family: 'sync' });`);
+    await expect(loadRegistry({ TASK_PLUGINS: wrongFamily })).rejects.toThrow('task "email.misfiled" from plugin ' + wrongFamily + ' is invalid: name: must start with its family');
+  });
+
+  it('validates every rule when the metadata is read (list, describe, the operator)', async () => {
+    const badSchedule = plugin('bad-schedule.mjs', `export default (t) => ({ ...(${pluginTask('sync.bad-schedule')})(t), defaults: { schedule: '0 4 * * 7', retry: { maxRetries: 1, delaySeconds: 30, backoff: 'Fixed' }, timeoutSeconds: 60, softTimeoutSeconds: 50 } });`);
+    const registry = await loadRegistry({ TASK_PLUGINS: badSchedule });
+    expect(registry.require('sync.bad-schedule').name).toBe('sync.bad-schedule');
+    expect(() => registry.tasks).toThrow(`task "sync.bad-schedule" from plugin ${badSchedule} is invalid: defaults.schedule: `);
   });
 
   it('refuses a duplicate name, naming both sources', async () => {

@@ -1,4 +1,5 @@
-import { z } from 'zod';
+import * as z from 'zod';
+import { kubeEndpoint } from '../../kube-endpoint.ts';
 import { defineTask, type SummaryValue } from '../../task.ts';
 
 const CHECKS = ['postgres', 'redis', 'kubernetes', 'llm'] as const;
@@ -31,11 +32,11 @@ export default defineTask({
       if (answer !== 'PONG') throw new Error(`PING answered ${answer}`);
       return {};
     });
-    const kube = await import('../../kube-api.ts');
-    const endpoint = kube.kubeEndpoint(ctx.env);
+    const endpoint = kubeEndpoint(ctx.env);
     if (endpoint) {
       probes.set('kubernetes', async () => {
-        const client = kube.kubeClient(endpoint, { timeoutMs });
+        const { kubeClient } = await import('../../kube-api.ts');
+        const client = kubeClient(endpoint, { timeoutMs });
         try {
           const version = (await client.request('GET', '/version')) as { gitVersion?: string };
           return { kubernetes_version: version.gitVersion ?? '' };

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { defineTask } from '../../task.ts';
 
 // One batch is one statement, so one short transaction: it commits or rolls back whole.
