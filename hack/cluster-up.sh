@@ -20,7 +20,13 @@ node_image() {
      timeout 20 docker pull -q "$PUBLISHED_NODE_IMAGE" >/dev/null 2>&1; then
     echo "$PUBLISHED_NODE_IMAGE"; return
   fi
+  # Cold, the Go builds are CPU-bound and debootstrap is network/disk-bound: overlap them.
+  local prefetch=()
+  for profile in kind-node kube-proxy runtime postgres redis; do
+    "$HACK_DIR/rootfs.sh" "$profile" >/dev/null & prefetch+=($!)
+  done
   "$HACK_DIR/build-toolchain.sh" kubernetes etcd pause coredns crictl >&2
+  wait "${prefetch[@]}" || die "building a root filesystem failed (see the lines above)"
   "$HACK_DIR/node-image.sh"
 }
 
