@@ -26,7 +26,7 @@ node_image() {
     "$HACK_DIR/rootfs.sh" "$profile" >/dev/null & prefetch+=($!)
   done
   "$HACK_DIR/build-toolchain.sh" kubernetes etcd pause coredns crictl >&2
-  wait "${prefetch[@]}" || die "building a root filesystem failed (see the lines above)"
+  for pid in "${prefetch[@]}"; do wait "$pid" || die "building a root filesystem failed (see the lines above)"; done
   "$HACK_DIR/node-image.sh"
 }
 
