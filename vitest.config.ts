@@ -34,6 +34,17 @@ export default defineConfig({
           fileParallelism: false,
         },
       },
+      {
+        // `make bench`: figures printed side by side in one run, never asserted as timings.
+        test: {
+          name: 'bench',
+          include: ['tests/bench/**/*.bench.ts'],
+          globalSetup: ['tests/support/global-setup-integration.ts'],
+          testTimeout: 1_800_000,
+          hookTimeout: 900_000,
+          fileParallelism: false,
+        },
+      },
     ],
   },
 });
