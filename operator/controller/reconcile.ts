@@ -28,7 +28,7 @@ import { decideRetry, retryPolicy } from './retries.ts';
 import { planRunNow } from './run-now.ts';
 import { newestRun, runsOf, type Run } from './runs.ts';
 import { nextScheduleTime } from './schedule.ts';
-import { buildStatus, countedThrough, type NotReady } from './status.ts';
+import { CONDITION_READY, buildStatus, countedThrough, type NotReady } from './status.ts';
 import { validateTask, type Validation } from './validate.ts';
 import { jobWrites, taskWrites } from './writes.ts';
 
@@ -72,7 +72,7 @@ export function createReconciler(deps: ReconcileDeps): (key: string) => Promise<
     let notReady: NotReady | undefined;
     if (!validation.ok) {
       notReady = { reason: 'InvalidSpec', message: validation.message };
-      events.record(task, 'Warning', 'InvalidSpec', `${validation.message}; the CronJob is left as it was`, 'Validate');
+      if (!alreadySaid(task, notReady)) events.record(task, 'Warning', 'InvalidSpec', `${validation.message}; the CronJob is left as it was`, 'Validate');
     }
 
     // 3. The CronJob.
@@ -91,7 +91,7 @@ export function createReconciler(deps: ReconcileDeps): (key: string) => Promise<
       } catch (err) {
         applyError = err;
         notReady = { reason: 'CronJobFailed', message: `applying CronJob ${cronName} failed: ${describeError((err as Error).cause ?? err)}` };
-        events.record(task, 'Warning', 'CronJobFailed', notReady.message, 'Apply');
+        if (!alreadySaid(task, notReady)) events.record(task, 'Warning', 'CronJobFailed', notReady.message, 'Apply');
       }
     }
 
@@ -235,6 +235,12 @@ export function createReconciler(deps: ReconcileDeps): (key: string) => Promise<
     const namespace = job.metadata?.namespace;
     return taskName && namespace ? caches.tasks.get(namespace, taskName) : undefined;
   }
+}
+
+/** Whether the stored status already reports this problem: an Event is for the news, not for every reconcile. */
+function alreadySaid(task: Task, notReady: NotReady): boolean {
+  const ready = task.status?.conditions?.find((c) => c.type === CONDITION_READY);
+  return ready?.status === 'False' && ready.reason === notReady.reason && ready.message === notReady.message;
 }
 
 function holdsFinalizer(job: Job): boolean {

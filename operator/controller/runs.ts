@@ -88,7 +88,8 @@ function podEvidence(pods: readonly Pod[]): { oomKilled: boolean; exitCode?: num
     }
     const waiting = status?.state?.waiting;
     if (waiting?.reason && IMAGE_PROBLEMS.has(waiting.reason)) {
-      const image = pod.spec?.containers?.[0]?.image ?? 'the runner image';
+      // The status names the image: the cache keeps no pod spec (operator/kube/transforms.ts).
+      const image = status?.image || 'the runner image';
       return { oomKilled: false, imageProblem: `image ${image} could not be pulled (${waiting.reason})${waiting.message ? `: ${waiting.message}` : ''}` };
     }
     if (pod.status?.reason === 'Evicted' || pod.status?.reason) {

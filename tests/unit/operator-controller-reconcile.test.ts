@@ -138,6 +138,11 @@ describe('reconcile', () => {
     expect(w.calls.map((c) => c.path)).toEqual(['/apis/workers.personal-assistant.io/v1alpha1/namespaces/assistant/backgroundtasks/digest/status']);
     expect(w.statusPatch()?.status.conditions).toContainEqual(expect.objectContaining({ type: 'Ready', status: 'False', reason: 'InvalidSpec', message: expect.stringContaining('spec.task: unknown task "email.nope"') }));
     expect(w.events).toContainEqual(expect.objectContaining({ type: 'Warning', reason: 'InvalidSpec' }));
+    w.settle();
+    w.events.length = 0;
+    await w.reconcile(KEY);
+    expect(w.calls).toEqual([]);
+    expect(w.events).toEqual([]); // said once: the status already says it
   });
 
   it('admits waiting Jobs of the family up to its concurrency, oldest first, across tasks', async () => {

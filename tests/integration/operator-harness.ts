@@ -1,0 +1,140 @@
+// The operator, started inside the test process against the kind cluster: the same informers,
+// work queue, controller workers and reconciler as operator/main.ts, plus what the tests need —
+// a runner pod that mounts the test plugin from a ConfigMap, a families config set directly,
+// and the namespace prepared for runs (runner ServiceAccount and its Role).
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import pino from 'pino';
+import { loadRegistry } from '../../task-runner/registry.ts';
+import { FamiliesConfigHolder } from '../../operator/config/families.ts';
+import type { CronJob, Job, Pod, Task } from '../../operator/controller/deps.ts';
+import { JOB_INDEXERS, POD_INDEXERS, TASK_INDEXERS, TASKS_BY_FAMILY } from '../../operator/controller/indexes.ts';
+import { createReconciler } from '../../operator/controller/reconcile.ts';
+import { FIELD_MANAGER } from '../../operator/kube/apply.ts';
+import { createClients, loadKubeConfig } from '../../operator/kube/clients.ts';
+import { Controller } from '../../operator/kube/controller.ts';
+import { KubeEventRecorder, apiEventSink } from '../../operator/kube/events.ts';
+import { Informer, type EventHandler } from '../../operator/kube/informer.ts';
+import { MANAGED_SELECTOR, objectKey, taskKeyOf } from '../../operator/kube/keys.ts';
+import { BACKGROUND_TASKS, CRON_JOBS, JOBS, PODS } from '../../operator/kube/resources.ts';
+import { OWNER_UID_INDEX, ownerUidIndex } from '../../operator/kube/store.ts';
+import { slimJob, slimPod } from '../../operator/kube/transforms.ts';
+import type { KubeObject } from '../../operator/kube/types.ts';
+import { WorkQueue } from '../../operator/kube/workqueue.ts';
+import { createMetrics } from '../../operator/metrics.ts';
+import { ROOT } from '../support/platform.ts';
+import { kubectl } from '../support/kube.ts';
+
+export const RUNNER_IMAGE = 'bgtask.local/task-runner:dev';
+export const RUNNER_SA = 'bgtask-runner';
+export const PLUGIN_FILE = 'operator-test-tasks.mjs';
+export const PLUGIN_HOST_PATH = join(ROOT, 'tests/fixtures/plugins', PLUGIN_FILE);
+const PLUGIN_CONFIGMAP = 'operator-test-plugins';
+const PLUGIN_MOUNT = '/plugins';
+
+/** Installs the CRD (idempotent) and what runs need in `namespace`: the runner's ServiceAccount and Role, the plugin ConfigMap. */
+export async function prepareNamespace(namespace: string): Promise<void> {
+  await kubectl(['apply', '--server-side', '--force-conflicts', '-f', join(ROOT, 'crds/workers.personal-assistant.io_backgroundtasks.yaml')]);
+  await kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd/backgroundtasks.workers.personal-assistant.io']);
+  const rbac = [
+    { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: RUNNER_SA, namespace } },
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'Role',
+      metadata: { name: RUNNER_SA, namespace },
+      rules: [{ apiGroups: ['workers.personal-assistant.io'], resources: ['backgroundtasks', 'backgroundtasks/status'], verbs: ['get', 'patch'] }],
+    },
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'RoleBinding',
+      metadata: { name: RUNNER_SA, namespace },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: RUNNER_SA },
+      subjects: [{ kind: 'ServiceAccount', name: RUNNER_SA, namespace }],
+    },
+    {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: PLUGIN_CONFIGMAP, namespace },
+      data: { [PLUGIN_FILE]: readFileSync(PLUGIN_HOST_PATH, 'utf8') },
+    },
+  ];
+  await kubectl(['apply', '-f', '-'], { input: JSON.stringify({ apiVersion: 'v1', kind: 'List', items: rbac }) });
+}
+
+export interface RunningOperator {
+  /** Puts a new families.yaml in force (as a ConfigMap update would). */
+  setFamilies(yaml: string): void;
+  /** Stops the workers (waiting for in-flight reconciles), the informers and the event writer. */
+  stop(): Promise<void>;
+}
+
+export async function startOperator(opts: { kubeconfig: string; namespace: string; familiesYaml?: string; workers?: number }): Promise<RunningOperator> {
+  const log = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
+  const { kubeConfig } = loadKubeConfig({ kubeconfig: opts.kubeconfig });
+  const clients = createClients(kubeConfig);
+  const registry = await loadRegistry({ TASK_PLUGINS: PLUGIN_HOST_PATH });
+  const events = new KubeEventRecorder({ sink: apiEventSink(clients.raw), log, instance: 'integration-test' });
+  const families = new FamiliesConfigHolder({ log, events });
+  if (opts.familiesYaml !== undefined) {
+    const initial = families.update({ metadata: { name: 'test-families' }, data: { 'families.yaml': opts.familiesYaml } });
+    if (!initial.ok) throw initial.error;
+  }
+
+  const common = { raw: clients.raw, log, namespace: opts.namespace };
+  const tasks = new Informer<Task & KubeObject>({ ...common, resource: BACKGROUND_TASKS, indexers: TASK_INDEXERS });
+  const cronJobs = new Informer<CronJob>({ ...common, resource: CRON_JOBS, labelSelector: MANAGED_SELECTOR, indexers: { [OWNER_UID_INDEX]: ownerUidIndex } });
+  const jobs = new Informer<Job>({ ...common, resource: JOBS, labelSelector: MANAGED_SELECTOR, indexers: JOB_INDEXERS, transform: slimJob });
+  const pods = new Informer<Pod>({ ...common, resource: PODS, labelSelector: MANAGED_SELECTOR, indexers: POD_INDEXERS, transform: slimPod });
+  const informers = [tasks, cronJobs, jobs, pods];
+
+  const queue = new WorkQueue();
+  tasks.addEventHandler({ onAdd: (t) => queue.add(objectKey(t)), onUpdate: (_o, t) => queue.add(objectKey(t)), onDelete: (t) => queue.add(objectKey(t)) });
+  const lookupCronJob = (ns: string, name: string): KubeObject | undefined => cronJobs.store.get(ns, name);
+  const enqueueOwner = (obj: KubeObject): void => {
+    const key = taskKeyOf(obj, lookupCronJob);
+    if (key) queue.add(key);
+  };
+  const children: EventHandler<KubeObject> = { onAdd: enqueueOwner, onUpdate: (_o, obj) => enqueueOwner(obj), onDelete: enqueueOwner };
+  cronJobs.addEventHandler(children);
+  jobs.addEventHandler(children);
+  pods.addEventHandler(children);
+
+  const reconcile = createReconciler({
+    clients,
+    caches: { tasks: tasks.store, cronJobs: cronJobs.store, jobs: jobs.store, pods: pods.store },
+    families: () => families.current(),
+    events,
+    metrics: createMetrics({ defaultMetrics: false }),
+    clock: () => new Date(),
+    log,
+    settings: {
+      namespace: opts.namespace,
+      runnerImage: RUNNER_IMAGE,
+      runnerServiceAccount: RUNNER_SA,
+      fieldManager: FIELD_MANAGER,
+      env: [{ name: 'TASK_PLUGINS', value: `${PLUGIN_MOUNT}/${PLUGIN_FILE}` }],
+      volumes: [{ name: 'plugins', configMap: { name: PLUGIN_CONFIGMAP } }],
+      volumeMounts: [{ name: 'plugins', mountPath: PLUGIN_MOUNT, readOnly: true }],
+    },
+    registry,
+  });
+  const controller = new Controller({ queue, reconcile, workers: opts.workers ?? 4, log });
+
+  for (const informer of informers) informer.start();
+  await Promise.all(informers.map((informer) => informer.waitForSync()));
+  controller.start();
+
+  return {
+    setFamilies(yaml) {
+      const result = families.update({ metadata: { name: 'test-families' }, data: { 'families.yaml': yaml } });
+      if (!result.ok) throw result.error;
+      // As operator/main.ts does: every task of a changed family is reconciled again.
+      for (const family of result.changed) for (const t of tasks.store.byIndex(TASKS_BY_FAMILY, family)) queue.add(objectKey(t));
+    },
+    async stop() {
+      await controller.stop(30_000);
+      await events.flush();
+      await Promise.all(informers.map((informer) => informer.stop()));
+    },
+  };
+}
