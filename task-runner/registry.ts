@@ -13,8 +13,6 @@ import type { AnyTask } from './task.ts';
 import { builtinTasks } from './tasks/index.ts';
 
 const TASK_NAME = new RegExp(TASK_NAME_PATTERN);
-// A task's defaults become a BackgroundTask's effective spec: they must pass the spec's own rules.
-const spec = backgroundTaskSpecSchema.shape;
 
 function isZodSchema(value: unknown): value is z.ZodType {
   return typeof value === 'object' && value !== null && '_zod' in value && typeof (value as z.ZodType).safeParse === 'function';
@@ -55,36 +53,44 @@ function describeCandidate(candidate: unknown, source: string): string {
   return typeof label === 'string' ? `task "${label}" from ${source}` : `a task from ${source}`;
 }
 
-const definitionSchema = z
-  .object({
-    name: z.string().max(100).regex(TASK_NAME, `must be <family>.<task> in lowercase kebab-case (${TASK_NAME_PATTERN})`),
-    family: z.enum(FAMILIES),
-    description: z.string().min(1),
-    params: z.custom<z.ZodType>(isZodSchema, 'must be a zod schema'),
-    defaults: z
-      .object({
-        schedule: spec.schedule,
-        retry: z.object({
-          maxRetries: z.int().min(0).max(20),
-          delaySeconds: z.int().min(1).max(86_400),
-          backoff: z.enum(BACKOFF_KINDS),
-          maxDelaySeconds: z.int().min(1).optional(),
+// Built on first use: constructing zod schemas costs start-up time, and a run never needs this one.
+let definitionSchema: z.ZodType | undefined;
+function taskDefinitionSchema(): z.ZodType {
+  if (definitionSchema) return definitionSchema;
+  // A task's defaults become a BackgroundTask's effective spec: they must pass the spec's own rules.
+  const spec = backgroundTaskSpecSchema.shape;
+  definitionSchema = z
+    .object({
+      name: z.string().max(100).regex(TASK_NAME, `must be <family>.<task> in lowercase kebab-case (${TASK_NAME_PATTERN})`),
+      family: z.enum(FAMILIES),
+      description: z.string().min(1),
+      params: z.custom<z.ZodType>(isZodSchema, 'must be a zod schema'),
+      defaults: z
+        .object({
+          schedule: spec.schedule,
+          retry: z.object({
+            maxRetries: z.int().min(0).max(20),
+            delaySeconds: z.int().min(1).max(86_400),
+            backoff: z.enum(BACKOFF_KINDS),
+            maxDelaySeconds: z.int().min(1).optional(),
+          }),
+          timeoutSeconds: spec.timeoutSeconds.unwrap(),
+          softTimeoutSeconds: z.int().positive(),
+        })
+        .refine((d) => d.softTimeoutSeconds < d.timeoutSeconds, {
+          path: ['softTimeoutSeconds'],
+          message: 'must be less than timeoutSeconds',
         }),
-        timeoutSeconds: spec.timeoutSeconds.unwrap(),
-        softTimeoutSeconds: z.int().positive(),
-      })
-      .refine((d) => d.softTimeoutSeconds < d.timeoutSeconds, {
-        path: ['softTimeoutSeconds'],
-        message: 'must be less than timeoutSeconds',
-      }),
-    needs: z.strictObject({ postgres: z.boolean().optional(), redis: z.boolean().optional() }),
-    run: z.custom<AnyTask['run']>((v) => typeof v === 'function', 'must be a function'),
-  })
-  .refine((t) => t.name.startsWith(`${t.family}.`), { path: ['name'], message: 'must start with its family' });
+      needs: z.strictObject({ postgres: z.boolean().optional(), redis: z.boolean().optional() }),
+      run: z.custom<AnyTask['run']>((v) => typeof v === 'function', 'must be a function'),
+    })
+    .refine((t) => t.name.startsWith(`${t.family}.`), { path: ['name'], message: 'must start with its family' });
+  return definitionSchema;
+}
 
 /** Checks every rule of a task definition from any source; returns it unchanged or throws naming every problem. */
 export function validateTask(candidate: unknown, source: string): AnyTask {
-  const result = definitionSchema.safeParse(candidate);
+  const result = taskDefinitionSchema().safeParse(candidate);
   const which = describeCandidate(candidate, source);
   if (!result.success) {
     const problems = result.error.issues.map((i) => `${i.path.join('.') || '(task)'}: ${i.message}`);

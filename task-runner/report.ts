@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import { API_GROUP, API_VERSION, PLURAL, type LastRun } from '../crds/schema.ts';
 import { describeError } from './errors.ts';
 import type { KubeApiError, KubeClient } from './kube-api.ts';
-import { kubeEndpoint, serviceAccountNamespace, type KubeSettings } from './kube-endpoint.ts';
+import { kubeEndpoint, serviceAccountNamespace, type KubeEndpoint, type KubeSettings } from './kube-endpoint.ts';
 
 export const FIELD_MANAGER = 'bgtask-runner';
 const DEFAULT_TERMINATION_LOG = '/dev/termination-log';
@@ -90,15 +90,19 @@ export function statusPath(namespace: string, name: string): string {
 const MAX_CONFLICTS = 5;
 const MAX_TRANSIENT_RETRIES = 2;
 
-/** GET, plan, PATCH; on 409 (someone wrote in between) read again and re-decide. */
+/**
+ * GET, plan, PATCH; on 409 (someone wrote in between) read again and re-decide. `read`, when
+ * given, is the object as read earlier and stands in for the first GET.
+ */
 export async function patchLastRun(
   client: KubeClient,
   ref: { namespace: string; name: string },
   run: LastRun,
+  read?: unknown,
 ): Promise<{ kind: 'patched' } | { kind: 'stale'; reason: string }> {
   const path = statusPath(ref.namespace, ref.name);
   for (let attempt = 1; ; attempt++) {
-    const current = (await withTransientRetries(() => client.request('GET', path))) as CurrentTask;
+    const current = (attempt === 1 && read !== undefined ? read : await withTransientRetries(() => client.request('GET', path))) as CurrentTask;
     const plan = planStatusPatch(current, run);
     if (plan.kind === 'stale') return plan;
     try {
@@ -130,46 +134,76 @@ export interface ReportSettings extends KubeSettings {
   BGTASK_TERMINATION_LOG?: string | undefined;
 }
 
+export interface Reporter {
+  /**
+   * Writes the termination message and patches the status. Neither failure changes the run's
+   * outcome or exit code: both are logged as errors, and the termination message (or the log)
+   * still carries the result.
+   */
+  deliver(run: LastRun, log: Logger): Promise<void>;
+}
+
+type Target = { ref: { namespace: string; name: string }; endpoint: KubeEndpoint } | { skip: string; level: 'debug' | 'warn' };
+
 /**
- * Writes the termination message and patches the status. Neither failure changes the run's
- * outcome or exit code: both are logged as errors, and the termination message (or the log)
- * still carries the result.
+ * Starts a run's report. When there is a BackgroundTask to report to, its connection (TLS
+ * handshake included) and its first GET start now, while the task runs, so that the end of the
+ * run costs one PATCH; if the object changed in between, the PATCH gets 409 and the report reads
+ * again. `settings` is undefined when the configuration is invalid: the termination message is
+ * still written, and no API is contacted.
  */
-export async function deliverResult(run: LastRun, settings: ReportSettings | undefined, log: Logger): Promise<void> {
-  const line = terminationMessage(run);
-  const file = terminationLogPath(settings ?? {});
-  if (file) {
-    try {
-      writeFileSync(file, line);
-    } catch (err) {
-      log.error({ err, file }, `could not write the termination message: ${describeError(err)}`);
-    }
-  }
-  if (!settings) {
-    log.warn('configuration invalid: the status is not reported to the Kubernetes API');
-    return;
-  }
+export function startReport(settings: ReportSettings | undefined): Reporter {
+  const target = reportTarget(settings);
+  const early =
+    'ref' in target
+      ? (async () => {
+          const { kubeClient } = await import('./kube-api.ts');
+          const client = kubeClient(target.endpoint, { timeoutMs: 5000 });
+          // A failed early read is no failure yet: delivery reads again, and reports that error if it persists.
+          const read = await client.request('GET', statusPath(target.ref.namespace, target.ref.name)).catch(() => undefined);
+          return { client, read };
+        })()
+      : undefined;
+  // A failure to create the client is reported by deliver(); until then it must not count as unhandled.
+  early?.catch(() => undefined);
+  return {
+    async deliver(run, log) {
+      const file = terminationLogPath(settings ?? {});
+      if (file) {
+        try {
+          writeFileSync(file, terminationMessage(run));
+        } catch (err) {
+          log.error({ err, file }, `could not write the termination message: ${describeError(err)}`);
+        }
+      }
+      if ('skip' in target) {
+        log[target.level](`status not reported: ${target.skip}`);
+        return;
+      }
+      let client: KubeClient | undefined;
+      try {
+        const started = await early!;
+        client = started.client;
+        const result = await patchLastRun(client, target.ref, run, started.read);
+        if (result.kind === 'stale') log.info({ reason: result.reason }, 'status.lastRun not updated: a newer run already reported');
+        else log.debug({ ...target.ref }, 'status.lastRun reported');
+      } catch (err) {
+        log.error({ err }, `status report failed: ${describeError(err)}`);
+      } finally {
+        client?.close();
+      }
+    },
+  };
+}
+
+/** The BackgroundTask this run reports to and the API that holds it, or why there is none. */
+function reportTarget(settings: ReportSettings | undefined): Target {
+  if (!settings) return { skip: 'the configuration is invalid', level: 'warn' };
   const endpoint = kubeEndpoint(settings);
-  if (!endpoint) {
-    log.debug('not in a cluster and no BGTASK_KUBE_API: status not reported');
-    return;
-  }
-  if (!settings.BGTASK_NAME) {
-    log.warn('BGTASK_NAME is not set: there is no BackgroundTask to report to');
-    return;
-  }
-  let client: KubeClient | undefined;
-  try {
-    const namespace = settings.BGTASK_NAMESPACE ?? serviceAccountNamespace(endpoint);
-    if (!namespace) throw new Error('BGTASK_NAMESPACE is not set and no service-account namespace is mounted');
-    const { kubeClient } = await import('./kube-api.ts');
-    client = kubeClient(endpoint, { timeoutMs: 5000 });
-    const result = await patchLastRun(client, { namespace, name: settings.BGTASK_NAME }, run);
-    if (result.kind === 'stale') log.info({ reason: result.reason }, 'status.lastRun not updated: a newer run already reported');
-    else log.debug({ namespace, name: settings.BGTASK_NAME }, 'status.lastRun reported');
-  } catch (err) {
-    log.error({ err }, `status report failed: ${describeError(err)}`);
-  } finally {
-    client?.close();
-  }
+  if (!endpoint) return { skip: 'not in a cluster and no BGTASK_KUBE_API', level: 'debug' };
+  const name = settings.BGTASK_NAME;
+  if (!name) return { skip: 'BGTASK_NAME is not set: there is no BackgroundTask to report to', level: 'warn' };
+  const namespace = settings.BGTASK_NAMESPACE ?? serviceAccountNamespace(endpoint);
+  if (!namespace) return { skip: 'BGTASK_NAMESPACE is not set and no service-account namespace is mounted', level: 'warn' };
+  return { ref: { namespace, name }, endpoint };
 }

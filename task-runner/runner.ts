@@ -13,7 +13,7 @@ import { exitCodeFor, outcomeForError } from './exit-codes.ts';
 import { bootLogLevel, createLogger } from './logger.ts';
 import { parseParams } from './params.ts';
 import { loadRegistry } from './registry.ts';
-import { deliverResult, type ReportSettings } from './report.ts';
+import { startReport, type Reporter, type ReportSettings } from './report.ts';
 import { runIdentity, type RunIdentity } from './run-identity.ts';
 import { Summary } from './summary.ts';
 import type { AnyTask, Clock, TaskContext } from './task.ts';
@@ -46,11 +46,13 @@ export async function runOnce(request: RunRequest, env: NodeJS.ProcessEnv = proc
   let message: string;
   let error: string | null = null;
   const stopSignals = listenForStopSignals(controller, () => log);
+  let reporter: Reporter | undefined;
 
   try {
     config = parseConfig(env);
     identity = runIdentity(config);
     log = createLogger(config.LOG_LEVEL).child({ task: request.taskName, runId: identity.id });
+    reporter = startReport(config);
     const registry = await loadRegistry(config);
     task = registry.require(request.taskName);
     log = log.child({ family: task.family });
@@ -100,7 +102,7 @@ export async function runOnce(request: RunRequest, env: NodeJS.ProcessEnv = proc
     }
   }
   await closeServices(services, log);
-  await deliverResult(lastRun, config ?? reportSettingsOf(env), log);
+  await (reporter ?? startReport(reportSettingsOf(env))).deliver(lastRun, log);
   log.info({ result: lastRun }, 'run finished');
   return exitCodeFor(outcome);
 }
