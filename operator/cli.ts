@@ -1,0 +1,182 @@
+/**
+ * operator run [flags]: the BackgroundTask operator. Every flag can also come from the
+ * environment (the Helm chart sets env); a flag wins over its variable. Returns the exit code:
+ * 0 after a graceful shutdown, 1 when leadership was lost or the operator failed, 2 for bad flags.
+ */
+import { Command, CommanderError } from 'commander';
+import pino, { type Logger } from 'pino';
+import * as z from 'zod';
+import { runOperator } from './main.ts';
+
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+export interface ListenAddress {
+  /** undefined: every interface. */
+  host?: string;
+  port: number;
+}
+
+/** `8080`, `:8080` or `host:port` (port 0 picks a free one). */
+export function parseListenAddress(value: string): ListenAddress {
+  const m = /^(?:(.*):)?(\d{1,5})$/.exec(value.trim());
+  const port = m ? Number(m[2]) : NaN;
+  if (!m || port > 65_535) throw new Error(`${JSON.stringify(value)} is not a port or host:port`);
+  const host = m[1]?.replace(/^\[(.*)\]$/, '$1');
+  return host ? { host, port } : { port };
+}
+
+const listenAddress = z.string().transform((v, ctx) => {
+  try {
+    return parseListenAddress(v);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: (err as Error).message });
+    return z.NEVER;
+  }
+});
+
+const bool = z.union([z.boolean(), z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1')]);
+
+export const settingsSchema = z.object({
+  kubeconfig: z.string().min(1).optional(),
+  namespace: z.string().max(63).regex(DNS_LABEL, 'must be a namespace name').optional(),
+  leaderElect: bool.default(false),
+  leaseName: z.string().max(253).regex(DNS_SUBDOMAIN, 'must be a Lease name').default('bgtask-operator'),
+  leaseNamespace: z.string().max(63).regex(DNS_LABEL, 'must be a namespace name').optional(),
+  metricsAddr: listenAddress.default({ port: 8080 }),
+  healthAddr: listenAddress.default({ port: 8081 }),
+  workers: z.coerce.number().int().min(1).max(64).default(4),
+  runnerImage: z.string({ error: 'is required' }).min(1, 'is required'),
+  runnerServiceAccount: z.string().max(253).regex(DNS_SUBDOMAIN, 'must be a ServiceAccount name').default('bgtask-runner'),
+  familiesConfigmap: z.string().max(253).regex(DNS_SUBDOMAIN, 'must be a ConfigMap name').default('bgtask-families'),
+  logLevel: z.enum(LOG_LEVELS).default('info'),
+  watchStallSeconds: z.coerce.number().int().min(1).max(3600).default(90),
+  shutdownTimeoutSeconds: z.coerce.number().int().min(1).max(300).default(20),
+  /** From the downward API: the pod's name (event reportingInstance, lease identity) and namespace. */
+  podName: z.string().min(1).optional(),
+  podNamespace: z.string().min(1).optional(),
+  /** The runner's plugin list, so the operator knows the same tasks. */
+  taskPlugins: z.string().optional(),
+});
+
+export type OperatorSettings = z.output<typeof settingsSchema>;
+
+/** flag (commander's camelCase key) → environment variable */
+const ENV: Record<string, string> = {
+  namespace: 'WATCH_NAMESPACE',
+  leaderElect: 'LEADER_ELECT',
+  leaseName: 'LEASE_NAME',
+  leaseNamespace: 'LEASE_NAMESPACE',
+  metricsAddr: 'METRICS_ADDR',
+  healthAddr: 'HEALTH_ADDR',
+  workers: 'WORKERS',
+  runnerImage: 'RUNNER_IMAGE',
+  runnerServiceAccount: 'RUNNER_SERVICE_ACCOUNT',
+  familiesConfigmap: 'FAMILIES_CONFIGMAP',
+  logLevel: 'LOG_LEVEL',
+  watchStallSeconds: 'WATCH_STALL_SECONDS',
+  shutdownTimeoutSeconds: 'SHUTDOWN_TIMEOUT_SECONDS',
+  podName: 'POD_NAME',
+  podNamespace: 'POD_NAMESPACE',
+  taskPlugins: 'TASK_PLUGINS',
+};
+
+/** Merges flags over environment variables and validates them; throws listing every problem. */
+export function resolveSettings(flags: Record<string, unknown>, env: NodeJS.ProcessEnv): OperatorSettings {
+  const merged: Record<string, unknown> = {};
+  for (const [key, variable] of Object.entries(ENV)) {
+    const value = env[variable];
+    if (value !== undefined && value !== '') merged[key] = value;
+  }
+  for (const [key, value] of Object.entries(flags)) if (value !== undefined) merged[key] = value;
+  const result = settingsSchema.safeParse(merged);
+  if (!result.success) {
+    const problems = result.error.issues.map((i) => {
+      const key = String(i.path[0] ?? '');
+      const name = key ? `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}${ENV[key] ? ` (${ENV[key]})` : ''}` : '(settings)';
+      return `${name}: ${i.message}`;
+    });
+    throw new SettingsError(`invalid settings: ${problems.join('; ')}`);
+  }
+  return result.data;
+}
+
+export class SettingsError extends Error {
+  override readonly name = 'SettingsError';
+}
+
+export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  let exitCode = 0;
+  const program = new Command('operator')
+    .description('Reconciles BackgroundTasks (workers.personal-assistant.io/v1alpha1) into CronJobs that run the task-runner')
+    .exitOverride()
+    .showHelpAfterError();
+
+  program
+    .command('run')
+    .description('run the operator until SIGTERM')
+    .option('--kubeconfig <path>', 'kubeconfig file (default: in-cluster service account, else $KUBECONFIG or ~/.kube/config)')
+    .option('--namespace <ns>', 'watch one namespace (default: all) [WATCH_NAMESPACE]')
+    .option('--leader-elect', 'elect a leader through a Lease; standbys keep warm caches [LEADER_ELECT]')
+    .option('--lease-name <name>', 'Lease name [LEASE_NAME] (default bgtask-operator)')
+    .option('--lease-namespace <ns>', 'Lease namespace [LEASE_NAMESPACE] (default: the pod\'s namespace)')
+    .option('--metrics-addr <addr>', 'port or host:port for /metrics [METRICS_ADDR] (default 8080)')
+    .option('--health-addr <addr>', 'port or host:port for /healthz and /readyz [HEALTH_ADDR] (default 8081)')
+    .option('--workers <n>', 'concurrent reconciles [WORKERS] (default 4)')
+    .option('--runner-image <image>', 'task-runner image of the CronJobs [RUNNER_IMAGE] (required)')
+    .option('--runner-service-account <name>', 'ServiceAccount of the runs [RUNNER_SERVICE_ACCOUNT] (default bgtask-runner)')
+    .option('--families-configmap <name>', 'ConfigMap holding families.yaml [FAMILIES_CONFIGMAP] (default bgtask-families)')
+    .option('--log-level <level>', `${LOG_LEVELS.join('|')} [LOG_LEVEL] (default info)`)
+    .option('--watch-stall-seconds <s>', 'a watch silent this long is restarted [WATCH_STALL_SECONDS] (default 90)')
+    .option('--shutdown-timeout-seconds <s>', 'how long SIGTERM waits for in-flight reconciles [SHUTDOWN_TIMEOUT_SECONDS] (default 20)')
+    .action(async (flags: Record<string, unknown>) => {
+      const settings = resolveSettings(flags, env);
+      const log = createLogger(settings.logLevel);
+      const stop = new AbortController();
+      const onSignal = (signal: NodeJS.Signals): void => {
+        log.info({ signal }, 'shutting down');
+        stop.abort(signal);
+      };
+      process.once('SIGTERM', onSignal);
+      process.once('SIGINT', onSignal);
+      try {
+        exitCode = await runOperator(settings, { log, signal: stop.signal, env });
+      } finally {
+        process.off('SIGTERM', onSignal);
+        process.off('SIGINT', onSignal);
+      }
+    });
+
+  try {
+    await program.parseAsync(argv);
+    return exitCode;
+  } catch (err) {
+    if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
+    if (err instanceof SettingsError) {
+      process.stderr.write(`operator: ${err.message}\n`);
+      return 2;
+    }
+    process.stderr.write(`operator: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    return 1;
+  }
+}
+
+/** One JSON line per event on stdout, synchronous so the last lines are out before exit. */
+export function createLogger(level: string): Logger {
+  return pino(
+    {
+      level,
+      base: { component: 'operator' },
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: { level: (label) => ({ level: label }) },
+      serializers: { err: pino.stdSerializers.errWithCause },
+    },
+    pino.destination({ dest: 1, sync: true }),
+  );
+}
+
+// The bundle's entry (dist/operator.mjs): run when executed, not when imported by tests.
+if (import.meta.main) {
+  process.exit(await main(process.argv));
+}

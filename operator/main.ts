@@ -1,0 +1,227 @@
+// The operator's wiring, top to bottom: clients → informers (caches) → work queue → reconciler →
+// controller workers, gated by leader election; health and metrics endpoints beside them; and
+// the orderly shutdown. The reconcile logic itself lives in controller/reconcile.ts.
+import { hostname } from 'node:os';
+import type { Logger } from 'pino';
+import { loadRegistry } from '../task-runner/registry.ts';
+import { FamiliesConfigHolder, type ConfigMapLike } from './config/families.ts';
+import type { CronJob, Job, Pod, Task } from './controller/deps.ts';
+import { JOB_INDEXERS, POD_INDEXERS, TASK_INDEXERS, TASKS_BY_FAMILY } from './controller/indexes.ts';
+import { createReconciler } from './controller/reconcile.ts';
+import type { OperatorSettings } from './cli.ts';
+import { startEndpoints, type Check, type RunningServer } from './health.ts';
+import { FIELD_MANAGER } from './kube/apply.ts';
+import { createClients, loadKubeConfig } from './kube/clients.ts';
+import { Controller } from './kube/controller.ts';
+import { KubeEventRecorder, apiEventSink } from './kube/events.ts';
+import { Informer, type EventHandler, type InformerHandle } from './kube/informer.ts';
+import { MANAGED_SELECTOR, objectKey, taskKeyOf } from './kube/keys.ts';
+import { LeaderElector, defaultIdentity } from './kube/leader-election.ts';
+import { BACKGROUND_TASKS, CONFIG_MAPS, CRON_JOBS, JOBS, PODS } from './kube/resources.ts';
+import { OWNER_UID_INDEX, ownerUidIndex } from './kube/store.ts';
+import { slimJob, slimPod } from './kube/transforms.ts';
+import type { KubeObject } from './kube/types.ts';
+import { WorkQueue } from './kube/workqueue.ts';
+import { createMetrics } from './metrics.ts';
+
+export interface RunContext {
+  log: Logger;
+  /** Aborted by SIGTERM/SIGINT: shut down gracefully. */
+  signal: AbortSignal;
+  env: NodeJS.ProcessEnv;
+}
+
+/** A silent informer this many stall windows long means its recovery is failing: /healthz says so. */
+const LIVENESS_STALL_FACTOR = 3;
+
+/** Runs until ctx.signal aborts (exit code 0) or leadership is lost (exit code 1). */
+export async function runOperator(settings: OperatorSettings, ctx: RunContext): Promise<number> {
+  const { log, signal } = ctx;
+  const { kubeConfig, source } = loadKubeConfig({ kubeconfig: settings.kubeconfig });
+  const clients = createClients(kubeConfig);
+  const podName = settings.podName ?? hostname();
+  const ownNamespace = settings.podNamespace ?? kubeConfig.getContextObject(kubeConfig.getCurrentContext())?.namespace ?? 'default';
+  log.info(
+    { server: kubeConfig.getCurrentCluster()?.server, kubeconfig: source, namespace: settings.namespace ?? '(all)', ownNamespace, pod: podName },
+    'starting',
+  );
+
+  const registry = await loadRegistry({ TASK_PLUGINS: settings.taskPlugins });
+  const metrics = createMetrics();
+  const events = new KubeEventRecorder({ sink: apiEventSink(clients.raw), log: log.child({ component: 'events' }), instance: podName });
+  const families = new FamiliesConfigHolder({ log: log.child({ component: 'families' }), events });
+
+  // Caches. Jobs and Pods only the operator's own (label selector); the family ConfigMap only itself.
+  const common = { raw: clients.raw, log, stallTimeoutMs: settings.watchStallSeconds * 1000 };
+  const tasks = new Informer<Task & KubeObject>({ ...common, resource: BACKGROUND_TASKS, namespace: settings.namespace, indexers: TASK_INDEXERS });
+  const cronJobs = new Informer<CronJob>({
+    ...common,
+    resource: CRON_JOBS,
+    namespace: settings.namespace,
+    labelSelector: MANAGED_SELECTOR,
+    indexers: { [OWNER_UID_INDEX]: ownerUidIndex },
+  });
+  const jobs = new Informer<Job>({ ...common, resource: JOBS, namespace: settings.namespace, labelSelector: MANAGED_SELECTOR, indexers: JOB_INDEXERS, transform: slimJob });
+  const pods = new Informer<Pod>({ ...common, resource: PODS, namespace: settings.namespace, labelSelector: MANAGED_SELECTOR, indexers: POD_INDEXERS, transform: slimPod });
+  const familyConfigMaps = new Informer<ConfigMapLike>({
+    ...common,
+    name: 'families-configmap',
+    resource: CONFIG_MAPS,
+    namespace: ownNamespace,
+    fieldSelector: `metadata.name=${settings.familiesConfigmap}`,
+  });
+  const informers: InformerHandle[] = [tasks, cronJobs, jobs, pods, familyConfigMaps];
+
+  // Events → keys of the BackgroundTasks to reconcile.
+  const queue = new WorkQueue();
+  tasks.addEventHandler({
+    onAdd: (t) => queue.add(objectKey(t)),
+    onUpdate: (_old, t) => queue.add(objectKey(t)),
+    onDelete: (t) => queue.add(objectKey(t)),
+  });
+  const lookupCronJob = (ns: string, name: string): KubeObject | undefined => cronJobs.store.get(ns, name);
+  const enqueueOwner = (obj: KubeObject): void => {
+    const key = taskKeyOf(obj, lookupCronJob);
+    if (key) queue.add(key);
+  };
+  const childHandler: EventHandler<KubeObject> = {
+    onAdd: enqueueOwner,
+    onUpdate: (old, obj) => {
+      enqueueOwner(obj);
+      if (taskKeyOf(old, lookupCronJob) !== taskKeyOf(obj, lookupCronJob)) enqueueOwner(old);
+    },
+    onDelete: enqueueOwner,
+  };
+  cronJobs.addEventHandler(childHandler);
+  jobs.addEventHandler(childHandler);
+  pods.addEventHandler(childHandler);
+  const onFamiliesConfig = (cm: ConfigMapLike | undefined): void => {
+    const result = families.update(cm);
+    if (!result.ok) return;
+    for (const family of result.changed) for (const t of tasks.store.byIndex(TASKS_BY_FAMILY, family)) queue.add(objectKey(t));
+  };
+  familyConfigMaps.addEventHandler({ onAdd: onFamiliesConfig, onUpdate: (_old, cm) => onFamiliesConfig(cm), onDelete: () => onFamiliesConfig(undefined) });
+
+  metrics.setLastSuccessSource(function* () {
+    for (const t of tasks.store.list()) {
+      yield { namespace: t.metadata.namespace ?? '', name: t.metadata.name ?? '', task: t.spec.task, lastSuccessfulTime: t.status?.lastSuccessfulTime };
+    }
+  });
+
+  const reconcile = createReconciler({
+    clients,
+    caches: { tasks: tasks.store, cronJobs: cronJobs.store, jobs: jobs.store, pods: pods.store },
+    families: () => families.current(),
+    events,
+    metrics,
+    clock: () => new Date(),
+    log: log.child({ component: 'reconciler' }),
+    settings: {
+      namespace: settings.namespace,
+      runnerImage: settings.runnerImage,
+      runnerServiceAccount: settings.runnerServiceAccount,
+      fieldManager: FIELD_MANAGER,
+      ...(settings.taskPlugins ? { env: [{ name: 'TASK_PLUGINS', value: settings.taskPlugins }] } : {}),
+    },
+    registry,
+  });
+  const controller = new Controller({ queue, reconcile, workers: settings.workers, log: log.child({ component: 'controller' }), observer: metrics });
+
+  const stallLimitMs = LIVENESS_STALL_FACTOR * settings.watchStallSeconds * 1000;
+  const liveness: Check[] = informers.map((inf) => ({
+    name: `informer ${inf.name}`,
+    check: () => {
+      const silence = inf.silenceMs();
+      return silence > stallLimitMs ? `no list, event or bookmark for ${Math.round(silence / 1000)} s` : undefined;
+    },
+  }));
+  const readiness: Check[] = informers.map((inf) => ({ name: `cache ${inf.name}`, check: () => (inf.hasSynced() ? undefined : 'not synced yet') }));
+  const servers = await startServers(settings, liveness, readiness, metrics.registry);
+
+  // Leadership lost, or a signal: either way, the one way out is below.
+  const stop = new AbortController();
+  let lost: string | undefined;
+  signal.addEventListener('abort', () => stop.abort(signal.reason), { once: true });
+  if (signal.aborted) stop.abort(signal.reason);
+
+  for (const inf of informers) inf.start();
+  let elector: LeaderElector | undefined;
+  try {
+    await Promise.all(informers.map((inf) => inf.waitForSync(stop.signal)));
+    log.info({ tasks: tasks.store.size, cronJobs: cronJobs.store.size, jobs: jobs.store.size, pods: pods.store.size }, 'caches synced');
+    if (settings.leaderElect) {
+      elector = new LeaderElector({
+        raw: clients.raw,
+        log: log.child({ component: 'leader-election' }),
+        namespace: settings.leaseNamespace ?? ownNamespace,
+        name: settings.leaseName,
+        identity: defaultIdentity(podName),
+        onStartedLeading: () => {
+          metrics.setLeader(true);
+          controller.start();
+        },
+        onStoppedLeading: (reason) => {
+          metrics.setLeader(false);
+          lost = reason;
+          stop.abort(new Error(`leadership lost: ${reason}`));
+        },
+      });
+      void elector.start();
+    } else {
+      metrics.setLeader(true);
+      controller.start();
+    }
+    await new Promise<void>((resolve) => {
+      if (stop.signal.aborted) return resolve();
+      stop.signal.addEventListener('abort', () => resolve(), { once: true });
+    });
+  } catch (err) {
+    if (!stop.signal.aborted) throw err;
+    // Stopped while waiting for the caches: nothing was reconciled yet.
+  } finally {
+    await shutDown({ log, controller, elector, lost, events, informers, servers, timeoutMs: settings.shutdownTimeoutSeconds * 1000 });
+  }
+  return lost ? 1 : 0;
+}
+
+async function startServers(settings: OperatorSettings, liveness: Check[], readiness: Check[], registry: ReturnType<typeof createMetrics>['registry']): Promise<RunningServer[]> {
+  const { healthAddr: h, metricsAddr: m } = settings;
+  if (h.port === m.port && h.host === m.host) return [await startEndpoints({ ...h, liveness, readiness, registry })];
+  return Promise.all([startEndpoints({ ...h, liveness, readiness }), startEndpoints({ ...m, registry })]);
+}
+
+interface ShutdownParts {
+  log: Logger;
+  controller: Controller;
+  elector: LeaderElector | undefined;
+  lost: string | undefined;
+  events: KubeEventRecorder;
+  informers: InformerHandle[];
+  servers: RunningServer[];
+  timeoutMs: number;
+}
+
+/** Stop intake, let in-flight reconciles finish (bounded), hand the lease over, then close everything. */
+async function shutDown(p: ShutdownParts): Promise<void> {
+  const started = Date.now();
+  const drained = await p.controller.stop(p.timeoutMs);
+  if (!drained) p.log.warn({ timeoutMs: p.timeoutMs }, 'in-flight reconciles did not finish in time');
+  await withTimeout(p.events.flush(), 5_000, () => p.log.warn('pending events not written'));
+  // A lost lease is not ours to release; a graceful stop hands it over at once.
+  if (p.elector && !p.lost) await p.elector.release();
+  await Promise.all(p.informers.map((inf) => inf.stop()));
+  await Promise.all(p.servers.map((s) => s.close()));
+  p.log.info({ ms: Date.now() - started, drained, ...(p.lost ? { leadershipLost: p.lost } : {}) }, 'stopped');
+}
+
+async function withTimeout(work: Promise<void>, ms: number, onTimeout: () => void): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<'timeout'>((resolve) => {
+    timer = setTimeout(() => resolve('timeout'), ms);
+  });
+  try {
+    if ((await Promise.race([work, timedOut])) === 'timeout') onTimeout();
+  } finally {
+    clearTimeout(timer);
+  }
+}
