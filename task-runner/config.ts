@@ -59,15 +59,29 @@ export const configSchema = z.object({
 
 export type RunnerConfig = z.output<typeof configSchema>;
 
-/** Parses the environment; an empty variable counts as unset. Never echoes values (they may be secrets). */
+/** The variables that are set: an empty one counts as unset. */
+function setVariables(env: NodeJS.ProcessEnv): Record<string, string> {
+  return Object.fromEntries(Object.entries(env).filter((entry): entry is [string, string] => entry[1] !== undefined && entry[1] !== ''));
+}
+
+/** Parses the environment. Never echoes values (they may be secrets). */
 export function parseConfig(env: NodeJS.ProcessEnv): RunnerConfig {
-  const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
-  const result = configSchema.safeParse(present);
+  const result = configSchema.safeParse(setVariables(env));
   if (!result.success) {
     const problems = result.error.issues.map((i) => `${i.path.join('.') || '(environment)'}: ${i.message}`);
     throw new InvalidInputError(`invalid configuration: ${problems.join('; ')}`);
   }
   return result.data;
+}
+
+/**
+ * Some of the configuration, or undefined if one of those variables is invalid: what the runner
+ * can still use (its run identity, where to report) when the whole configuration is not.
+ */
+export function parsePartialConfig<K extends keyof RunnerConfig>(env: NodeJS.ProcessEnv, keys: readonly K[]): Pick<RunnerConfig, K> | undefined {
+  const mask = Object.fromEntries(keys.map((k) => [k, true])) as { [k in keyof RunnerConfig]?: true };
+  const result = configSchema.pick(mask).safeParse(setVariables(env));
+  return result.success ? (result.data as unknown as Pick<RunnerConfig, K>) : undefined;
 }
 
 /** The variables a task's needs make mandatory. */

@@ -7,13 +7,13 @@ import type { Logger } from 'pino';
 import type { Pool } from 'pg';
 import type { Redis } from 'ioredis';
 import type { LastRun, RunOutcome } from '../crds/schema.ts';
-import { configSchema, parseConfig, requireServices, type RunnerConfig } from './config.ts';
+import { parseConfig, parsePartialConfig, requireServices, type RunnerConfig } from './config.ts';
 import { RunAborted, describeError } from './errors.ts';
 import { exitCodeFor, outcomeForError } from './exit-codes.ts';
 import { bootLogLevel, createLogger } from './logger.ts';
 import { parseParams } from './params.ts';
 import { loadRegistry } from './registry.ts';
-import { startReport, type Reporter, type ReportSettings } from './report.ts';
+import { startReport, type Reporter } from './report.ts';
 import { runIdentity, type RunIdentity } from './run-identity.ts';
 import { Summary } from './summary.ts';
 import type { AnyTask, Clock, TaskContext } from './task.ts';
@@ -37,21 +37,25 @@ export async function runOnce(request: RunRequest, env: NodeJS.ProcessEnv = proc
   const startTime = clock.now();
   const controller = new AbortController();
   const summary = new Summary();
-  let identity: RunIdentity = runIdentity({ BGTASK_RUN_ID: env.BGTASK_RUN_ID || undefined, BGTASK_TRIGGER: 'Manual', BGTASK_ATTEMPT: 1 });
-  let log = createLogger(bootLogLevel(env)).child({ task: request.taskName, runId: identity.id });
+  // Until the configuration is validated, the identity comes from whatever of it parses.
+  let identity: RunIdentity = runIdentity(parsePartialConfig(env, ['BGTASK_RUN_ID', 'BGTASK_TRIGGER', 'BGTASK_ATTEMPT']) ?? defaultIdentity);
+  const root = createLogger(bootLogLevel(env));
+  let log = root.child({ task: request.taskName, runId: identity.id });
+  // Listening from the start to the end: a SIGTERM while reporting must not kill the report.
+  const stopSignals = listenForStopSignals(controller, () => log);
   let config: RunnerConfig | undefined;
   let task: AnyTask | undefined;
+  let reporter: Reporter | undefined;
   const services: Services = {};
   let outcome: RunOutcome;
   let message: string;
   let error: string | null = null;
-  const stopSignals = listenForStopSignals(controller, () => log);
-  let reporter: Reporter | undefined;
 
   try {
     config = parseConfig(env);
     identity = runIdentity(config);
-    log = createLogger(config.LOG_LEVEL).child({ task: request.taskName, runId: identity.id });
+    root.level = config.LOG_LEVEL;
+    log = root.child({ task: request.taskName, runId: identity.id });
     reporter = startReport(config);
     const registry = await loadRegistry(config);
     task = registry.require(request.taskName);
@@ -85,7 +89,6 @@ export async function runOnce(request: RunRequest, env: NodeJS.ProcessEnv = proc
       log.error({ err }, `run ${outcome === 'InvalidInput' ? 'rejected' : 'failed'}: ${error}`);
     }
   }
-  stopSignals();
 
   let lastRun = buildLastRun(identity, startTime, clock.now(), outcome, summary, message);
   if (task?.needs.postgres && services.db && !request.dryRun) {
@@ -102,10 +105,25 @@ export async function runOnce(request: RunRequest, env: NodeJS.ProcessEnv = proc
     }
   }
   await closeServices(services, log);
-  await (reporter ?? startReport(reportSettingsOf(env))).deliver(lastRun, log);
+  await (reporter ?? startReport(parsePartialConfig(env, REPORT_SETTINGS))).deliver(lastRun, log);
   log.info({ result: lastRun }, 'run finished');
+  stopSignals();
   return exitCodeFor(outcome);
 }
+
+const defaultIdentity = { BGTASK_TRIGGER: 'Manual', BGTASK_ATTEMPT: 1 } as const;
+
+/** What reporting needs: with these valid, a run whose other settings are invalid still reports. */
+const REPORT_SETTINGS = [
+  'BGTASK_NAME',
+  'BGTASK_NAMESPACE',
+  'BGTASK_TERMINATION_LOG',
+  'BGTASK_KUBE_API',
+  'BGTASK_KUBE_TOKEN_FILE',
+  'BGTASK_KUBE_CA_FILE',
+  'KUBERNETES_SERVICE_HOST',
+  'KUBERNETES_SERVICE_PORT',
+] as const satisfies readonly (keyof RunnerConfig)[];
 
 function buildLastRun(identity: RunIdentity, start: Date, end: Date, outcome: RunOutcome, summary: Summary, message: string): LastRun {
   return {
@@ -120,23 +138,6 @@ function buildLastRun(identity: RunIdentity, start: Date, end: Date, outcome: Ru
     // status.lastRun.message holds at most 1024 characters; the log keeps the whole error.
     message: message.length > MAX_MESSAGE ? `${message.slice(0, MAX_MESSAGE - 12)} [truncated]` : message,
   };
-}
-
-/** Reporting still works when some unrelated variable is invalid: only its own settings must parse. */
-function reportSettingsOf(env: NodeJS.ProcessEnv): ReportSettings | undefined {
-  const schema = configSchema.pick({
-    BGTASK_NAME: true,
-    BGTASK_NAMESPACE: true,
-    BGTASK_TERMINATION_LOG: true,
-    BGTASK_KUBE_API: true,
-    BGTASK_KUBE_TOKEN_FILE: true,
-    BGTASK_KUBE_CA_FILE: true,
-    KUBERNETES_SERVICE_HOST: true,
-    KUBERNETES_SERVICE_PORT: true,
-  });
-  const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
-  const parsed = schema.safeParse(present);
-  return parsed.success ? parsed.data : undefined;
 }
 
 /** SIGTERM (the kubelet stopping the pod) and SIGINT abort the run's signal; the task stops at its next safe point. */

@@ -81,6 +81,13 @@ describe('run: invalid input exits 2, is reported, and touches nothing', () => {
     expect(exit.result?.message).toMatch(/^invalid configuration: REDIS_URL: must be a redis:\/\/ or rediss:\/\/ URL; BGTASK_ATTEMPT: /);
   });
 
+  it('an invalid configuration still reports under the run identity that is valid', async () => {
+    const exit = await runRunner(['run', 'sync.fixture-instant'], { ...INSTANT, LOG_LEVEL: 'chatty', BGTASK_RUN_ID: 'id-7', BGTASK_TRIGGER: 'Retry', BGTASK_ATTEMPT: '3' });
+    expect(exit.code).toBe(2);
+    expect(exit.result).toMatchObject({ runId: 'id-7', trigger: 'Retry', attempt: 3, outcome: 'InvalidInput' });
+    expect(exit.lines.every((l) => l.runId === 'id-7')).toBe(true);
+  });
+
   it('a service the task needs that is not configured', async () => {
     const exit = await runRunner(['run', 'maintenance.optimize-database']);
     expect(exit.code).toBe(2);

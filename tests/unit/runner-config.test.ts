@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseConfig, requireServices } from '../../task-runner/config.ts';
+import { parseConfig, parsePartialConfig, requireServices } from '../../task-runner/config.ts';
 import { InvalidInputError } from '../../task-runner/errors.ts';
 
 describe('parseConfig', () => {
@@ -67,5 +67,21 @@ describe('requireServices', () => {
       new InvalidInputError('invalid configuration: task maintenance.optimize-database requires DATABASE_URL (needs.postgres), not set'),
     );
     expect(() => requireServices(none, { postgres: true, redis: true }, 'task t')).toThrow(/DATABASE_URL \(needs.postgres\) and REDIS_URL \(needs.redis\)/);
+  });
+});
+
+describe('parsePartialConfig', () => {
+  const env = { BGTASK_RUN_ID: 'r-1', BGTASK_TRIGGER: 'Retry', DATABASE_URL: 'mysql://nope' };
+
+  it('parses the variables asked for, whatever the others hold', () => {
+    expect(parsePartialConfig(env, ['BGTASK_RUN_ID', 'BGTASK_TRIGGER', 'BGTASK_ATTEMPT'])).toEqual({
+      BGTASK_RUN_ID: 'r-1',
+      BGTASK_TRIGGER: 'Retry',
+      BGTASK_ATTEMPT: 1,
+    });
+  });
+
+  it('is undefined when one of them is invalid', () => {
+    expect(parsePartialConfig(env, ['DATABASE_URL'])).toBeUndefined();
   });
 });
