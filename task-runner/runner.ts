@@ -43,6 +43,7 @@ export async function runOnce(request: RunRequest, env: NodeJS.ProcessEnv = proc
   let log = root.child({ task: request.taskName, runId: identity.id });
   // Listening from the start to the end: a SIGTERM while reporting must not kill the report.
   const stopSignals = listenForStopSignals(controller, () => log);
+  const strays = strayErrors(() => log);
   let config: RunnerConfig | undefined;
   let task: AnyTask | undefined;
   let reporter: Reporter | undefined;
@@ -73,7 +74,11 @@ export async function runOnce(request: RunRequest, env: NodeJS.ProcessEnv = proc
 
     await openServices(task, config, services, log);
     const ctx = taskContext({ task, params, config, identity, services, summary, clock, signal: controller.signal, dryRun: request.dryRun, log });
-    const returned = await Promise.race([task.run(ctx), stuckAfterAbort(controller.signal, config.BGTASK_ABORT_GRACE_SECONDS * 1000)]);
+    const returned = await Promise.race([
+      task.run(ctx),
+      stuckAfterAbort(controller.signal, config.BGTASK_ABORT_GRACE_SECONDS * 1000),
+      strays.failure,
+    ]);
     clearTimeout(softTimer);
     outcome = 'Succeeded';
     message = typeof returned === 'string' && returned ? returned : 'succeeded';
@@ -108,6 +113,7 @@ export async function runOnce(request: RunRequest, env: NodeJS.ProcessEnv = proc
   await (reporter ?? startReport(parsePartialConfig(env, REPORT_SETTINGS))).deliver(lastRun, log);
   log.info({ result: lastRun }, 'run finished');
   stopSignals();
+  strays.stop();
   return exitCodeFor(outcome);
 }
 
@@ -152,6 +158,30 @@ function listenForStopSignals(controller: AbortController, log: () => Logger): (
   return () => {
     process.off('SIGTERM', onSignal);
     process.off('SIGINT', onSignal);
+  };
+}
+
+/**
+ * An error thrown outside the task's promise (a callback, a promise nobody awaits) would crash
+ * the process with no result reported: it fails the run instead.
+ */
+function strayErrors(log: () => Logger): { failure: Promise<never>; stop(): void } {
+  let fail: (err: unknown) => void = () => undefined;
+  const failure = new Promise<never>((_, reject) => (fail = reject));
+  failure.catch(() => undefined); // observed by the race in runOnce; after the run, nothing awaits it
+  const onError = (err: unknown) => {
+    // Logged here too: once the task has ended, failing the race changes nothing.
+    log().error({ err }, `uncaught error: ${describeError(err)}`);
+    fail(new Error('the task failed outside its run() promise', { cause: err }));
+  };
+  process.on('uncaughtException', onError);
+  process.on('unhandledRejection', onError);
+  return {
+    failure,
+    stop() {
+      process.off('uncaughtException', onError);
+      process.off('unhandledRejection', onError);
+    },
   };
 }
 
