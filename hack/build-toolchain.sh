@@ -11,7 +11,7 @@ check_proxy() {
   # One bounded probe so a missing module proxy is one clear line, not a 10-minute hang.
   local proxy; proxy=$(go env GOPROXY | cut -d, -f1)
   [ "$proxy" = off ] && die "GOPROXY is off: the toolchain is built from Go modules; set GOPROXY to a reachable module proxy"
-  if [[ "$proxy" == http* ]] && ! curl -fsS -m 15 -o /dev/null "$proxy/sigs.k8s.io/kind/@v/$KIND_VERSION.info"; then
+  if [[ "$proxy" == http* ]] && ! curl -fs -m 15 -o /dev/null "$proxy/sigs.k8s.io/kind/@v/$KIND_VERSION.info"; then
     die "the Go module proxy $proxy does not answer: it is needed once to build the Kubernetes toolchain (cached afterwards in $CACHE_DIR)"
   fi
 }
@@ -96,6 +96,7 @@ build_pause() {
 ALL="kubernetes etcd pause coredns crictl kind helm"
 main() {
   local wanted="${*:-$ALL}" missing=""
+  for c in $wanted; do dir_of "$c" >/dev/null || exit 1; done
   for c in $wanted; do cached "$CACHE_DIR/$(dir_of "$c")" || missing="$missing $c"; done
   [ -z "$missing" ] && return 0
   # Concurrent callers (a test tier, make up) wait for one build instead of racing it.
