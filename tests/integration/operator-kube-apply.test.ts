@@ -1,0 +1,168 @@
+// Writes that cost nothing when nothing changed, against the real apiserver: server-side apply
+// skipped when the cached object carries the desired hash (no request, resourceVersion
+// unchanged), re-applied when the desired object or someone else's edit changes things; status
+// merge patches skipped when equal; Events deduplicated into a series.
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import pino from 'pino';
+import { HttpMethod, KubeConfig } from '@kubernetes/client-node';
+import { APPLIED_HASH_ANNOTATION, Applier, FIELD_MANAGER } from '../../operator/kube/apply.ts';
+import { KubeEventRecorder, REPORTING_CONTROLLER, apiEventSink } from '../../operator/kube/events.ts';
+import { Informer } from '../../operator/kube/informer.ts';
+import { RawApi, type RequestOptions } from '../../operator/kube/raw-api.ts';
+import { CRON_JOBS, objectPath } from '../../operator/kube/resources.ts';
+import type { KubeObject } from '../../operator/kube/types.ts';
+import { ROOT } from '../support/platform.ts';
+import { createNamespace, deleteNamespace, kubectl, kubectlJson, waitFor } from '../support/kube.ts';
+
+const log = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
+
+/** The real client, counting what it sends. */
+class CountingRawApi extends RawApi {
+  sent: string[] = [];
+  override request<T>(method: HttpMethod, path: string, opts?: RequestOptions): Promise<T> {
+    this.sent.push(`${method} ${path}`);
+    return super.request<T>(method, path, opts);
+  }
+}
+
+type CronJob = KubeObject & { spec?: { schedule?: string; suspend?: boolean } };
+
+function desiredCronJob(ns: string, schedule: string): CronJob {
+  return {
+    apiVersion: 'batch/v1',
+    kind: 'CronJob',
+    metadata: { name: 'applied', namespace: ns, labels: { 'app.kubernetes.io/managed-by': 'bgtask-operator' } },
+    spec: {
+      schedule,
+      suspend: false,
+      jobTemplate: { spec: { template: { spec: { restartPolicy: 'Never', containers: [{ name: 'c', image: 'bgtask.local/node-runtime:24', args: ['-e', '0'] }] } } } },
+    } as CronJob['spec'],
+  };
+}
+
+describe('Applier and EventRecorder against the apiserver', () => {
+  let ns: string;
+  let raw: CountingRawApi;
+  let applier: Applier;
+  let cronJobs: Informer<CronJob>;
+
+  beforeAll(async () => {
+    ns = await createNamespace('kube-apply');
+    const kc = new KubeConfig();
+    kc.loadFromFile(inject('kubeconfig'));
+    raw = new CountingRawApi(kc);
+    applier = new Applier({ raw, log });
+    cronJobs = new Informer<CronJob>({ raw: new RawApi(kc), resource: CRON_JOBS, namespace: ns, log });
+    cronJobs.start();
+    await cronJobs.waitForSync();
+    await kubectl(['apply', '--server-side', '--force-conflicts', '-f', join(ROOT, 'crds/workers.personal-assistant.io_backgroundtasks.yaml')]);
+    await kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd/backgroundtasks.workers.personal-assistant.io']);
+  });
+
+  afterAll(async () => {
+    await cronJobs?.stop();
+    if (ns) await deleteNamespace(ns);
+  });
+
+  /** The cached CronJob once the informer has caught up with resourceVersion rv. */
+  const cachedAt = (rv: string | undefined) =>
+    waitFor(`the cache at resourceVersion ${rv}`, async () => {
+      const c = cronJobs.store.get(ns, 'applied');
+      return c?.metadata?.resourceVersion === rv ? c : undefined;
+    }, 20_000, 50);
+
+  it('applies once, then skips the request while the cached object carries the same hash', async () => {
+    const first = await applier.apply(desiredCronJob(ns, '0 3 * * *'));
+    expect(first.changed).toBe(true);
+    const rv = first.object.metadata?.resourceVersion;
+    expect(first.object.metadata?.annotations?.[APPLIED_HASH_ANNOTATION]).toBeTruthy();
+    const managers = (first.object.metadata?.managedFields ?? []).map((m) => `${m.manager}/${m.operation}`);
+    expect(managers).toContain(`${FIELD_MANAGER}/Apply`);
+
+    const live = await cachedAt(rv);
+    const sentBefore = raw.sent.length;
+    const again = await applier.apply(desiredCronJob(ns, '0 3 * * *'), live);
+    expect(again.changed).toBe(false);
+    expect(raw.sent.length).toBe(sentBefore); // no request at all
+    const onServer = await kubectlJson<CronJob>(['-n', ns, 'get', 'cronjob', 'applied']);
+    expect(onServer.metadata?.resourceVersion).toBe(rv);
+  });
+
+  it('applies again when the desired object changes', async () => {
+    const live = cronJobs.store.get(ns, 'applied');
+    const changed = await applier.apply(desiredCronJob(ns, '30 4 * * *'), live);
+    expect(changed.changed).toBe(true);
+    expect(changed.object.spec?.schedule).toBe('30 4 * * *');
+    expect(changed.object.metadata?.resourceVersion).not.toBe(live?.metadata?.resourceVersion);
+    await cachedAt(changed.object.metadata?.resourceVersion);
+  });
+
+  it('takes its fields back when someone else edits the spec (the generation moves past its own apply)', async () => {
+    await kubectl(['-n', ns, 'patch', 'cronjob', 'applied', '--type=merge', '-p', '{"spec":{"suspend":true}}']);
+    const edited = await waitFor('the edit in the cache', async () => {
+      const c = cronJobs.store.get(ns, 'applied');
+      return c?.spec?.suspend === true ? c : undefined;
+    }, 20_000, 50);
+    const result = await applier.apply(desiredCronJob(ns, '30 4 * * *'), edited);
+    expect(result.changed).toBe(true);
+    expect(result.object.spec?.suspend).toBe(false);
+    // And a restarted operator (no memory of its applies) trusts the hash: no write.
+    const fresh = new Applier({ raw, log });
+    const live = await cachedAt(result.object.metadata?.resourceVersion);
+    expect((await fresh.apply(desiredCronJob(ns, '30 4 * * *'), live)).changed).toBe(false);
+  });
+
+  it('patches status only with what differs, and not at all when nothing does', async () => {
+    await kubectl(['apply', '-f', '-'], {
+      input: JSON.stringify({
+        apiVersion: 'workers.personal-assistant.io/v1alpha1',
+        kind: 'BackgroundTask',
+        metadata: { name: 'status-test', namespace: ns },
+        spec: { task: 'maintenance.cleanup-old-sessions', schedule: '0 3 * * *' },
+      }),
+    });
+    const path = objectPath({ group: 'workers.personal-assistant.io', version: 'v1alpha1', kind: 'BackgroundTask', plural: 'backgroundtasks', namespaced: true }, ns, 'status-test');
+    type Task = KubeObject & { status?: Record<string, unknown> };
+    const task = await raw.request<Task>(HttpMethod.GET, path);
+
+    const first = await applier.patchStatus(task, { succeeded: 1, failed: 0, family: 'maintenance' });
+    expect(first.changed).toBe(true);
+    expect(first.object?.status).toMatchObject({ succeeded: 1, failed: 0, family: 'maintenance' });
+
+    const sentBefore = raw.sent.length;
+    const same = await applier.patchStatus(first.object as Task, { family: 'maintenance', failed: 0, succeeded: 1 });
+    expect(same.changed).toBe(false);
+    expect(raw.sent.length).toBe(sentBefore);
+    expect((await raw.request<Task>(HttpMethod.GET, path)).metadata?.resourceVersion).toBe(first.object?.metadata?.resourceVersion);
+
+    const removed = await applier.patchStatus(first.object as Task, { failed: undefined, succeeded: 2 });
+    expect(removed.object?.status).toEqual({ succeeded: 2, family: 'maintenance' });
+  });
+
+  it('records repeated events as one Event with a series count', async () => {
+    const task = await kubectlJson<KubeObject>(['-n', ns, 'get', 'backgroundtask', 'status-test']);
+    const recorder = new KubeEventRecorder({ sink: apiEventSink(raw), log, instance: 'test-pod', seriesFlushMs: 100 });
+    for (let i = 0; i < 3; i++) recorder.record(task, 'Warning', 'TestRunFailed', 'exit code 1');
+    recorder.record(task, 'Normal', 'TestRunSucceeded', 'exit code 0');
+    await new Promise((r) => setTimeout(r, 300));
+    await recorder.flush();
+    expect(recorder.stats.failures).toBe(0);
+    const list = await kubectlJson<{ items: any[] }>(['-n', ns, 'get', 'events.events.k8s.io']);
+    const ours = list.items.filter((e) => e.regarding?.uid === task.metadata?.uid);
+    expect(ours.map((e) => e.reason).sort()).toEqual(['TestRunFailed', 'TestRunSucceeded']);
+    const failed = ours.find((e) => e.reason === 'TestRunFailed');
+    expect(failed).toMatchObject({
+      type: 'Warning',
+      note: 'exit code 1',
+      action: 'Reconcile',
+      reportingController: REPORTING_CONTROLLER,
+      reportingInstance: 'test-pod',
+      regarding: { kind: 'BackgroundTask', name: 'status-test', namespace: ns },
+      series: { count: 3 },
+    });
+    // kubectl describe shows it (the core/v1 view of the same Event).
+    const described = await kubectl(['-n', ns, 'describe', 'backgroundtask', 'status-test']);
+    expect(described).toMatch(/TestRunFailed/);
+  });
+});
