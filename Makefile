@@ -37,8 +37,10 @@ node:
 
 deps: node node_modules/.installed ## Node 24 and npm dependencies
 
+# `npm install` with the committed lock, not `npm ci`: vite lists an optional dependency the
+# registry does not serve (napi-windows-process-start-time), which `npm ci` counts as a lock mismatch.
 node_modules/.installed: package.json package-lock.json
-	npm ci --no-audit --no-fund --loglevel=error
+	npm install --no-audit --no-fund --loglevel=error
 	@touch $@
 
 toolchain: ## build the Kubernetes toolchain from Go modules (cached)

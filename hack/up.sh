@@ -8,7 +8,7 @@ NS=bgtask-demo
 step "Node $NODE_VERSION" "$HACK_DIR/install-node.sh"
 export PATH="$ROOT_DIR/.tools/node/bin:$PATH"
 [ -f node_modules/.installed ] && [ node_modules/.installed -nt package-lock.json ] ||
-  step "npm dependencies" bash -c 'npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed'
+  step "npm dependencies" bash -c 'npm install --no-audit --no-fund --loglevel=error && touch node_modules/.installed'
 step "bundle operator and task-runner" npm run --silent build
 step "Kubernetes toolchain" "$HACK_DIR/build-toolchain.sh"
 step "kind cluster" "$HACK_DIR/cluster-up.sh" >/dev/null
