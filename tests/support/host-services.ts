@@ -134,7 +134,7 @@ async function startPostgres(runDir: string, port: number, timeoutMs: number): P
       await client.connect();
       await client.query('SELECT 1');
     } finally {
-      await client.end().catch(() => undefined);
+      await client.end();
     }
   });
   return { name: 'postgres', url, child, stopSignal: 'SIGINT' };
