@@ -9,11 +9,10 @@ export class InvalidInputError extends Error {
 /** Why a run was asked to stop early; it is the abort signal's `reason`. */
 export class RunAborted extends Error {
   override name = 'RunAborted';
-  constructor(
-    readonly outcome: 'Interrupted' | 'TimedOut',
-    message: string,
-  ) {
+  readonly outcome: 'Interrupted' | 'TimedOut';
+  constructor(outcome: 'Interrupted' | 'TimedOut', message: string) {
     super(message);
+    this.outcome = outcome;
   }
 }
 

@@ -10,12 +10,11 @@ import type { KubeEndpoint } from './kube-endpoint.ts';
 
 export class KubeApiError extends Error {
   override name = 'KubeApiError';
-  constructor(
-    message: string,
-    readonly status: number | undefined,
-    options?: ErrorOptions,
-  ) {
+  /** The HTTP status, or undefined when no answer came. */
+  readonly status: number | undefined;
+  constructor(message: string, status: number | undefined, options?: ErrorOptions) {
     super(message, options);
+    this.status = status;
   }
   /** Worth another try: no answer, throttled, or a server-side error. */
   get transient(): boolean {

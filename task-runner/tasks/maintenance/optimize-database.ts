@@ -65,6 +65,8 @@ export default defineTask({
       ctx.count('dead_tuples_found', deadTuples);
       ctx.log.info({ table: name, deadTuples, ms: Math.round(performance.now() - started) }, 'table vacuumed');
       if (reindex && table.indexes > 0) {
+        // A REINDEX CONCURRENTLY killed midway leaves an invalid "<index>_ccnew" behind (Postgres's
+        // own caveat); stopping only between statements, on the abort signal, avoids that.
         ctx.signal.throwIfAborted();
         await ctx.db.query(`REINDEX TABLE CONCURRENTLY ${name}`);
         ctx.count('indexes_updated', table.indexes);
