@@ -21,6 +21,7 @@ const PROGRAMS = [
     // The runner finds its migrations beside its entry file (dist/migrations, /app/migrations).
     assets: [{ from: 'task-runner/migrations', to: 'migrations' }],
   },
+  { name: 'operator', entry: 'operator/cli.ts' },
 ];
 
 // Bundled CommonJS (pg, pino, commander…) calls require() for Node built-ins: give ESM one.

@@ -167,7 +167,7 @@ export function createLogger(level: string): Logger {
   return pino(
     {
       level,
-      base: { component: 'operator' },
+      base: undefined, // children name their component; pid and hostname add nothing in a pod
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
       serializers: { err: pino.stdSerializers.errWithCause },
