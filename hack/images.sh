@@ -21,14 +21,20 @@ build_product() { # build_product NAME DOCKERFILE
   PRODUCT_IMAGES+=("$tag")
   printf '%s\t%s\n' "$tag" "$(docker image inspect -f '{{.Size}}' "$tag" | awk '{printf "%.0f MB", $1/1e6}')"
 }
-step "product images" true
-build_product task-runner task-runner/Dockerfile
-build_product operator operator/Dockerfile
+product_images() {
+  build_product task-runner task-runner/Dockerfile
+  build_product operator operator/Dockerfile
+}
+# Not in a subshell (unlike `step`): PRODUCT_IMAGES is read by load below.
+t0=$SECONDS
+product_images
+printf '%-48s %5ss\n' "product images" "$((SECONDS - t0))" >>"$STEP_LOG"
 
 load() {
   local images=("$RUNTIME_IMAGE" bgtask.local/postgres:15 bgtask.local/redis:7 "${PRODUCT_IMAGES[@]}")
   # kind skips an image whose ID the node already has.
-  kind load docker-image --name "$CLUSTER_NAME" "${images[@]}" >/dev/null
+  local out
+  out=$(kind load docker-image --name "$CLUSTER_NAME" "${images[@]}" 2>&1) || { echo "$out" >&2; return 1; }
 }
 if [ "${1:-}" != --no-load ] && docker inspect -f '{{.State.Running}}' "$CLUSTER_NAME-control-plane" 2>/dev/null | grep -q true; then
   step "load images into kind" load
