@@ -1,0 +1,124 @@
+// The operator as main.ts wires it, two replicas in this process against the kind cluster with
+// leader election: the leader reconciles, the standby is ready but idle, a graceful stop (what
+// SIGTERM does) drains, releases the lease and returns 0, and the standby takes over at once.
+import { createServer } from 'node:net';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import pino from 'pino';
+import { resolveSettings } from '../../operator/cli.ts';
+import { runOperator } from '../../operator/main.ts';
+import { createNamespace, deleteNamespace, kubectl, kubectlJson, kubectlRaw, waitFor } from '../support/kube.ts';
+import { prepareNamespace, RUNNER_IMAGE } from './operator-harness.ts';
+
+const log = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as { port: number }).port;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+interface Replica {
+  name: string;
+  port: number;
+  stop: AbortController;
+  exit: Promise<number>;
+}
+
+async function get(port: number, path: string): Promise<{ status: number; body: string }> {
+  const res = await fetch(`http://127.0.0.1:${port}${path}`);
+  return { status: res.status, body: await res.text() };
+}
+
+const leaderGauge = async (r: Replica): Promise<string | undefined> => /^bgtask_leader (\d)$/m.exec((await get(r.port, '/metrics')).body)?.[1];
+
+describe('operator main', () => {
+  let ns: string;
+  const replicas: Replica[] = [];
+
+  async function start(name: string): Promise<Replica> {
+    const port = await freePort();
+    const settings = resolveSettings(
+      {
+        kubeconfig: inject('kubeconfig'),
+        namespace: ns,
+        leaderElect: true,
+        leaseNamespace: ns,
+        runnerImage: RUNNER_IMAGE,
+        metricsAddr: `127.0.0.1:${port}`,
+        healthAddr: `127.0.0.1:${port}`,
+        workers: '2',
+      },
+      { POD_NAME: name, POD_NAMESPACE: ns },
+    );
+    const stop = new AbortController();
+    const r: Replica = { name, port, stop, exit: runOperator(settings, { log: log.child({ replica: name }), signal: stop.signal, env: {} }) };
+    replicas.push(r);
+    return r;
+  }
+
+  const holder = async (): Promise<string | undefined> =>
+    (await kubectlJson<{ spec?: { holderIdentity?: string } }>(['-n', ns, 'get', 'lease', 'bgtask-operator'])).spec?.holderIdentity;
+
+  beforeAll(async () => {
+    ns = await createNamespace('kube-main');
+    await prepareNamespace(ns);
+  });
+
+  afterAll(async () => {
+    for (const r of replicas) r.stop.abort();
+    await Promise.all(replicas.map((r) => r.exit));
+    if (ns) await deleteNamespace(ns);
+  });
+
+  it('the leader reconciles; the standby is ready and idle; a graceful stop hands over', async () => {
+    const a = await start('replica-a');
+    await waitFor('replica-a ready', async () => (await get(a.port, '/readyz').catch(() => ({ status: 0 }))).status === 200, 30_000, 100);
+    await waitFor('replica-a leading', async () => (await leaderGauge(a)) === '1', 30_000, 100);
+    const b = await start('replica-b');
+    await waitFor('replica-b ready', async () => (await get(b.port, '/readyz').catch(() => ({ status: 0 }))).status === 200, 30_000, 100);
+    expect((await get(b.port, '/healthz')).status).toBe(200);
+    expect(await leaderGauge(b)).toBe('0');
+    expect(await holder()).toMatch(/^replica-a_/);
+
+    await kubectl(['apply', '-f', '-'], {
+      input: JSON.stringify({
+        apiVersion: 'workers.personal-assistant.io/v1alpha1',
+        kind: 'BackgroundTask',
+        metadata: { name: 'handover', namespace: ns },
+        spec: { task: 'maintenance.cleanup-old-sessions', schedule: '0 3 * * *' },
+      }),
+    });
+    await waitFor('the CronJob', async () => (await kubectlRaw(['-n', ns, 'get', 'cronjob', 'handover'])).code === 0, 30_000, 200);
+    expect((await get(a.port, '/metrics')).body).toMatch(/^bgtask_reconcile_total\{result="\w+"\} [1-9]/m);
+    expect((await get(b.port, '/metrics')).body).not.toMatch(/^bgtask_reconcile_total\{/m);
+
+    const stoppedAt = Date.now();
+    a.stop.abort('SIGTERM');
+    expect(await a.exit).toBe(0);
+    await waitFor('replica-b leading', async () => (await leaderGauge(b)) === '1', 15_000, 50);
+    const takeoverMs = Date.now() - stoppedAt;
+    expect(takeoverMs).toBeLessThan(15_000); // well inside the 15 s lease: released, not expired
+    expect(await holder()).toMatch(/^replica-b_/);
+
+    await kubectl(['-n', ns, 'patch', 'backgroundtask', 'handover', '--type=merge', '-p', '{"spec":{"schedule":"30 4 * * *"}}']);
+    await waitFor('replica-b to update the CronJob', async () => (await kubectlJson<{ spec: { schedule: string } }>(['-n', ns, 'get', 'cronjob', 'handover'])).spec.schedule === '30 4 * * *', 30_000, 200);
+
+    b.stop.abort('SIGTERM');
+    expect(await b.exit).toBe(0);
+    expect(await holder()).toBeUndefined();
+    console.info(`hand-over after a graceful stop: ${takeoverMs} ms`);
+  });
+
+  it('stops reconciling and exits 1 when another holder takes the lease', async () => {
+    const c = await start('replica-c');
+    await waitFor('replica-c leading', async () => (await leaderGauge(c).catch(() => undefined)) === '1', 30_000, 100);
+    const micro = new Date().toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
+    await kubectl(['-n', ns, 'patch', 'lease', 'bgtask-operator', '--type=merge', '-p', JSON.stringify({ spec: { holderIdentity: 'intruder', renewTime: micro, leaseDurationSeconds: 60 } })]);
+    const lostAt = Date.now();
+    expect(await c.exit).toBe(1);
+    expect(Date.now() - lostAt).toBeLessThan(10_000);
+    expect(await holder()).toBe('intruder'); // not released: it was not ours any more
+  });
+});
