@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { lastRunSchema, type LastRun } from '../../crds/schema.ts';
-import { kubeEndpoint } from '../../task-runner/kube-api.ts';
+import { kubeEndpoint } from '../../task-runner/kube-endpoint.ts';
 import { TERMINATION_MESSAGE_LIMIT, planStatusPatch, statusPath, terminationLogPath, terminationMessage } from '../../task-runner/report.ts';
 
 const run = (over: Partial<LastRun> = {}): LastRun => ({
