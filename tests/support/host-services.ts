@@ -11,8 +11,6 @@ import pg from 'pg';
 
 /** Every run folder lives here, so a later start can find what a killed run left. */
 export const HOST_SERVICES_PARENT = join(tmpdir(), 'bgtask-host-services');
-const PG_BIN = process.env.BGTASK_PG_BIN ?? '/usr/lib/postgresql/15/bin';
-const REDIS_SERVER = process.env.BGTASK_REDIS_SERVER ?? 'redis-server';
 const HOST = '127.0.0.1';
 
 export interface HostServices {
@@ -28,6 +26,10 @@ export interface HostServicesOptions {
   redisPort?: number;
   /** How long each server may take to accept connections. */
   timeoutMs?: number;
+  /** Where the PostgreSQL 15 programs are (initdb, postgres). */
+  pgBin?: string;
+  /** The redis-server program. */
+  redisServer?: string;
 }
 
 export async function startHostServices(options: HostServicesOptions = {}): Promise<HostServices> {
@@ -38,24 +40,24 @@ export async function startHostServices(options: HostServicesOptions = {}): Prom
   mkdirSync(runDir, { recursive: true });
   writeFileSync(join(runDir, 'owner.pid'), String(process.pid));
 
-  const started: Server[] = [];
-  try {
-    const [postgres, redis] = await Promise.all([
-      startPostgres(runDir, pgPort, timeoutMs).then((s) => (started.push(s), s)),
-      startRedis(runDir, redisPort, timeoutMs).then((s) => (started.push(s), s)),
-    ]);
-    let stopping: Promise<void> | undefined;
-    return {
-      pgUrl: postgres.url,
-      redisUrl: redis.url,
-      runDir,
-      stop: () => (stopping ??= stopAll([postgres, redis], runDir)),
-    };
-  } catch (err) {
+  const pgBin = options.pgBin ?? process.env.BGTASK_PG_BIN ?? '/usr/lib/postgresql/15/bin';
+  const redisServer = options.redisServer ?? process.env.BGTASK_REDIS_SERVER ?? 'redis-server';
+  const [postgres, redis] = await Promise.allSettled([
+    startPostgres(runDir, pgBin, pgPort, timeoutMs),
+    startRedis(runDir, redisServer, redisPort, timeoutMs),
+  ]);
+  if (postgres.status === 'rejected' || redis.status === 'rejected') {
     // One server failing leaves the other running: stop it before reporting the failure.
-    await stopAll(started, runDir);
-    throw err;
+    await stopAll([postgres, redis].flatMap((r) => (r.status === 'fulfilled' ? [r.value] : [])), runDir);
+    throw postgres.status === 'rejected' ? postgres.reason : (redis as PromiseRejectedResult).reason;
   }
+  let stopping: Promise<void> | undefined;
+  return {
+    pgUrl: postgres.value.url,
+    redisUrl: redis.value.url,
+    runDir,
+    stop: () => (stopping ??= stopAll([postgres.value, redis.value], runDir)),
+  };
 }
 
 interface Server {
@@ -96,7 +98,7 @@ function asPostgres(user: { uid: number; gid: number } | undefined, command: str
   return user ? ['setpriv', [`--reuid=${user.uid}`, `--regid=${user.gid}`, '--init-groups', command, ...args]] : [command, args];
 }
 
-async function startPostgres(runDir: string, port: number, timeoutMs: number): Promise<Server> {
+async function startPostgres(runDir: string, pgBin: string, port: number, timeoutMs: number): Promise<Server> {
   const user = postgresUser();
   const pgDir = join(runDir, 'postgres');
   const dataDir = join(pgDir, 'data');
@@ -109,7 +111,7 @@ async function startPostgres(runDir: string, port: number, timeoutMs: number): P
     chownSync(pgDir, user.uid, user.gid);
     chownSync(passwordFile, user.uid, user.gid);
   }
-  const [initCmd, initArgs] = asPostgres(user, join(PG_BIN, 'initdb'), [
+  const [initCmd, initArgs] = asPostgres(user, join(pgBin, 'initdb'), [
     '-D', dataDir, '-U', 'postgres', `--pwfile=${passwordFile}`, '--auth=scram-sha-256', '-E', 'UTF8', '--locale=C', '--no-sync',
   ]);
   try {
@@ -118,7 +120,7 @@ async function startPostgres(runDir: string, port: number, timeoutMs: number): P
     const output = `${(err as { stdout?: string }).stdout ?? ''}${(err as { stderr?: string }).stderr ?? ''}`;
     throw new Error(`initdb into ${dataDir} failed:\n${lastLines(output)}`, { cause: err });
   }
-  const [cmd, args] = asPostgres(user, join(PG_BIN, 'postgres'), [
+  const [cmd, args] = asPostgres(user, join(pgBin, 'postgres'), [
     '-D', dataDir, '-p', String(port),
     '-c', `listen_addresses=${HOST}`,
     '-c', 'unix_socket_directories=',
@@ -142,12 +144,12 @@ async function startPostgres(runDir: string, port: number, timeoutMs: number): P
 
 // ------------------------------------------------------------------------------------ Redis
 
-async function startRedis(runDir: string, port: number, timeoutMs: number): Promise<Server> {
+async function startRedis(runDir: string, redisServer: string, port: number, timeoutMs: number): Promise<Server> {
   const redisDir = join(runDir, 'redis');
   const logFile = join(runDir, 'redis.log');
   mkdirSync(redisDir);
   const child = spawnLogged(
-    REDIS_SERVER,
+    redisServer,
     [
       '--port', String(port), '--bind', HOST, '--dir', redisDir,
       '--pidfile', join(redisDir, 'redis.pid'),
