@@ -7,9 +7,10 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { lastRunSchema } from '../../crds/schema.ts';
 import { closedPort, connectionCounter } from '../support/runner-net.ts';
+import { builtinTasks } from '../../task-runner/tasks/index.ts';
 import { buildRunner, runRunner } from '../support/runner-process.ts';
 
-const BUILT_INS = ['ai.test-scheduler-connection', 'maintenance.cleanup-old-sessions', 'maintenance.optimize-database'];
+const BUILT_INS = builtinTasks.map((t) => t.name).sort((a, b) => a.localeCompare(b));
 const INSTANT = { TASK_PLUGINS: 'tests/fixtures/plugins/instant.mjs' };
 const dir = mkdtempSync(join(tmpdir(), 'runner-cli-'));
 
@@ -28,7 +29,7 @@ describe('list and describe', () => {
     const exit = await runRunner(['list', '--json'], INSTANT);
     expect(exit.code).toBe(0);
     const tasks = JSON.parse(exit.stdout) as { name: string; params: { type: string } }[];
-    expect(tasks.map((t) => t.name)).toEqual([...BUILT_INS, 'sync.fixture-instant']);
+    expect(tasks.map((t) => t.name)).toEqual([...BUILT_INS, 'sync.fixture-instant'].sort((a, b) => a.localeCompare(b)));
     expect(tasks.every((t) => t.params.type === 'object')).toBe(true);
   });
 
