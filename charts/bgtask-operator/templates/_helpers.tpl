@@ -1,0 +1,145 @@
+{{/* Names, labels and the pieces several templates share. */}}
+
+{{- define "bgtask.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "bgtask.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* A name derived from the fullname: include "bgtask.child" (list . "suffix") */}}
+{{- define "bgtask.child" -}}
+{{- $root := index . 0 -}}
+{{- printf "%s-%s" (include "bgtask.fullname" $root | trunc (int (sub 62 (len (index . 1))))) (index . 1) | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "bgtask.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "bgtask.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "bgtask.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "bgtask.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: bgtask-operator
+{{- end -}}
+
+{{/* Labels of one component: include "bgtask.componentLabels" (list . "operator") */}}
+{{- define "bgtask.componentLabels" -}}
+{{ include "bgtask.labels" (index . 0) }}
+app.kubernetes.io/component: {{ index . 1 }}
+{{- end -}}
+
+{{- define "bgtask.componentSelector" -}}
+{{ include "bgtask.selectorLabels" (index . 0) }}
+app.kubernetes.io/component: {{ index . 1 }}
+{{- end -}}
+
+{{- define "bgtask.image" -}}
+{{- printf "%s:%s" .repository (toString .tag) -}}
+{{- end -}}
+
+{{- define "bgtask.operatorServiceAccount" -}}
+{{- if .Values.operator.serviceAccount.create -}}
+{{- default (include "bgtask.fullname" .) .Values.operator.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.operator.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "bgtask.runnerServiceAccount" -}}
+{{- default (include "bgtask.child" (list . "runner")) .Values.runner.serviceAccount.name -}}
+{{- end -}}
+
+{{- define "bgtask.familiesConfigMap" -}}
+{{- include "bgtask.child" (list . "families") -}}
+{{- end -}}
+
+{{/* The namespace runs of the release's own tasks happen in: the watched one, else the release's. */}}
+{{- define "bgtask.runNamespace" -}}
+{{- default .Release.Namespace .Values.operator.watchNamespace -}}
+{{- end -}}
+
+{{- define "bgtask.bundledSecret" -}}
+{{- include "bgtask.child" (list . "bundled") -}}
+{{- end -}}
+
+{{- define "bgtask.postgresqlHost" -}}
+{{- include "bgtask.child" (list . "postgresql") -}}
+{{- end -}}
+
+{{- define "bgtask.redisHost" -}}
+{{- include "bgtask.child" (list . "redis") -}}
+{{- end -}}
+
+{{/*
+The Secret and env mapping of each credential in force, as a dict name → {secret, env}: an
+existingSecret wins; the bundled Postgres/Redis fill in database/redis when enabled.
+*/}}
+{{- define "bgtask.credentials" -}}
+{{- $out := dict -}}
+{{- range $name, $c := .Values.credentials -}}
+{{- if $c.existingSecret -}}
+{{- $_ := set $out $name (dict "secret" $c.existingSecret "env" $c.env) -}}
+{{- end -}}
+{{- end -}}
+{{- if and .Values.postgresql.enabled (not (hasKey $out "database")) -}}
+{{- $_ := set $out "database" (dict "secret" (include "bgtask.bundledSecret" .) "env" (dict "DATABASE_URL" "database-url")) -}}
+{{- end -}}
+{{- if and .Values.redis.enabled (not (hasKey $out "redis")) -}}
+{{- $_ := set $out "redis" (dict "secret" (include "bgtask.bundledSecret" .) "env" (dict "REDIS_URL" "redis-url")) -}}
+{{- end -}}
+{{- toJson $out -}}
+{{- end -}}
+
+{{/* The runner's environment from the credentials: a YAML list of EnvVar (may be empty). */}}
+{{- define "bgtask.runnerEnv" -}}
+{{- $creds := include "bgtask.credentials" . | fromJson -}}
+{{- range $name := keys $creds | sortAlpha }}
+{{- $c := index $creds $name }}
+{{- range $var := keys $c.env | sortAlpha }}
+- name: {{ $var }}
+  valueFrom:
+    secretKeyRef: {name: {{ $c.secret | quote }}, key: {{ index $c.env $var | quote }}}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* true when migrations run against the bundled Postgres: they must wait for it (post-* hooks). */}}
+{{- define "bgtask.migrateAfterInstall" -}}
+{{- $creds := include "bgtask.credentials" . | fromJson -}}
+{{- if and (hasKey $creds "database") (eq (index $creds "database").secret (include "bgtask.bundledSecret" .)) -}}true{{- end -}}
+{{- end -}}
+
+{{/* The restricted security context of every container the chart runs with the runner image. */}}
+{{- define "bgtask.restrictedContainer" -}}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+runAsNonRoot: true
+capabilities: {drop: [ALL]}
+seccompProfile: {type: RuntimeDefault}
+{{- end -}}
+
+{{/*
+Every namespace with the runner's ServiceAccount, as a JSON list: the release's (helm test), the
+run namespace and runner.serviceAccount.extraNamespaces.
+*/}}
+{{- define "bgtask.runnerNamespaces" -}}
+{{- concat (list .Release.Namespace (include "bgtask.runNamespace" .)) .Values.runner.serviceAccount.extraNamespaces | uniq | toJson -}}
+{{- end -}}
+
+{{- define "bgtask.leaseName" -}}
+{{- default (include "bgtask.fullname" .) .Values.operator.leaderElection.leaseName -}}
+{{- end -}}

@@ -1,0 +1,42 @@
+// `helm lint` is clean (no warning, no error) with the defaults and with every optional feature on,
+// and values.schema.json refuses values the chart could not render sensibly.
+import { beforeAll, describe, expect, it } from 'vitest';
+import { ALL_FEATURES, CHART, ensureHelm, helm, templateArgs } from './chart-support.ts';
+
+beforeAll(() => void ensureHelm(), 900_000);
+
+describe('helm lint', () => {
+  it.each([
+    ['defaults', []],
+    ['every optional feature', ['-f', ALL_FEATURES]],
+    ['watching one namespace', ['--set', 'operator.watchNamespace=team-a']],
+  ])('is clean with %s', (_name, extra) => {
+    const r = helm(['lint', '--strict', CHART, ...extra]);
+    expect(r.stdout + r.stderr).not.toMatch(/\[(WARNING|ERROR)\]/);
+    expect(r.code).toBe(0);
+  });
+});
+
+describe('values.schema.json', () => {
+  it.each([
+    ['replicas as a word', { 'operator.replicas': 'two' }, /operator\/replicas.*got string, want integer/],
+    ['an unknown pull policy', { 'runner.image.pullPolicy': 'Sometimes' }, /runner\/image\/pullPolicy/],
+    ['a misspelt key', { 'operator.replica': 2 }, /additional properties 'replica' not allowed/],
+    ['a negative family concurrency', { 'families.ai.concurrency': -1 }, /families\/ai\/concurrency/],
+    ['a malformed memory limit', { 'families.email.resources.limits.memory': '1 GB' }, /families\/email\/resources\/limits\/memory/],
+    ['a family the operator does not know', { 'families.video.concurrency': 1 }, /additional properties 'video' not allowed/],
+    ['a default task outside the families', { 'defaultTasks.tasks.x.task': 'video.encode', 'defaultTasks.tasks.x.schedule': '* * * * *', 'defaultTasks.tasks.x.enabled': true }, /defaultTasks\/tasks\/x\/task/],
+    ['a watch namespace that is no namespace name', { 'operator.watchNamespace': 'Team_A' }, /operator\/watchNamespace/],
+  ])('rejects %s', (_name, set, message) => {
+    const r = helm(templateArgs({ set }));
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(message);
+  });
+
+  it('refuses several replicas without leader election, naming the fix', () => {
+    const r = helm(templateArgs({ set: { 'operator.leaderElection.enabled': false } }));
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/operator.replicas > 1 needs operator.leaderElection.enabled/);
+    expect(helm(templateArgs({ set: { 'operator.leaderElection.enabled': false, 'operator.replicas': 1 } })).code).toBe(0);
+  });
+});

@@ -1,0 +1,262 @@
+// What `helm template` renders: the objects of each configuration, and the settings that the
+// operator, the runner and the apiserver depend on (env names, hooks, RBAC scope, security).
+import { beforeAll, describe, expect, it } from 'vitest';
+import { backgroundTaskSchema } from '../../crds/schema.ts';
+import { parseFamiliesConfig } from '../../operator/config/families.ts';
+import { builtinTasks } from '../../task-runner/tasks/index.ts';
+import { ALL_FEATURES, ensureHelm, find, one, podSpecs, render, type Manifest } from './chart-support.ts';
+
+beforeAll(() => void ensureHelm(), 900_000);
+
+const kinds = (ms: Manifest[]) => ms.map((m) => m.kind).sort();
+const env = (container: any): Record<string, any> => Object.fromEntries((container.env ?? []).map((e: any) => [e.name, e.value ?? e.valueFrom]));
+const operatorContainer = (ms: Manifest[]) => one(ms, 'Deployment', 'rel-bgtask-operator').spec.template.spec.containers[0];
+
+/** The seed's eleven scheduled tasks and their schedules. */
+const SEED_SCHEDULES: Record<string, string> = {
+  'ai.process-due-tasks': '*/10 * * * *',
+  'ai.test-scheduler-connection': '*/30 * * * *',
+  'ai.cleanup-old-logs': '0 2 * * *',
+  'email.process-queue': '*/5 * * * *',
+  'email.send-daily-summary': '0 8 * * *',
+  'file.cleanup-temp-files': '0 2 * * *',
+  'file.backup-user-data': '0 1 * * 0',
+  'sync.calendar-events': '0 * * * *',
+  'sync.notion-pages': '0 */2 * * *',
+  'maintenance.optimize-database': '0 3 * * 0',
+  'maintenance.cleanup-old-sessions': '0 4 * * *',
+};
+
+describe('helm template with the defaults', () => {
+  let ms: Manifest[];
+  beforeAll(() => {
+    ms = render();
+  });
+
+  it('renders the operator, its RBAC, config, metrics Service, PDB and the helm test, nothing optional', () => {
+    expect(kinds(ms)).toEqual(
+      ['ClusterRole', 'ClusterRoleBinding', 'ConfigMap', 'Deployment', 'Pod', 'PodDisruptionBudget', 'Role', 'Role', 'RoleBinding', 'RoleBinding', 'Service', 'ServiceAccount', 'ServiceAccount'].sort(),
+    );
+  });
+
+  it('runs two replicas with leader election and the settings the operator reads from its environment', () => {
+    const d = one(ms, 'Deployment');
+    expect(d.spec.replicas).toBe(2);
+    const e = env(operatorContainer(ms));
+    expect(e).toMatchObject({
+      LEADER_ELECT: 'true',
+      LEASE_NAME: 'rel-bgtask-operator',
+      RUNNER_IMAGE: 'bgtask.local/task-runner:dev',
+      RUNNER_SERVICE_ACCOUNT: 'rel-bgtask-operator-runner',
+      FAMILIES_CONFIGMAP: 'rel-bgtask-operator-families',
+      METRICS_ADDR: ':8080',
+      HEALTH_ADDR: ':8081',
+      POD_NAME: { fieldRef: { fieldPath: 'metadata.name' } },
+      POD_NAMESPACE: { fieldRef: { fieldPath: 'metadata.namespace' } },
+    });
+    expect(e).not.toHaveProperty('WATCH_NAMESPACE');
+    expect(one(ms, 'ConfigMap').metadata.name).toBe(e.FAMILIES_CONFIGMAP);
+  });
+
+  it('probes /healthz and /readyz and runs restricted', () => {
+    const spec = one(ms, 'Deployment').spec.template.spec;
+    const c = spec.containers[0];
+    expect(c.livenessProbe.httpGet).toEqual({ path: '/healthz', port: 'health' });
+    expect(c.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'health' });
+    expect(spec.securityContext).toEqual({ runAsNonRoot: true, runAsUser: 10001, runAsGroup: 10001, seccompProfile: { type: 'RuntimeDefault' } });
+    expect(c.securityContext).toEqual({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } });
+    expect(c.resources.requests).toBeDefined();
+    expect(c.resources.limits.memory).toBeDefined();
+  });
+
+  it('renders a families ConfigMap the operator parses to the seed defaults', () => {
+    const parsed = parseFamiliesConfig(one(ms, 'ConfigMap').data['families.yaml']);
+    expect(parsed.ai.concurrency).toBe(1);
+    expect(parsed.email).toMatchObject({ concurrency: 4, resources: { limits: { cpu: '1', memory: '1Gi' } } });
+  });
+
+  it('gives the operator cluster-wide access to what it reconciles and only its Lease and ConfigMap at home', () => {
+    const rules = one(ms, 'ClusterRole').rules as { apiGroups: string[]; resources: string[]; verbs: string[] }[];
+    const verbs = (group: string, resource: string) => rules.filter((r) => r.apiGroups.includes(group) && r.resources.includes(resource)).flatMap((r) => r.verbs).sort();
+    expect(verbs('workers.personal-assistant.io', 'backgroundtasks')).toEqual(['get', 'list', 'patch', 'watch']);
+    expect(verbs('workers.personal-assistant.io', 'backgroundtasks/status')).toEqual(['get', 'patch']);
+    expect(verbs('batch', 'cronjobs')).toEqual(['create', 'delete', 'get', 'list', 'patch', 'update', 'watch']);
+    expect(verbs('batch', 'jobs')).toEqual(['create', 'delete', 'get', 'list', 'patch', 'watch']);
+    expect(verbs('', 'pods')).toEqual(['get', 'list', 'watch']);
+    expect(verbs('events.k8s.io', 'events')).toEqual(['create', 'patch']);
+    expect(verbs('', 'secrets')).toEqual([]);
+    const self = one(ms, 'Role', 'rel-bgtask-operator-self').rules;
+    expect(self).toContainEqual({ apiGroups: ['coordination.k8s.io'], resources: ['leases'], resourceNames: ['rel-bgtask-operator'], verbs: ['get', 'update'] });
+    expect(self).toContainEqual({ apiGroups: [''], resources: ['configmaps'], resourceNames: ['rel-bgtask-operator-families'], verbs: ['get', 'list', 'watch'] });
+  });
+
+  it('lets runs get their task and patch its status, nothing more', () => {
+    const role = one(ms, 'Role', 'rel-bgtask-operator-runner');
+    expect(role.rules).toEqual([
+      { apiGroups: ['workers.personal-assistant.io'], resources: ['backgroundtasks/status'], verbs: ['get', 'patch'] },
+      { apiGroups: ['workers.personal-assistant.io'], resources: ['backgroundtasks'], verbs: ['get'] },
+    ]);
+    const binding = one(ms, 'RoleBinding', 'rel-bgtask-operator-runner');
+    expect(binding.subjects).toEqual([{ kind: 'ServiceAccount', name: 'rel-bgtask-operator-runner', namespace: 'bgtask' }]);
+  });
+
+  it('has a helm test hook that runs ai.test-scheduler-connection once', () => {
+    const pod = one(ms, 'Pod');
+    expect(pod.metadata.annotations?.['helm.sh/hook']).toBe('test');
+    expect(pod.spec.restartPolicy).toBe('Never');
+    expect(pod.spec.containers[0].args.slice(0, 2)).toEqual(['run', 'ai.test-scheduler-connection']);
+  });
+});
+
+describe('helm template with every optional feature', () => {
+  let ms: Manifest[];
+  beforeAll(() => {
+    ms = render({ files: [ALL_FEATURES] });
+  });
+
+  it('adds ServiceMonitor, PrometheusRule, NetworkPolicies, bundled Postgres and Redis, migrations and default tasks', () => {
+    for (const kind of ['ServiceMonitor', 'PrometheusRule', 'Secret', 'PersistentVolumeClaim', 'Job']) expect(find(ms, kind), kind).toHaveLength(1);
+    expect(find(ms, 'NetworkPolicy').map((m) => m.metadata.name).sort()).toEqual(['rel-bgtask-operator', 'rel-bgtask-operator-postgresql', 'rel-bgtask-operator-redis']);
+    expect(find(ms, 'Deployment').map((m) => m.metadata.name).sort()).toEqual(['rel-bgtask-operator', 'rel-bgtask-operator-postgresql', 'rel-bgtask-operator-redis']);
+    expect(find(ms, 'BackgroundTask').length).toBeGreaterThan(0);
+  });
+
+  it('sets image and pull policy on every container, and runs every pod as non-root with a read-only root', () => {
+    const specs = podSpecs(ms);
+    expect(specs.length).toBe(5);
+    for (const { owner, spec } of specs) {
+      expect(spec.securityContext?.runAsNonRoot, owner).toBe(true);
+      for (const c of [...(spec.initContainers ?? []), ...spec.containers]) {
+        expect(c.image, owner).toMatch(/^bgtask\.local\/[a-z-]+:[\w.-]+$/);
+        expect(c.imagePullPolicy, owner).toBe('IfNotPresent');
+        expect(c.securityContext?.readOnlyRootFilesystem, owner).toBe(true);
+        expect(c.securityContext?.capabilities?.drop, owner).toEqual(['ALL']);
+      }
+    }
+  });
+
+  it('keeps the Postgres volume on uninstall', () => {
+    expect(one(ms, 'PersistentVolumeClaim').metadata.annotations?.['helm.sh/resource-policy']).toBe('keep');
+  });
+
+  it('migrates after install against the bundled Postgres, once it answers', () => {
+    const job = one(ms, 'Job');
+    expect(job.metadata.annotations).toMatchObject({ 'helm.sh/hook': 'post-install,post-upgrade', 'helm.sh/hook-delete-policy': 'before-hook-creation,hook-succeeded' });
+    expect(job.spec.template.spec.initContainers[0].command.join(' ')).toMatch(/pg_isready/);
+    expect(job.spec.template.spec.containers[0].args).toEqual(['migrate']);
+    expect(env(job.spec.template.spec.containers[0]).DATABASE_URL).toEqual({ secretKeyRef: { name: 'rel-bgtask-operator-bundled', key: 'database-url' } });
+  });
+
+  it('passes every credential to the default tasks and the helm test from Secrets', () => {
+    const expected = ['DATABASE_URL', 'LLM_API_KEY', 'LLM_BASE_URL', 'NOTION_TOKEN', 'REDIS_URL', 'SMTP_URL'];
+    for (const m of [...find(ms, 'BackgroundTask'), one(ms, 'Pod')]) {
+      const vars = m.kind === 'Pod' ? m.spec.containers[0].env : m.spec.env;
+      expect(vars.map((e: any) => e.name), m.metadata.name).toEqual(expected);
+      for (const e of vars) expect(e.valueFrom.secretKeyRef.name).toBeTruthy();
+    }
+    const secret = one(ms, 'Secret');
+    expect(secret.stringData['database-url']).toMatch(/^postgresql:\/\/postgres:[A-Za-z0-9]{24}@rel-bgtask-operator-postgresql:5432\/bgtask$/);
+    expect(secret.stringData['redis-url']).toMatch(/^redis:\/\/:[A-Za-z0-9]{24}@rel-bgtask-operator-redis:6379\/0$/);
+  });
+
+  it('creates the runner ServiceAccount and Role in every namespace runs happen in', () => {
+    expect(find(ms, 'ServiceAccount', 'rel-bgtask-operator-runner').map((m) => m.metadata.namespace).sort()).toEqual(['bgtask', 'team-a']);
+    expect(find(ms, 'Role', 'rel-bgtask-operator-runner').map((m) => m.metadata.namespace).sort()).toEqual(['bgtask', 'team-a']);
+  });
+
+  it('renders the families overrides so the operator accepts them', () => {
+    const parsed = parseFamiliesConfig(one(ms, 'ConfigMap').data['families.yaml']);
+    expect(parsed.ai).toMatchObject({ concurrency: 2, priorityClassName: 'low', nodeSelector: { workload: 'ai' } });
+  });
+
+  it('alerts on repeated failures, on no recent success per default task and on no leader', () => {
+    const rules = one(ms, 'PrometheusRule').spec.groups[0].rules as { alert: string; expr: string }[];
+    expect(new Set(rules.map((r) => r.alert))).toEqual(new Set(['BackgroundTaskFailingRepeatedly', 'BackgroundTaskNoRecentSuccess', 'BackgroundTaskOperatorNoLeader']));
+    const perTask = rules.find((r) => r.expr.includes('name="maintenance-cleanup-old-sessions"'));
+    expect(perTask?.expr).toMatch(/> 259200$/); // 3 × a day
+  });
+});
+
+describe('default tasks', () => {
+  let tasks: Manifest[];
+  beforeAll(() => {
+    tasks = find(render({ set: { 'defaultTasks.enabled': true } }), 'BackgroundTask');
+  });
+
+  it('lists the seed\'s eleven tasks with the seed\'s schedules in values', () => {
+    const every = Object.fromEntries(Object.keys(SEED_SCHEDULES).map((t) => [`defaultTasks.tasks.${t.replace('.', '-')}.enabled`, true]));
+    const all = render({ set: { 'defaultTasks.enabled': true, ...every } });
+    const rendered = Object.fromEntries(find(all, 'BackgroundTask').map((m) => [m.spec.task, m.spec.schedule]));
+    expect(rendered).toEqual(SEED_SCHEDULES);
+  });
+
+  it('enables only tasks the runner registers (any other would be InvalidSpec)', () => {
+    const registered = new Set(builtinTasks.map((t) => t.name));
+    expect(tasks.length).toBeGreaterThan(0);
+    for (const t of tasks) expect(registered, t.spec.task).toContain(t.spec.task);
+  });
+
+  it('are valid BackgroundTasks', () => {
+    for (const t of tasks) expect(backgroundTaskSchema.safeParse(t).error, t.metadata.name).toBeUndefined();
+  });
+});
+
+describe('other configurations', () => {
+  it('narrows the operator to one namespace with a Role instead of a ClusterRole', () => {
+    const ms = render({ set: { 'operator.watchNamespace': 'team-a' } });
+    expect(find(ms, 'ClusterRole')).toHaveLength(0);
+    expect(find(ms, 'ClusterRoleBinding')).toHaveLength(0);
+    expect(one(ms, 'Role', 'rel-bgtask-operator').metadata.namespace).toBe('team-a');
+    expect(env(operatorContainer(ms)).WATCH_NAMESPACE).toBe('team-a');
+    expect(find(ms, 'ServiceAccount', 'rel-bgtask-operator-runner').map((m) => m.metadata.namespace).sort()).toEqual(['bgtask', 'team-a']);
+  });
+
+  it('migrates before install and upgrade against an external database', () => {
+    const job = one(render({ set: { 'credentials.database.existingSecret': 'db' } }), 'Job');
+    expect(job.metadata.annotations?.['helm.sh/hook']).toBe('pre-install,pre-upgrade');
+    expect(job.spec.template.spec.initContainers).toBeUndefined();
+    expect(job.spec.template.spec.automountServiceAccountToken).toBe(false);
+    expect(env(job.spec.template.spec.containers[0]).DATABASE_URL).toEqual({ secretKeyRef: { name: 'db', key: 'database-url' } });
+  });
+
+  it('takes every image and pull policy from values', () => {
+    const ms = render({
+      set: {
+        'operator.image.repository': 'registry.example/op',
+        'operator.image.tag': '1.2.3',
+        'operator.image.pullPolicy': 'Always',
+        'runner.image.repository': 'registry.example/runner',
+        'runner.image.tag': '1.2.3',
+        'runner.image.pullPolicy': 'Always',
+        'postgresql.enabled': true,
+        'postgresql.image.repository': 'registry.example/pg',
+        'redis.enabled': true,
+        'redis.image.repository': 'registry.example/redis',
+        'redis.image.pullPolicy': 'Never',
+      },
+    });
+    const c = operatorContainer(ms);
+    expect([c.image, c.imagePullPolicy]).toEqual(['registry.example/op:1.2.3', 'Always']);
+    expect(env(c).RUNNER_IMAGE).toBe('registry.example/runner:1.2.3');
+    const images = podSpecs(ms).flatMap(({ spec }) => [...(spec.initContainers ?? []), ...spec.containers].map((x: any) => `${x.image} ${x.imagePullPolicy}`));
+    expect(images.sort()).toEqual(
+      [
+        'registry.example/op:1.2.3 Always',
+        'registry.example/pg:15 IfNotPresent',
+        'registry.example/pg:15 IfNotPresent', // the migration Job waits with pg_isready
+        'registry.example/redis:7 Never',
+        'registry.example/runner:1.2.3 Always',
+        'registry.example/runner:1.2.3 Always',
+      ].sort(),
+    );
+  });
+
+  it('keeps a given bundled password in the database URL, escaped', () => {
+    const secret = one(render({ set: { 'postgresql.enabled': true, 'postgresql.auth.password': 'p@ss/word' } }), 'Secret');
+    expect(secret.stringData['database-url']).toBe('postgresql://postgres:p%40ss%2Fword@rel-bgtask-operator-postgresql:5432/bgtask');
+  });
+
+  it('refuses bundled databases in a release outside the watched namespace', () => {
+    expect(() => render({ set: { 'operator.watchNamespace': 'team-a', 'postgresql.enabled': true } })).toThrow(/install the release into that namespace/);
+  });
+});
