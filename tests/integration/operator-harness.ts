@@ -62,6 +62,8 @@ export async function prepareNamespace(namespace: string): Promise<void> {
 }
 
 export interface RunningOperator {
+  /** Reconciles finished so far, by task key. */
+  readonly reconciled: Map<string, number>;
   /** Puts a new families.yaml in force (as a ConfigMap update would). */
   setFamilies(yaml: string): void;
   /** Stops the workers (waiting for in-flight reconciles), the informers and the event writer. */
@@ -118,13 +120,20 @@ export async function startOperator(opts: { kubeconfig: string; namespace: strin
     },
     registry,
   });
-  const controller = new Controller({ queue, reconcile, workers: opts.workers ?? 4, log });
+  const reconciled = new Map<string, number>();
+  const counted = async (key: string) => {
+    const result = await reconcile(key);
+    reconciled.set(key, (reconciled.get(key) ?? 0) + 1);
+    return result;
+  };
+  const controller = new Controller({ queue, reconcile: counted, workers: opts.workers ?? 4, log });
 
   for (const informer of informers) informer.start();
   await Promise.all(informers.map((informer) => informer.waitForSync()));
   controller.start();
 
   return {
+    reconciled,
     setFamilies(yaml) {
       const result = families.update({ metadata: { name: 'test-families' }, data: { 'families.yaml': yaml } });
       if (!result.ok) throw result.error;
