@@ -1,0 +1,222 @@
+import * as z from 'zod';
+import { InvalidInputError, describeError } from '../../errors.ts';
+import { defineTask } from '../../task.ts';
+
+interface ClaimedTask {
+  id: string;
+  user_id: string;
+  title: string;
+  description: string | null;
+  task_type: string;
+  schedule_type: 'once' | 'daily' | 'weekly' | 'monthly' | 'cron';
+  schedule_config: Record<string, unknown>;
+  cron_expression: string | null;
+  timezone: string;
+  next_run_at: Date | null;
+}
+
+// Due active tasks, plus running ones whose claim outlived the lease (their run died). SKIP
+// LOCKED makes concurrent runners pass over rows another is claiming right now, and the claim
+// (status 'running', claimed_by) commits with this statement: no two runners get one task.
+const CLAIM = `
+  UPDATE ai_tasks t
+  SET status = 'running', claimed_by = $1, claimed_at = $2, updated_at = $2
+  WHERE t.id IN (
+    SELECT id FROM ai_tasks
+    WHERE (status = 'active' AND next_run_at <= $2)
+       OR (status = 'running' AND claimed_at < $2::timestamptz - make_interval(secs => $4))
+    ORDER BY next_run_at NULLS FIRST, id
+    LIMIT $3
+    FOR UPDATE SKIP LOCKED)
+  RETURNING t.id, t.user_id, t.title, t.description, t.task_type, t.schedule_type, t.schedule_config,
+            t.cron_expression, t.timezone, t.next_run_at`;
+
+// Back to due, untouched otherwise: the next run takes it again.
+const RELEASE = `
+  UPDATE ai_tasks SET status = 'active', claimed_by = NULL, claimed_at = NULL, updated_at = now(), last_error = $3
+  WHERE id = $1 AND claimed_by = $2`;
+
+const SYSTEM_PROMPT =
+  'You are a personal assistant carrying out a task the user scheduled. Answer with the result the user should read, concisely.';
+
+export default defineTask({
+  name: 'ai.process-due-tasks',
+  family: 'ai',
+  description: 'Executes due AI tasks through the LLM, stores the results, schedules recurring ones again and queues notifications',
+  params: z.strictObject({
+    limit: z.int().min(1).max(1000).default(50).describe('tasks per run at most'),
+    concurrency: z.int().min(1).max(32).default(4).describe('LLM requests in flight at once'),
+    model: z.string().min(1).default('gpt-4o-mini').describe('chat model the endpoint serves'),
+    maxRetries: z.int().min(0).max(10).default(3).describe('retries of one request on 429, 5xx or a dropped connection, with backoff'),
+    requestTimeoutSeconds: z.int().min(1).max(600).default(120).describe('time one LLM request may take'),
+    leaseSeconds: z.int().min(60).max(86_400).default(900).describe('a claim older than this belongs to a dead run and is taken again'),
+    notificationChannel: z.enum(['email', 'sms', 'push', 'in_app']).default('in_app').describe('channel of the queued notifications'),
+  }),
+  defaults: {
+    schedule: '*/10 * * * *',
+    retry: { maxRetries: 3, delaySeconds: 60, backoff: 'Fixed' },
+    timeoutSeconds: 600,
+    softTimeoutSeconds: 540,
+  },
+  needs: { postgres: true },
+  async run(ctx) {
+    const { limit, concurrency, model, maxRetries, requestTimeoutSeconds, leaseSeconds, notificationChannel } = ctx.params;
+    const baseURL = ctx.env.LLM_BASE_URL;
+    if (!baseURL) throw new InvalidInputError('invalid configuration: ai.process-due-tasks requires LLM_BASE_URL, not set');
+    const runId = ctx.run.id;
+
+    if (ctx.dryRun) {
+      const { rows } = await ctx.db.query<{ n: string }>(
+        "SELECT count(*) AS n FROM ai_tasks WHERE status = 'active' AND next_run_at <= $1",
+        [ctx.clock.now()],
+      );
+      const due = Math.min(Number(rows[0]?.n ?? 0), limit);
+      ctx.set('tasks_due', due);
+      return `dry run: ${due} due tasks would be processed`;
+    }
+
+    const [{ nextRunAfter, ScheduleError }, { openChatClient }] = await Promise.all([
+      import('./next-run.ts'),
+      import('../../services/llm.ts'),
+    ]);
+    const llm = await openChatClient({ baseURL, apiKey: ctx.env.LLM_API_KEY, model, maxRetries, timeoutMs: requestTimeoutSeconds * 1000 });
+    for (const key of ['tasks_processed', 'tasks_succeeded', 'tasks_failed', 'tasks_left_due']) ctx.count(key, 0);
+
+    let unreachable: unknown;
+    const failures: string[] = [];
+    let claimedTotal = 0;
+
+    const release = async (task: ClaimedTask, reason: string | null) => {
+      await ctx.db.query(RELEASE, [task.id, runId, reason]);
+      ctx.count('tasks_left_due');
+    };
+
+    const fail = async (task: ClaimedTask, err: unknown) => {
+      const message = describeError(err);
+      const client = await ctx.db.connect();
+      try {
+        await client.query('BEGIN');
+        const { rowCount } = await client.query(
+          `UPDATE ai_tasks SET status = 'failed', last_error = $3, last_run_at = $4, claimed_by = NULL, claimed_at = NULL, updated_at = $4
+           WHERE id = $1 AND claimed_by = $2`,
+          [task.id, runId, message, ctx.clock.now()],
+        );
+        if (rowCount === 1) {
+          await client.query(
+            `INSERT INTO ai_task_results (ai_task_id, user_id, run_id, status, error, model, scheduled_for) VALUES ($1, $2, $3, 'failed', $4, $5, $6)`,
+            [task.id, task.user_id, runId, message, model, task.next_run_at],
+          );
+          await client.query(
+            'INSERT INTO notifications (user_id, ai_task_id, channel, title, body) VALUES ($1, $2, $3, $4, $5)',
+            [task.user_id, task.id, notificationChannel, `Task failed: ${task.title}`, message],
+          );
+        }
+        await client.query('COMMIT');
+      } catch (txErr) {
+        await client.query('ROLLBACK');
+        throw txErr;
+      } finally {
+        client.release();
+      }
+      ctx.count('tasks_failed');
+      failures.push(`${task.id} (${task.title}): ${message}`);
+      ctx.log.warn({ aiTask: task.id, err }, 'AI task failed');
+    };
+
+    const execute = async (task: ClaimedTask) => {
+      ctx.count('tasks_processed');
+      // An LLM found unreachable, or a stop asked for, leaves the rest due for the next run.
+      if (unreachable !== undefined || ctx.signal.aborted) return release(task, null);
+      let next: Date | null;
+      try {
+        // Before spending an LLM call: a schedule that cannot be computed fails the task now.
+        next = nextRunAfter(task, ctx.clock.now());
+      } catch (err) {
+        if (err instanceof ScheduleError) return fail(task, err);
+        throw err;
+      }
+      const started = performance.now();
+      let completion;
+      try {
+        completion = await llm.complete(
+          [
+            { role: 'system', content: SYSTEM_PROMPT },
+            { role: 'user', content: task.description ? `${task.title}\n\n${task.description}` : task.title },
+          ],
+          ctx.signal,
+        );
+      } catch (err) {
+        if (ctx.signal.aborted) return release(task, null);
+        if (llm.isUnreachable(err)) {
+          unreachable ??= err;
+          return release(task, `LLM unreachable: ${describeError(err)}`);
+        }
+        return fail(task, err);
+      }
+      const now = ctx.clock.now();
+      const client = await ctx.db.connect();
+      try {
+        await client.query('BEGIN');
+        const { rowCount } = await client.query(
+          `UPDATE ai_tasks
+           SET status = $3, next_run_at = $4, last_run_at = $5, run_count = run_count + 1, last_error = NULL,
+               claimed_by = NULL, claimed_at = NULL, updated_at = $5
+           WHERE id = $1 AND claimed_by = $2`,
+          [task.id, runId, next === null ? 'completed' : 'active', next, now],
+        );
+        if (rowCount !== 1) {
+          // The lease ran out and another run took the task: its result is the one kept.
+          await client.query('ROLLBACK');
+          ctx.log.warn({ aiTask: task.id }, 'claim lost before the result was stored; result dropped');
+          ctx.count('claims_lost');
+          return;
+        }
+        await client.query(
+          `INSERT INTO ai_task_results (ai_task_id, user_id, run_id, status, result, model, total_tokens, scheduled_for)
+           VALUES ($1, $2, $3, 'succeeded', $4, $5, $6, $7)`,
+          [task.id, task.user_id, runId, completion.text, completion.model, completion.totalTokens ?? null, task.next_run_at],
+        );
+        await client.query('INSERT INTO notifications (user_id, ai_task_id, channel, title, body) VALUES ($1, $2, $3, $4, $5)', [
+          task.user_id,
+          task.id,
+          notificationChannel,
+          task.title,
+          completion.text,
+        ]);
+        await client.query('COMMIT');
+      } catch (err) {
+        await client.query('ROLLBACK');
+        throw err;
+      } finally {
+        client.release();
+      }
+      ctx.count('tasks_succeeded');
+      ctx.log.info({ aiTask: task.id, ms: Math.round(performance.now() - started), next: next?.toISOString() ?? null }, 'AI task done');
+    };
+
+    // Claimed a few at a time (as many as run at once), so a claim is held only while it is worked on.
+    while (claimedTotal < limit && unreachable === undefined) {
+      ctx.signal.throwIfAborted();
+      const { rows } = await ctx.db.query<ClaimedTask>(CLAIM, [runId, ctx.clock.now(), Math.min(concurrency, limit - claimedTotal), leaseSeconds]);
+      if (rows.length === 0) break;
+      claimedTotal += rows.length;
+      const results = await Promise.allSettled(rows.map((task) => execute(task)));
+      const broken = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (broken) {
+        // Storing a result failed (Postgres): whatever is still claimed is released for the next run.
+        const released = await Promise.allSettled(rows.map((task) => ctx.db.query(RELEASE, [task.id, runId, null])));
+        const unreleased = released.filter((r) => r.status === 'rejected').length;
+        if (unreleased > 0) ctx.log.error({ unreleased }, 'claims could not be released; they return after the lease');
+        throw new Error('storing an AI task result failed', { cause: broken.reason });
+      }
+    }
+    ctx.signal.throwIfAborted();
+    if (unreachable !== undefined) {
+      throw new Error(`the LLM endpoint is unreachable; the claimed tasks stay due for the next run`, { cause: unreachable });
+    }
+    if (failures.length > 0) {
+      throw new Error(`${failures.length} of ${claimedTotal} AI tasks failed: ${failures.join('; ')}`);
+    }
+    return claimedTotal === 0 ? 'no AI task was due' : `processed ${claimedTotal} AI tasks`;
+  },
+});
