@@ -33,10 +33,21 @@ describe('helm template with the defaults', () => {
     ms = render();
   });
 
-  it('renders the operator, its RBAC, config, metrics Service, PDB and the helm test, nothing optional', () => {
+  it('renders the operator, its RBAC, config, metrics Service, PDB, the helm test and the uninstall hook, nothing optional', () => {
+    const hooks = ['Job', 'Role', 'RoleBinding', 'ServiceAccount'];
     expect(kinds(ms)).toEqual(
-      ['ClusterRole', 'ClusterRoleBinding', 'ConfigMap', 'Deployment', 'Pod', 'PodDisruptionBudget', 'Role', 'Role', 'RoleBinding', 'RoleBinding', 'Service', 'ServiceAccount', 'ServiceAccount'].sort(),
+      ['ClusterRole', 'ClusterRoleBinding', 'ConfigMap', 'Deployment', 'Pod', 'PodDisruptionBudget', 'Role', 'Role', 'RoleBinding', 'RoleBinding', 'Service', 'ServiceAccount', 'ServiceAccount', ...hooks].sort(),
     );
+  });
+
+  it('stops the operator and releases the default tasks\' runs in a pre-delete hook, with RBAC for that alone', () => {
+    const job = one(ms, 'Job', 'rel-bgtask-operator-uninstall');
+    expect(job.metadata.annotations?.['helm.sh/hook']).toBe('pre-delete');
+    expect(job.spec.template.spec.containers[0].command.slice(0, 3)).toEqual(['node', '--input-type=module', '--eval']);
+    const role = one(ms, 'Role', 'rel-bgtask-operator-uninstall');
+    expect(role.metadata.annotations?.['helm.sh/hook']).toBe('pre-delete');
+    expect(role.rules.find((r: any) => r.resources.includes('deployments/scale')).resourceNames).toEqual(['rel-bgtask-operator']);
+    expect(role.rules.find((r: any) => r.resources.includes('leases'))).toEqual({ apiGroups: ['coordination.k8s.io'], resources: ['leases'], resourceNames: ['rel-bgtask-operator'], verbs: ['delete'] });
   });
 
   it('runs two replicas with leader election and the settings the operator reads from its environment', () => {
@@ -115,7 +126,8 @@ describe('helm template with every optional feature', () => {
   });
 
   it('adds ServiceMonitor, PrometheusRule, NetworkPolicies, bundled Postgres and Redis, migrations and default tasks', () => {
-    for (const kind of ['ServiceMonitor', 'PrometheusRule', 'Secret', 'PersistentVolumeClaim', 'Job']) expect(find(ms, kind), kind).toHaveLength(1);
+    for (const kind of ['ServiceMonitor', 'PrometheusRule', 'Secret', 'PersistentVolumeClaim']) expect(find(ms, kind), kind).toHaveLength(1);
+    expect(find(ms, 'Job', 'rel-bgtask-operator-migrate')).toHaveLength(1);
     expect(find(ms, 'NetworkPolicy').map((m) => m.metadata.name).sort()).toEqual(['rel-bgtask-operator', 'rel-bgtask-operator-postgresql', 'rel-bgtask-operator-redis']);
     expect(find(ms, 'Deployment').map((m) => m.metadata.name).sort()).toEqual(['rel-bgtask-operator', 'rel-bgtask-operator-postgresql', 'rel-bgtask-operator-redis']);
     expect(find(ms, 'BackgroundTask').length).toBeGreaterThan(0);
@@ -123,7 +135,7 @@ describe('helm template with every optional feature', () => {
 
   it('sets image and pull policy on every container, and runs every pod as non-root with a read-only root', () => {
     const specs = podSpecs(ms);
-    expect(specs.length).toBe(5);
+    expect(specs.length).toBe(6);
     for (const { owner, spec } of specs) {
       expect(spec.securityContext?.runAsNonRoot, owner).toBe(true);
       for (const c of [...(spec.initContainers ?? []), ...spec.containers]) {
@@ -140,7 +152,7 @@ describe('helm template with every optional feature', () => {
   });
 
   it('migrates after install against the bundled Postgres, once it answers', () => {
-    const job = one(ms, 'Job');
+    const job = one(ms, 'Job', 'rel-bgtask-operator-migrate');
     expect(job.metadata.annotations).toMatchObject({ 'helm.sh/hook': 'post-install,post-upgrade', 'helm.sh/hook-delete-policy': 'before-hook-creation,hook-succeeded' });
     expect(job.spec.template.spec.initContainers[0].command.join(' ')).toMatch(/pg_isready/);
     expect(job.spec.template.spec.containers[0].args).toEqual(['migrate']);
@@ -212,7 +224,7 @@ describe('other configurations', () => {
   });
 
   it('migrates before install and upgrade against an external database', () => {
-    const job = one(render({ set: { 'credentials.database.existingSecret': 'db' } }), 'Job');
+    const job = one(render({ set: { 'credentials.database.existingSecret': 'db' } }), 'Job', 'rel-bgtask-operator-migrate');
     expect(job.metadata.annotations?.['helm.sh/hook']).toBe('pre-install,pre-upgrade');
     expect(job.spec.template.spec.initContainers).toBeUndefined();
     expect(job.spec.template.spec.automountServiceAccountToken).toBe(false);
@@ -245,8 +257,9 @@ describe('other configurations', () => {
         'registry.example/pg:15 IfNotPresent',
         'registry.example/pg:15 IfNotPresent', // the migration Job waits with pg_isready
         'registry.example/redis:7 Never',
-        'registry.example/runner:1.2.3 Always',
-        'registry.example/runner:1.2.3 Always',
+        'registry.example/runner:1.2.3 Always', // helm test
+        'registry.example/runner:1.2.3 Always', // migrations
+        'registry.example/runner:1.2.3 Always', // uninstall hook
       ].sort(),
     );
   });
