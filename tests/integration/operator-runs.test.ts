@@ -1,0 +1,129 @@
+// Real runs in the kind cluster, started by the operator in this process: run-now, a failing run
+// retried after its delay, invalid input never retried, a run over its memory limit, a run over
+// its timeout. The runner image runs the test plugin task (tests/fixtures/plugins) or a built-in.
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { createNamespace, deleteNamespace, describeEvents, kubectl, kubectlJson, waitFor } from '../support/kube.ts';
+import { prepareNamespace, startOperator, type RunningOperator } from './operator-harness.ts';
+
+let ns: string;
+let operator: RunningOperator | undefined;
+
+beforeAll(async () => {
+  ns = await createNamespace('op-runs');
+  await prepareNamespace(ns);
+  // Room for every test's runs at once; admission has its own test file.
+  operator = await startOperator({ kubeconfig: inject('kubeconfig'), namespace: ns, familiesYaml: 'maintenance: { concurrency: 4 }' });
+});
+
+afterAll(async () => {
+  await operator?.stop();
+  if (ns) await deleteNamespace(ns);
+});
+
+async function createTask(name: string, spec: Record<string, unknown>, annotations: Record<string, string> = {}): Promise<void> {
+  const manifest = { apiVersion: 'workers.personal-assistant.io/v1alpha1', kind: 'BackgroundTask', metadata: { name, namespace: ns, annotations }, spec: { schedule: '0 0 1 1 *', ...spec } };
+  await kubectl(['apply', '-f', '-'], { input: JSON.stringify(manifest) });
+}
+
+async function runNow(name: string, token: string, params?: Record<string, unknown>): Promise<void> {
+  const annotations = [`workers.personal-assistant.io/run-now=${token}`];
+  if (params) annotations.push(`workers.personal-assistant.io/run-now-params=${JSON.stringify(params)}`);
+  await kubectl(['-n', ns, 'annotate', '--overwrite', 'backgroundtask', name, ...annotations]);
+}
+
+async function taskObject(name: string): Promise<any> {
+  return kubectlJson(['-n', ns, 'get', 'backgroundtask', name]);
+}
+
+/** Waits until the task's status satisfies `until`; a timeout says what the status and the Events were. */
+async function waitForStatus(name: string, what: string, until: (status: any) => boolean, timeoutMs = 120_000): Promise<any> {
+  try {
+    return await waitFor(`${name}: ${what}`, async () => {
+      const status = (await taskObject(name)).status ?? {};
+      return until(status) ? status : undefined;
+    }, timeoutMs);
+  } catch (err) {
+    const status = JSON.stringify((await taskObject(name)).status, null, 2);
+    throw new Error(`${(err as Error).message}\nstatus: ${status}\nevents:\n${await describeEvents(ns)}`, { cause: err });
+  }
+}
+
+async function jobsOf(name: string): Promise<any[]> {
+  const list = await kubectlJson(['-n', ns, 'get', 'jobs', '-l', `workers.personal-assistant.io/task-name=${name}`]);
+  return list.items.sort((a: any, b: any) => a.metadata.creationTimestamp.localeCompare(b.metadata.creationTimestamp));
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('runs', () => {
+  it('run-now: one real run per token, its result in the status, params overrides honoured', async () => {
+    await createTask('manual', { task: 'maintenance.fixture-behave', params: { note: 'from the spec' } });
+    await runNow('manual', 'first');
+    const first = await waitForStatus('manual', 'the manual run counted', (s) => s.succeeded === 1 && s.lastRun?.outcome === 'Succeeded');
+    expect(first.lastRun).toMatchObject({ trigger: 'Manual', attempt: 1, summary: { note: 'from the spec' }, message: 'behaved: from the spec' });
+    expect(first.conditions).toContainEqual(expect.objectContaining({ type: 'LastRunSucceeded', status: 'True' }));
+    const jobs = await jobsOf('manual');
+    expect(jobs).toHaveLength(1);
+    expect(first.lastRun.runId).toBe(jobs[0].metadata.name);
+    expect((await taskObject('manual')).metadata.annotations['workers.personal-assistant.io/run-now-handled']).toBe('first');
+
+    // The same token again is not a new request.
+    await kubectl(['-n', ns, 'annotate', '--overwrite', 'backgroundtask', 'manual', 'unrelated=touch']);
+    await sleep(3_000);
+    expect(await jobsOf('manual')).toHaveLength(1);
+
+    await runNow('manual', 'second', { note: 'overridden' });
+    const second = await waitForStatus('manual', 'the second run counted', (s) => s.succeeded === 2);
+    expect(second.lastRun).toMatchObject({ trigger: 'Manual', summary: { note: 'overridden' } });
+    expect(await jobsOf('manual')).toHaveLength(2);
+  });
+
+  it('retries a failed run after its delay as attempt 2, and counts consecutive failures', async () => {
+    await createTask('flaky', { task: 'maintenance.fixture-behave', params: { outcome: 'fail', note: 'flaky' }, retry: { maxRetries: 1, delaySeconds: 6, backoff: 'Fixed' } });
+    await runNow('flaky', 'go');
+    const s = await waitForStatus('flaky', 'both attempts failed and counted', (st) => st.failed === 2, 180_000);
+    expect(s).toMatchObject({ succeeded: 0, failed: 2, consecutiveFailures: 2 });
+    expect(s.lastRun).toMatchObject({ trigger: 'Retry', attempt: 2, outcome: 'Failed', message: expect.stringContaining('failing on purpose') });
+    const [original, retry] = await jobsOf('flaky');
+    expect(retry.metadata.annotations['workers.personal-assistant.io/retry-of']).toBe(original.metadata.name);
+    // The retry waited for its delay after the run ended (timestamps have whole seconds).
+    const pods = await kubectlJson(['-n', ns, 'get', 'pods', '-l', `batch.kubernetes.io/job-name=${original.metadata.name}`]);
+    const endedAt = Date.parse(pods.items[0].status.containerStatuses[0].state.terminated.finishedAt);
+    expect(Date.parse(retry.metadata.creationTimestamp) - endedAt).toBeGreaterThanOrEqual(5_000);
+    // maxRetries 1: no third attempt.
+    await sleep(9_000);
+    expect(await jobsOf('flaky')).toHaveLength(2);
+  });
+
+  it('never retries invalid input (exit 2)', async () => {
+    // The built-in cleanup task needs Postgres; without DATABASE_URL the runner refuses to start it.
+    await createTask('no-db', { task: 'maintenance.cleanup-old-sessions', retry: { maxRetries: 3, delaySeconds: 1, backoff: 'Fixed' } });
+    await runNow('no-db', 'go');
+    const s = await waitForStatus('no-db', 'the run counted', (st) => st.failed === 1);
+    expect(s.lastRun).toMatchObject({ outcome: 'InvalidInput', message: expect.stringContaining('DATABASE_URL') });
+    await sleep(6_000);
+    expect(await jobsOf('no-db')).toHaveLength(1);
+  });
+
+  it('reports a run over its memory limit as OOMKilled', async () => {
+    await createTask('hungry', {
+      task: 'maintenance.fixture-behave',
+      params: { allocateMiB: 400 },
+      resources: { requests: { memory: '64Mi' }, limits: { memory: '64Mi' } },
+    });
+    await runNow('hungry', 'go');
+    const s = await waitForStatus('hungry', 'the run counted', (st) => st.failed === 1);
+    expect(s.lastRun).toMatchObject({ outcome: 'OOMKilled' });
+    expect(s.conditions).toContainEqual(expect.objectContaining({ type: 'LastRunSucceeded', status: 'False', reason: 'OOMKilled' }));
+  });
+
+  it('reports a run over its timeout as TimedOut', async () => {
+    await createTask('slow', { task: 'maintenance.fixture-behave', params: { sleepSeconds: 120 }, timeoutSeconds: 8 });
+    await runNow('slow', 'go');
+    const s = await waitForStatus('slow', 'the run counted', (st) => st.failed === 1);
+    expect(s.lastRun).toMatchObject({ outcome: 'TimedOut' });
+    const [job] = await jobsOf('slow');
+    const ended = Date.parse(s.lastRun.completionTime);
+    expect(ended - Date.parse(job.status.startTime)).toBeLessThan(60_000);
+  });
+});
