@@ -1,0 +1,46 @@
+/**
+ * A conditional GET (RFC 9110): the validators of the last answer go out as If-None-Match and
+ * If-Modified-Since, and a 304 means the resource is unchanged. URLs may carry secrets (private
+ * calendar feeds do), so errors name the host only.
+ */
+export type ConditionalResult =
+  | { modified: false }
+  | { modified: true; body: string; etag: string | null; lastModified: string | null };
+
+export interface ConditionalOptions {
+  etag: string | null;
+  lastModified: string | null;
+  timeoutMs: number;
+  maxBytes: number;
+  signal: AbortSignal;
+  accept?: string;
+}
+
+export async function conditionalGet(url: string, options: ConditionalOptions): Promise<ConditionalResult> {
+  const host = new URL(url).host;
+  const headers: Record<string, string> = { accept: options.accept ?? '*/*' };
+  if (options.etag) headers['if-none-match'] = options.etag;
+  if (options.lastModified) headers['if-modified-since'] = options.lastModified;
+  let response: Response;
+  try {
+    response = await fetch(url, { headers, redirect: 'follow', signal: AbortSignal.any([options.signal, AbortSignal.timeout(options.timeoutMs)]) });
+  } catch (err) {
+    throw new Error(`GET ${host} failed`, { cause: err });
+  }
+  if (response.status === 304) {
+    await response.body?.cancel();
+    return { modified: false };
+  }
+  if (!response.ok) {
+    await response.body?.cancel();
+    throw new Error(`GET ${host} answered HTTP ${response.status} ${response.statusText}`.trimEnd());
+  }
+  const declared = Number(response.headers.get('content-length') ?? 0);
+  if (declared > options.maxBytes) {
+    await response.body?.cancel();
+    throw new Error(`GET ${host}: the body of ${declared} bytes exceeds the limit of ${options.maxBytes}`);
+  }
+  const body = await response.text();
+  if (Buffer.byteLength(body) > options.maxBytes) throw new Error(`GET ${host}: the body exceeds the limit of ${options.maxBytes} bytes`);
+  return { modified: true, body, etag: response.headers.get('etag'), lastModified: response.headers.get('last-modified') };
+}

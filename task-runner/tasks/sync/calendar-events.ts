@@ -1,0 +1,184 @@
+import * as z from 'zod';
+import { describeError } from '../../errors.ts';
+import { defineTask } from '../../task.ts';
+
+interface Feed {
+  id: string;
+  user_id: string;
+  calendar_id: string;
+  url: string;
+  etag: string | null;
+  last_modified: string | null;
+  timezone: string;
+}
+
+const UPSERT = `
+  INSERT INTO calendar_events AS e (user_id, calendar_id, uid, recurrence_id, summary, description, location, starts_at, ends_at,
+                                    all_day, rrule, status, sequence, etag, synced_at, updated_at)
+  SELECT $1, $2, r.*, $14, $15, $15
+  FROM unnest($3::text[], $4::timestamptz[], $5::text[], $6::text[], $7::text[], $8::timestamptz[], $9::timestamptz[],
+              $10::boolean[], $11::text[], $12::text[], $13::int[]) AS r
+  ON CONFLICT ON CONSTRAINT calendar_events_identity DO UPDATE SET
+    summary = EXCLUDED.summary, description = EXCLUDED.description, location = EXCLUDED.location,
+    starts_at = EXCLUDED.starts_at, ends_at = EXCLUDED.ends_at, all_day = EXCLUDED.all_day, rrule = EXCLUDED.rrule,
+    status = EXCLUDED.status, sequence = EXCLUDED.sequence, etag = EXCLUDED.etag, synced_at = EXCLUDED.synced_at,
+    updated_at = CASE
+      WHEN (e.summary, e.description, e.location, e.starts_at, e.ends_at, e.all_day, e.rrule, e.status, e.sequence)
+           IS DISTINCT FROM (EXCLUDED.summary, EXCLUDED.description, EXCLUDED.location, EXCLUDED.starts_at, EXCLUDED.ends_at,
+                             EXCLUDED.all_day, EXCLUDED.rrule, EXCLUDED.status, EXCLUDED.sequence)
+      THEN EXCLUDED.updated_at ELSE e.updated_at END`;
+
+const BATCH = 2000;
+
+export default defineTask({
+  name: 'sync.calendar-events',
+  family: 'sync',
+  description: "Syncs each user's iCalendar feed into calendar_events (conditional GET, recurrences, time zones) and counts overlapping events",
+  params: z.strictObject({
+    concurrency: z.int().min(1).max(32).default(4).describe('feeds fetched at once'),
+    pastDays: z.int().min(0).max(3650).default(30).describe('occurrences of recurring events are kept from this many days back'),
+    futureDays: z.int().min(1).max(3650).default(365).describe('… up to this many days ahead'),
+    conflictWindowDays: z.int().min(1).max(365).default(14).describe('overlapping events are counted from now up to this many days ahead'),
+    timeoutSeconds: z.int().min(1).max(600).default(60).describe('time one feed download may take'),
+    maxFeedBytes: z.int().min(1024).max(500 * 1024 * 1024).default(50 * 1024 * 1024).describe('larger feeds are refused'),
+    maxOccurrences: z.int().min(1).max(1_000_000).default(50_000).describe('occurrences looked at per recurring event at most'),
+  }),
+  defaults: {
+    schedule: '0 * * * *',
+    retry: { maxRetries: 3, delaySeconds: 300, backoff: 'Fixed' },
+    timeoutSeconds: 1800,
+    softTimeoutSeconds: 1500,
+  },
+  needs: { postgres: true },
+  async run(ctx) {
+    const p = ctx.params;
+    const [{ conditionalGet }, { eventsFromIcs }, { countOverlappingPairs }, { drainBounded }] = await Promise.all([
+      import('../../services/http-fetch.ts'),
+      import('./ics-events.ts'),
+      import('./overlaps.ts'),
+      import('../../services/bounded.ts'),
+    ]);
+    const { rows: feeds } = await ctx.db.query<Feed>(
+      `SELECT f.id, f.user_id, f.calendar_id, f.url, f.etag, f.last_modified, u.timezone
+       FROM calendar_feeds f JOIN users u ON u.id = f.user_id WHERE f.enabled ORDER BY f.user_id, f.calendar_id`,
+    );
+    for (const key of ['feeds_synced', 'feeds_not_modified', 'feeds_failed', 'events_synced', 'events_removed', 'conflicts']) ctx.count(key, 0);
+    ctx.set('feeds', feeds.length);
+    const failures: string[] = [];
+    const changedUsers = new Set<string>();
+
+    const syncFeed = async (feed: Feed) => {
+      const label = `user ${feed.user_id} calendar ${feed.calendar_id}`;
+      const started = performance.now();
+      try {
+        const fetched = await conditionalGet(feed.url, {
+          etag: feed.etag,
+          lastModified: feed.last_modified,
+          timeoutMs: p.timeoutSeconds * 1000,
+          maxBytes: p.maxFeedBytes,
+          signal: ctx.signal,
+          accept: 'text/calendar',
+        });
+        if (!fetched.modified) {
+          if (!ctx.dryRun) {
+            await ctx.db.query("UPDATE calendar_feeds SET last_synced_at = $2, last_status = 'not_modified', last_error = NULL WHERE id = $1", [feed.id, ctx.clock.now()]);
+          }
+          ctx.count('feeds_not_modified');
+          ctx.log.info({ user: feed.user_id, calendar: feed.calendar_id }, 'feed not modified');
+          return;
+        }
+        const now = ctx.clock.now();
+        const { rows, truncated } = eventsFromIcs(fetched.body, {
+          defaultZone: feed.timezone,
+          from: new Date(now.getTime() - p.pastDays * 86_400_000),
+          to: new Date(now.getTime() + p.futureDays * 86_400_000),
+          maxOccurrences: p.maxOccurrences,
+        });
+        if (truncated > 0) ctx.log.warn({ user: feed.user_id, truncated }, `recurring events stopped after ${p.maxOccurrences} occurrences`);
+        if (ctx.dryRun) {
+          ctx.count('events_synced', rows.length);
+          return;
+        }
+        const removed = await storeFeed(feed, rows, fetched, now);
+        ctx.count('feeds_synced');
+        ctx.count('events_synced', rows.length);
+        ctx.count('events_removed', removed);
+        changedUsers.add(feed.user_id);
+        ctx.log.info({ user: feed.user_id, calendar: feed.calendar_id, events: rows.length, removed, ms: Math.round(performance.now() - started) }, 'feed synced');
+      } catch (err) {
+        if (ctx.signal.aborted) throw err;
+        const message = describeError(err);
+        failures.push(`${label}: ${message}`);
+        ctx.count('feeds_failed');
+        ctx.log.warn({ user: feed.user_id, calendar: feed.calendar_id, err }, 'feed sync failed');
+        if (!ctx.dryRun) {
+          await ctx.db.query("UPDATE calendar_feeds SET last_synced_at = $2, last_status = 'failed', last_error = $3 WHERE id = $1", [feed.id, ctx.clock.now(), message]);
+        }
+      }
+    };
+
+    /** Upserts the feed's events and removes those gone from it, in one transaction; returns how many went. */
+    const storeFeed = async (feed: Feed, rows: ReturnType<typeof eventsFromIcs>['rows'], fetched: { etag: string | null; lastModified: string | null }, now: Date) => {
+      const client = await ctx.db.connect();
+      try {
+        await client.query('BEGIN');
+        for (let i = 0; i < rows.length; i += BATCH) {
+          const batch = rows.slice(i, i + BATCH);
+          await client.query(UPSERT, [
+            feed.user_id,
+            feed.calendar_id,
+            batch.map((r) => r.uid),
+            batch.map((r) => r.recurrenceId),
+            batch.map((r) => r.summary),
+            batch.map((r) => r.description),
+            batch.map((r) => r.location),
+            batch.map((r) => r.startsAt),
+            batch.map((r) => r.endsAt),
+            batch.map((r) => r.allDay),
+            batch.map((r) => r.rrule),
+            batch.map((r) => r.status),
+            batch.map((r) => r.sequence),
+            fetched.etag,
+            now,
+          ]);
+        }
+        // Every event of the feed was just stamped with `now`: the others are gone from it.
+        const { rowCount } = await client.query('DELETE FROM calendar_events WHERE user_id = $1 AND calendar_id = $2 AND synced_at <> $3', [
+          feed.user_id,
+          feed.calendar_id,
+          now,
+        ]);
+        await client.query(
+          "UPDATE calendar_feeds SET etag = $2, last_modified = $3, last_synced_at = $4, last_status = 'synced', last_error = NULL WHERE id = $1",
+          [feed.id, fetched.etag, fetched.lastModified, now],
+        );
+        await client.query('COMMIT');
+        return rowCount ?? 0;
+      } catch (err) {
+        await client.query('ROLLBACK');
+        throw err;
+      } finally {
+        client.release();
+      }
+    };
+
+    const queue = [...feeds];
+    await drainBounded(() => queue.shift(), p.concurrency, syncFeed, () => ctx.signal.aborted);
+    ctx.signal.throwIfAborted();
+
+    // Overlapping events of the users whose calendars changed, across all their calendars.
+    for (const user of changedUsers) {
+      const now = ctx.clock.now();
+      const { rows } = await ctx.db.query<{ s: Date; e: Date }>(
+        `SELECT starts_at AS s, ends_at AS e FROM calendar_events
+         WHERE user_id = $1 AND status <> 'cancelled' AND NOT all_day AND ends_at > starts_at
+           AND ends_at > $2 AND starts_at < $3`,
+        [user, now, new Date(now.getTime() + p.conflictWindowDays * 86_400_000)],
+      );
+      ctx.count('conflicts', countOverlappingPairs(rows.map((r) => ({ start: r.s.getTime(), end: r.e.getTime() }))));
+    }
+
+    if (failures.length > 0) throw new Error(`${failures.length} of ${feeds.length} calendar feeds failed to sync: ${failures.join('; ')}`);
+    return ctx.dryRun ? `dry run: ${feeds.length} feeds read, nothing stored` : `synced ${feeds.length} calendar feeds`;
+  },
+});

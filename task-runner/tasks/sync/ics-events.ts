@@ -1,0 +1,167 @@
+/**
+ * An iCalendar feed (RFC 5545) as calendar_events rows, parsed by ical.js, whose errors name
+ * the offending line. A recurring event becomes one row per occurrence inside a window, each
+ * identified by its RECURRENCE-ID (the occurrence's original start), so an overridden
+ * occurrence (a VEVENT carrying that RECURRENCE-ID) replaces exactly its instance and EXDATEs
+ * leave theirs out. Times with a TZID are resolved with the IANA database (luxon), falling back
+ * to the feed's own VTIMEZONE for names IANA lacks (Outlook's "W. Europe Standard Time");
+ * floating times and all-day dates are in the calendar owner's zone.
+ */
+import ICAL from 'ical.js';
+import { DateTime } from 'luxon';
+
+export interface EventRow {
+  uid: string;
+  recurrenceId: Date | null;
+  summary: string;
+  description: string | null;
+  location: string | null;
+  startsAt: Date;
+  endsAt: Date | null;
+  allDay: boolean;
+  rrule: string | null;
+  status: 'tentative' | 'confirmed' | 'cancelled';
+  sequence: number;
+}
+
+export interface ExpandOptions {
+  /** Zone of floating times and all-day dates: the user's. */
+  defaultZone: string;
+  /** Occurrences of recurring events are kept when they overlap [from, to]. */
+  from: Date;
+  to: Date;
+  /** Occurrences looked at per recurring event at most (a guard against unbounded rules). */
+  maxOccurrences: number;
+}
+
+export interface ParsedFeed {
+  rows: EventRow[];
+  /** Recurring events whose expansion hit maxOccurrences before the window's end. */
+  truncated: number;
+}
+
+type Instant = (time: ICAL.Time, tzid: string | null) => Date;
+
+export function eventsFromIcs(text: string, options: ExpandOptions): ParsedFeed {
+  const parsed = ICAL.parse(text) as unknown[];
+  // One VCALENDAR parses to one jCal array; several top-level components to an array of them.
+  const jcal = Array.isArray(parsed[0]) ? parsed[0] : parsed;
+  const root = new ICAL.Component(jcal as ConstructorParameters<typeof ICAL.Component>[0]);
+  if (root.name !== 'vcalendar') throw new Error(`not an iCalendar feed: the top-level component is ${root.name.toUpperCase()}, not VCALENDAR`);
+
+  const feedZones = new Map<string, ICAL.Timezone>();
+  for (const vtimezone of root.getAllSubcomponents('vtimezone')) {
+    const zone = new ICAL.Timezone(vtimezone);
+    feedZones.set(zone.tzid, zone);
+  }
+  const instant: Instant = (time, tzid) => {
+    const parts = { year: time.year, month: time.month, day: time.day, hour: time.hour, minute: time.minute, second: time.second };
+    if (time.isDate) return DateTime.fromObject({ year: time.year, month: time.month, day: time.day }, { zone: options.defaultZone }).toJSDate();
+    if (time.zone === ICAL.Timezone.utcTimezone) return new Date(Date.UTC(time.year, time.month - 1, time.day, time.hour, time.minute, time.second));
+    if (!tzid) return DateTime.fromObject(parts, { zone: options.defaultZone }).toJSDate();
+    const local = DateTime.fromObject(parts, { zone: tzid });
+    if (local.isValid) return local.toJSDate();
+    const feedZone = feedZones.get(tzid);
+    if (!feedZone) throw new Error(`unknown time zone "${tzid}": neither an IANA zone nor a VTIMEZONE of the feed`);
+    const zoned = time.clone();
+    zoned.zone = feedZone;
+    return new Date(zoned.toUnixTime() * 1000);
+  };
+
+  const masters = new Map<string, ICAL.Component>();
+  const exceptions = new Map<string, ICAL.Component[]>();
+  for (const vevent of root.getAllSubcomponents('vevent')) {
+    const uid = vevent.getFirstPropertyValue('uid');
+    if (typeof uid !== 'string' || uid === '') throw new Error(`a VEVENT has no UID (DTSTART ${String(vevent.getFirstPropertyValue('dtstart'))})`);
+    if (vevent.hasProperty('recurrence-id')) {
+      const list = exceptions.get(uid) ?? [];
+      list.push(vevent);
+      exceptions.set(uid, list);
+    } else {
+      masters.set(uid, vevent);
+    }
+  }
+
+  const rows = new Map<string, EventRow>();
+  const add = (row: EventRow) => rows.set(`${row.uid}\u0000${row.recurrenceId?.getTime() ?? ''}`, row);
+  let truncated = 0;
+  for (const [uid, vevent] of masters) {
+    const event = new ICAL.Event(vevent);
+    const base = rowOf(uid, vevent, event, instant);
+    const overrides = new Map<number, ICAL.Component>();
+    for (const exception of exceptions.get(uid) ?? []) overrides.set(recurrenceInstant(exception, instant), exception);
+    exceptions.delete(uid);
+    if (!event.isRecurring()) {
+      add(base);
+      continue;
+    }
+    const rule = vevent.getFirstPropertyValue('rrule');
+    const rrule = rule ? String(rule) : null;
+    const lengthMs = base.endsAt ? base.endsAt.getTime() - base.startsAt.getTime() : 0;
+    const startTzid = tzidOf(vevent, 'dtstart');
+    const iterator = event.iterator();
+    let seen = 0;
+    for (let next = iterator.next(); next; next = iterator.next()) {
+      if (++seen > options.maxOccurrences) {
+        truncated++;
+        break;
+      }
+      const start = instant(next, startTzid);
+      if (start > options.to) break;
+      const override = overrides.get(start.getTime());
+      if (override) {
+        overrides.delete(start.getTime());
+        const row = rowOf(uid, override, new ICAL.Event(override), instant);
+        if (row.startsAt <= options.to && (row.endsAt ?? row.startsAt) >= options.from) add({ ...row, recurrenceId: start, rrule });
+        continue;
+      }
+      if (start.getTime() + lengthMs < options.from.getTime()) continue;
+      add({ ...base, recurrenceId: start, startsAt: start, endsAt: base.endsAt ? new Date(start.getTime() + lengthMs) : null, rrule });
+    }
+    // Overrides that moved an occurrence from outside the window into it, or name one the rule lacks.
+    for (const [recurrence, override] of overrides) {
+      const row = rowOf(uid, override, new ICAL.Event(override), instant);
+      if (row.startsAt <= options.to && (row.endsAt ?? row.startsAt) >= options.from) add({ ...row, recurrenceId: new Date(recurrence), rrule });
+    }
+  }
+  // Overridden occurrences whose series is not in the feed: kept as they are.
+  for (const [uid, list] of exceptions) {
+    for (const vevent of list) add({ ...rowOf(uid, vevent, new ICAL.Event(vevent), instant), recurrenceId: new Date(recurrenceInstant(vevent, instant)) });
+  }
+  return { rows: [...rows.values()], truncated };
+}
+
+function tzidOf(vevent: ICAL.Component, property: string): string | null {
+  const tzid = vevent.getFirstProperty(property)?.getParameter('tzid');
+  return typeof tzid === 'string' ? tzid : null;
+}
+
+function recurrenceInstant(vevent: ICAL.Component, instant: Instant): number {
+  const value = vevent.getFirstPropertyValue('recurrence-id') as ICAL.Time;
+  return instant(value, tzidOf(vevent, 'recurrence-id')).getTime();
+}
+
+const STATUSES = { TENTATIVE: 'tentative', CONFIRMED: 'confirmed', CANCELLED: 'cancelled' } as const;
+
+function rowOf(uid: string, vevent: ICAL.Component, event: ICAL.Event, instant: Instant): EventRow {
+  const dtstart = vevent.getFirstPropertyValue('dtstart');
+  if (!(dtstart instanceof ICAL.Time)) throw new Error(`event ${uid} has no DTSTART`);
+  const startsAt = instant(dtstart, tzidOf(vevent, 'dtstart'));
+  const hasEnd = vevent.hasProperty('dtend') || vevent.hasProperty('duration');
+  const endsAt = hasEnd ? instant(event.endDate, tzidOf(vevent, vevent.hasProperty('dtend') ? 'dtend' : 'dtstart')) : dtstart.isDate ? instant(event.endDate, null) : null;
+  if (endsAt && endsAt < startsAt) throw new Error(`event ${uid} ends (${endsAt.toISOString()}) before it starts (${startsAt.toISOString()})`);
+  const status = String(vevent.getFirstPropertyValue('status') ?? 'CONFIRMED').toUpperCase();
+  return {
+    uid,
+    recurrenceId: null,
+    summary: event.summary ?? '',
+    description: event.description ?? null,
+    location: event.location ?? null,
+    startsAt,
+    endsAt,
+    allDay: dtstart.isDate,
+    rrule: null,
+    status: STATUSES[status as keyof typeof STATUSES] ?? 'confirmed',
+    sequence: event.sequence ?? 0,
+  };
+}

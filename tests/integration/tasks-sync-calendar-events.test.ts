@@ -1,0 +1,158 @@
+// sync.calendar-events as a process against real Postgres and ICS feeds served on loopback,
+// parsed by ical.js: recurrences with EXDATE and overrides, time zones, conditional GETs, events
+// removed when gone from the feed, overlapping events counted, and a malformed feed failing only
+// its own user.
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
+import type pg from 'pg';
+import { calendar, startFakeIcs, vevent, type FakeIcs } from '../support/fake-ics.ts';
+import { freshDatabase, migrated, testPool } from '../support/runner-db.ts';
+import { buildRunner, runRunner } from '../support/runner-process.ts';
+
+const TASK = 'sync.calendar-events';
+const ADA_ICS = readFileSync(resolve(import.meta.dirname, '../fixtures/tasks/calendar-ada.ics'), 'utf8');
+// The fixture's events are in March 2027; the window reaches them wherever "now" is.
+const WIDE = JSON.stringify({ pastDays: 3650, futureDays: 3650 });
+let url: string;
+let db: pg.Pool;
+let ics: FakeIcs;
+let ada: string;
+let bob: string;
+
+beforeAll(async () => {
+  buildRunner();
+  url = await migrated(await freshDatabase(inject('pgUrl'), 'tasks_sync_calendar'));
+  db = testPool(url);
+  ics = await startFakeIcs();
+  ada = (await db.query<{ id: string }>("INSERT INTO users (email, timezone) VALUES ('ada@example.org', 'Europe/Berlin') RETURNING id")).rows[0]!.id;
+  bob = (await db.query<{ id: string }>("INSERT INTO users (email, timezone) VALUES ('bob@example.org', 'America/New_York') RETURNING id")).rows[0]!.id;
+  await db.query('INSERT INTO calendar_feeds (user_id, url) VALUES ($1, $2), ($3, $4)', [ada, ics.feedUrl('ada'), bob, ics.feedUrl('bob')]);
+});
+afterAll(async () => {
+  await ics.close();
+  await db.end();
+});
+beforeEach(async () => {
+  await db.query('TRUNCATE calendar_events, task_runs');
+  await db.query('UPDATE calendar_feeds SET etag = NULL, last_modified = NULL, last_status = NULL, last_error = NULL');
+  ics.requests.length = 0;
+});
+
+const env = () => ({ DATABASE_URL: url });
+async function events(user: string) {
+  const { rows } = await db.query(
+    `SELECT uid, recurrence_id, summary, starts_at, ends_at, all_day, status, sequence, rrule IS NOT NULL AS recurring
+     FROM calendar_events WHERE user_id = $1 ORDER BY starts_at, uid`,
+    [user],
+  );
+  return rows as { uid: string; recurrence_id: Date | null; summary: string; starts_at: Date; ends_at: Date | null; all_day: boolean; status: string; sequence: number; recurring: boolean }[];
+}
+const iso = (d: Date | null) => d?.toISOString() ?? null;
+
+describe(TASK, () => {
+  it('stores occurrences with EXDATE and overrides applied, in the right time zones', async () => {
+    ics.publish('ada', ADA_ICS);
+    ics.publish('bob', calendar(vevent('b-1', new Date('2027-03-02T14:00:00Z'), new Date('2027-03-02T15:00:00Z'), 'Bob meeting')));
+    const exit = await runRunner(['run', TASK, '--params', WIDE], env());
+    expect(exit.code, exit.stdout).toBe(0);
+    expect(exit.result?.summary).toMatchObject({ feeds: 2, feeds_synced: 2, feeds_failed: 0, events_synced: 9, events_removed: 0 });
+    const rows = (await events(ada)).map((e) => [e.uid, iso(e.recurrence_id), e.summary, iso(e.starts_at), iso(e.ends_at), e.all_day, e.status]);
+    expect(rows).toEqual([
+      // Mondays 10:00 Berlin: CET (UTC+1) before 28 March, CEST (UTC+2) after.
+      ['standup-7f3a@google.com', '2027-03-01T09:00:00.000Z', 'Team standup', '2027-03-01T09:00:00.000Z', '2027-03-01T09:30:00.000Z', false, 'confirmed'],
+      ['standup-7f3a@google.com', '2027-03-08T09:00:00.000Z', 'Team standup (moved)', '2027-03-08T10:30:00.000Z', '2027-03-08T11:00:00.000Z', false, 'confirmed'],
+      // All day in the user's zone (Berlin midnight).
+      ['birthday-91c2@google.com', null, "Grace's birthday", '2027-03-09T23:00:00.000Z', '2027-03-10T23:00:00.000Z', true, 'confirmed'],
+      ['dentist-44d1@google.com', null, 'Dentist', '2027-03-12T15:00:00.000Z', '2027-03-12T16:00:00.000Z', false, 'tentative'],
+      // Floating 09:00 is the user's 09:00.
+      ['floating-0b7e@example.org', null, 'Saturday run (floating time)', '2027-03-13T08:00:00.000Z', '2027-03-13T10:00:00.000Z', false, 'confirmed'],
+      // 15 March is an EXDATE: no row.
+      ['standup-7f3a@google.com', '2027-03-22T09:00:00.000Z', 'Team standup', '2027-03-22T09:00:00.000Z', '2027-03-22T09:30:00.000Z', false, 'cancelled'],
+      ['standup-7f3a@google.com', '2027-03-29T08:00:00.000Z', 'Team standup', '2027-03-29T08:00:00.000Z', '2027-03-29T08:30:00.000Z', false, 'confirmed'],
+      ['standup-7f3a@google.com', '2027-04-05T08:00:00.000Z', 'Team standup', '2027-04-05T08:00:00.000Z', '2027-04-05T08:30:00.000Z', false, 'confirmed'],
+    ]);
+    expect((await events(ada)).filter((e) => e.uid.startsWith('standup')).every((e) => e.recurring)).toBe(true);
+    expect((await events(bob)).map((e) => e.summary)).toEqual(['Bob meeting']);
+    const feeds = await db.query("SELECT last_status, etag IS NOT NULL AS has_etag, last_modified IS NOT NULL AS has_lm FROM calendar_feeds ORDER BY user_id");
+    expect(feeds.rows).toEqual([
+      { last_status: 'synced', has_etag: true, has_lm: true },
+      { last_status: 'synced', has_etag: true, has_lm: true },
+    ]);
+  });
+
+  it('sends the validators next time and does nothing on 304', async () => {
+    const etag = ics.publish('ada', ADA_ICS);
+    ics.publish('bob', calendar());
+    expect((await runRunner(['run', TASK, '--params', WIDE], env())).code).toBe(0);
+    const before = await db.query('SELECT id, synced_at FROM calendar_events ORDER BY id');
+    ics.requests.length = 0;
+    const again = await runRunner(['run', TASK, '--params', WIDE], env());
+    expect(again.code, again.stdout).toBe(0);
+    expect(again.result?.summary).toMatchObject({ feeds_not_modified: 2, feeds_synced: 0, events_synced: 0 });
+    const adaRequest = ics.requests.find((r) => r.path === '/feeds/ada.ics')!;
+    expect(adaRequest.headers['if-none-match']).toBe(etag);
+    expect(adaRequest.headers['if-modified-since']).toBeTruthy();
+    expect((await db.query('SELECT id, synced_at FROM calendar_events ORDER BY id')).rows).toEqual(before.rows);
+  });
+
+  it('updates changed events and removes the ones gone from the feed', async () => {
+    const soon = (h: number) => new Date(Date.now() + h * 3600_000);
+    ics.publish('ada', calendar(vevent('keep', soon(1), soon(2), 'Keep'), vevent('change', soon(3), soon(4), 'Before'), vevent('drop', soon(5), soon(6), 'Drop')));
+    ics.publish('bob', calendar());
+    expect((await runRunner(['run', TASK], env())).code).toBe(0);
+    ics.publish('ada', calendar(vevent('keep', soon(1), soon(2), 'Keep'), vevent('change', soon(3), soon(4), 'After')));
+    const exit = await runRunner(['run', TASK], env());
+    expect(exit.code, exit.stdout).toBe(0);
+    expect(exit.result?.summary).toMatchObject({ feeds_synced: 1, feeds_not_modified: 1, events_synced: 2, events_removed: 1 });
+    expect((await events(ada)).map((e) => [e.uid, e.summary])).toEqual([
+      ['keep', 'Keep'],
+      ['change', 'After'],
+    ]);
+  });
+
+  it('counts overlapping events in the coming days as conflicts', async () => {
+    const at = (h: number) => new Date(Date.now() + h * 3600_000);
+    ics.publish(
+      'ada',
+      calendar(
+        vevent('a', at(24), at(26)), // overlaps b and c
+        vevent('b', at(25), at(27)), // overlaps c
+        vevent('c', at(25.5), at(25.75)),
+        vevent('d', at(27), at(28)), // starts as b ends: no conflict
+        vevent('far', at(24 * 30), at(24 * 30 + 5)), // outside the 14-day window
+        vevent('far2', at(24 * 30 + 1), at(24 * 30 + 2)),
+      ),
+    );
+    ics.publish('bob', calendar());
+    const exit = await runRunner(['run', TASK], env());
+    expect(exit.code, exit.stdout).toBe(0);
+    expect(exit.result?.summary).toMatchObject({ conflicts: 3, events_synced: 6 });
+  });
+
+  it("fails a malformed feed's user with the parser's message, syncs the others, keeps the old events and exits 1", async () => {
+    ics.publish('ada', ADA_ICS);
+    ics.publish('bob', calendar(vevent('b-1', new Date('2027-03-02T14:00:00Z'), new Date('2027-03-02T15:00:00Z'), 'Bob meeting')));
+    expect((await runRunner(['run', TASK, '--params', WIDE], env())).code).toBe(0);
+    ics.publish('ada', ADA_ICS.replace('SUMMARY:Dentist', 'SUMMARY Dentist'));
+    ics.publish('bob', calendar(vevent('b-2', new Date('2027-03-03T14:00:00Z'), new Date('2027-03-03T15:00:00Z'), 'Bob lunch')));
+    const exit = await runRunner(['run', TASK, '--params', WIDE], env());
+    expect(exit.code, exit.stdout).toBe(1);
+    expect(exit.result?.summary).toMatchObject({ feeds_failed: 1, feeds_synced: 1, events_synced: 1 });
+    expect(exit.result?.message).toContain(`1 of 2 calendar feeds failed to sync: user ${ada} calendar default: invalid line (no token ";" or ":") "SUMMARY Dentist"`);
+    expect((await events(ada))).toHaveLength(8); // untouched
+    expect((await events(bob)).map((e) => e.summary)).toEqual(['Bob lunch']);
+    const { rows } = await db.query('SELECT last_status, last_error FROM calendar_feeds WHERE user_id = $1', [ada]);
+    expect(rows[0]).toMatchObject({ last_status: 'failed' });
+    expect(rows[0].last_error).toContain('invalid line');
+  });
+
+  it('fails a user whose feed answers 500, naming the host but not the URL', async () => {
+    ics.publish('ada', calendar());
+    ics.fail('bob', { status: 500, body: 'oops' });
+    const exit = await runRunner(['run', TASK], env());
+    expect(exit.code).toBe(1);
+    expect(exit.result?.message).toContain(`user ${bob} calendar default: GET ${new URL(ics.url).host} answered HTTP 500 Internal Server Error`);
+    expect(exit.result?.message).not.toContain('/feeds/bob.ics');
+  });
+});
