@@ -26,6 +26,8 @@ export interface OperatorMetrics extends ControllerObserver {
   /** A finished run (the reconciler calls this once per run it sees complete). */
   observeRun(run: RunObservation): void;
   setLeader(leading: boolean): void;
+  /** An API request's outcome (RawApi's observe hook): a steady state shows no write verbs growing. */
+  apiRequest(method: string, code: number | 'error'): void;
   /** Where seconds_since_last_success reads from at scrape time. */
   setLastSuccessSource(source: () => Iterable<LastSuccess>): void;
 }
@@ -53,6 +55,12 @@ export function createMetrics(opts: { now?: () => number; defaultMetrics?: boole
     registers: [registry],
   });
   const leader = new Gauge({ name: `${PREFIX}leader`, help: '1 while this replica is the leader.', registers: [registry] });
+  const apiRequests = new Counter({
+    name: `${PREFIX}api_requests_total`,
+    help: 'Requests to the Kubernetes API by method and HTTP status (error: no answer).',
+    labelNames: ['method', 'code'],
+    registers: [registry],
+  });
   let lastSuccessSource: () => Iterable<LastSuccess> = () => [];
   new Gauge({
     name: `${PREFIX}seconds_since_last_success`,
@@ -87,6 +95,9 @@ export function createMetrics(opts: { now?: () => number; defaultMetrics?: boole
     },
     setLeader(leading) {
       leader.set(leading ? 1 : 0);
+    },
+    apiRequest(method, code) {
+      apiRequests.inc({ method, code: String(code) });
     },
     setLastSuccessSource(source) {
       lastSuccessSource = source;

@@ -111,6 +111,7 @@ export class KubeEventRecorder implements EventRecorder {
   private readonly entries = new Map<string, SeriesEntry>();
   private readonly inFlight = new Set<Promise<void>>();
   private readonly now: () => Date;
+  private lastSweep = 0;
   readonly stats = { created: 0, seriesUpdates: 0, failures: 0 };
 
   constructor(private readonly opts: EventRecorderOptions) {
@@ -119,9 +120,10 @@ export class KubeEventRecorder implements EventRecorder {
 
   record(regarding: KubeObject, type: EventType, reason: string, note: string, action = DEFAULT_ACTION): void {
     const now = this.now();
+    this.sweep(now);
     const key = eventKey(regarding, type, reason, note, action);
     const entry = this.entries.get(key);
-    if (entry && now.getTime() - entry.lastObserved.getTime() <= (this.opts.seriesWindowMs ?? 6 * 60_000)) {
+    if (entry && now.getTime() - entry.lastObserved.getTime() <= this.windowMs) {
       entry.count++;
       entry.lastObserved = now;
       this.scheduleSeriesFlush(entry);
@@ -212,6 +214,20 @@ export class KubeEventRecorder implements EventRecorder {
 
   private series(entry: SeriesEntry): { count: number; lastObservedTime: string } {
     return { count: entry.count, lastObservedTime: microTime(entry.lastObserved) };
+  }
+
+  private get windowMs(): number {
+    return this.opts.seriesWindowMs ?? 6 * 60_000;
+  }
+
+  /** Forgets, now and then, combinations not seen for a whole window: they cannot join a series any more. */
+  private sweep(now: Date): void {
+    const t = now.getTime();
+    if (t - this.lastSweep < this.windowMs / 2) return;
+    this.lastSweep = t;
+    for (const [key, entry] of this.entries) {
+      if (t - entry.lastObserved.getTime() > this.windowMs) this.retire(key, entry);
+    }
   }
 
   /** Drops an entry; a count not written yet goes out with one last write rather than being lost. */

@@ -37,7 +37,7 @@ export interface InformerOptions<T extends KubeObject> {
   fieldSelector?: string;
   indexers?: Record<string, IndexFunc<T>>;
   /** Applied to every object on ingest, to keep only what the operator reads; default stripManagedFields. */
-  transform?: (obj: KubeObject) => T;
+  transform?: (obj: KubeObject) => KubeObject;
   /** No event and no bookmark for this long means the watch is dead: abort it and relist. Default 90 s. */
   stallTimeoutMs?: number;
   /** Server-side watch timeout; default random 5–10 min (as client-go), spreading reconnects. */
@@ -97,7 +97,9 @@ export class Informer<T extends KubeObject> {
     this.store = this.cache;
     this.path = collectionPath(opts.resource, opts.namespace);
     this.apiVersion = apiVersionOf(opts.resource);
-    this.transform = opts.transform ?? (stripManagedFields as (obj: KubeObject) => T);
+    // T is what the apiserver sends for this resource (less what the transform drops): trusted, not checked.
+    const transform = opts.transform ?? stripManagedFields;
+    this.transform = (obj) => transform(obj) as T;
     this.stallTimeoutMs = opts.stallTimeoutMs ?? 90_000;
     this.log = opts.log.child({ informer: this.name, ...(opts.namespace ? { namespace: opts.namespace } : {}) });
   }

@@ -43,6 +43,8 @@ describe('metrics', () => {
     metrics.queueDepth(7);
     metrics.observeRun({ task: 'email.digest', family: 'email', outcome: 'Succeeded', durationSeconds: 12 });
     metrics.setLeader(true);
+    metrics.apiRequest('PATCH', 200);
+    metrics.apiRequest('GET', 'error');
     let tasks = [
       { namespace: 'ns', name: 'digest', task: 'email.digest', lastSuccessfulTime: '2026-11-28T11:59:00Z' },
       { namespace: 'ns', name: 'never', task: 'ai.summary', lastSuccessfulTime: undefined },
@@ -62,6 +64,8 @@ describe('metrics', () => {
     expect(scrape.body).toContain('bgtask_runs_total{task="email.digest",family="email",outcome="Succeeded"} 1');
     expect(scrape.body).toContain('bgtask_run_duration_seconds_sum{task="email.digest",family="email"} 12');
     expect(scrape.body).toContain('bgtask_leader 1');
+    expect(scrape.body).toContain('bgtask_api_requests_total{method="PATCH",code="200"} 1');
+    expect(scrape.body).toContain('bgtask_api_requests_total{method="GET",code="error"} 1');
     expect(scrape.body).toContain('bgtask_seconds_since_last_success{namespace="ns",name="digest",task="email.digest"} 60');
     expect(scrape.body).not.toContain('name="never"');
 

@@ -124,6 +124,15 @@ describe('KubeEventRecorder', () => {
     expect(sink.created[0]!.body.series).toEqual({ count: 2, lastObservedTime: microTime(new Date(now)) });
   });
 
+  it('forgets combinations not seen for a whole window', async () => {
+    recorder.record(task, 'Normal', 'Old', 'n');
+    await recorder.flush();
+    now += 61_000;
+    recorder.record(task, 'Normal', 'New', 'n');
+    const entries = (recorder as unknown as { entries: Map<string, unknown> }).entries;
+    expect(entries.size).toBe(1);
+  });
+
   it('truncates long notes to the 1 kB the API allows', async () => {
     recorder.record(task, 'Warning', 'RunFailed', 'é'.repeat(2000));
     await recorder.flush();

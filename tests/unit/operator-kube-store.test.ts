@@ -85,3 +85,53 @@ describe('Store', () => {
     expect(() => newStore().byIndex('nope', 'x')).toThrow(/no index named/);
   });
 });
+
+describe('compacting transforms', () => {
+  it('share one copy of equal short strings between objects, and drop managedFields', async () => {
+    const { StringPool, compact, internStrings } = await import('../../operator/kube/transforms.ts');
+    const parse = () =>
+      JSON.parse('{"metadata":{"name":"a","managedFields":[{"manager":"x"}],"labels":{"app":"same-value"}},"spec":{"image":"bgtask.local/task-runner:dev"}}');
+    const a = compact(parse());
+    const b = compact(parse());
+    expect(a.metadata.managedFields).toBeUndefined();
+    expect(a).toEqual(b);
+    // Equal content either way; what the pool changes is identity, which only memory can see.
+    const pool = new StringPool(2);
+    const x = internStrings({ v: 'one', w: 'two' }, pool);
+    expect(pool.size).toBe(2);
+    internStrings({ v: 'three' }, pool); // full: starts over
+    expect(pool.size).toBe(1);
+    expect(x).toEqual({ v: 'one', w: 'two' });
+    expect(internStrings({ long: 'x'.repeat(300) }, pool).long).toHaveLength(300);
+    expect(pool.size).toBe(1);
+  });
+});
+
+describe('slimJob / slimPod', () => {
+  it('keep metadata, status and the runner\'s args; drop the pod spec', async () => {
+    const { slimJob, slimPod } = await import('../../operator/kube/transforms.ts');
+    const job = slimJob({
+      kind: 'Job',
+      metadata: { name: 'j', namespace: 'ns', labels: { a: 'b' }, managedFields: [{ manager: 'm' }] },
+      spec: {
+        suspend: true,
+        template: {
+          metadata: { annotations: { trigger: 'Retry' } },
+          spec: { containers: [{ name: 'task-runner', image: 'img', args: ['run', 'x'], env: [{ name: 'E', value: 'v' }] }], volumes: [{ name: 'v' }] },
+        },
+      },
+      status: { active: 1 },
+    } as any) as any;
+    expect(job.metadata).toEqual({ name: 'j', namespace: 'ns', labels: { a: 'b' } });
+    expect(job.spec).toEqual({ suspend: true, template: { metadata: { annotations: { trigger: 'Retry' } }, spec: { containers: [{ name: 'task-runner', args: ['run', 'x'] }] } } });
+    expect(job.status).toEqual({ active: 1 });
+    const pod = slimPod({
+      kind: 'Pod',
+      metadata: { name: 'p', namespace: 'ns' },
+      spec: { nodeName: 'n1', containers: [{ name: 'task-runner', image: 'img', env: [] }], volumes: [] },
+      status: { phase: 'Failed', containerStatuses: [{ name: 'task-runner', state: { terminated: { exitCode: 137, reason: 'OOMKilled' } } }] },
+    } as any) as any;
+    expect(pod.spec).toEqual({ containers: [{ name: 'task-runner' }], nodeName: 'n1' });
+    expect(pod.status.containerStatuses[0].state.terminated.reason).toBe('OOMKilled');
+  });
+});
