@@ -1,0 +1,77 @@
+/**
+ * Sending mail through SMTP with nodemailer (imported on first use). SMTP_URL is
+ * smtp://[user:pass@]host[:port] (STARTTLS when the server offers it) or smtps://… (TLS from
+ * the start); `?requireTLS=true` refuses a server without STARTTLS.
+ * Failures are sorted the way a queue needs them: the server is unavailable (nothing can be
+ * sent now: connection refused or dropped, timeouts, 421, authentication refused), the message
+ * was refused for now (other 4xx: try again later), or refused for good (5xx, or a message
+ * nodemailer cannot build).
+ */
+import type { Transporter } from 'nodemailer';
+
+export interface OutgoingMail {
+  messageId: string;
+  from: string;
+  to: string | string[];
+  cc?: string | string[] | undefined;
+  bcc?: string | string[] | undefined;
+  replyTo?: string | undefined;
+  subject: string;
+  text?: string | undefined;
+  html?: string | undefined;
+  headers?: Record<string, string> | undefined;
+}
+
+export type FailureKind = 'unavailable' | 'transient' | 'permanent';
+
+export interface Mailer {
+  send(mail: OutgoingMail): Promise<{ accepted: number; response: string }>;
+  close(): void;
+}
+
+export interface MailerOptions {
+  /** Pooled: connections are kept open and reused; up to maxConnections at once. */
+  pool: boolean;
+  maxConnections: number;
+  timeoutMs: number;
+}
+
+export async function openMailer(url: string, options: MailerOptions): Promise<Mailer> {
+  const { default: nodemailer } = await import('nodemailer');
+  const parsed = new URL(url);
+  const secure = parsed.protocol === 'smtps:';
+  const flag = (name: string) => parsed.searchParams.get(name) === 'true';
+  const transport: Transporter = nodemailer.createTransport({
+    host: parsed.hostname,
+    port: parsed.port ? Number(parsed.port) : secure ? 465 : 587,
+    secure,
+    requireTLS: flag('requireTLS'),
+    ...(parsed.username ? { auth: { user: decodeURIComponent(parsed.username), pass: decodeURIComponent(parsed.password) } } : {}),
+    pool: options.pool,
+    maxConnections: options.maxConnections,
+    maxMessages: Infinity,
+    connectionTimeout: options.timeoutMs,
+    greetingTimeout: options.timeoutMs,
+    socketTimeout: options.timeoutMs,
+  } as Parameters<typeof nodemailer.createTransport>[0]);
+  return {
+    async send(mail) {
+      const info = (await transport.sendMail(mail)) as { accepted: unknown[]; response: string };
+      return { accepted: info.accepted.length, response: info.response };
+    },
+    close: () => transport.close(),
+  };
+}
+
+const UNAVAILABLE_CODES = new Set(['ECONNECTION', 'ETIMEDOUT', 'ESOCKET', 'EDNS', 'EAUTH', 'ETLS', 'ECONNREFUSED', 'ECONNRESET', 'EPROTOCOL']);
+
+export function classifyFailure(err: unknown): FailureKind {
+  const e = err as { code?: string; responseCode?: number } | null;
+  const status = e?.responseCode;
+  if (status === 421) return 'unavailable';
+  if (typeof status === 'number' && status >= 400 && status < 500) return e?.code === 'EAUTH' ? 'unavailable' : 'transient';
+  if (typeof status === 'number' && status >= 500) return e?.code === 'EAUTH' ? 'unavailable' : 'permanent';
+  if (e?.code && UNAVAILABLE_CODES.has(e.code)) return 'unavailable';
+  // No SMTP answer and no connection error: nodemailer refused to build the message (EENVELOPE, EMESSAGE).
+  return 'permanent';
+}

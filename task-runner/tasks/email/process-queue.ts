@@ -1,0 +1,161 @@
+import * as z from 'zod';
+import { describeError } from '../../errors.ts';
+import { defineTask } from '../../task.ts';
+
+export default defineTask({
+  name: 'email.process-queue',
+  family: 'email',
+  description: 'Sends the e-mails queued in Redis through SMTP: reliable queue, idempotent sends, dead letters after repeated failures',
+  params: z.strictObject({
+    queue: z.string().regex(/^[a-z0-9][a-z0-9._-]*$/).default('email').describe('queue name: keys are bgtask:{<queue>}:queue, :processing, :dead …'),
+    from: z.string().min(3).optional().describe('sender of items that name none (else EMAIL_FROM)'),
+    messageIdDomain: z.string().min(1).optional().describe("domain of the Message-IDs (else the sender's)"),
+    maxMessages: z.int().min(1).max(1_000_000).default(50_000).describe('items per run at most'),
+    batchSize: z.int().min(1).max(1000).default(100).describe('items moved to processing per claim'),
+    maxConnections: z.int().min(1).max(50).default(5).describe('pooled SMTP connections'),
+    concurrency: z.int().min(1).max(500).default(20).describe('sends in flight at once'),
+    maxAttempts: z.int().min(1).max(100).default(5).describe('failed attempts before an item goes to the dead-letter list'),
+    visibilityTimeoutSeconds: z.int().min(10).max(86_400).default(300).describe('a claim older than this belongs to a dead run: its item returns to the queue'),
+    idempotencyTtlHours: z.int().min(1).max(24 * 90).default(168).describe('how long a sent id is remembered'),
+    smtpTimeoutSeconds: z.int().min(1).max(600).default(30).describe('connect, greeting and socket timeout'),
+    stopGraceSeconds: z.number().min(0).max(60).default(5).describe('after a stop, how long sends in flight may finish before the connections are cut'),
+  }),
+  defaults: {
+    schedule: '*/5 * * * *',
+    retry: { maxRetries: 3, delaySeconds: 300, backoff: 'Fixed' },
+    timeoutSeconds: 280,
+    softTimeoutSeconds: 240,
+  },
+  needs: { redis: true },
+  async run(ctx) {
+    const p = ctx.params;
+    const [{ taskEnv }, { reliableQueue }, { openMailer, classifyFailure }, { parseMailItem, messageIdFor }] = await Promise.all([
+      import('../../services/task-env.ts'),
+      import('../../services/reliable-queue.ts'),
+      import('../../services/smtp.ts'),
+      import('./mail-item.ts'),
+    ]);
+    const env = taskEnv(
+      z.object({
+        SMTP_URL: z.url({ protocol: /^smtps?$/, error: 'must be an smtp:// or smtps:// URL' }),
+        EMAIL_FROM: z.string().min(3).optional(),
+      }),
+      'email.process-queue',
+    );
+    const defaultFrom = p.from ?? env.EMAIL_FROM;
+    const queue = reliableQueue(ctx.redis, p.queue, {
+      visibilityMs: p.visibilityTimeoutSeconds * 1000,
+      maxAttempts: p.maxAttempts,
+      handledTtlSeconds: p.idempotencyTtlHours * 3600,
+    });
+
+    if (ctx.dryRun) {
+      const [queued, processing, dead] = await Promise.all([ctx.redis.llen(queue.keys.queue), ctx.redis.llen(queue.keys.processing), ctx.redis.llen(queue.keys.dead)]);
+      ctx.set('queued', queued);
+      ctx.set('processing', processing);
+      ctx.set('dead_letters', dead);
+      return `dry run: ${Math.min(queued, p.maxMessages)} e-mails would be sent`;
+    }
+
+    for (const key of ['sent', 'duplicates_skipped', 'failed_attempts', 'dead_lettered', 'released']) ctx.count(key, 0);
+    const reclaimed = await queue.reclaimExpired();
+    ctx.set('reclaimed', reclaimed.requeued);
+    ctx.count('dead_lettered', reclaimed.dead);
+    if (reclaimed.requeued + reclaimed.dead > 0) ctx.log.warn(reclaimed, 'items of a dead run returned from processing');
+
+    const mailer = await openMailer(env.SMTP_URL, { pool: true, maxConnections: p.maxConnections, timeoutMs: p.smtpTimeoutSeconds * 1000 });
+    let unavailable: unknown;
+    let cut = false;
+    // After a stop, sends in flight get a moment to finish (their items are then acked, not sent
+    // twice); then the connections are cut and what is left fails and goes back to the queue.
+    const onAbort = () => setTimeout(() => ((cut = true), mailer.close()), p.stopGraceSeconds * 1000).unref();
+    ctx.signal.addEventListener('abort', onAbort, { once: true });
+
+    const buffer: string[] = [];
+    // Items not sent because the run stops or SMTP is down go back to the front of the queue
+    // together at the end, newest first, so the queue keeps its order.
+    const toRelease: string[] = [];
+    const claimOrder = new Map<string, number>();
+    let claimedTotal = 0;
+    let drained = false;
+    let sent = 0;
+    let claiming: Promise<void> | undefined;
+    const stopped = () => ctx.signal.aborted || unavailable !== undefined;
+    const next = async (): Promise<string | undefined> => {
+      while (buffer.length === 0) {
+        if (stopped() || drained || claimedTotal >= p.maxMessages) return undefined;
+        claiming ??= queue.claim(Math.min(p.batchSize, p.maxMessages - claimedTotal)).then((items) => {
+          for (const item of items) claimOrder.set(item, claimedTotal++);
+          buffer.push(...items);
+          if (items.length === 0) drained = true;
+        }).finally(() => (claiming = undefined));
+        await claiming;
+      }
+      // Claimed but not started when the run stops: back to the front of the queue, in order.
+      if (stopped()) return undefined;
+      return buffer.shift();
+    };
+
+    const handle = async (raw: string) => {
+      const parsed = parseMailItem(raw);
+      if ('problem' in parsed) {
+        await queue.fail(raw, `invalid item: ${parsed.problem}`, true);
+        ctx.count('dead_lettered');
+        ctx.log.error({ problem: parsed.problem }, 'invalid queue item dead-lettered');
+        return;
+      }
+      const { item } = parsed;
+      if (await queue.wasHandled(item.id)) {
+        // Sent by a run that died before its ack, or enqueued twice: acknowledged, not sent again.
+        await queue.ack(raw, item.id);
+        ctx.count('duplicates_skipped');
+        return;
+      }
+      const from = item.from ?? defaultFrom;
+      if (!from) {
+        await queue.fail(raw, 'no sender: the item names none and neither the from param nor EMAIL_FROM is set', true);
+        ctx.count('dead_lettered');
+        return;
+      }
+      const domain = p.messageIdDomain ?? from.replace(/>$/, '').split('@').pop() ?? 'localhost';
+      try {
+        await mailer.send({ ...item, from, messageId: messageIdFor(item.id, domain) });
+      } catch (err) {
+        const kind = classifyFailure(err);
+        if (cut || kind === 'unavailable') {
+          if (!cut) unavailable ??= err;
+          toRelease.push(raw);
+          return;
+        }
+        const outcome = await queue.fail(raw, describeError(err), kind === 'permanent');
+        ctx.count(outcome === 'dead' ? 'dead_lettered' : 'failed_attempts');
+        ctx.log.warn({ id: item.id, kind, outcome, err }, 'e-mail refused');
+        return;
+      }
+      await queue.ack(raw, item.id);
+      ctx.count('sent');
+      sent++;
+    };
+
+    try {
+      const { drainBounded } = await import('../../services/bounded.ts');
+      await drainBounded(next, p.concurrency, handle);
+    } finally {
+      ctx.signal.removeEventListener('abort', onAbort);
+      toRelease.push(...buffer.splice(0));
+      toRelease.sort((a, b) => claimOrder.get(b)! - claimOrder.get(a)!);
+      for (const raw of toRelease) {
+        await queue.release(raw);
+        ctx.count('released');
+      }
+      mailer.close();
+    }
+    ctx.signal.throwIfAborted();
+    if (unavailable !== undefined) {
+      throw new Error('the SMTP server is unavailable; the unsent e-mails stay queued', { cause: unavailable });
+    }
+    const remaining = await ctx.redis.llen(queue.keys.queue);
+    ctx.set('queued_remaining', remaining);
+    return `sent ${sent} e-mails; ${remaining} left in the queue`;
+  },
+});
