@@ -1,0 +1,55 @@
+// The feed → rows conversion: time zones (IANA, the feed's own VTIMEZONE for other names,
+// floating), windowed recurrence expansion, and the parser's messages for malformed feeds.
+import { describe, expect, it } from 'vitest';
+import { eventsFromIcs } from '../../task-runner/tasks/sync/ics-events.ts';
+import { countOverlappingPairs } from '../../task-runner/tasks/sync/overlaps.ts';
+
+const wide = { defaultZone: 'Europe/Berlin', from: new Date('2000-01-01'), to: new Date('2100-01-01'), maxOccurrences: 10_000 };
+const cal = (...lines: string[]) => ['BEGIN:VCALENDAR', 'VERSION:2.0', ...lines, 'END:VCALENDAR'].join('\r\n');
+
+describe('eventsFromIcs', () => {
+  it("resolves a non-IANA TZID through the feed's VTIMEZONE", () => {
+    const feed = cal(
+      'BEGIN:VTIMEZONE', 'TZID:W. Europe Standard Time',
+      'BEGIN:STANDARD', 'DTSTART:16010101T030000', 'TZOFFSETFROM:+0200', 'TZOFFSETTO:+0100', 'RRULE:FREQ=YEARLY;BYDAY=-1SU;BYMONTH=10', 'END:STANDARD',
+      'BEGIN:DAYLIGHT', 'DTSTART:16010101T020000', 'TZOFFSETFROM:+0100', 'TZOFFSETTO:+0200', 'RRULE:FREQ=YEARLY;BYDAY=-1SU;BYMONTH=3', 'END:DAYLIGHT',
+      'END:VTIMEZONE',
+      'BEGIN:VEVENT', 'UID:o1', 'DTSTAMP:20270101T000000Z', 'DTSTART;TZID=W. Europe Standard Time:20270715T100000', 'DTEND;TZID=W. Europe Standard Time:20270715T110000', 'SUMMARY:Outlook', 'END:VEVENT',
+    );
+    const [row] = eventsFromIcs(feed, wide).rows;
+    expect(row).toMatchObject({ uid: 'o1', startsAt: new Date('2027-07-15T08:00:00Z'), endsAt: new Date('2027-07-15T09:00:00Z') });
+  });
+
+  it('refuses a TZID known to neither IANA nor the feed', () => {
+    const feed = cal('BEGIN:VEVENT', 'UID:x', 'DTSTAMP:20270101T000000Z', 'DTSTART;TZID=Mars/Olympus:20270715T100000', 'END:VEVENT');
+    expect(() => eventsFromIcs(feed, wide)).toThrow('unknown time zone "Mars/Olympus": neither an IANA zone nor a VTIMEZONE of the feed');
+  });
+
+  it('expands a rule only inside the window, and stops an endless rule at maxOccurrences', () => {
+    const feed = cal('BEGIN:VEVENT', 'UID:daily', 'DTSTAMP:20270101T000000Z', 'DTSTART:20270101T090000Z', 'DTEND:20270101T100000Z', 'RRULE:FREQ=DAILY', 'END:VEVENT');
+    const windowed = eventsFromIcs(feed, { ...wide, from: new Date('2027-02-01T00:00:00Z'), to: new Date('2027-02-05T23:59:59Z') });
+    expect(windowed.rows.map((r) => r.startsAt.toISOString())).toEqual(['01', '02', '03', '04', '05'].map((d) => `2027-02-${d}T09:00:00.000Z`));
+    expect(windowed.rows.every((r) => r.recurrenceId?.getTime() === r.startsAt.getTime() && r.rrule === 'FREQ=DAILY')).toBe(true);
+    expect(eventsFromIcs(feed, { ...wide, maxOccurrences: 50 }).truncated).toBe(1);
+  });
+
+  it.each([
+    ['a line without a colon', cal('BEGIN:VEVENT', 'UID:x', 'SUMMARY broken', 'END:VEVENT'), 'invalid line (no token ";" or ":") "SUMMARY broken"'],
+    ['an unterminated component', 'BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nUID:x\r\nEND:VCALENDAR', 'invalid ical body. component began but did not end'],
+    ['an HTML page', '<html><body>Sign in</body></html>', 'invalid line (no token ";" or ":")'],
+    ['an event without UID', cal('BEGIN:VEVENT', 'DTSTAMP:20270101T000000Z', 'DTSTART:20270101T090000Z', 'END:VEVENT'), 'a VEVENT has no UID'],
+    ['an end before the start', cal('BEGIN:VEVENT', 'UID:e', 'DTSTAMP:20270101T000000Z', 'DTSTART:20270101T090000Z', 'DTEND:20270101T080000Z', 'END:VEVENT'), 'event e ends (2027-01-01T08:00:00.000Z) before it starts'],
+  ])('fails on %s with the message', (_what, feed, message) => {
+    expect(() => eventsFromIcs(feed, wide)).toThrow(message);
+  });
+});
+
+describe('countOverlappingPairs', () => {
+  it('counts each overlapping pair once; touching intervals do not overlap', () => {
+    expect(countOverlappingPairs([])).toBe(0);
+    expect(countOverlappingPairs([{ start: 0, end: 10 }, { start: 10, end: 20 }])).toBe(0);
+    expect(countOverlappingPairs([{ start: 0, end: 10 }, { start: 5, end: 20 }, { start: 6, end: 7 }, { start: 15, end: 30 }])).toBe(4);
+    // n identical intervals: n(n-1)/2 pairs.
+    expect(countOverlappingPairs(Array.from({ length: 50 }, () => ({ start: 1, end: 2 })))).toBe(1225);
+  });
+});
