@@ -1,0 +1,93 @@
+// Family concurrency with the real CronJob controller: three tasks of a family limited to one
+// run at a time come due in the same minute; one runs, two wait (suspended Jobs, shown as queued
+// in their status), and they are let in one at a time, oldest first — never two at once.
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { createNamespace, deleteNamespace, describeEvents, kubectl, kubectlJson, waitFor } from '../support/kube.ts';
+import { prepareNamespace, startOperator, type RunningOperator } from './operator-harness.ts';
+
+let ns: string;
+let operator: RunningOperator | undefined;
+const TASKS = ['zeta', 'alpha', 'mid'];
+
+beforeAll(async () => {
+  ns = await createNamespace('op-admission');
+  await prepareNamespace(ns);
+  operator = await startOperator({ kubeconfig: inject('kubeconfig'), namespace: ns, familiesYaml: 'maintenance: { concurrency: 1 }' });
+});
+
+afterAll(async () => {
+  await operator?.stop();
+  if (ns) await deleteNamespace(ns);
+});
+
+const running = (job: any) => job.spec.suspend === false && !(job.status?.conditions ?? []).some((c: any) => ['Complete', 'Failed'].includes(c.type) && c.status === 'True');
+
+async function jobs(): Promise<any[]> {
+  return (await kubectlJson(['-n', ns, 'get', 'jobs', '-l', 'workers.personal-assistant.io/family=maintenance'])).items;
+}
+
+describe('family admission', () => {
+  it('runs one of three due runs, queues two, and admits them in order', async () => {
+    for (const name of TASKS) {
+      const manifest = {
+        apiVersion: 'workers.personal-assistant.io/v1alpha1',
+        kind: 'BackgroundTask',
+        metadata: { name, namespace: ns },
+        spec: { task: 'maintenance.fixture-behave', schedule: '* * * * *', params: { sleepSeconds: 12, note: name } },
+      };
+      await kubectl(['apply', '-f', '-'], { input: JSON.stringify(manifest) });
+    }
+    // The CronJob controller makes the three Jobs at the next minute.
+    const created = await waitFor('three scheduled Jobs', async () => ((await jobs()).length >= 3 ? jobs() : undefined), 90_000);
+    // One run each is enough: no more schedules.
+    for (const name of TASKS) await kubectl(['-n', ns, 'patch', 'backgroundtask', name, '--type=merge', '-p', '{"spec":{"schedule":"0 0 1 1 *"}}']);
+
+    // Never more than one running, sampled until all three are done.
+    let maxRunning = 0;
+    let firstRunning = '';
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        maxRunning = Math.max(maxRunning, (await jobs()).filter(running).length);
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    })();
+
+    try {
+      const statuses = await waitFor('one running and two queued', async () => {
+        const all = await Promise.all(TASKS.map(async (name) => (await kubectlJson(['-n', ns, 'get', 'backgroundtask', name])).status ?? {}));
+        const active = all.flatMap((s) => s.active ?? []);
+        return active.length === 3 && active.filter((a: any) => a.queued).length === 2 ? all : undefined;
+      }, 30_000);
+      firstRunning = statuses.flatMap((s) => s.active ?? []).find((a: any) => !a.queued).name;
+      const queued = statuses.filter((s) => s.conditions?.some((c: any) => c.type === 'Queued' && c.status === 'True'));
+      expect(queued).toHaveLength(2);
+      expect(queued[0].conditions.find((c: any) => c.type === 'Queued').message).toMatch(/waits for a slot: family maintenance runs 1 of 1 at once/);
+
+      await waitFor(
+        'all three runs counted',
+        async () => {
+          const all = await Promise.all(TASKS.map(async (name) => (await kubectlJson(['-n', ns, 'get', 'backgroundtask', name])).status ?? {}));
+          return all.every((s) => s.succeeded === 1);
+        },
+        150_000,
+      ).catch(async (err: Error) => {
+        throw new Error(`${err.message}\n${await describeEvents(ns)}`, { cause: err });
+      });
+    } finally {
+      sampling = false;
+      await sampler;
+    }
+    expect(maxRunning).toBe(1);
+
+    // The first Job was admitted as it appeared; the two that waited were let in oldest first
+    // (creation time, then namespace/name: the CronJob controller made all three in one second).
+    const finished = (await jobs()).filter((j) => created.some((c: any) => c.metadata.uid === j.metadata.uid));
+    const waited = finished.filter((j) => j.metadata.name !== firstRunning);
+    const expected = [...waited].sort((a, b) => a.metadata.creationTimestamp.localeCompare(b.metadata.creationTimestamp) || a.metadata.name.localeCompare(b.metadata.name));
+    const byStart = [...finished].sort((a, b) => a.status.startTime.localeCompare(b.status.startTime));
+    expect(byStart.map((j) => j.metadata.name)).toEqual([firstRunning, ...expected.map((j) => j.metadata.name)]);
+    // Every admitted Job carries the run-accounting finalizer until its run is counted.
+    for (const job of finished) expect(job.metadata.finalizers).toContain('workers.personal-assistant.io/run-accounting');
+  });
+});
