@@ -1,0 +1,127 @@
+import * as z from 'zod';
+import { describeError } from '../../errors.ts';
+import { defineTask } from '../../task.ts';
+
+interface Recipient {
+  id: string;
+  email: string;
+  display_name: string | null;
+  timezone: string;
+}
+
+const TIMEOUT_SECONDS = 900;
+
+// The (user, day) claim: new, or a failed attempt, or a 'sending' claim from a run that died.
+const CLAIM = `
+  INSERT INTO daily_summary_deliveries AS d (user_id, summary_date, status, message_id, claimed_at)
+  VALUES ($1, $2, 'sending', $3, $4)
+  ON CONFLICT (user_id, summary_date) DO UPDATE SET status = 'sending', claimed_at = $4, attempts = d.attempts + 1, last_error = NULL
+    WHERE d.status = 'failed' OR (d.status = 'sending' AND d.claimed_at < $4::timestamptz - make_interval(secs => $5))
+  RETURNING user_id`;
+
+export default defineTask({
+  name: 'email.send-daily-summary',
+  family: 'email',
+  description: "E-mails each opted-in user yesterday's runs and AI results and today's events, once per user and day",
+  params: z.strictObject({
+    from: z.string().min(3).optional().describe('sender (else EMAIL_FROM)'),
+    maxConnections: z.int().min(1).max(20).default(2).describe('pooled SMTP connections'),
+    smtpTimeoutSeconds: z.int().min(1).max(300).default(30).describe('connect, greeting and socket timeout'),
+  }),
+  defaults: {
+    schedule: '0 8 * * *',
+    retry: { maxRetries: 3, delaySeconds: 600, backoff: 'Fixed' },
+    timeoutSeconds: TIMEOUT_SECONDS,
+    softTimeoutSeconds: 840,
+  },
+  needs: { postgres: true },
+  async run(ctx) {
+    const p = ctx.params;
+    const [{ taskEnv }, { openMailer, classifyFailure }, { summaryText }, { DateTime }] = await Promise.all([
+      import('../../services/task-env.ts'),
+      import('../../services/smtp.ts'),
+      import('./summary-text.ts'),
+      import('luxon'),
+    ]);
+    const env = taskEnv(
+      z.object({ SMTP_URL: z.url({ protocol: /^smtps?$/, error: 'must be an smtp:// or smtps:// URL' }), EMAIL_FROM: z.string().min(3).optional() }),
+      'email.send-daily-summary',
+    );
+    const from = p.from ?? env.EMAIL_FROM;
+    if (!from) {
+      const { InvalidInputError } = await import('../../errors.ts');
+      throw new InvalidInputError('invalid configuration: email.send-daily-summary needs a sender: the from param or EMAIL_FROM');
+    }
+    const domain = from.replace(/>$/, '').split('@').pop()!;
+    const { rows: users } = await ctx.db.query<Recipient>('SELECT id, email, display_name, timezone FROM users WHERE daily_summary_opt_in ORDER BY id');
+    for (const key of ['summaries_sent', 'already_sent', 'summaries_failed']) ctx.count(key, 0);
+    ctx.set('users', users.length);
+    if (ctx.dryRun) return `dry run: up to ${users.length} summaries would be sent`;
+
+    const mailer = await openMailer(env.SMTP_URL, { pool: true, maxConnections: p.maxConnections, timeoutMs: p.smtpTimeoutSeconds * 1000 });
+    const failures: string[] = [];
+    let unavailable: unknown;
+    try {
+      for (const user of users) {
+        ctx.signal.throwIfAborted();
+        if (unavailable !== undefined) break;
+        const today = DateTime.fromJSDate(ctx.clock.now(), { zone: user.timezone }).startOf('day');
+        if (!today.isValid) {
+          failures.push(`user ${user.id}: unknown time zone "${user.timezone}"`);
+          ctx.count('summaries_failed');
+          continue;
+        }
+        const date = today.toISODate()!;
+        const messageId = `<daily-summary-${user.id}-${date}@${domain}>`;
+        const claimed = await ctx.db.query(CLAIM, [user.id, date, messageId, ctx.clock.now(), TIMEOUT_SECONDS]);
+        if (claimed.rowCount === 0) {
+          ctx.count('already_sent');
+          continue;
+        }
+        const [start, end, yesterday] = [today.toJSDate(), today.plus({ days: 1 }).toJSDate(), today.minus({ days: 1 }).toJSDate()];
+        const [runs, results, events] = await Promise.all([
+          ctx.db.query<{ task: string; outcome: string; n: number }>(
+            'SELECT task, outcome, count(*)::int AS n FROM task_runs WHERE started_at >= $1 AND started_at < $2 GROUP BY 1, 2 ORDER BY 1, 2',
+            [yesterday, start],
+          ),
+          ctx.db.query<{ title: string; status: string; result: string | null; error: string | null }>(
+            `SELECT t.title, r.status, r.result, r.error FROM ai_task_results r JOIN ai_tasks t ON t.id = r.ai_task_id
+             WHERE r.user_id = $1 AND r.created_at >= $2 AND r.created_at < $3 ORDER BY r.created_at`,
+            [user.id, yesterday, start],
+          ),
+          ctx.db.query<{ summary: string; starts_at: Date; ends_at: Date | null; all_day: boolean; location: string | null }>(
+            `SELECT summary, starts_at, ends_at, all_day, location FROM calendar_events
+             WHERE user_id = $1 AND status <> 'cancelled' AND starts_at < $3 AND COALESCE(ends_at, starts_at) >= $2 ORDER BY starts_at, id`,
+            [user.id, start, end],
+          ),
+        ]);
+        const { subject, text } = summaryText({
+          name: user.display_name ?? user.email,
+          zone: user.timezone,
+          date,
+          runs: runs.rows,
+          results: results.rows,
+          events: events.rows,
+        });
+        try {
+          await mailer.send({ messageId, from, to: user.email, subject, text });
+        } catch (err) {
+          const message = describeError(err);
+          await ctx.db.query("UPDATE daily_summary_deliveries SET status = 'failed', last_error = $3 WHERE user_id = $1 AND summary_date = $2", [user.id, date, message]);
+          if (classifyFailure(err) === 'unavailable') unavailable = err;
+          failures.push(`user ${user.id}: ${message}`);
+          ctx.count('summaries_failed');
+          ctx.log.warn({ user: user.id, err }, 'daily summary not sent');
+          continue;
+        }
+        await ctx.db.query("UPDATE daily_summary_deliveries SET status = 'sent', sent_at = $3 WHERE user_id = $1 AND summary_date = $2", [user.id, date, ctx.clock.now()]);
+        ctx.count('summaries_sent');
+      }
+    } finally {
+      mailer.close();
+    }
+    if (unavailable !== undefined) throw new Error('the SMTP server is unavailable; the remaining summaries go out on the retry', { cause: unavailable });
+    if (failures.length > 0) throw new Error(`${failures.length} of ${users.length} daily summaries failed: ${failures.join('; ')}`);
+    return `sent ${users.length} daily summaries (or had sent them already)`;
+  },
+});

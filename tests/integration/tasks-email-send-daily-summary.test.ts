@@ -1,0 +1,123 @@
+// email.send-daily-summary as a process: one e-mail per opted-in user with yesterday's runs and AI
+// results and today's events in the user's time zone, sent once per user and day even when the
+// run is retried after a partial failure.
+import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
+import type pg from 'pg';
+import { startFakeSmtp, type FakeSmtp } from '../support/fake-smtp.ts';
+import { freshDatabase, migrated, testPool } from '../support/runner-db.ts';
+import { closedPort } from '../support/runner-net.ts';
+import { buildRunner, runRunner } from '../support/runner-process.ts';
+
+const TASK = 'email.send-daily-summary';
+let url: string;
+let db: pg.Pool;
+let smtp: FakeSmtp;
+let ada: string;
+let bob: string;
+
+beforeAll(async () => {
+  buildRunner();
+  url = await migrated(await freshDatabase(inject('pgUrl'), 'tasks_daily_summary'));
+  db = testPool(url);
+  smtp = await startFakeSmtp();
+  const { rows } = await db.query<{ id: string }>(
+    `INSERT INTO users (email, display_name, timezone, daily_summary_opt_in) VALUES
+     ('ada@example.org', 'Ada', 'Europe/Berlin', true), ('bob@example.org', 'Bob', 'America/New_York', true), ('cy@example.org', 'Cy', 'UTC', false)
+     RETURNING id`,
+  );
+  [ada, bob] = [rows[0]!.id, rows[1]!.id];
+  // Relative to each user's own day: yesterday noon and today 15:00, local time.
+  const localDay = (user: string, days: number, time: string) =>
+    `((date_trunc('day', now() AT TIME ZONE (SELECT timezone FROM users WHERE id = ${user})) + interval '${days} days' + time '${time}') AT TIME ZONE (SELECT timezone FROM users WHERE id = ${user}))`;
+  await db.query(
+    `INSERT INTO task_runs (run_id, task, family, trigger, attempt, outcome, started_at, finished_at) VALUES
+     ('y1', 'sync.calendar-events', 'sync', 'Schedule', 1, 'Succeeded', ${localDay(ada, -1, '12:00')}, ${localDay(ada, -1, '12:01')}),
+     ('y2', 'sync.calendar-events', 'sync', 'Schedule', 1, 'Failed', ${localDay(ada, -1, '13:00')}, ${localDay(ada, -1, '13:01')}),
+     ('old', 'sync.calendar-events', 'sync', 'Schedule', 1, 'Succeeded', ${localDay(ada, -3, '12:00')}, ${localDay(ada, -3, '12:01')})`,
+  );
+  const { rows: tasks } = await db.query<{ id: string }>(`INSERT INTO ai_tasks (user_id, title, schedule_type) VALUES ($1, 'News digest', 'once') RETURNING id`, [ada]);
+  await db.query(
+    `INSERT INTO ai_task_results (ai_task_id, user_id, run_id, status, result, created_at) VALUES ($1, $2, 'r', 'succeeded', 'Three headlines.', ${localDay(ada, -1, '09:00')})`,
+    [tasks[0]!.id, ada],
+  );
+  await db.query(
+    `INSERT INTO calendar_events (user_id, calendar_id, uid, summary, location, starts_at, ends_at, status) VALUES
+     ($1, 'default', 'e1', 'Dentist', 'Main St', ${localDay(ada, 0, '15:00')}, ${localDay(ada, 0, '16:00')}, 'confirmed'),
+     ($1, 'default', 'e2', 'Cancelled thing', NULL, ${localDay(ada, 0, '17:00')}, ${localDay(ada, 0, '18:00')}, 'cancelled'),
+     ($1, 'default', 'e3', 'Tomorrow thing', NULL, ${localDay(ada, 1, '10:00')}, ${localDay(ada, 1, '11:00')}, 'confirmed')`,
+    [ada],
+  );
+});
+afterAll(async () => {
+  await smtp.close();
+  await db.end();
+});
+beforeEach(async () => {
+  await db.query('TRUNCATE daily_summary_deliveries');
+  smtp.received.length = 0;
+  smtp.behaviour = {};
+});
+
+const env = (extra: Record<string, string> = {}) => ({ DATABASE_URL: url, SMTP_URL: smtp.url, EMAIL_FROM: 'Assistant <assistant@bgtask.example>', ...extra });
+const localDate = async (user: string) =>
+  (await db.query<{ d: string }>("SELECT to_char(now() AT TIME ZONE timezone, 'YYYY-MM-DD') AS d FROM users WHERE id = $1", [user])).rows[0]!.d;
+
+describe(TASK, () => {
+  it("sends each opted-in user yesterday's runs and AI results and today's events, in their time zone", async () => {
+    const exit = await runRunner(['run', TASK], env());
+    expect(exit.code, exit.stdout).toBe(0);
+    expect(exit.result?.summary).toMatchObject({ users: 2, summaries_sent: 2, already_sent: 0, summaries_failed: 0 });
+    expect(smtp.received.map((m) => m.to[0]).sort()).toEqual(['ada@example.org', 'bob@example.org']);
+    const mail = smtp.received.find((m) => m.to[0] === 'ada@example.org')!;
+    const date = await localDate(ada);
+    expect(mail.messageId).toBe(`<daily-summary-${ada}-${date}@bgtask.example>`);
+    expect(mail.subject).toBe(`Your day, ${date}`);
+    const body = mail.raw.replace(/=\r?\n/g, '');
+    expect(body).toContain('15:00=E2=80=9316:00  Dentist (Main St)');
+    expect(body).not.toContain('Cancelled thing');
+    expect(body).not.toContain('Tomorrow thing');
+    expect(body).toContain('News digest: Three headlines.');
+    expect(body).toContain("Yesterday's background runs (2):");
+    expect(body).toContain('sync.calendar-events: 1 failed');
+    const { rows } = await db.query('SELECT user_id, status, summary_date::text AS d, attempts FROM daily_summary_deliveries ORDER BY user_id');
+    expect(rows).toEqual([
+      { user_id: ada, status: 'sent', d: date, attempts: 1 },
+      { user_id: bob, status: 'sent', d: await localDate(bob), attempts: 1 },
+    ]);
+  });
+
+  it('sends nothing twice when run again the same day', async () => {
+    expect((await runRunner(['run', TASK], env())).code).toBe(0);
+    const again = await runRunner(['run', TASK], env());
+    expect(again.code, again.stdout).toBe(0);
+    expect(again.result?.summary).toMatchObject({ summaries_sent: 0, already_sent: 2 });
+    expect(smtp.received).toHaveLength(2);
+  });
+
+  it('on a retry after a partial failure, sends only to the users who did not get theirs', async () => {
+    smtp.behaviour = { refuseRecipient: (a) => (a === 'bob@example.org' ? { code: 452, message: 'mailbox full, try later' } : undefined) };
+    const first = await runRunner(['run', TASK], env());
+    expect(first.code, first.stdout).toBe(1);
+    expect(first.result?.message).toContain(`1 of 2 daily summaries failed: user ${bob}:`);
+    expect(first.result?.message).toContain('mailbox full, try later');
+    expect(smtp.received.map((m) => m.to[0])).toEqual(['ada@example.org']);
+    smtp.behaviour = {};
+    const retry = await runRunner(['run', TASK], { ...env(), BGTASK_TRIGGER: 'Retry', BGTASK_ATTEMPT: '2' });
+    expect(retry.code, retry.stdout).toBe(0);
+    expect(retry.result?.summary).toMatchObject({ summaries_sent: 1, already_sent: 1 });
+    expect(smtp.received.map((m) => m.to[0])).toEqual(['ada@example.org', 'bob@example.org']);
+    const { rows } = await db.query('SELECT status, attempts FROM daily_summary_deliveries WHERE user_id = $1', [bob]);
+    expect(rows).toEqual([{ status: 'sent', attempts: 2 }]);
+  });
+
+  it('exits 1 when SMTP is down and sends everything on the retry', async () => {
+    const port = await closedPort();
+    const down = await runRunner(['run', TASK], env({ SMTP_URL: `smtp://127.0.0.1:${port}` }));
+    expect(down.code).toBe(1);
+    expect(down.result?.message).toContain('the SMTP server is unavailable');
+    expect(down.result?.message).toContain('ECONNREFUSED');
+    const retry = await runRunner(['run', TASK], env());
+    expect(retry.code, retry.stdout).toBe(0);
+    expect(smtp.received).toHaveLength(2);
+  });
+});
