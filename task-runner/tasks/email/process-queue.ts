@@ -15,6 +15,7 @@ export default defineTask({
     maxConnections: z.int().min(1).max(50).default(5).describe('pooled SMTP connections'),
     concurrency: z.int().min(1).max(500).default(20).describe('sends in flight at once'),
     maxAttempts: z.int().min(1).max(100).default(5).describe('failed attempts before an item goes to the dead-letter list'),
+    // Longer than the task's hard timeout (280 s): a live run's claims never expire under it.
     visibilityTimeoutSeconds: z.int().min(10).max(86_400).default(300).describe('a claim older than this belongs to a dead run: its item returns to the queue'),
     idempotencyTtlHours: z.int().min(1).max(24 * 90).default(168).describe('how long a sent id is remembered'),
     smtpTimeoutSeconds: z.int().min(1).max(600).default(30).describe('connect, greeting and socket timeout'),
