@@ -1,0 +1,140 @@
+import * as z from 'zod';
+import { InvalidInputError } from '../../errors.ts';
+import { defineTask } from '../../task.ts';
+
+export default defineTask({
+  name: 'file.restore-user-data',
+  family: 'file',
+  description: 'Restores a file.backup-user-data archive into an empty database and user-data root, after verifying every checksum',
+  params: z.strictObject({
+    archive: z.string().min(1).default('latest').describe("archive file name in BGTASK_BACKUP_DIR, or 'latest'"),
+    batchRows: z.int().min(1).max(50_000).default(1000).describe('rows inserted per statement'),
+  }),
+  defaults: {
+    // Run on demand only: 31 February never comes.
+    schedule: '0 0 31 2 *',
+    retry: { maxRetries: 0, delaySeconds: 60, backoff: 'Fixed' },
+    timeoutSeconds: 7200,
+    softTimeoutSeconds: 6600,
+  },
+  needs: { postgres: true },
+  async run(ctx) {
+    const p = ctx.params;
+    const [{ taskEnv, pathList }, { checkRoots }, fs, path, archive, tar] = await Promise.all([
+      import('../../services/task-env.ts'),
+      import('../../services/file-roots.ts'),
+      import('node:fs/promises'),
+      import('node:path'),
+      import('./user-data-archive.ts'),
+      import('tar'),
+    ]);
+    const env = taskEnv(
+      z.object({
+        BGTASK_FILE_ROOTS: pathList.default([]),
+        BGTASK_BACKUP_DIR: z.string().startsWith('/', 'must be an absolute path'),
+        BGTASK_USER_DATA_ROOT: z.string().startsWith('/', 'must be an absolute path'),
+      }),
+      'file.restore-user-data',
+    );
+    const [backupRoot, dataRoot] = await checkRoots([env.BGTASK_BACKUP_DIR, env.BGTASK_USER_DATA_ROOT], env.BGTASK_FILE_ROOTS, 'backup directory or user-data root');
+    if (!backupRoot!.real) throw new InvalidInputError(`backup directory ${backupRoot!.given} does not exist`);
+    const backupDir = backupRoot!.real;
+    const names = (await fs.readdir(backupDir)).filter((f) => archive.ARCHIVE_PATTERN.test(f)).sort();
+    const name = p.archive === 'latest' ? names.at(-1) : p.archive;
+    if (!name) throw new InvalidInputError(`no archive in ${backupDir}`);
+    if (!archive.ARCHIVE_PATTERN.test(name) || !names.includes(name)) throw new InvalidInputError(`archive ${name} is not a backup in ${backupDir}`);
+    const file = path.join(backupDir, name);
+    ctx.set('archive', name);
+
+    // The whole archive first: a corrupt one is refused before anything is read from it.
+    let sidecar: string;
+    try {
+      sidecar = await fs.readFile(`${file}.sha256`, 'utf8');
+    } catch (err) {
+      throw new InvalidInputError(`archive ${name} has no readable checksum file ${name}.sha256`, { cause: err });
+    }
+    const expected = archive.parseSidecar(sidecar);
+    const actual = await archive.sha256File(file);
+    if (expected !== actual) throw new InvalidInputError(`checksum mismatch: ${name} has sha256 ${actual}, ${name}.sha256 says ${expected ?? '(unreadable)'}`);
+
+    const { rows: existing } = await ctx.db.query<{ n: string }>('SELECT count(*) AS n FROM users');
+    if (Number(existing[0]?.n) > 0) throw new InvalidInputError(`refusing to restore into a database that already has ${existing[0]?.n} users: restore into an empty one`);
+    const target = dataRoot!.real ?? dataRoot!.given;
+    if (dataRoot!.real && (await fs.readdir(target)).length > 0) throw new InvalidInputError(`refusing to restore into the non-empty user-data root ${target}`);
+    if (ctx.dryRun) return `dry run: ${name} verified; it would be restored`;
+
+    const staging = await fs.mkdtemp(path.join(backupDir, '.restore-'));
+    try {
+      const refused: string[] = [];
+      // Only plain files and directories; tar already strips absolute paths and refuses `..`.
+      await tar.extract({
+        file,
+        cwd: staging,
+        strict: true,
+        filter: (entryPath, entry) => {
+          const type = (entry as { type?: string }).type;
+          const ok = type === 'File' || type === 'Directory';
+          if (!ok) refused.push(`${entryPath} (${type})`);
+          return ok;
+        },
+      });
+      if (refused.length > 0) throw new InvalidInputError(`archive ${name} holds entries that are not files or directories: ${refused.join(', ')}`);
+      const manifest = JSON.parse(await fs.readFile(path.join(staging, 'manifest.json'), 'utf8')) as import('./user-data-archive.ts').Manifest;
+      if (manifest.format !== archive.FORMAT || manifest.version !== archive.FORMAT_VERSION) {
+        throw new InvalidInputError(`archive ${name} is format ${manifest.format} v${manifest.version}, not ${archive.FORMAT} v${archive.FORMAT_VERSION}`);
+      }
+      for (const member of [...manifest.tables.map((t) => ({ path: t.file, sha256: t.sha256 })), ...manifest.files.map((f) => ({ path: `files/${f.path}`, sha256: f.sha256 }))]) {
+        const digest = await archive.sha256File(path.join(staging, member.path));
+        if (digest !== member.sha256) throw new InvalidInputError(`checksum mismatch inside ${name}: ${member.path} has sha256 ${digest}, the manifest says ${member.sha256}`);
+      }
+
+      // All rows in one transaction, ids kept (OVERRIDING SYSTEM VALUE), identity sequences moved past them.
+      const client = await ctx.db.connect();
+      try {
+        await client.query('BEGIN');
+        for (const { table, file: member, rows } of manifest.tables) {
+          ctx.signal.throwIfAborted();
+          if (!archive.USER_TABLES.some((t) => t.table === table)) throw new InvalidInputError(`archive ${name} holds an unknown table ${table}`);
+          const lines = (await fs.readFile(path.join(staging, member), 'utf8')).split('\n').filter(Boolean);
+          if (lines.length !== rows) throw new InvalidInputError(`${member} holds ${lines.length} rows, the manifest says ${rows}`);
+          for (let i = 0; i < lines.length; i += p.batchRows) {
+            await client.query(`INSERT INTO ${table} OVERRIDING SYSTEM VALUE SELECT * FROM json_populate_recordset(NULL::${table}, $1::json)`, [
+              `[${lines.slice(i, i + p.batchRows).join(',')}]`,
+            ]);
+          }
+          const { rows: identity } = await client.query<{ column_name: string }>(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = $1 AND is_identity = 'YES'",
+            [table],
+          );
+          for (const { column_name: column } of identity) {
+            await client.query(
+              `SELECT setval(pg_get_serial_sequence($1, $2), COALESCE((SELECT max(${column}) FROM ${table}), 1), (SELECT max(${column}) IS NOT NULL FROM ${table}))`,
+              [table, column],
+            );
+          }
+          ctx.count('rows', rows);
+        }
+        await client.query('COMMIT');
+      } catch (err) {
+        await client.query('ROLLBACK');
+        throw err;
+      } finally {
+        client.release();
+      }
+
+      await fs.mkdir(target, { recursive: true });
+      for (const f of manifest.files) {
+        ctx.signal.throwIfAborted();
+        const to = path.join(target, f.path);
+        await fs.mkdir(path.dirname(to), { recursive: true });
+        await fs.copyFile(path.join(staging, 'files', f.path), to);
+        await fs.utimes(to, new Date(f.mtimeMs), new Date(f.mtimeMs));
+        ctx.count('files');
+      }
+      ctx.set('tables', manifest.tables.length);
+      return `restored ${name}: ${manifest.tables.length} tables, ${manifest.files.length} files`;
+    } finally {
+      await fs.rm(staging, { recursive: true, force: true });
+    }
+  },
+});

@@ -1,0 +1,52 @@
+/**
+ * The user-data backup format: a gzipped tar holding manifest.json, db/<table>.jsonl (one
+ * row_to_json per line) and files/<path> (the user-data tree), with a sha256 for every member in
+ * the manifest and a sha256sum-style sidecar (<archive>.sha256) for the archive as a whole.
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+
+export const FORMAT = 'bgtask-user-data';
+export const FORMAT_VERSION = 1;
+export const ARCHIVE_PATTERN = /^user-data-\d{8}T\d{6}Z-[A-Za-z0-9._-]+\.tar\.gz$/;
+
+/**
+ * The user tables in restore order (parents before children), with their key for a stable
+ * order. user_sessions are left out on purpose: they hold bearer tokens and expire anyway.
+ */
+export const USER_TABLES = [
+  { table: 'users', orderBy: 'id' },
+  { table: 'ai_tasks', orderBy: 'id' },
+  { table: 'ai_task_results', orderBy: 'id' },
+  { table: 'notifications', orderBy: 'id' },
+  { table: 'calendar_feeds', orderBy: 'id' },
+  { table: 'calendar_events', orderBy: 'id' },
+  { table: 'notion_connections', orderBy: 'user_id' },
+  { table: 'notion_pages', orderBy: 'id' },
+  { table: 'daily_summary_deliveries', orderBy: 'user_id, summary_date' },
+] as const;
+
+export interface Manifest {
+  format: typeof FORMAT;
+  version: number;
+  createdAt: string;
+  runId: string;
+  migrations: string[];
+  tables: { table: string; file: string; rows: number; sha256: string }[];
+  files: { path: string; size: number; sha256: string; mtimeMs: number }[];
+}
+
+export async function sha256File(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+/** `<hex>  <name>` as sha256sum writes it, so `sha256sum -c` checks the archive too. */
+export function sidecarLine(hex: string, name: string): string {
+  return `${hex}  ${name}\n`;
+}
+
+export function parseSidecar(text: string): string | undefined {
+  return /^([0-9a-f]{64})\s/.exec(text)?.[1];
+}

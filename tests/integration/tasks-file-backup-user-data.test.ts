@@ -1,0 +1,180 @@
+// file.backup-user-data and file.restore-user-data as processes: a gzipped, checksummed archive of
+// every user table and the user-data tree, retention of the newest N, and a restore into an EMPTY
+// freshly migrated database and an empty directory that matches the source row by row and file by
+// file; a corrupted archive and a non-empty target are refused.
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import type pg from 'pg';
+import { list } from 'tar';
+import { freshDatabase, migrated, testPool } from '../support/runner-db.ts';
+import { buildRunner, runRunner } from '../support/runner-process.ts';
+
+const TABLES = ['users', 'ai_tasks', 'ai_task_results', 'notifications', 'calendar_feeds', 'calendar_events', 'notion_connections', 'notion_pages', 'daily_summary_deliveries'];
+let base: string;
+let backups: string;
+let userData: string;
+let sourceUrl: string;
+let source: pg.Pool;
+
+beforeAll(async () => {
+  buildRunner();
+  base = mkdtempSync(join(tmpdir(), 'tasks-backup-'));
+  backups = join(base, 'backups');
+  userData = join(base, 'user-data');
+  sourceUrl = await migrated(await freshDatabase(inject('pgUrl'), 'tasks_backup_source'));
+  source = testPool(sourceUrl);
+  await seed(source);
+  // The user-data tree: nested, binary, empty, and a symlink that must not be followed or stored.
+  mkdirSync(join(userData, '1/notes/2027'), { recursive: true });
+  mkdirSync(join(userData, '2'), { recursive: true });
+  writeFileSync(join(userData, '1/notes/2027/jan.md'), '# January\n- plan\n');
+  writeFileSync(join(userData, '1/avatar.png'), randomBytes(70_000));
+  writeFileSync(join(userData, '2/empty.txt'), '');
+  mkdirSync(join(base, 'secrets'));
+  writeFileSync(join(base, 'secrets/key'), 'do not back me up');
+  symlinkSync(join(base, 'secrets'), join(userData, '2/escape'));
+});
+afterAll(async () => {
+  await source.end();
+  rmSync(base, { recursive: true, force: true });
+});
+
+async function seed(db: pg.Pool): Promise<void> {
+  const { rows: users } = await db.query<{ id: string }>(
+    `INSERT INTO users (email, display_name, timezone, daily_summary_opt_in) VALUES
+     ('ada@example.org', 'Ada', 'Europe/Berlin', true), ('bob@example.org', NULL, 'America/New_York', false) RETURNING id`,
+  );
+  const [ada, bob] = users.map((u) => u.id);
+  const { rows: tasks } = await db.query<{ id: string }>(
+    `INSERT INTO ai_tasks (user_id, title, description, schedule_type, schedule_config, cron_expression, timezone, next_run_at, run_count) VALUES
+     ($1, 'Digest', 'news', 'daily', '{"time":"08:00"}', NULL, 'Europe/Berlin', now() + interval '1 day', 3),
+     ($2, 'Cron', NULL, 'cron', '{}', '5 * * * *', 'UTC', NULL, 0) RETURNING id`,
+    [ada, bob],
+  );
+  await db.query(`INSERT INTO ai_task_results (ai_task_id, user_id, run_id, status, result, model, total_tokens) VALUES ($1, $2, 'r1', 'succeeded', 'Done ✓ "quoted"', 'm', 12)`, [tasks[0]!.id, ada]);
+  await db.query(`INSERT INTO notifications (user_id, ai_task_id, channel, title, body) VALUES ($1, $2, 'email', 'T', E'multi\\nline')`, [ada, tasks[0]!.id]);
+  await db.query(`INSERT INTO calendar_feeds (user_id, url, etag) VALUES ($1, 'https://cal.example/ada.ics', '"abc"')`, [ada]);
+  await db.query(
+    `INSERT INTO calendar_events (user_id, calendar_id, uid, recurrence_id, summary, starts_at, ends_at, all_day, rrule, status) VALUES
+     ($1, 'default', 'u1', NULL, 'One', '2027-03-01T10:00:00Z', '2027-03-01T11:00:00Z', false, NULL, 'confirmed'),
+     ($1, 'default', 'u2', '2027-03-02T09:00:00Z', 'Rec', '2027-03-02T09:00:00Z', NULL, false, 'FREQ=DAILY', 'tentative')`,
+    [ada],
+  );
+  await db.query('INSERT INTO notion_connections (user_id, high_water_mark) VALUES ($1, now())', [ada]);
+  await db.query(
+    `INSERT INTO notion_pages (user_id, notion_page_id, title, properties, last_edited_time) VALUES ($1, 'p-1', 'Kale', '{"Price":{"number":2.5},"Tags":["a","b"]}', now())`,
+    [ada],
+  );
+  await db.query(`INSERT INTO daily_summary_deliveries (user_id, summary_date, status, message_id, claimed_at, sent_at) VALUES ($1, '2027-03-01', 'sent', '<m@x>', now(), now())`, [ada]);
+}
+
+const env = (databaseUrl: string, dataRoot = userData) => ({
+  DATABASE_URL: databaseUrl,
+  BGTASK_FILE_ROOTS: base,
+  BGTASK_BACKUP_DIR: backups,
+  BGTASK_USER_DATA_ROOT: dataRoot,
+});
+async function tableRows(db: pg.Pool, table: string): Promise<unknown[]> {
+  const { rows } = await db.query(`SELECT row_to_json(t) AS r FROM ${table} t`);
+  return rows.map((r) => r.r).sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)));
+}
+function tree(root: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  const walk = (dir: string) => {
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      const path = join(dir, entry.name);
+      if (entry.isDirectory()) walk(path);
+      else if (entry.isFile()) out[relative(root, path)] = createHash('sha256').update(readFileSync(path)).digest('hex');
+    }
+  };
+  walk(root);
+  return out;
+}
+const archives = () => readdirSync(backups).filter((f) => f.endsWith('.tar.gz')).sort();
+
+describe('file.backup-user-data / file.restore-user-data', () => {
+  let archive: string;
+
+  it('writes a gzipped tar with a manifest, the tables as JSON lines and the files, plus a sha256 sidecar', async () => {
+    const exit = await runRunner(['run', 'file.backup-user-data'], { ...env(sourceUrl), BGTASK_RUN_ID: 'backup-1' });
+    expect(exit.code, exit.stdout).toBe(0);
+    expect(exit.result?.summary).toMatchObject({ tables: 9, rows: 12, files: 3, entries_skipped: 1, backups_removed: 0 });
+    archive = archives()[0]!;
+    expect(archive).toMatch(/^user-data-\d{8}T\d{6}Z-backup-1\.tar\.gz$/);
+    const path = join(backups, archive!);
+    expect(exit.result?.summary?.backup_location).toBe(path);
+    expect(exit.result?.summary?.backup_size_bytes).toBe(statSync(path).size);
+    const digest = createHash('sha256').update(readFileSync(path)).digest('hex');
+    expect(readFileSync(`${path}.sha256`, 'utf8')).toBe(`${digest}  ${archive}\n`);
+    const entries: string[] = [];
+    await list({ file: path, onReadEntry: (e) => entries.push(e.path) });
+    expect(entries).toEqual(expect.arrayContaining(['manifest.json', 'db/users.jsonl', 'db/notion_pages.jsonl', 'files/1/notes/2027/jan.md', 'files/1/avatar.png', 'files/2/empty.txt']));
+    expect(entries.some((e) => e.includes('escape') || e.includes('secrets'))).toBe(false);
+    expect(readdirSync(backups).filter((f) => f.startsWith('.'))).toEqual([]); // no staging left behind
+  });
+
+  it('restores into an EMPTY freshly migrated database and directory, row by row and file by file', async () => {
+    const targetUrl = await migrated(await freshDatabase(inject('pgUrl'), 'tasks_backup_target'));
+    const target = testPool(targetUrl);
+    const restored = join(base, 'restored');
+    try {
+      const exit = await runRunner(['run', 'file.restore-user-data', '--params', JSON.stringify({ archive })], env(targetUrl, restored));
+      expect(exit.code, exit.stdout).toBe(0);
+      expect(exit.result?.summary).toMatchObject({ archive, tables: 9, rows: 12, files: 3 });
+      for (const table of TABLES) expect(await tableRows(target, table), table).toEqual(await tableRows(source, table));
+      expect(tree(restored)).toEqual(tree(userData));
+      expect(existsSync(join(restored, '2/escape'))).toBe(false);
+      // Identity sequences continue after the restored ids.
+      const { rows } = await target.query<{ id: string }>("INSERT INTO users (email) VALUES ('new@example.org') RETURNING id");
+      const { rows: max } = await source.query<{ m: string }>('SELECT max(id) AS m FROM users');
+      expect(Number(rows[0]!.id)).toBeGreaterThan(Number(max[0]!.m));
+
+      // Restoring again into the now non-empty database is refused.
+      const again = await runRunner(['run', 'file.restore-user-data'], env(targetUrl, join(base, 'restored-2')));
+      expect(again.code).toBe(2);
+      expect(again.result?.message).toContain('refusing to restore into a database that already has');
+    } finally {
+      await target.end();
+    }
+  });
+
+  it('refuses a corrupted archive (checksum mismatch) with exit 2 and restores nothing', async () => {
+    const targetUrl = await migrated(await freshDatabase(inject('pgUrl'), 'tasks_backup_corrupt'));
+    const target = testPool(targetUrl);
+    const copy = archive!.replace('backup-1', 'backup-corrupt');
+    const bytes = readFileSync(join(backups, archive!));
+    bytes[Math.floor(bytes.length / 2)]! ^= 0xff;
+    writeFileSync(join(backups, copy), bytes);
+    writeFileSync(join(backups, `${copy}.sha256`), readFileSync(join(backups, `${archive}.sha256`), 'utf8').replace(archive!, copy));
+    try {
+      const exit = await runRunner(['run', 'file.restore-user-data', '--params', JSON.stringify({ archive: copy })], env(targetUrl, join(base, 'restored-3')));
+      expect(exit.code, exit.stdout).toBe(2);
+      expect(exit.result?.message).toMatch(new RegExp(`^checksum mismatch: ${copy.replaceAll('.', '\\.')} has sha256 [0-9a-f]{64}, ${copy.replaceAll('.', '\\.')}\\.sha256 says [0-9a-f]{64}$`));
+      expect((await target.query('SELECT 1 FROM users')).rowCount).toBe(0);
+      expect(existsSync(join(base, 'restored-3'))).toBe(false);
+    } finally {
+      rmSync(join(backups, copy));
+      rmSync(join(backups, `${copy}.sha256`));
+      await target.end();
+    }
+  });
+
+  it('keeps only the newest `keep` archives', async () => {
+    for (let i = 2; i <= 5; i++) {
+      await new Promise((r) => setTimeout(r, 1100)); // archive names carry the second
+      const exit = await runRunner(['run', 'file.backup-user-data', '--params', '{"keep":3}'], { ...env(sourceUrl), BGTASK_RUN_ID: `backup-${i}` });
+      expect(exit.code, exit.stdout).toBe(0);
+    }
+    expect(archives().map((a) => /-(backup-\d)\.tar\.gz$/.exec(a)?.[1])).toEqual(['backup-3', 'backup-4', 'backup-5']);
+    expect(readdirSync(backups).filter((f) => f.endsWith('.sha256'))).toHaveLength(3);
+  });
+
+  it('refuses a backup directory outside BGTASK_FILE_ROOTS (exit 2)', async () => {
+    const exit = await runRunner(['run', 'file.backup-user-data'], { ...env(sourceUrl), BGTASK_FILE_ROOTS: join(base, 'elsewhere') });
+    expect(exit.code).toBe(2);
+    expect(exit.result?.message).toContain('is outside the allowed roots');
+  });
+});
