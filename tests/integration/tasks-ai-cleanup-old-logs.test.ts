@@ -1,0 +1,83 @@
+// ai.cleanup-old-logs as a process: task_runs past the retention go in batches, and rotated log
+// files past their age go from the log directory, never the live log, never through a symlink.
+import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
+import type pg from 'pg';
+import { freshDatabase, migrated, testPool } from '../support/runner-db.ts';
+import { buildRunner, runRunner } from '../support/runner-process.ts';
+
+const TASK = 'ai.cleanup-old-logs';
+let url: string;
+let db: pg.Pool;
+let base: string;
+let logs: string;
+
+beforeAll(async () => {
+  buildRunner();
+  url = await migrated(await freshDatabase(inject('pgUrl'), 'tasks_cleanup_logs'));
+  db = testPool(url);
+});
+afterAll(async () => {
+  await db.end();
+});
+beforeEach(async () => {
+  await db.query('TRUNCATE task_runs');
+  base = mkdtempSync(join(tmpdir(), 'tasks-logs-'));
+  logs = join(base, 'logs');
+  mkdirSync(logs);
+  return () => rmSync(base, { recursive: true, force: true });
+});
+
+const DAY = 86_400_000;
+function logFile(name: string, ageDays: number, dir = logs): string {
+  const path = join(dir, name);
+  writeFileSync(path, 'log line\n'.repeat(10));
+  const t = new Date(Date.now() - ageDays * DAY);
+  utimesSync(path, t, t);
+  return path;
+}
+async function seedRuns(old: number, recent: number): Promise<void> {
+  await db.query(
+    `INSERT INTO task_runs (run_id, task, family, trigger, attempt, outcome, started_at, finished_at)
+     SELECT 'run-' || g, 'x.y', 'ai', 'Schedule', 1, 'Succeeded', t, t
+     FROM generate_series(1, $1::int + $2::int) g, LATERAL (SELECT now() - CASE WHEN g <= $1::int THEN interval '40 days' ELSE interval '2 days' END AS t) s`,
+    [old, recent],
+  );
+}
+
+describe(TASK, () => {
+  it('deletes task_runs older than the retention in batches and keeps the rest', async () => {
+    await seedRuns(2500, 300);
+    const exit = await runRunner(['run', TASK, '--params', '{"batchSize":1000}'], { DATABASE_URL: url });
+    expect(exit.code, exit.stdout).toBe(0);
+    // 2500 deleted; the run records itself afterwards.
+    expect(exit.result?.summary).toMatchObject({ task_runs_deleted: 2500, log_dir: 'none' });
+    const { rows } = await db.query<{ n: number }>("SELECT count(*)::int AS n FROM task_runs WHERE task = 'x.y'");
+    expect(rows[0]!.n).toBe(300);
+  });
+
+  it('removes rotated log files past their age, never the live log or a symlink target', async () => {
+    const outside = join(base, 'outside');
+    mkdirSync(outside);
+    const target = logFile('precious.log.1', 90, outside);
+    symlinkSync(target, join(logs, 'linked.log.3'));
+    const old = [logFile('app.log.1', 40), logFile('app.log.2.gz', 45), logFile('app.log-20240101.gz', 60), logFile('worker.2024-01-01.log', 50)];
+    const kept = [logFile('app.log', 100), logFile('app.log.3', 5), logFile('notes.txt', 100)];
+    const exit = await runRunner(['run', TASK, '--params', JSON.stringify({ logDir: logs, logMaxAgeDays: 30 })], { DATABASE_URL: url, BGTASK_FILE_ROOTS: base });
+    expect(exit.code, exit.stdout).toBe(0);
+    expect(exit.result?.summary).toMatchObject({ log_files_removed: 4, log_bytes_freed: 4 * 90 });
+    for (const f of old) expect(existsSync(f), f).toBe(false);
+    for (const f of kept) expect(existsSync(f), f).toBe(true);
+    expect(existsSync(target)).toBe(true); // the link is new (kept); its old target is never looked at
+  });
+
+  it('refuses a log directory outside BGTASK_FILE_ROOTS with exit 2, deleting nothing', async () => {
+    await seedRuns(10, 0);
+    const exit = await runRunner(['run', TASK, '--params', JSON.stringify({ logDir: logs })], { DATABASE_URL: url, BGTASK_FILE_ROOTS: join(base, 'other') });
+    expect(exit.code).toBe(2);
+    expect(exit.result?.message).toContain(`log directory ${logs} is outside the allowed roots`);
+    expect((await db.query("SELECT 1 FROM task_runs WHERE task = 'x.y'")).rowCount).toBe(10);
+  });
+});
