@@ -34,6 +34,11 @@ export interface RunContext {
 
 /** A silent informer this many stall windows long means its recovery is failing: /healthz says so. */
 const LIVENESS_STALL_FACTOR = 3;
+/**
+ * After a lost lease, in-flight reconciles get this long, not the full shutdown timeout: the next
+ * leader may start leaseDuration − renewDeadline (5 s by default) after we noticed.
+ */
+const LOST_LEASE_DRAIN_MS = 2_000;
 
 /** Runs until ctx.signal aborts (exit code 0) or leadership is lost (exit code 1). */
 export async function runOperator(settings: OperatorSettings, ctx: RunContext): Promise<number> {
@@ -106,6 +111,7 @@ export async function runOperator(settings: OperatorSettings, ctx: RunContext): 
   };
   familyConfigMaps.addEventHandler({ onAdd: onFamiliesConfig, onUpdate: (_old, cm) => onFamiliesConfig(cm), onDelete: () => onFamiliesConfig(undefined) });
 
+  metrics.setQueueDepthSource(() => queue.len());
   metrics.setLastSuccessSource(function* () {
     for (const t of tasks.store.list()) {
       yield { namespace: t.metadata.namespace ?? '', name: t.metadata.name ?? '', task: t.spec.task, lastSuccessfulTime: t.status?.lastSuccessfulTime };
@@ -183,7 +189,8 @@ export async function runOperator(settings: OperatorSettings, ctx: RunContext): 
     if (!stop.signal.aborted) throw err;
     // Stopped while waiting for the caches: nothing was reconciled yet.
   } finally {
-    await shutDown({ log, controller, elector, lost, events, informers, servers, raw: clients.raw, timeoutMs: settings.shutdownTimeoutSeconds * 1000 });
+    const timeoutMs = lost ? Math.min(LOST_LEASE_DRAIN_MS, settings.shutdownTimeoutSeconds * 1000) : settings.shutdownTimeoutSeconds * 1000;
+    await shutDown({ log, controller, elector, lost, events, informers, servers, raw: clients.raw, timeoutMs });
   }
   return lost ? 1 : 0;
 }

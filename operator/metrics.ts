@@ -30,6 +30,8 @@ export interface OperatorMetrics extends ControllerObserver {
   apiRequest(method: string, code: number | 'error'): void;
   /** Where seconds_since_last_success reads from at scrape time. */
   setLastSuccessSource(source: () => Iterable<LastSuccess>): void;
+  /** Where workqueue_depth reads from at scrape time (a standby's queue fills too). */
+  setQueueDepthSource(source: () => number): void;
 }
 
 export function createMetrics(opts: { now?: () => number; defaultMetrics?: boolean } = {}): OperatorMetrics {
@@ -45,7 +47,15 @@ export function createMetrics(opts: { now?: () => number; defaultMetrics?: boole
     buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     registers: [registry],
   });
-  const queueDepth = new Gauge({ name: `${PREFIX}workqueue_depth`, help: 'Keys waiting in the work queue.', registers: [registry] });
+  let queueDepthSource: () => number = () => 0;
+  new Gauge({
+    name: `${PREFIX}workqueue_depth`,
+    help: 'Keys waiting in the work queue.',
+    registers: [registry],
+    collect() {
+      this.set(queueDepthSource());
+    },
+  });
   const runsTotal = new Counter({ name: `${PREFIX}runs_total`, help: 'Finished runs by task, family and outcome.', labelNames: ['task', 'family', 'outcome'], registers: [registry] });
   const runDuration = new Histogram({
     name: `${PREFIX}run_duration_seconds`,
@@ -86,9 +96,6 @@ export function createMetrics(opts: { now?: () => number; defaultMetrics?: boole
       if (result === 'error') reconcileErrors.inc();
       reconcileDuration.observe(seconds);
     },
-    queueDepth(depth) {
-      queueDepth.set(depth);
-    },
     observeRun(run) {
       runsTotal.inc({ task: run.task, family: run.family, outcome: run.outcome });
       if (run.durationSeconds !== undefined) runDuration.observe({ task: run.task, family: run.family }, run.durationSeconds);
@@ -101,6 +108,9 @@ export function createMetrics(opts: { now?: () => number; defaultMetrics?: boole
     },
     setLastSuccessSource(source) {
       lastSuccessSource = source;
+    },
+    setQueueDepthSource(source) {
+      queueDepthSource = source;
     },
   };
 }

@@ -15,7 +15,6 @@ export type Reconcile = (key: string) => Promise<ReconcileResult>;
 /** What the controller reports to metrics; kept small so tests can record it. */
 export interface ControllerObserver {
   reconciled(result: 'success' | 'requeue' | 'error', seconds: number): void;
-  queueDepth(depth: number): void;
 }
 
 export interface ControllerOptions {
@@ -61,7 +60,6 @@ export class Controller {
     for (;;) {
       const key = await queue.get();
       if (key === undefined) return;
-      observer?.queueDepth(queue.len());
       const started = performance.now();
       try {
         const result = await this.opts.reconcile(key);

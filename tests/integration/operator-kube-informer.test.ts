@@ -29,6 +29,8 @@ interface OpenWatch {
  */
 class ApiProxy {
   readonly requests: { method: string; path: string }[] = [];
+  /** TCP connections accepted from clients. */
+  connections = 0;
   holdWatches = false;
   private readonly watches = new Set<OpenWatch>();
   private server: Server | undefined;
@@ -42,6 +44,7 @@ class ApiProxy {
     this.target = new URL(kc.getCurrentCluster()!.server);
     await kc.applyToHTTPSOptions(this.tls);
     this.server = createServer((req, res) => this.forward(req, res));
+    this.server.on('connection', () => this.connections++);
     await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
     this.port = (this.server.address() as { port: number }).port;
   }
@@ -159,6 +162,16 @@ describe('Informer against the apiserver', () => {
     if (ns) await deleteNamespace(ns);
   });
 
+  it('sends every request of a client over one pooled connection', async () => {
+    // client-node 2.0.1 makes a new connection pool per request; RawApi must not.
+    const raw = new RawApi(proxy.kubeConfig());
+    const before = proxy.connections;
+    for (let i = 0; i < 20; i++) await raw.request(HttpMethod.GET, `/api/v1/namespaces/${ns}/configmaps`, { query: { limit: 1 } });
+    // A second may open while the first is still being released after a response; never one per request.
+    expect(proxy.connections - before).toBeLessThanOrEqual(2);
+    await raw.close();
+  });
+
   it('lists, then delivers add, update and delete of matching objects only', async () => {
     await createCm(ns, 'before', '1');
     const { informer, events } = recordingInformer(direct, ns);
@@ -182,6 +195,18 @@ describe('Informer against the apiserver', () => {
     expect(informer.store.get(ns, 'before')?.metadata?.managedFields).toBeUndefined();
     expect(informer.store.get(ns, 'before')).toMatchObject({ apiVersion: 'v1', kind: 'ConfigMap' });
     expect(informer.stats.lists).toBe(1);
+    await informer.stop();
+  });
+
+  it('re-delivers every cached object as an update each resync period', async () => {
+    await createCm(ns, 'resync-me', '1');
+    const resyncs: string[] = [];
+    const informer = new Informer<ConfigMap>({ raw: new RawApi(direct), resource: CONFIG_MAPS, namespace: ns, labelSelector: 'test=informer', log, resyncPeriodMs: 200 });
+    running.push(informer);
+    informer.addEventHandler({ onUpdate: (old, obj) => old === obj && resyncs.push(obj.metadata?.name ?? '') });
+    informer.start();
+    await informer.waitForSync();
+    await waitFor('two resyncs', async () => resyncs.filter((n) => n === 'resync-me').length >= 2, 10_000, 50);
     await informer.stop();
   });
 

@@ -8,7 +8,7 @@ const log = pino({ level: 'silent' });
 
 function recordingObserver(): ControllerObserver & { results: string[] } {
   const results: string[] = [];
-  return { results, reconciled: (r) => void results.push(r), queueDepth: () => {} };
+  return { results, reconciled: (r) => void results.push(r) };
 }
 
 function deferred<T = void>(): { promise: Promise<T>; resolve: (v: T) => void } {

@@ -40,7 +40,7 @@ describe('metrics', () => {
     const metrics = createMetrics({ now: () => now, defaultMetrics: false });
     metrics.reconciled('success', 0.02);
     metrics.reconciled('error', 0.5);
-    metrics.queueDepth(7);
+    metrics.setQueueDepthSource(() => 7);
     metrics.observeRun({ task: 'email.digest', family: 'email', outcome: 'Succeeded', durationSeconds: 12 });
     metrics.setLeader(true);
     metrics.apiRequest('PATCH', 200);
