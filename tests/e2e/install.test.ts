@@ -1,0 +1,133 @@
+// The product as `make up` installs it: the chart with bundled Postgres and Redis and the default
+// tasks, the stock images. Installed once; the scenarios run in order against it, the last one
+// uninstalls.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createNamespace, kubectl, kubectlJson, kubectlRaw, waitFor } from '../support/kube.ts';
+import {
+  FULLNAME,
+  RELEASE,
+  applyTask,
+  getBgtTable,
+  helm,
+  installChart,
+  psql,
+  releaseRuns,
+  removeInstall,
+  runNow,
+  taskStatus,
+  uninstallChart,
+  waitForOperator,
+  waitForOutcome,
+} from '../support/e2e-helm.ts';
+
+const DEFAULT_TASKS = {
+  'ai-test-scheduler-connection': '*/30 * * * *',
+  'maintenance-cleanup-old-sessions': '0 4 * * *',
+  'maintenance-optimize-database': '0 3 * * 0',
+};
+const BUNDLED = `${FULLNAME}-bundled`;
+const bundledEnv = [
+  { name: 'DATABASE_URL', valueFrom: { secretKeyRef: { name: BUNDLED, key: 'database-url' } } },
+  { name: 'REDIS_URL', valueFrom: { secretKeyRef: { name: BUNDLED, key: 'redis-url' } } },
+];
+
+describe('helm install with bundled Postgres/Redis and the default tasks', () => {
+  let ns: string;
+  let uninstalled = false;
+  beforeAll(async () => {
+    ns = await createNamespace('e2e-install');
+    await installChart(ns, { postgresql: { enabled: true }, redis: { enabled: true }, defaultTasks: { enabled: true } });
+  });
+  afterAll(async () => {
+    if (ns && !uninstalled) await removeInstall(ns);
+    else if (ns) {
+      await releaseRuns(ns);
+      await kubectlRaw(['delete', 'namespace', ns, '--wait=false']);
+    }
+  });
+
+  it('brings the operator up: both replicas Ready, one holding the Lease', async () => {
+    const leader = await waitForOperator(ns);
+    const pods = await kubectlJson<{ items: { metadata: { name: string }; status: { conditions?: { type: string; status: string }[] } }[] }>([
+      '-n', ns, 'get', 'pods', '-l', `app.kubernetes.io/instance=${RELEASE},app.kubernetes.io/component=operator`,
+    ]);
+    expect(pods.items).toHaveLength(2);
+    for (const p of pods.items) expect(p.status.conditions?.find((c) => c.type === 'Ready')?.status, p.metadata.name).toBe('True');
+    expect(pods.items.map((p) => p.metadata.name)).toContain(leader);
+  });
+
+  it('shows the default tasks in `kubectl get bgt` with their schedules and next runs', async () => {
+    const rows = await getBgtTable(ns);
+    expect(Object.fromEntries(rows.map((r) => [r.NAME, r.SCHEDULE]))).toEqual(DEFAULT_TASKS);
+    for (const row of rows) expect(row['NEXT RUN'], row.NAME).not.toBe('');
+    for (const name of Object.keys(DEFAULT_TASKS)) {
+      const next = (await taskStatus(ns, name)).nextScheduleTime;
+      expect(Date.parse(next ?? ''), name).toBeGreaterThan(Date.now());
+    }
+  });
+
+  it('passes `helm test` (ai.test-scheduler-connection against the bundled databases)', async () => {
+    const r = await helm(['test', RELEASE, '-n', ns, '--timeout', '3m']);
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toMatch(/TEST SUITE:\s+\S+-test-connection[\s\S]*Phase:\s+Succeeded/);
+  });
+
+  it('runs a task now on request: Last Run and Result Succeeded, counters in status', async () => {
+    await runNow(ns, 'ai-test-scheduler-connection', 'e2e-1');
+    const s = await waitForOutcome(ns, 'ai-test-scheduler-connection', 90_000, (x) => x.lastRun?.trigger === 'Manual' && x.succeeded === 1);
+    expect(s.lastRun).toMatchObject({ outcome: 'Succeeded', attempt: 1, summary: { postgres_ok: true, redis_ok: true, kubernetes_ok: true } });
+    expect(s.consecutiveFailures).toBe(0);
+    expect(Date.parse(s.lastSuccessfulTime ?? '')).toBeGreaterThan(Date.now() - 120_000);
+    const row = (await getBgtTable(ns)).find((r) => r.NAME === 'ai-test-scheduler-connection');
+    expect(row?.RESULT).toBe('Succeeded');
+    expect(row?.['LAST RUN']).toMatch(/^\d+s$/);
+  });
+
+  it('maintenance.cleanup-old-sessions deletes the expired sessions in the in-cluster Postgres, and only those', async () => {
+    await psql(ns, `
+      INSERT INTO users (email) VALUES ('e2e@example.com');
+      INSERT INTO user_sessions (user_id, token, expires_at)
+        SELECT id, 'expired-' || n, now() - interval '1 day' FROM users, generate_series(1, 3) n WHERE email = 'e2e@example.com';
+      INSERT INTO user_sessions (user_id, token, expires_at)
+        SELECT id, 'valid-' || n, now() + interval '1 day' FROM users, generate_series(1, 2) n WHERE email = 'e2e@example.com';`);
+    await runNow(ns, 'maintenance-cleanup-old-sessions', 'e2e-1');
+    const s = await waitForOutcome(ns, 'maintenance-cleanup-old-sessions', 90_000, (x) => x.lastRun?.trigger === 'Manual' && x.succeeded === 1);
+    expect(s.lastRun).toMatchObject({ outcome: 'Succeeded', summary: { sessions_cleaned: 3 } });
+    expect(await psql(ns, "SELECT string_agg(token, ',' ORDER BY token) FROM user_sessions")).toBe('valid-1,valid-2');
+  });
+
+  it('runs a `* * * * *` task on its schedule in a real pod within 90 s', async () => {
+    await applyTask(ns, 'every-minute', { task: 'ai.test-scheduler-connection', schedule: '* * * * *', env: bundledEnv });
+    const s = await waitForOutcome(ns, 'every-minute', 90_000, (x) => x.succeeded === 1);
+    expect(s.lastRun).toMatchObject({ trigger: 'Schedule', outcome: 'Succeeded' });
+    const pods = await kubectlJson<{ items: { metadata: { labels: Record<string, string> }; status: { phase: string } }[] }>([
+      '-n', ns, 'get', 'pods', '-l', `batch.kubernetes.io/job-name=${s.lastRun?.runId}`,
+    ]);
+    const pod = pods.items[0];
+    expect(pod?.metadata.labels['workers.personal-assistant.io/task-name']).toBe('every-minute');
+    expect(pod?.status.phase).toBe('Succeeded');
+    // It stays after uninstall (it is the user's): suspended, it adds no runs meanwhile.
+    await kubectl(['-n', ns, 'patch', 'bgt', 'every-minute', '--type=merge', '-p', '{"spec":{"suspend":true}}']);
+  });
+
+  it('`helm uninstall` removes everything of the release but the CRD and the users\' tasks', async () => {
+    await uninstallChart(ns);
+    uninstalled = true;
+    const remaining = async () => {
+      const out = await kubectl(['-n', ns, 'get', 'all,cm,secret,sa,role,rolebinding,lease,pdb,networkpolicy,bgt,cronjob', '-o', 'name']);
+      return out.trim().split('\n').filter((n) => n && !/^(configmap\/kube-root-ca\.crt|serviceaccount\/default)$/.test(n));
+    };
+    // The garbage collector removes the default tasks' CronJobs, Jobs and pods in the background.
+    const names = await waitFor('only the user\'s task and its runs to remain', async () => {
+      const left = await remaining();
+      return left.every((n) => n.includes('every-minute')) ? left : undefined;
+    }, 60_000).catch(async (err) => {
+      throw new Error(`left behind: ${(await remaining()).join(' ')}`, { cause: err });
+    });
+    expect(names).toContain('backgroundtask.workers.personal-assistant.io/every-minute');
+    expect(names).toContain('cronjob.batch/every-minute');
+    const cluster = await kubectl(['get', 'clusterrole,clusterrolebinding', '-o', 'name']);
+    expect(cluster).not.toContain(`${ns}-${FULLNAME}`);
+    expect((await kubectlRaw(['get', 'crd', 'backgroundtasks.workers.personal-assistant.io'])).code).toBe(0);
+  });
+});
