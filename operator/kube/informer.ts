@@ -165,7 +165,8 @@ export class Informer<T extends KubeObject> {
         if (failures > 0) await sleep(this.backoff(failures), this.stopController.signal);
       } catch (err) {
         if (this.stopping) break;
-        if (isGone(err)) {
+        // A watch's 410 means relist now; a list's own 410 (its continue token expired) is retried with backoff.
+        if (isGone(err) && this.resourceVersion) {
           this.stats.expired++;
           this.log.info({ resourceVersion: this.resourceVersion }, 'resourceVersion expired (410): relisting');
           this.resourceVersion = '';
