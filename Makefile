@@ -6,7 +6,7 @@ export PATH := $(CURDIR)/.tools/node/bin:$(PATH)
 export KUBECONFIG ?= $(CACHE_DIR)/kubeconfig-bgtask
 VITEST := node_modules/.bin/vitest
 
-.PHONY: help up down test test-unit test-integration test-e2e bench deps node toolchain build generate \
+.PHONY: help up down test test-unit test-integration test-e2e bench deps host-deps node toolchain build generate \
         typecheck images platform-images node-image cluster-up cluster-down doctor clean
 
 help: ## list the targets
@@ -35,7 +35,10 @@ bench: deps ## benchmarks, printed as ratios measured side by side
 node:
 	@hack/install-node.sh
 
-deps: node node_modules/.installed ## Node 24 and npm dependencies
+deps: host-deps node node_modules/.installed ## host packages, Node 24 and npm dependencies
+
+host-deps:
+	@hack/host-deps.sh
 
 # `npm install` with the committed lock, not `npm ci`: vite lists an optional dependency the
 # registry does not serve (napi-windows-process-start-time), which `npm ci` counts as a lock mismatch.

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the scripts and tests run on the host, when missing:
+# PostgreSQL 15 and Redis (process-level tests), debootstrap, jq, gcc, curl.
+source "$(dirname "$0")/lib.sh"
+
+missing=()
+have() { command -v "$1" >/dev/null 2>&1; }
+[ -x /usr/lib/postgresql/15/bin/postgres ] || missing+=(postgresql-15)
+have redis-server || missing+=(redis-server)
+have debootstrap || missing+=(debootstrap)
+have jq || missing+=(jq)
+have gcc || missing+=(gcc libc6-dev)
+have curl || missing+=(curl)
+have flock || missing+=(util-linux)
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+[ "$(id -u)" = 0 ] || die "missing host packages: ${missing[*]}; install them: sudo apt-get install ${missing[*]}"
+have apt-get || die "missing host packages: ${missing[*]}; this is not a Debian/Ubuntu host, install them by hand"
+log "installing host packages: ${missing[*]}"
+# The Postgres package must not start a cluster of its own: tests start theirs on free ports.
+policy=/usr/sbin/policy-rc.d
+[ -e "$policy" ] && keep_policy=1 || { printf '#!/bin/sh\nexit 101\n' >"$policy"; chmod +x "$policy"; }
+status=0
+{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; } || status=$?
+[ -n "${keep_policy:-}" ] || rm -f "$policy"
+[ $status -eq 0 ] || die "apt-get install ${missing[*]} failed: check the Debian mirror in /etc/apt/sources.list"
