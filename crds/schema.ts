@@ -2,7 +2,8 @@
 // generated from these zod schemas (crds/generate.ts), and the operator and the task-runner parse
 // with them, so a rule holds the same at the apiserver's door and in code.
 //
-// Kept to zod alone at run time: the task-runner imports this module and its start-up is benchmarked.
+// Kept to zod alone at run time: the operator and the task-runner's registry load it. Plain
+// constants are in constants.ts, which loads nothing.
 import * as z from 'zod';
 import type { V1ObjectMeta } from '@kubernetes/client-node';
 import {
@@ -26,49 +27,12 @@ import {
   withMaxProperties,
   withRules,
 } from './rules.ts';
+import { BACKOFF_KINDS, CONCURRENCY_POLICIES, FAMILIES, GROUP_VERSION, KIND, MAX_NAME_LENGTH, RUN_OUTCOMES, RUN_TRIGGERS, TASK_NAME_PATTERN } from './constants.ts';
 
-export const API_GROUP = 'workers.personal-assistant.io';
-export const API_VERSION = 'v1alpha1';
-export const GROUP_VERSION = `${API_GROUP}/${API_VERSION}`;
-export const KIND = 'BackgroundTask';
-export const LIST_KIND = 'BackgroundTaskList';
-export const PLURAL = 'backgroundtasks';
-export const SINGULAR = 'backgroundtask';
-export const SHORT_NAMES = ['bgt', 'bgtask'] as const;
-export const CATEGORIES = ['workers'] as const;
+// The plain constants live in constants.ts (the task-runner loads them without this schema);
+// re-exported so that this module stays the one import for everything about the API.
+export * from './constants.ts';
 
-/** Setting this annotation (any value; a timestamp is conventional) asks the operator for an immediate run. */
-export const RUN_NOW_ANNOTATION = `${API_GROUP}/run-now`;
-
-export const FAMILIES = ['ai', 'email', 'file', 'sync', 'maintenance'] as const;
-export type Family = (typeof FAMILIES)[number];
-
-export const RUN_OUTCOMES = ['Succeeded', 'Failed', 'TimedOut', 'OOMKilled', 'Interrupted', 'InvalidInput'] as const;
-export type RunOutcome = (typeof RUN_OUTCOMES)[number];
-
-export const RUN_TRIGGERS = ['Schedule', 'Manual', 'Retry'] as const;
-export type RunTrigger = (typeof RUN_TRIGGERS)[number];
-
-export const CONCURRENCY_POLICIES = ['Forbid', 'Allow', 'Replace'] as const;
-export type ConcurrencyPolicy = (typeof CONCURRENCY_POLICIES)[number];
-
-export const BACKOFF_KINDS = ['Fixed', 'Exponential'] as const;
-
-/** A task name is `<family>.<kebab-case-name>`, e.g. `email.digest`. */
-export const TASK_NAME_PATTERN = `^(${FAMILIES.join('|')})\\.[a-z0-9]+(-[a-z0-9]+)*$`;
-
-/** The family a (valid) task name belongs to. */
-export function familyOf(task: string): Family {
-  const family = task.slice(0, task.indexOf('.'));
-  if (!(FAMILIES as readonly string[]).includes(family)) throw new Error(`task ${JSON.stringify(task)} has no known family`);
-  return family as Family;
-}
-
-/**
- * The name of a BackgroundTask is copied into label values on its CronJob, Jobs and pods, and a
- * label value holds at most 63 characters.
- */
-export const MAX_NAME_LENGTH = 63;
 export const metadataNameSchema = z.string().max(MAX_NAME_LENGTH);
 
 /**

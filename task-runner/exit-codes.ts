@@ -1,4 +1,4 @@
-import type { RunOutcome } from '../crds/schema.ts';
+import type { RunOutcome } from '../crds/constants.ts';
 import { InvalidInputError, RunAborted } from './errors.ts';
 
 /**

@@ -6,7 +6,8 @@
 import { isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import * as z from 'zod';
-import { BACKOFF_KINDS, FAMILIES, TASK_NAME_PATTERN, backgroundTaskSpecSchema } from '../crds/schema.ts';
+import { BACKOFF_KINDS, FAMILIES, TASK_NAME_PATTERN } from '../crds/constants.ts';
+import { backgroundTaskSpecSchema } from '../crds/schema.ts';
 import { InvalidInputError, describeError } from './errors.ts';
 import type { PluginToolkit } from './plugin-toolkit.ts';
 import type { AnyTask } from './task.ts';

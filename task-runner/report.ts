@@ -6,7 +6,8 @@
  */
 import { existsSync, writeFileSync } from 'node:fs';
 import type { Logger } from 'pino';
-import { API_GROUP, API_VERSION, PLURAL, type LastRun } from '../crds/schema.ts';
+import { API_GROUP, API_VERSION, PLURAL } from '../crds/constants.ts';
+import type { LastRun } from '../crds/schema.ts';
 import { describeError } from './errors.ts';
 import type { KubeApiError, KubeClient } from './kube-api.ts';
 import { kubeEndpoint, serviceAccountNamespace, type KubeEndpoint, type KubeSettings } from './kube-endpoint.ts';

@@ -1,4 +1,4 @@
-import type { RunTrigger } from '../crds/schema.ts';
+import type { RunTrigger } from '../crds/constants.ts';
 
 /** Which run this process is: given by the operator through the downward API, or made up locally. */
 export interface RunIdentity {

@@ -6,7 +6,8 @@
 import type { Logger } from 'pino';
 import type { Pool } from 'pg';
 import type { Redis } from 'ioredis';
-import type { LastRun, RunOutcome } from '../crds/schema.ts';
+import type { RunOutcome } from '../crds/constants.ts';
+import type { LastRun } from '../crds/schema.ts';
 import { parseConfig, parsePartialConfig, requireServices, type RunnerConfig } from './config.ts';
 import { RunAborted, describeError } from './errors.ts';
 import { exitCodeFor, outcomeForError } from './exit-codes.ts';

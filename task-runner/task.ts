@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import type { Pool } from 'pg';
 import type { Redis } from 'ioredis';
 import type * as z from 'zod';
-import type { BACKOFF_KINDS, Family } from '../crds/schema.ts';
+import type { BACKOFF_KINDS, Family } from '../crds/constants.ts';
 import type { RunnerConfig } from './config.ts';
 import type { RunIdentity } from './run-identity.ts';
 
