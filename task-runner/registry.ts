@@ -6,16 +6,16 @@
 import { isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import * as z from 'zod';
-import { BACKOFF_KINDS, FAMILIES, TASK_NAME_PATTERN } from '../crds/constants.ts';
-import { backgroundTaskSpecSchema } from '../crds/schema.ts';
+import { FAMILIES, TASK_NAME_PATTERN } from '../crds/constants.ts';
 import { InvalidInputError, describeError } from './errors.ts';
+import type { validateTask as ValidateTask } from './task-definition.ts';
 import type { PluginToolkit } from './plugin-toolkit.ts';
 import type { AnyTask } from './task.ts';
 import { builtinTasks } from './tasks/index.ts';
 
-const TASK_NAME = new RegExp(TASK_NAME_PATTERN);
+export const TASK_NAME = new RegExp(TASK_NAME_PATTERN);
 
-function isZodSchema(value: unknown): value is z.ZodType {
+export function isZodSchema(value: unknown): value is z.ZodType {
   return typeof value === 'object' && value !== null && '_zod' in value && typeof (value as z.ZodType).safeParse === 'function';
 }
 
@@ -49,62 +49,9 @@ function checkRunnable(candidate: unknown, source: string): AnyTask {
   return candidate as AnyTask;
 }
 
-function describeCandidate(candidate: unknown, source: string): string {
+export function describeCandidate(candidate: unknown, source: string): string {
   const label = (candidate as { name?: unknown } | null)?.name;
   return typeof label === 'string' ? `task "${label}" from ${source}` : `a task from ${source}`;
-}
-
-// Built on first use: constructing zod schemas costs start-up time, and a run never needs this one.
-let definitionSchema: z.ZodType | undefined;
-function taskDefinitionSchema(): z.ZodType {
-  if (definitionSchema) return definitionSchema;
-  // A task's defaults become a BackgroundTask's effective spec: they must pass the spec's own rules.
-  const spec = backgroundTaskSpecSchema.shape;
-  definitionSchema = z
-    .object({
-      name: z.string().max(100).regex(TASK_NAME, `must be <family>.<task> in lowercase kebab-case (${TASK_NAME_PATTERN})`),
-      family: z.enum(FAMILIES),
-      description: z.string().min(1),
-      params: z.custom<z.ZodType>(isZodSchema, 'must be a zod schema'),
-      defaults: z
-        .object({
-          schedule: spec.schedule,
-          retry: z.object({
-            maxRetries: z.int().min(0).max(20),
-            delaySeconds: z.int().min(1).max(86_400),
-            backoff: z.enum(BACKOFF_KINDS),
-            maxDelaySeconds: z.int().min(1).optional(),
-          }),
-          timeoutSeconds: spec.timeoutSeconds.unwrap(),
-          softTimeoutSeconds: z.int().positive(),
-        })
-        .refine((d) => d.softTimeoutSeconds < d.timeoutSeconds, {
-          path: ['softTimeoutSeconds'],
-          message: 'must be less than timeoutSeconds',
-        }),
-      needs: z.strictObject({ postgres: z.boolean().optional(), redis: z.boolean().optional() }),
-      run: z.custom<AnyTask['run']>((v) => typeof v === 'function', 'must be a function'),
-    })
-    .refine((t) => t.name.startsWith(`${t.family}.`), { path: ['name'], message: 'must start with its family' });
-  return definitionSchema;
-}
-
-/** Checks every rule of a task definition from any source; returns it unchanged or throws naming every problem. */
-export function validateTask(candidate: unknown, source: string): AnyTask {
-  const result = taskDefinitionSchema().safeParse(candidate);
-  const which = describeCandidate(candidate, source);
-  if (!result.success) {
-    const problems = result.error.issues.map((i) => `${i.path.join('.') || '(task)'}: ${i.message}`);
-    throw new InvalidInputError(`${which} is invalid: ${problems.join('; ')}`);
-  }
-  const task = candidate as AnyTask;
-  try {
-    // The operator publishes every params schema as JSON Schema: it must be representable.
-    z.toJSONSchema(task.params, { io: 'input' });
-  } catch (err) {
-    throw new InvalidInputError(`${which} is invalid: params cannot be expressed as JSON Schema`, { cause: err });
-  }
-  return task;
 }
 
 export interface Registry {
@@ -149,9 +96,14 @@ function pluginList(value: string | readonly string[] | undefined): readonly str
 
 export async function loadRegistry(
   env: { TASK_PLUGINS?: string | readonly string[] | undefined },
-  options: { cwd?: string } = {},
+  options: { cwd?: string; forRunOnly?: boolean } = {},
 ): Promise<Registry> {
   const cwd = options.cwd ?? process.cwd();
+  // The full check builds the BackgroundTask spec's zod schema (~30 ms): a run, which only needs
+  // require(), skips loading it; list, describe and the operator get it.
+  const validateTask: typeof ValidateTask | undefined = options.forRunOnly
+    ? undefined
+    : (await import('./task-definition.ts')).validateTask;
   const byName = new Map<string, { task: AnyTask; source: string }>();
   const add = (candidate: unknown, source: string) => {
     const task = checkRunnable(candidate, source);
@@ -167,6 +119,7 @@ export async function loadRegistry(
   let validated: readonly AnyTask[] | undefined;
   return {
     get tasks() {
+      if (!validateTask) throw new Error('this registry was loaded for a run only: load it without forRunOnly to read every task');
       validated ??= names.map((name) => {
         const { task, source } = byName.get(name)!;
         return validateTask(task, source);

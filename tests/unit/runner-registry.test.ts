@@ -5,7 +5,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { InvalidInputError } from '../../task-runner/errors.ts';
 import { TASK_NAME_PATTERN } from '../../crds/schema.ts';
-import { describeTask, loadRegistry, validateTask } from '../../task-runner/registry.ts';
+import { describeTask, loadRegistry } from '../../task-runner/registry.ts';
+import { validateTask } from '../../task-runner/task-definition.ts';
 import { builtinTasks } from '../../task-runner/tasks/index.ts';
 
 const valid = () => ({
