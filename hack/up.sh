@@ -7,7 +7,6 @@ cd "$ROOT_DIR"
 NS=bgtask-demo
 RELEASE=bgtask
 FULLNAME=$RELEASE-bgtask-operator
-DEMO_TASKS=(ai-test-scheduler-connection maintenance-cleanup-old-sessions maintenance-optimize-database)
 
 step "Node $NODE_VERSION" "$HACK_DIR/install-node.sh"
 export PATH="$ROOT_DIR/.tools/node/bin:$PATH"
@@ -25,10 +24,9 @@ install_chart() {
   # The operator watches only the demo namespace: the test tiers run their own operators on
   # this cluster. Migrations run as a post-install hook once the bundled Postgres answers.
   helm upgrade --install "$RELEASE" charts/bgtask-operator -n "$NS" --create-namespace \
-    --set operator.watchNamespace="$NS" --set postgresql.enabled=true --set redis.enabled=true \
-    --set defaultTasks.enabled=true --wait --timeout 5m >/dev/null
+    -f charts/bgtask-operator/ci/demo-values.yaml --set operator.watchNamespace="$NS" --wait --timeout 5m >/dev/null
 }
-step "helm install $RELEASE (operator, bundled Postgres/Redis, default tasks)" install_chart
+step "helm install $RELEASE (charts/bgtask-operator/ci/demo-values.yaml)" install_chart
 
 psql_demo() {
   kubectl -n "$NS" exec -i "deploy/$FULLNAME-postgresql" -- \
@@ -59,7 +57,10 @@ run_now() {
     i=$((i + 1))
   done
 }
-step "run ${DEMO_TASKS[*]} now" run_now
+# Every default task the demo can run (the others wait for an LLM endpoint or an SMTP server).
+mapfile -t DEMO_TASKS < <(kubectl -n "$NS" get bgt -l app.kubernetes.io/component=default-task \
+  -o jsonpath='{range .items[?(@.spec.suspend==false)]}{.metadata.name}{"\n"}{end}')
+step "run ${#DEMO_TASKS[@]} default tasks now" run_now
 step_summary
 
 summaries() {

@@ -1,7 +1,7 @@
 // `helm lint` is clean (no warning, no error) with the defaults and with every optional feature on,
 // and values.schema.json refuses values the chart could not render sensibly.
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ALL_FEATURES, CHART, ensureHelm, helm, templateArgs } from './chart-support.ts';
+import { ALL_FEATURES, CHART, DEMO, ensureHelm, helm, templateArgs } from './chart-support.ts';
 
 beforeAll(() => void ensureHelm(), 900_000);
 
@@ -9,6 +9,7 @@ describe('helm lint', () => {
   it.each([
     ['defaults', []],
     ['every optional feature', ['-f', ALL_FEATURES]],
+    ['the demo values of make up', ['-f', DEMO]],
     ['watching one namespace', ['--set', 'operator.watchNamespace=team-a']],
   ])('is clean with %s', (_name, extra) => {
     const r = helm(['lint', '--strict', CHART, ...extra]);

@@ -8,6 +8,7 @@ import { ROOT, helmPath, runScript } from '../support/platform.ts';
 
 export const CHART = join(ROOT, 'charts/bgtask-operator');
 export const ALL_FEATURES = join(CHART, 'ci/all-features-values.yaml');
+export const DEMO = join(CHART, 'ci/demo-values.yaml');
 
 export interface Manifest {
   apiVersion: string;

@@ -4,7 +4,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { backgroundTaskSchema } from '../../crds/schema.ts';
 import { parseFamiliesConfig } from '../../operator/config/families.ts';
 import { builtinTasks } from '../../task-runner/tasks/index.ts';
-import { ALL_FEATURES, ensureHelm, find, one, podSpecs, render, type Manifest } from './chart-support.ts';
+import { ALL_FEATURES, DEMO, ensureHelm, find, one, podSpecs, render, type Manifest } from './chart-support.ts';
 
 beforeAll(() => void ensureHelm(), 900_000);
 
@@ -262,6 +262,24 @@ describe('other configurations', () => {
         'registry.example/runner:1.2.3 Always', // uninstall hook
       ].sort(),
     );
+  });
+
+  it('passes runner.env to the default tasks and the helm test as plain values, before the credentials', () => {
+    const ms = render({ set: { 'defaultTasks.enabled': true, 'runner.env.EMAIL_FROM': 'me@example.com', 'credentials.smtp.existingSecret': 'mail' } });
+    for (const vars of [one(ms, 'BackgroundTask', 'email-process-queue').spec.env, one(ms, 'Pod').spec.containers[0].env]) {
+      expect(vars).toEqual([
+        { name: 'EMAIL_FROM', value: 'me@example.com' },
+        { name: 'SMTP_URL', valueFrom: { secretKeyRef: { name: 'mail', key: 'smtp-url' } } },
+      ]);
+    }
+  });
+
+  it('demo values (make up): bundled databases, every seed task, suspended where the demo has no LLM or SMTP', () => {
+    const ms = render({ files: [DEMO] });
+    const tasks = find(ms, 'BackgroundTask');
+    expect(tasks).toHaveLength(11);
+    expect(tasks.filter((t) => t.spec.suspend).map((t) => t.metadata.name).sort()).toEqual(['ai-process-due-tasks', 'email-process-queue', 'email-send-daily-summary']);
+    expect(find(ms, 'Deployment').map((d) => d.metadata.name).sort()).toEqual(['rel-bgtask-operator', 'rel-bgtask-operator-postgresql', 'rel-bgtask-operator-redis']);
   });
 
   it('keeps a given bundled password in the database URL, escaped', () => {

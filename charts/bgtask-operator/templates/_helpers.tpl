@@ -104,8 +104,12 @@ existingSecret wins; the bundled Postgres/Redis fill in database/redis when enab
 {{- toJson $out -}}
 {{- end -}}
 
-{{/* The runner's environment from the credentials: a YAML list of EnvVar (may be empty). */}}
+{{/* The runner's environment: runner.env, then the credentials; a YAML list of EnvVar (may be empty). */}}
 {{- define "bgtask.runnerEnv" -}}
+{{- range $var := keys .Values.runner.env | sortAlpha }}
+- name: {{ $var }}
+  value: {{ index $.Values.runner.env $var | quote }}
+{{- end }}
 {{- $creds := include "bgtask.credentials" . | fromJson -}}
 {{- range $name := keys $creds | sortAlpha }}
 {{- $c := index $creds $name }}
