@@ -42,6 +42,10 @@ export interface ParsedFeed {
 
 type Instant = (time: ICAL.Time, tzid: string | null) => Date;
 
+// Overrides are matched here, by RECURRENCE-ID. Without an explicit (empty) list, ICAL.Event scans
+// every VEVENT of the calendar for its exceptions: quadratic in the feed's size.
+const event = (vevent: ICAL.Component) => new ICAL.Event(vevent, { exceptions: [] });
+
 export function eventsFromIcs(text: string, options: ExpandOptions): ParsedFeed {
   const parsed = ICAL.parse(text) as unknown[];
   // One VCALENDAR parses to one jCal array; several top-level components to an array of them.
@@ -54,6 +58,17 @@ export function eventsFromIcs(text: string, options: ExpandOptions): ParsedFeed 
     const zone = new ICAL.Timezone(vtimezone);
     feedZones.set(zone.tzid, zone);
   }
+  // ical.js looks a TZID up among the calendar's VTIMEZONEs each time it reads a time, scanning
+  // every component when the zone is not there (feeds often name IANA zones without defining
+  // them): quadratic in the feed's size. An empty VTIMEZONE per such TZID makes the lookup hit
+  // its cache; the times themselves are resolved by `instant` below, through the IANA database.
+  const undefinedZones = new Set<string>();
+  for (const component of root.jCal[2] as [string, [string, Record<string, unknown>, ...unknown[]][]][]) {
+    if (component[0] !== 'vevent') continue;
+    for (const [, params] of component[1]) if (typeof params.tzid === 'string' && !feedZones.has(params.tzid)) undefinedZones.add(params.tzid);
+  }
+  for (const tzid of undefinedZones) root.addSubcomponent(new ICAL.Component(['vtimezone', [['tzid', {}, 'text', tzid]], []]));
+
   const instant: Instant = (time, tzid) => {
     const parts = { year: time.year, month: time.month, day: time.day, hour: time.hour, minute: time.minute, second: time.second };
     if (time.isDate) return DateTime.fromObject({ year: time.year, month: time.month, day: time.day }, { zone: options.defaultZone }).toJSDate();
@@ -86,12 +101,12 @@ export function eventsFromIcs(text: string, options: ExpandOptions): ParsedFeed 
   const add = (row: EventRow) => rows.set(`${row.uid}\u0000${row.recurrenceId?.getTime() ?? ''}`, row);
   let truncated = 0;
   for (const [uid, vevent] of masters) {
-    const event = new ICAL.Event(vevent);
-    const base = rowOf(uid, vevent, event, instant);
+    const master = event(vevent);
+    const base = rowOf(uid, vevent, master, instant);
     const overrides = new Map<number, ICAL.Component>();
     for (const exception of exceptions.get(uid) ?? []) overrides.set(recurrenceInstant(exception, instant), exception);
     exceptions.delete(uid);
-    if (!event.isRecurring()) {
+    if (!master.isRecurring()) {
       add(base);
       continue;
     }
@@ -99,7 +114,7 @@ export function eventsFromIcs(text: string, options: ExpandOptions): ParsedFeed 
     const rrule = rule ? String(rule) : null;
     const lengthMs = base.endsAt ? base.endsAt.getTime() - base.startsAt.getTime() : 0;
     const startTzid = tzidOf(vevent, 'dtstart');
-    const iterator = event.iterator();
+    const iterator = master.iterator();
     let seen = 0;
     for (let next = iterator.next(); next; next = iterator.next()) {
       if (++seen > options.maxOccurrences) {
@@ -111,7 +126,7 @@ export function eventsFromIcs(text: string, options: ExpandOptions): ParsedFeed 
       const override = overrides.get(start.getTime());
       if (override) {
         overrides.delete(start.getTime());
-        const row = rowOf(uid, override, new ICAL.Event(override), instant);
+        const row = rowOf(uid, override, event(override), instant);
         if (row.startsAt <= options.to && (row.endsAt ?? row.startsAt) >= options.from) add({ ...row, recurrenceId: start, rrule });
         continue;
       }
@@ -120,13 +135,13 @@ export function eventsFromIcs(text: string, options: ExpandOptions): ParsedFeed 
     }
     // Overrides that moved an occurrence from outside the window into it, or name one the rule lacks.
     for (const [recurrence, override] of overrides) {
-      const row = rowOf(uid, override, new ICAL.Event(override), instant);
+      const row = rowOf(uid, override, event(override), instant);
       if (row.startsAt <= options.to && (row.endsAt ?? row.startsAt) >= options.from) add({ ...row, recurrenceId: new Date(recurrence), rrule });
     }
   }
   // Overridden occurrences whose series is not in the feed: kept as they are.
   for (const [uid, list] of exceptions) {
-    for (const vevent of list) add({ ...rowOf(uid, vevent, new ICAL.Event(vevent), instant), recurrenceId: new Date(recurrenceInstant(vevent, instant)) });
+    for (const vevent of list) add({ ...rowOf(uid, vevent, event(vevent), instant), recurrenceId: new Date(recurrenceInstant(vevent, instant)) });
   }
   return { rows: [...rows.values()], truncated };
 }
