@@ -52,11 +52,13 @@ it(`syncs a ${EVENTS}-event feed`, async () => {
   expect(first.code, first.stdout).toBe(0);
   const stored = first.result!.summary!.events_synced as number;
   expect(stored).toBe(9000 + 1000 * 8);
-  const feedMs = first.lines.find((l) => l.msg === 'feed synced')?.ms as number;
+  const synced = first.lines.find((l) => l.msg === 'feed synced')!;
+  const feedMs = synced.ms as number;
   const second = await runRunner(['run', 'sync.calendar-events'], { DATABASE_URL: url });
   expect(second.result?.summary).toMatchObject({ feeds_not_modified: 1 });
   report(`sync.calendar-events: one feed of ${EVENTS} VEVENTs (${(feed.length / 1e6).toFixed(1)} MB, ${stored} rows with the weekly occurrences)`, [
     ['first sync, fetch+parse+store: ms', feedMs],
+    ['  of which fetch / parse / store: ms', `${String(synced.fetchMs)} / ${String(synced.parseMs)} / ${String(synced.storeMs)}`],
     ['first sync: feed events/s', Math.round(EVENTS / (feedMs / 1000))],
     ['first sync: stored rows/s', Math.round(stored / (feedMs / 1000))],
     ['first sync, whole run: s', first.result!.durationSeconds ?? 'n/a'],

@@ -88,6 +88,7 @@ export default defineTask({
           return;
         }
         const now = ctx.clock.now();
+        const fetchedAt = performance.now();
         const { rows, truncated } = eventsFromIcs(fetched.body, {
           defaultZone: feed.timezone,
           from: new Date(now.getTime() - p.pastDays * 86_400_000),
@@ -99,12 +100,18 @@ export default defineTask({
           ctx.count('events_synced', rows.length);
           return;
         }
+        const parsedAt = performance.now();
         const removed = await storeFeed(feed, rows, fetched, now);
         ctx.count('feeds_synced');
         ctx.count('events_synced', rows.length);
         ctx.count('events_removed', removed);
         changedUsers.add(feed.user_id);
-        ctx.log.info({ user: feed.user_id, calendar: feed.calendar_id, events: rows.length, removed, ms: Math.round(performance.now() - started) }, 'feed synced');
+        const ms = (from: number, to: number) => Math.round(to - from);
+        const done = performance.now();
+        ctx.log.info(
+          { user: feed.user_id, calendar: feed.calendar_id, events: rows.length, removed, ms: ms(started, done), fetchMs: ms(started, fetchedAt), parseMs: ms(fetchedAt, parsedAt), storeMs: ms(parsedAt, done) },
+          'feed synced',
+        );
       } catch (err) {
         if (ctx.signal.aborted) throw err;
         const message = describeError(err);
