@@ -57,7 +57,8 @@ export function jobWrites(raw: RawApi): JobWrites {
     async release(job, fieldManager) {
       try {
         await raw.request(HttpMethod.PATCH, jobPath(job), {
-          body: { metadata: { $deleteFromPrimitiveList: { finalizers: [RUN_FINALIZER] } } },
+          // Strategic merge's directive for removing one value from a list of strings.
+          body: { metadata: { '$deleteFromPrimitiveList/finalizers': [RUN_FINALIZER] } },
           contentType: PatchStrategy.StrategicMergePatch,
           query: { fieldManager },
         });

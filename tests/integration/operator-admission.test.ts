@@ -2,8 +2,8 @@
 // run at a time come due in the same minute; one runs, two wait (suspended Jobs, shown as queued
 // in their status), and they are let in one at a time, oldest first — never two at once.
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { createNamespace, deleteNamespace, describeEvents, kubectl, kubectlJson, waitFor } from '../support/kube.ts';
-import { prepareNamespace, startOperator, type RunningOperator } from './operator-harness.ts';
+import { createNamespace, describeEvents, kubectl, kubectlJson, waitFor } from '../support/kube.ts';
+import { prepareNamespace, startOperator, tearDown, type RunningOperator } from './operator-harness.ts';
 
 let ns: string;
 let operator: RunningOperator | undefined;
@@ -16,8 +16,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await operator?.stop();
-  if (ns) await deleteNamespace(ns);
+  await tearDown(ns, operator);
 });
 
 const running = (job: any) => job.spec.suspend === false && !(job.status?.conditions ?? []).some((c: any) => ['Complete', 'Failed'].includes(c.type) && c.status === 'True');

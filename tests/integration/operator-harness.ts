@@ -23,7 +23,7 @@ import type { KubeObject } from '../../operator/kube/types.ts';
 import { WorkQueue } from '../../operator/kube/workqueue.ts';
 import { createMetrics } from '../../operator/metrics.ts';
 import { ROOT } from '../support/platform.ts';
-import { kubectl } from '../support/kube.ts';
+import { kubectl, kubectlRaw, waitFor } from '../support/kube.ts';
 
 export const RUNNER_IMAGE = 'bgtask.local/task-runner:dev';
 export const RUNNER_SA = 'bgtask-runner';
@@ -59,6 +59,20 @@ export async function prepareNamespace(namespace: string): Promise<void> {
     },
   ];
   await kubectl(['apply', '-f', '-'], { input: JSON.stringify({ apiVersion: 'v1', kind: 'List', items: rbac }) });
+}
+
+/**
+ * Deletes a test namespace while the operator still runs, so it lifts its finalizers from the
+ * Jobs of the tasks going away (as it must on any task deletion); then stops the operator.
+ */
+export async function tearDown(namespace: string | undefined, operator: RunningOperator | undefined): Promise<void> {
+  if (namespace) {
+    await kubectl(['delete', 'namespace', namespace, '--wait=false']);
+    if (operator) {
+      await waitFor(`the Jobs of ${namespace} to go`, async () => (await kubectlRaw(['-n', namespace, 'get', 'jobs', '-o', 'name'])).stdout.trim() === '', 120_000, 1_000);
+    }
+  }
+  await operator?.stop();
 }
 
 export interface RunningOperator {

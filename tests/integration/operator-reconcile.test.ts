@@ -6,8 +6,8 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { HttpMethod, KubeConfig } from '@kubernetes/client-node';
 import { RawApi } from '../../operator/kube/raw-api.ts';
 import { BACKGROUND_TASKS, CRON_JOBS, EVENTS, JOBS, collectionPath, type ResourceType } from '../../operator/kube/resources.ts';
-import { createNamespace, deleteNamespace, kubectl, kubectlJson, kubectlRaw, waitFor } from '../support/kube.ts';
-import { prepareNamespace, startOperator, type RunningOperator } from './operator-harness.ts';
+import { createNamespace, kubectl, kubectlJson, kubectlRaw, waitFor } from '../support/kube.ts';
+import { prepareNamespace, startOperator, tearDown, type RunningOperator } from './operator-harness.ts';
 
 let ns: string;
 let operator: RunningOperator | undefined;
@@ -29,8 +29,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await operator?.stop();
-  if (ns) await deleteNamespace(ns);
+  await tearDown(ns, operator);
 });
 
 describe('BackgroundTask → CronJob', () => {

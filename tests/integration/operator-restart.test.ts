@@ -3,8 +3,8 @@
 // and no request is answered twice: exactly one manual Job per task. The family is paused
 // (concurrency 0) so the runs wait as suspended Jobs and the test starts no pods.
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { createNamespace, deleteNamespace, kubectl, kubectlJson, waitFor } from '../support/kube.ts';
-import { prepareNamespace, startOperator, type RunningOperator } from './operator-harness.ts';
+import { createNamespace, kubectl, kubectlJson, waitFor } from '../support/kube.ts';
+import { prepareNamespace, startOperator, tearDown, type RunningOperator } from './operator-harness.ts';
 
 const COUNT = 100;
 let ns: string;
@@ -16,8 +16,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await operator?.stop();
-  if (ns) await deleteNamespace(ns);
+  await tearDown(ns, operator);
 });
 
 const names = Array.from({ length: COUNT }, (_, i) => `task-${String(i).padStart(3, '0')}`);

@@ -2,8 +2,8 @@
 // retried after its delay, invalid input never retried, a run over its memory limit, a run over
 // its timeout. The runner image runs the test plugin task (tests/fixtures/plugins) or a built-in.
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { createNamespace, deleteNamespace, describeEvents, kubectl, kubectlJson, waitFor } from '../support/kube.ts';
-import { prepareNamespace, startOperator, type RunningOperator } from './operator-harness.ts';
+import { createNamespace, describeEvents, kubectl, kubectlJson, waitFor } from '../support/kube.ts';
+import { prepareNamespace, startOperator, tearDown, type RunningOperator } from './operator-harness.ts';
 
 let ns: string;
 let operator: RunningOperator | undefined;
@@ -16,8 +16,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await operator?.stop();
-  if (ns) await deleteNamespace(ns);
+  await tearDown(ns, operator);
 });
 
 async function createTask(name: string, spec: Record<string, unknown>, annotations: Record<string, string> = {}): Promise<void> {
@@ -78,8 +77,25 @@ describe('runs', () => {
     expect(await jobsOf('manual')).toHaveLength(2);
   });
 
+  it('counts runs whose Jobs the history limits delete at once', async () => {
+    await createTask('forgetful', { task: 'maintenance.fixture-behave', history: { successfulRuns: 0, failedRuns: 0 } });
+    await runNow('forgetful', 'one');
+    await waitForStatus('forgetful', 'the first run counted', (s) => s.succeeded === 1);
+    await runNow('forgetful', 'two');
+    const s = await waitForStatus('forgetful', 'the second run counted', (st) => st.succeeded === 2);
+    expect(s).toMatchObject({ failed: 0, consecutiveFailures: 0, lastRun: { outcome: 'Succeeded', trigger: 'Manual' } });
+    // Deleted once counted: the finalizer held each Job only until then.
+    await waitFor('no Jobs left', async () => (await jobsOf('forgetful')).length === 0, 60_000);
+    expect((await taskObject('forgetful')).status.succeeded).toBe(2);
+  });
+
   it('retries a failed run after its delay as attempt 2, and counts consecutive failures', async () => {
-    await createTask('flaky', { task: 'maintenance.fixture-behave', params: { outcome: 'fail', note: 'flaky' }, retry: { maxRetries: 1, delaySeconds: 6, backoff: 'Fixed' } });
+    await createTask('flaky', {
+      task: 'maintenance.fixture-behave',
+      params: { outcome: 'fail', note: 'flaky' },
+      retry: { maxRetries: 1, delaySeconds: 6, backoff: 'Fixed' },
+      history: { failedRuns: 5 }, // keep both failed Jobs to look at
+    });
     await runNow('flaky', 'go');
     const s = await waitForStatus('flaky', 'both attempts failed and counted', (st) => st.failed === 2, 180_000);
     expect(s).toMatchObject({ succeeded: 0, failed: 2, consecutiveFailures: 2 });
@@ -113,7 +129,7 @@ describe('runs', () => {
     });
     await runNow('hungry', 'go');
     const s = await waitForStatus('hungry', 'the run counted', (st) => st.failed === 1);
-    expect(s.lastRun).toMatchObject({ outcome: 'OOMKilled' });
+    expect(s.lastRun, JSON.stringify(s.lastRun)).toMatchObject({ outcome: 'OOMKilled' });
     expect(s.conditions).toContainEqual(expect.objectContaining({ type: 'LastRunSucceeded', status: 'False', reason: 'OOMKilled' }));
   });
 

@@ -239,7 +239,7 @@ describe('reconcile', () => {
       'PATCH /apis/batch/v1/namespaces/assistant/jobs/digest-1',
       'PATCH /apis/batch/v1/namespaces/assistant/jobs/other-1',
     ]);
-    expect(w.calls[0]!.body).toEqual({ metadata: { $deleteFromPrimitiveList: { finalizers: ['workers.personal-assistant.io/run-accounting'] } } });
+    expect(w.calls[0]!.body).toEqual({ metadata: { '$deleteFromPrimitiveList/finalizers': ['workers.personal-assistant.io/run-accounting'] } });
   });
 
   it('lifts the finalizer of a deleted Job only once the stored status has counted it', async () => {
