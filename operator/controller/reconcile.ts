@@ -117,7 +117,8 @@ export function createReconciler(deps: ReconcileDeps): (key: string) => Promise<
       runs,
       notReady,
       nextScheduleTime: next,
-      queuedMessage: slots && family ? `family ${family} runs ${slots.running} of ${slots.concurrency} at once` : undefined,
+      // Stable wording (no live counts), so a waiting task's status does not change while it waits.
+      queuedMessage: slots && family ? `family ${family} runs ${slots.concurrency} at once` : undefined,
       now,
     });
     await applier.patchStatus(task, statusMembers(status));
@@ -150,10 +151,10 @@ export function createReconciler(deps: ReconcileDeps): (key: string) => Promise<
   async function admitFamily(family: Family) {
     const concurrency = deps.families()[family].concurrency;
     const outcome = await admission.admit(family, concurrency, mayRun);
-    for (const job of outcome.admit) {
+    outcome.admit.forEach((job, i) => {
       const owner = taskOfJob(job);
-      if (owner) events.record(owner, 'Normal', 'RunStarted', `run ${job.metadata?.name} admitted (family ${family}: ${outcome.running + 1} of ${concurrency} running)`, 'Admit');
-    }
+      if (owner) events.record(owner, 'Normal', 'RunStarted', `run ${job.metadata?.name} admitted (family ${family}: ${outcome.running + i + 1} of ${concurrency} running)`, 'Admit');
+    });
     for (const job of outcome.waiting) {
       const owner = taskOfJob(job);
       if (owner && announced.first(`queued/${job.metadata?.uid}`)) {

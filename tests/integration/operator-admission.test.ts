@@ -61,7 +61,7 @@ describe('family admission', () => {
       firstRunning = statuses.flatMap((s) => s.active ?? []).find((a: any) => !a.queued).name;
       const queued = statuses.filter((s) => s.conditions?.some((c: any) => c.type === 'Queued' && c.status === 'True'));
       expect(queued).toHaveLength(2);
-      expect(queued[0].conditions.find((c: any) => c.type === 'Queued').message).toMatch(/waits for a slot: family maintenance runs 1 of 1 at once/);
+      expect(queued[0].conditions.find((c: any) => c.type === 'Queued').message).toMatch(/waits for a slot: family maintenance runs 1 at once/);
 
       await waitFor(
         'all three runs counted',

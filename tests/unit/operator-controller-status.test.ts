@@ -99,13 +99,13 @@ describe('runsToFold and countedThrough', () => {
 describe('active runs and conditions', () => {
   it('lists unfinished runs, oldest first, with the queued ones marked, and says why they wait', () => {
     const s = status([makeJob('waiting', { suspended: true, createdAt: '2026-11-28T11:00:00Z' }), makeJob('running', { createdAt: '2026-11-28T10:00:00Z' })], undefined, {
-      queuedMessage: 'family email runs 4 of 4 at once',
+      queuedMessage: 'family email runs 4 at once',
     }).status;
     expect(s.active).toEqual([
       { name: 'running', runId: 'running', queued: false },
       { name: 'waiting', runId: 'waiting', queued: true },
     ]);
-    expect(s.conditions?.find((c) => c.type === 'Queued')).toMatchObject({ status: 'True', reason: 'WaitingForFamilySlot', message: 'waiting waits for a slot: family email runs 4 of 4 at once' });
+    expect(s.conditions?.find((c) => c.type === 'Queued')).toMatchObject({ status: 'True', reason: 'WaitingForFamilySlot', message: 'waiting waits for a slot: family email runs 4 at once' });
   });
 
   it('leaves Jobs being deleted out of the active runs', () => {
