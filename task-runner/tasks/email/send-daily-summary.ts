@@ -1,5 +1,5 @@
 import * as z from 'zod';
-import { describeError } from '../../errors.ts';
+import { InvalidInputError, describeError } from '../../errors.ts';
 import { defineTask } from '../../task.ts';
 
 interface Recipient {
@@ -48,10 +48,7 @@ export default defineTask({
       'email.send-daily-summary',
     );
     const from = p.from ?? env.EMAIL_FROM;
-    if (!from) {
-      const { InvalidInputError } = await import('../../errors.ts');
-      throw new InvalidInputError('invalid configuration: email.send-daily-summary needs a sender: the from param or EMAIL_FROM');
-    }
+    if (!from) throw new InvalidInputError('invalid configuration: email.send-daily-summary needs a sender: the from param or EMAIL_FROM');
     const domain = from.replace(/>$/, '').split('@').pop()!;
     const { rows: users } = await ctx.db.query<Recipient>('SELECT id, email, display_name, timezone FROM users WHERE daily_summary_opt_in ORDER BY id');
     for (const key of ['summaries_sent', 'already_sent', 'summaries_failed']) ctx.count(key, 0);
