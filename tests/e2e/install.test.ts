@@ -1,15 +1,17 @@
-// The product as `make up` installs it: the chart with bundled Postgres and Redis and the default
-// tasks, the stock images. Installed once; the scenarios run in order against it, the last one
+// The product as `make up` installs it (charts/bgtask-operator/ci/demo-values.yaml): bundled
+// Postgres and Redis, the seed's default tasks, the stock images. Installed once; the scenarios run in order against it, the last one
 // uninstalls.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createNamespace, kubectl, kubectlJson, kubectlRaw, waitFor } from '../support/kube.ts';
 import {
+  CHART,
   FULLNAME,
   RELEASE,
   applyTask,
   getBgtTable,
   helm,
   installChart,
+  leaderPod,
   psql,
   releaseRuns,
   removeInstall,
@@ -19,12 +21,24 @@ import {
   waitForOperator,
   waitForOutcome,
 } from '../support/e2e-helm.ts';
+import { startSmtpSink, sunkMail } from '../support/e2e-smtp.ts';
 
 const DEFAULT_TASKS = {
+  'ai-cleanup-old-logs': '0 2 * * *',
+  'ai-process-due-tasks': '*/10 * * * *',
   'ai-test-scheduler-connection': '*/30 * * * *',
+  'email-process-queue': '*/5 * * * *',
+  'email-send-daily-summary': '0 8 * * *',
+  'file-backup-user-data': '0 1 * * 0',
+  'file-cleanup-temp-files': '0 2 * * *',
   'maintenance-cleanup-old-sessions': '0 4 * * *',
   'maintenance-optimize-database': '0 3 * * 0',
+  'sync-calendar-events': '0 * * * *',
+  'sync-notion-pages': '0 */2 * * *',
 };
+/** Suspended by the demo values (no LLM endpoint, no SMTP server); here e-mail goes to a sink. */
+const SUSPENDED = ['ai-process-due-tasks', 'email-send-daily-summary'];
+const DEMO_VALUES = `${CHART}/ci/demo-values.yaml`;
 const BUNDLED = `${FULLNAME}-bundled`;
 const bundledEnv = [
   { name: 'DATABASE_URL', valueFrom: { secretKeyRef: { name: BUNDLED, key: 'database-url' } } },
@@ -36,7 +50,17 @@ describe('helm install with bundled Postgres/Redis and the default tasks', () =>
   let uninstalled = false;
   beforeAll(async () => {
     ns = await createNamespace('e2e-install');
-    await installChart(ns, { postgresql: { enabled: true }, redis: { enabled: true }, defaultTasks: { enabled: true } });
+    const smtpUrl = await startSmtpSink(ns, 'bgtask.local/task-runner:dev');
+    await kubectl(['-n', ns, 'create', 'secret', 'generic', 'mail', `--from-literal=smtp-url=${smtpUrl}`]);
+    await installChart(
+      ns,
+      {
+        credentials: { smtp: { existingSecret: 'mail' } },
+        runner: { env: { EMAIL_FROM: 'assistant@example.com' } },
+        defaultTasks: { tasks: { 'email-process-queue': { suspend: false } } },
+      },
+      [DEMO_VALUES],
+    );
   });
   afterAll(async () => {
     if (ns && !uninstalled) await removeInstall(ns);
@@ -59,8 +83,11 @@ describe('helm install with bundled Postgres/Redis and the default tasks', () =>
   it('shows the default tasks in `kubectl get bgt` with their schedules and next runs', async () => {
     const rows = await getBgtTable(ns);
     expect(Object.fromEntries(rows.map((r) => [r.NAME, r.SCHEDULE]))).toEqual(DEFAULT_TASKS);
-    for (const row of rows) expect(row['NEXT RUN'], row.NAME).not.toBe('');
-    for (const name of Object.keys(DEFAULT_TASKS)) {
+    for (const row of rows) {
+      expect(row.SUSPENDED, row.NAME).toBe(String(SUSPENDED.includes(row.NAME!)));
+      if (row.SUSPENDED === 'false') expect(row['NEXT RUN'], row.NAME).not.toBe('');
+    }
+    for (const name of Object.keys(DEFAULT_TASKS).filter((n) => !SUSPENDED.includes(n))) {
       const next = (await taskStatus(ns, name)).nextScheduleTime;
       expect(Date.parse(next ?? ''), name).toBeGreaterThan(Date.now());
     }
@@ -83,6 +110,16 @@ describe('helm install with bundled Postgres/Redis and the default tasks', () =>
     expect(row?.['LAST RUN']).toMatch(/^\d+s$/);
   });
 
+  it('serves Prometheus metrics: the Service reaches the replicas, the leader counts the runs', async () => {
+    const viaService = await kubectl(['get', '--raw', `/api/v1/namespaces/${ns}/services/${FULLNAME}-metrics:metrics/proxy/metrics`]);
+    expect(viaService).toMatch(/^bgtask_leader [01]$/m);
+    const leader = await leaderPod(ns);
+    const fromLeader = await kubectl(['get', '--raw', `/api/v1/namespaces/${ns}/pods/${leader}:8080/proxy/metrics`]);
+    expect(fromLeader).toMatch(/^bgtask_leader 1$/m);
+    expect(fromLeader).toMatch(/^bgtask_runs_total\{[^}]*task="ai.test-scheduler-connection"[^}]*outcome="Succeeded"[^}]*\} [1-9]/m);
+    expect(fromLeader).toMatch(/^bgtask_seconds_since_last_success\{[^}]*name="ai-test-scheduler-connection"/m);
+  });
+
   it('maintenance.cleanup-old-sessions deletes the expired sessions in the in-cluster Postgres, and only those', async () => {
     await psql(ns, `
       INSERT INTO users (email) VALUES ('e2e@example.com');
@@ -94,6 +131,24 @@ describe('helm install with bundled Postgres/Redis and the default tasks', () =>
     const s = await waitForOutcome(ns, 'maintenance-cleanup-old-sessions', 90_000, (x) => x.lastRun?.trigger === 'Manual' && x.succeeded === 1);
     expect(s.lastRun).toMatchObject({ outcome: 'Succeeded', summary: { sessions_cleaned: 3 } });
     expect(await psql(ns, "SELECT string_agg(token, ',' ORDER BY token) FROM user_sessions")).toBe('valid-1,valid-2');
+  });
+
+  it('email.process-queue delivers the queued e-mails to the in-cluster SMTP server, each once', async () => {
+    const redis = (args: string, input?: string) =>
+      kubectl(['-n', ns, 'exec', '-i', `deploy/${FULLNAME}-redis`, '--', 'sh', '-c', `redis-cli -a "$REDIS_PASSWORD" --no-auth-warning ${args}`], input === undefined ? {} : { input });
+    for (const n of [1, 2]) {
+      const item = { id: `e2e-mail-${n}`, to: `user${n}@example.com`, subject: `e2e message ${n}`, text: `hello ${n}` };
+      await redis('-x LPUSH "bgtask:{email}:queue"', JSON.stringify(item));
+    }
+    await runNow(ns, 'email-process-queue', 'e2e-1');
+    const s = await waitForOutcome(ns, 'email-process-queue', 90_000, (x) => x.lastRun?.trigger === 'Manual' && (x.succeeded ?? 0) >= 1);
+    expect(s.lastRun?.outcome).toBe('Succeeded');
+    // Sent by this run, or by a scheduled one just before it: either way each exactly once.
+    const mail = await sunkMail(ns);
+    expect(mail.map((m) => /^Message-ID: (.*)$/im.exec(m.data)?.[1]).sort()).toEqual(['<e2e-mail-1@example.com>', '<e2e-mail-2@example.com>']);
+    expect(mail.map((m) => m.to).sort()).toEqual([['<user1@example.com>'], ['<user2@example.com>']]);
+    expect(mail.every((m) => m.from === '<assistant@example.com>')).toBe(true);
+    expect((await redis('LLEN "bgtask:{email}:queue"')).trim()).toBe('0');
   });
 
   it('runs a `* * * * *` task on its schedule in a real pod within 90 s', async () => {
@@ -118,9 +173,11 @@ describe('helm install with bundled Postgres/Redis and the default tasks', () =>
       return out.trim().split('\n').filter((n) => n && !/^(configmap\/kube-root-ca\.crt|serviceaccount\/default)$/.test(n));
     };
     // The garbage collector removes the default tasks' CronJobs, Jobs and pods in the background.
-    const names = await waitFor('only the user\'s task and its runs to remain', async () => {
+    // The user's own objects: the every-minute task with its runs, the SMTP sink and its Secret.
+    const users = /every-minute|smtp-sink|^secret\/mail$/;
+    const names = await waitFor('only the user\'s objects to remain', async () => {
       const left = await remaining();
-      return left.every((n) => n.includes('every-minute')) ? left : undefined;
+      return left.every((n) => users.test(n)) ? left : undefined;
     }, 60_000).catch(async (err) => {
       throw new Error(`left behind: ${(await remaining()).join(' ')}`, { cause: err });
     });

@@ -5,8 +5,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createNamespace, kubectlJson, kubectlRaw, waitFor } from '../support/kube.ts';
 import {
   FULLNAME,
+  RELEASE,
   applyTask,
   fixtureValues,
+  helm,
   installChart,
   mergeValues,
   removeInstall,
@@ -44,8 +46,16 @@ describe('runs with real pods', () => {
     if (ns) await removeInstall(ns);
   });
 
+  it('`helm test` fails when its check fails (this release has no database)', async () => {
+    const r = await helm(['test', RELEASE, '-n', ns, '--timeout', '2m']);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/test-connection.*failed/i);
+    const logs = await kubectlRaw(['-n', ns, 'logs', `${FULLNAME}-test-connection`]);
+    expect(logs.stdout).toMatch(/requires DATABASE_URL/);
+  });
+
   it('a failing task shows Failed with its message and an Event, and is retried after its delay', async () => {
-    await applyTask(ns, 'fails', { task: FIXTURE, schedule: NEVER, params: { outcome: 'fail', note: 'e2e' }, retry: { maxRetries: 1, delaySeconds: 20, backoff: 'Fixed' } });
+    await applyTask(ns, 'fails', { task: FIXTURE, schedule: NEVER, params: { outcome: 'fail', note: 'e2e' }, retry: { maxRetries: 1, delaySeconds: 20, backoff: 'Fixed' }, history: { failedRuns: 5 } });
     await runNow(ns, 'fails', 'e2e-1');
     const first = await waitForOutcome(ns, 'fails', 90_000, (s) => s.lastRun?.trigger === 'Manual' && s.failed === 1);
     expect(first.lastRun).toMatchObject({ outcome: 'Failed', attempt: 1 });
@@ -64,6 +74,8 @@ describe('runs with real pods', () => {
     // maxRetries 1: no third attempt, even after another delay.
     await new Promise((r) => setTimeout(r, 22_000));
     expect((await jobsOf(ns, 'fails')).length).toBe(2);
+    const after = await taskStatus(ns, 'fails');
+    expect([after.failed, after.lastRun?.attempt, after.active ?? []]).toEqual([2, 2, []]);
   });
 
   it('a run over its memory limit shows OOMKilled', async () => {

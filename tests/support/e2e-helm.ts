@@ -56,13 +56,17 @@ export function mergeValues(...layers: Record<string, unknown>[]): Record<string
   return out;
 }
 
-/** `helm upgrade --install --wait` with values as a file (JSON is YAML); returns helm's output. */
-export async function installChart(ns: string, values: Record<string, unknown>, extraArgs: string[] = []): Promise<string> {
+/**
+ * `helm upgrade --install --wait`: the values files in order, then `values` over them (written as
+ * a file: JSON is YAML), with the operator watching only `ns`.
+ */
+export async function installChart(ns: string, values: Record<string, unknown>, files: string[] = []): Promise<string> {
   const dir = mkdtempSync(join(tmpdir(), 'bgtask-e2e-values-'));
   try {
     const file = join(dir, 'values.yaml');
     writeFileSync(file, JSON.stringify(mergeValues(baseValues(ns), values)));
-    return await helmOk(['upgrade', '--install', RELEASE, CHART, '-n', ns, '-f', file, '--wait', '--timeout', '5m', ...extraArgs]);
+    const args = [...files, file].flatMap((f) => ['-f', f]);
+    return await helmOk(['upgrade', '--install', RELEASE, CHART, '-n', ns, ...args, '--wait', '--timeout', '5m']);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
