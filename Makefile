@@ -12,7 +12,7 @@ VITEST := node_modules/.bin/vitest
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
-up: ## build what is needed, create the cluster, install Postgres and Redis in it, show how to use it
+up: ## build what is needed, create the cluster, helm-install the operator with the default tasks, run a few, show kubectl get bgt
 	@hack/up.sh
 
 down: cluster-down ## delete the cluster
@@ -53,7 +53,7 @@ build: deps ## type-check and bundle the operator and the task-runner
 	npx tsc -p tsconfig.json --noEmit
 	npm run --silent build
 
-generate: deps ## regenerate the CRD YAML from the zod schema
+generate: deps ## regenerate the CRD YAML from the zod schema (and its copy in the chart)
 	npm run --silent generate
 
 platform-images: ## Node runtime, Postgres and Redis images (cached)

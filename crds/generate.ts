@@ -32,7 +32,8 @@ export const PRINTER_COLUMNS = [
   // The run whose outcome Result shows; empty until a first run has finished.
   { name: 'Last Run', type: 'date', jsonPath: '.status.lastRun.completionTime' },
   { name: 'Result', type: 'string', jsonPath: '.status.lastRun.outcome' },
-  { name: 'Next Run', type: 'date', jsonPath: '.status.nextScheduleTime' },
+  // A string, not a date: kubectl prints a date column as an age, and a future time as <invalid>.
+  { name: 'Next Run', type: 'string', jsonPath: '.status.nextScheduleTime' },
   { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
 ];
 

@@ -54,7 +54,7 @@ describe('the committed CRD', () => {
       'Suspended|boolean|.spec.suspend',
       'Last Run|date|.status.lastRun.completionTime',
       'Result|string|.status.lastRun.outcome',
-      'Next Run|date|.status.nextScheduleTime',
+      'Next Run|string|.status.nextScheduleTime',
       'Age|date|.metadata.creationTimestamp',
     ]);
   });
