@@ -1,7 +1,12 @@
 /**
- * The runner's environment, validated once at start. Every variable is optional here;
- * what a task needs is required by `requireServices` for that task only, so a task that
- * does not touch Redis runs without REDIS_URL.
+ * The runner's environment, validated once at start: the runner's own variables and every
+ * setting a built-in task reads (e-mail, Notion, LLM, file roots), declared here once and handed
+ * to tasks typed, as `ctx.env`. Every variable is optional here; what a task needs is required
+ * for that task only (`requireServices` for its `needs`, `requireSettings` inside its `run()`),
+ * so a task that does not touch Redis runs without REDIS_URL. A malformed value of any of them
+ * stops every run (exit 2, naming the variable, never echoing its value). A variable declared
+ * nowhere here (a plugin's own, or a secret a row names) is read with `ctx.variable(name)`.
+ * This module is loaded at every start: zod only, no client library.
  */
 import * as z from 'zod';
 import { InvalidInputError } from './errors.ts';
@@ -17,6 +22,12 @@ const dnsLabel = z
   .max(63)
   .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be a Kubernetes namespace name');
 const seconds = z.coerce.number().positive();
+const absolutePath = z.string().startsWith('/', 'must be an absolute path');
+/** A list of absolute paths separated by ':' (as PATH is), e.g. BGTASK_FILE_ROOTS=/data/tmp:/var/cache/app. */
+const pathList = z
+  .string()
+  .transform((v) => v.split(':').map((s) => s.trim()).filter(Boolean))
+  .pipe(z.array(z.string().startsWith('/', 'every path must be absolute')));
 
 export const configSchema = z.object({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -52,9 +63,31 @@ export const configSchema = z.object({
   KUBERNETES_SERVICE_HOST: z.string().optional(),
   KUBERNETES_SERVICE_PORT: z.coerce.number().int().min(1).max(65535).optional(),
 
-  /** OpenAI-compatible endpoint checked by ai.test-scheduler-connection when set. */
+  // LLM: an OpenAI-compatible endpoint (ai.process-due-tasks requires it; ai.test-scheduler-connection checks it when set).
   LLM_BASE_URL: z.url({ protocol: /^https?$/, error: 'must be an http(s):// URL' }).optional(),
   LLM_API_KEY: z.string().optional(),
+
+  // E-mail (email.process-queue, email.send-daily-summary).
+  /** smtp://[user:pass@]host[:port] (STARTTLS when offered) or smtps://… (TLS from the start); see services/smtp.ts. */
+  SMTP_URL: z.url({ protocol: /^smtps?$/, error: 'must be an smtp:// or smtps:// URL' }).optional(),
+  /** Default sender, e.g. `Assistant <assistant@example.com>`; a task's `from` param overrides it. */
+  EMAIL_FROM: z.string().min(3, 'must be an address of 3 characters or more').optional(),
+
+  // Notion (sync.notion-pages). The tokens are not here: notion_connections.token_variable names
+  // the variable holding each one (NOTION_TOKEN by default), read with ctx.variable().
+  /** The Notion API's base URL (a proxy, a test double); the client's own default when unset. */
+  NOTION_BASE_URL: z.url({ protocol: /^https?$/, error: 'must be an http(s):// URL' }).optional(),
+
+  // Files (the file.* tasks and ai.cleanup-old-logs): every directory a task touches must be inside one of the roots.
+  BGTASK_FILE_ROOTS: pathList.default([]),
+  /** The roots file.cleanup-temp-files cleans when its params name none. */
+  BGTASK_TEMP_ROOTS: pathList.optional(),
+  /** Where file.backup-user-data writes its archives and file.restore-user-data reads them. */
+  BGTASK_BACKUP_DIR: absolutePath.optional(),
+  /** The users' files, archived by file.backup-user-data and restored by file.restore-user-data. */
+  BGTASK_USER_DATA_ROOT: absolutePath.optional(),
+  /** Rotated log files ai.cleanup-old-logs removes when its params name no logDir. */
+  BGTASK_LOG_DIR: absolutePath.optional(),
 });
 
 export type RunnerConfig = z.output<typeof configSchema>;
@@ -84,10 +117,26 @@ export function parsePartialConfig<K extends keyof RunnerConfig>(env: NodeJS.Pro
   return result.success ? (result.data as unknown as Pick<RunnerConfig, K>) : undefined;
 }
 
+function notSet(who: string, missing: readonly string[]): InvalidInputError {
+  return new InvalidInputError(`invalid configuration: ${who} requires ${missing.join(' and ')}, not set`);
+}
+
 /** The variables a task's needs make mandatory. */
 export function requireServices(config: RunnerConfig, needs: TaskNeeds, who: string): void {
   const missing: string[] = [];
   if (needs.postgres && !config.DATABASE_URL) missing.push('DATABASE_URL (needs.postgres)');
   if (needs.redis && !config.REDIS_URL) missing.push('REDIS_URL (needs.redis)');
-  if (missing.length > 0) throw new InvalidInputError(`invalid configuration: ${who} requires ${missing.join(' and ')}, not set`);
+  if (missing.length > 0) throw notSet(who, missing);
+}
+
+export type WithSettings<K extends keyof RunnerConfig> = RunnerConfig & { [k in K]-?: NonNullable<RunnerConfig[k]> };
+
+/**
+ * The settings a task cannot run without, checked inside its run(): the configuration back with
+ * those typed as set, or an InvalidInputError (exit 2) naming every one missing.
+ */
+export function requireSettings<K extends keyof RunnerConfig>(config: RunnerConfig, keys: readonly K[], who: string): WithSettings<K> {
+  const missing = keys.filter((k) => config[k] === undefined);
+  if (missing.length > 0) throw notSet(who, missing);
+  return config as WithSettings<K>;
 }

@@ -74,7 +74,7 @@ export async function runOnce(request: RunRequest, env: NodeJS.ProcessEnv = proc
     softTimer.unref();
 
     await openServices(task, config, services, log);
-    const ctx = taskContext({ task, params, config, identity, services, summary, clock, signal: controller.signal, dryRun: request.dryRun, log });
+    const ctx = taskContext({ task, params, config, env, identity, services, summary, clock, signal: controller.signal, dryRun: request.dryRun, log });
     const returned = await Promise.race([
       task.run(ctx),
       stuckAfterAbort(controller.signal, config.BGTASK_ABORT_GRACE_SECONDS * 1000),
@@ -228,6 +228,7 @@ function taskContext(args: {
   task: AnyTask;
   params: unknown;
   config: RunnerConfig;
+  env: NodeJS.ProcessEnv;
   identity: RunIdentity;
   services: Services;
   summary: Summary;
@@ -252,6 +253,7 @@ function taskContext(args: {
     signal: args.signal,
     dryRun: args.dryRun,
     env: args.config,
+    variable: (name) => args.env[name] || undefined,
     run: args.identity,
     count: (name, n) => summary.count(name, n),
     set: (name, value) => summary.set(name, value),

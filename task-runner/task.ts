@@ -60,7 +60,16 @@ export interface TaskContext<P> {
   readonly signal: AbortSignal;
   /** When true the task reports what it would do and changes nothing. */
   readonly dryRun: boolean;
+  /**
+   * The validated configuration (config.ts): the runner's variables and the tasks' settings,
+   * typed. A setting the task cannot run without: `requireSettings(ctx.env, [...], name)`.
+   */
   readonly env: RunnerConfig;
+  /**
+   * A variable config.ts does not declare, from the run's environment (undefined when unset or
+   * empty): a plugin task's own setting, or a secret whose name a row holds. Never log its value.
+   */
+  variable(name: string): string | undefined;
   readonly run: RunIdentity;
   /** Adds `n` (default 1) to a numeric counter of the run's summary. */
   count(name: string, n?: number): void;

@@ -160,6 +160,6 @@ describe(TASK, () => {
   it('refuses a missing SMTP_URL with exit 2', async () => {
     const exit = await runRunner(['run', TASK], { REDIS_URL: redisUrl });
     expect(exit.code).toBe(2);
-    expect(exit.result?.message).toContain('invalid configuration for email.process-queue: SMTP_URL');
+    expect(exit.result?.message).toBe('invalid configuration: email.process-queue requires SMTP_URL, not set');
   });
 });

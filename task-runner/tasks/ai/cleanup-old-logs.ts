@@ -38,18 +38,10 @@ export default defineTask({
   needs: { postgres: true },
   async run(ctx) {
     const p = ctx.params;
-    const [{ taskEnv, pathList }, { checkRoots }, { sweepOldFiles }] = await Promise.all([
-      import('../../services/task-env.ts'),
-      import('../../services/file-roots.ts'),
-      import('../file/sweep-old-files.ts'),
-    ]);
-    const env = taskEnv(
-      z.object({ BGTASK_FILE_ROOTS: pathList.default([]), BGTASK_LOG_DIR: z.string().startsWith('/', 'must be an absolute path').optional() }),
-      'ai.cleanup-old-logs',
-    );
-    const logDir = p.logDir ?? env.BGTASK_LOG_DIR;
+    const [{ checkRoots }, { sweepOldFiles }] = await Promise.all([import('../../services/file-roots.ts'), import('../file/sweep-old-files.ts')]);
+    const logDir = p.logDir ?? ctx.env.BGTASK_LOG_DIR;
     // Checked before anything is deleted: a log directory outside the allowed roots is refused whole.
-    const [root] = logDir ? await checkRoots([logDir], env.BGTASK_FILE_ROOTS, 'log directory') : [];
+    const [root] = logDir ? await checkRoots([logDir], ctx.env.BGTASK_FILE_ROOTS, 'log directory') : [];
     const now = ctx.clock.now().getTime();
 
     const cutoff = new Date(now - p.retentionDays * 86_400_000);

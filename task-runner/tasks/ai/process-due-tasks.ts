@@ -1,5 +1,6 @@
 import * as z from 'zod';
-import { InvalidInputError, describeError } from '../../errors.ts';
+import { requireSettings } from '../../config.ts';
+import { describeError } from '../../errors.ts';
 import { defineTask } from '../../task.ts';
 
 interface ClaimedTask {
@@ -61,8 +62,7 @@ export default defineTask({
   needs: { postgres: true },
   async run(ctx) {
     const { limit, concurrency, model, maxRetries, requestTimeoutSeconds, leaseSeconds, notificationChannel } = ctx.params;
-    const baseURL = ctx.env.LLM_BASE_URL;
-    if (!baseURL) throw new InvalidInputError('invalid configuration: ai.process-due-tasks requires LLM_BASE_URL, not set');
+    const { LLM_BASE_URL: baseURL, LLM_API_KEY: apiKey } = requireSettings(ctx.env, ['LLM_BASE_URL'], 'ai.process-due-tasks');
     const runId = ctx.run.id;
 
     if (ctx.dryRun) {
@@ -75,11 +75,12 @@ export default defineTask({
       return `dry run: ${due} due tasks would be processed`;
     }
 
-    const [{ nextRunAfter, ScheduleError }, { openChatClient }] = await Promise.all([
+    const [{ nextRunAfter, ScheduleError }, { openChatClient }, { withTransaction }] = await Promise.all([
       import('./next-run.ts'),
       import('../../services/llm.ts'),
+      import('../../services/postgres.ts'),
     ]);
-    const llm = await openChatClient({ baseURL, apiKey: ctx.env.LLM_API_KEY, model, maxRetries, timeoutMs: requestTimeoutSeconds * 1000 });
+    const llm = await openChatClient({ baseURL, apiKey, model, maxRetries, timeoutMs: requestTimeoutSeconds * 1000 });
     for (const key of ['tasks_processed', 'tasks_succeeded', 'tasks_failed', 'tasks_left_due']) ctx.count(key, 0);
 
     let unreachable: unknown;
@@ -93,9 +94,7 @@ export default defineTask({
 
     const fail = async (task: ClaimedTask, err: unknown) => {
       const message = describeError(err);
-      const client = await ctx.db.connect();
-      try {
-        await client.query('BEGIN');
+      await withTransaction(ctx.db, async (client) => {
         const { rowCount } = await client.query(
           `UPDATE ai_tasks SET status = 'failed', last_error = $3, last_run_at = $4, claimed_by = NULL, claimed_at = NULL, updated_at = $4
            WHERE id = $1 AND claimed_by = $2`,
@@ -111,13 +110,7 @@ export default defineTask({
             [task.user_id, task.id, notificationChannel, `Task failed: ${task.title}`, message],
           );
         }
-        await client.query('COMMIT');
-      } catch (txErr) {
-        await client.query('ROLLBACK');
-        throw txErr;
-      } finally {
-        client.release();
-      }
+      }, { log: ctx.log });
       ctx.count('tasks_failed');
       failures.push(`${task.id} (${task.title}): ${message}`);
       ctx.log.warn({ aiTask: task.id, err }, 'AI task failed');
@@ -154,9 +147,7 @@ export default defineTask({
         return fail(task, err);
       }
       const now = ctx.clock.now();
-      const client = await ctx.db.connect();
-      try {
-        await client.query('BEGIN');
+      const stored = await withTransaction(ctx.db, async (client) => {
         const { rowCount } = await client.query(
           `UPDATE ai_tasks
            SET status = $3, next_run_at = $4, last_run_at = $5, run_count = run_count + 1, last_error = NULL,
@@ -164,13 +155,9 @@ export default defineTask({
            WHERE id = $1 AND claimed_by = $2`,
           [task.id, runId, next === null ? 'completed' : 'active', next, now],
         );
-        if (rowCount !== 1) {
-          // The lease ran out and another run took the task: its result is the one kept.
-          await client.query('ROLLBACK');
-          ctx.log.warn({ aiTask: task.id }, 'claim lost before the result was stored; result dropped');
-          ctx.count('claims_lost');
-          return;
-        }
+        // The lease ran out and another run took the task: its result is the one kept. The UPDATE
+        // changed nothing, so ending the transaction here stores nothing.
+        if (rowCount !== 1) return false;
         await client.query(
           `INSERT INTO ai_task_results (ai_task_id, user_id, run_id, status, result, model, total_tokens, scheduled_for)
            VALUES ($1, $2, $3, 'succeeded', $4, $5, $6, $7)`,
@@ -183,12 +170,12 @@ export default defineTask({
           task.title,
           completion.text,
         ]);
-        await client.query('COMMIT');
-      } catch (err) {
-        await client.query('ROLLBACK');
-        throw err;
-      } finally {
-        client.release();
+        return true;
+      }, { log: ctx.log });
+      if (!stored) {
+        ctx.log.warn({ aiTask: task.id }, 'claim lost before the result was stored; result dropped');
+        ctx.count('claims_lost');
+        return;
       }
       ctx.count('tasks_succeeded');
       ctx.log.info({ aiTask: task.id, ms: Math.round(performance.now() - started), next: next?.toISOString() ?? null }, 'AI task done');

@@ -1,4 +1,5 @@
 import * as z from 'zod';
+import { requireSettings } from '../../config.ts';
 import { describeError } from '../../errors.ts';
 import { defineTask } from '../../task.ts';
 
@@ -30,19 +31,12 @@ export default defineTask({
   needs: { redis: true },
   async run(ctx) {
     const p = ctx.params;
-    const [{ taskEnv }, { reliableQueue }, { openMailer, classifyFailure }, { parseMailItem, messageIdFor }] = await Promise.all([
-      import('../../services/task-env.ts'),
+    const env = requireSettings(ctx.env, ['SMTP_URL'], 'email.process-queue');
+    const [{ reliableQueue }, { openMailer, classifyFailure }, { parseMailItem, messageIdFor }] = await Promise.all([
       import('../../services/reliable-queue.ts'),
       import('../../services/smtp.ts'),
       import('./mail-item.ts'),
     ]);
-    const env = taskEnv(
-      z.object({
-        SMTP_URL: z.url({ protocol: /^smtps?$/, error: 'must be an smtp:// or smtps:// URL' }),
-        EMAIL_FROM: z.string().min(3).optional(),
-      }),
-      'email.process-queue',
-    );
     const defaultFrom = p.from ?? env.EMAIL_FROM;
     const queue = reliableQueue(ctx.redis, p.queue, {
       visibilityMs: p.visibilityTimeoutSeconds * 1000,

@@ -1,4 +1,5 @@
 import * as z from 'zod';
+import { requireSettings } from '../../config.ts';
 import { InvalidInputError, describeError } from '../../errors.ts';
 import { defineTask } from '../../task.ts';
 
@@ -37,16 +38,12 @@ export default defineTask({
   needs: { postgres: true },
   async run(ctx) {
     const p = ctx.params;
-    const [{ taskEnv }, { openMailer, classifyFailure }, { summaryText }, { DateTime }] = await Promise.all([
-      import('../../services/task-env.ts'),
+    const env = requireSettings(ctx.env, ['SMTP_URL'], 'email.send-daily-summary');
+    const [{ openMailer, classifyFailure }, { summaryText }, { DateTime }] = await Promise.all([
       import('../../services/smtp.ts'),
       import('./summary-text.ts'),
       import('luxon'),
     ]);
-    const env = taskEnv(
-      z.object({ SMTP_URL: z.url({ protocol: /^smtps?$/, error: 'must be an smtp:// or smtps:// URL' }), EMAIL_FROM: z.string().min(3).optional() }),
-      'email.send-daily-summary',
-    );
     const from = p.from ?? env.EMAIL_FROM;
     if (!from) throw new InvalidInputError('invalid configuration: email.send-daily-summary needs a sender: the from param or EMAIL_FROM');
     const domain = from.replace(/>$/, '').split('@').pop()!;

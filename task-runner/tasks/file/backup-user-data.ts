@@ -1,4 +1,5 @@
 import * as z from 'zod';
+import { requireSettings } from '../../config.ts';
 import { defineTask } from '../../task.ts';
 
 export default defineTask({
@@ -18,9 +19,10 @@ export default defineTask({
   needs: { postgres: true },
   async run(ctx) {
     const p = ctx.params;
-    const [{ taskEnv, pathList }, { checkRoots }, fs, path, crypto, archive, tar] = await Promise.all([
-      import('../../services/task-env.ts'),
+    const env = requireSettings(ctx.env, ['BGTASK_BACKUP_DIR'], 'file.backup-user-data');
+    const [{ checkRoots }, { withTransaction }, fs, path, crypto, archive, tar] = await Promise.all([
       import('../../services/file-roots.ts'),
+      import('../../services/postgres.ts'),
       import('node:fs/promises'),
       import('node:path'),
       import('node:crypto'),
@@ -29,14 +31,6 @@ export default defineTask({
     ]);
     const { createWriteStream, createReadStream } = await import('node:fs');
     const { pipeline } = await import('node:stream/promises');
-    const env = taskEnv(
-      z.object({
-        BGTASK_FILE_ROOTS: pathList.default([]),
-        BGTASK_BACKUP_DIR: z.string().startsWith('/', 'must be an absolute path'),
-        BGTASK_USER_DATA_ROOT: z.string().startsWith('/', 'must be an absolute path').optional(),
-      }),
-      'file.backup-user-data',
-    );
     const [backupRoot, dataRoot] = await checkRoots(
       [env.BGTASK_BACKUP_DIR, ...(env.BGTASK_USER_DATA_ROOT ? [env.BGTASK_USER_DATA_ROOT] : [])],
       env.BGTASK_FILE_ROOTS,
@@ -63,9 +57,7 @@ export default defineTask({
 
       // Every table from one snapshot: rows referring to each other are consistent.
       await fs.mkdir(path.join(staging, 'db'));
-      const client = await ctx.db.connect();
-      try {
-        await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+      await withTransaction(ctx.db, async (client) => {
         manifest.migrations = (await client.query<{ name: string }>('SELECT name FROM pgmigrations ORDER BY run_on, id')).rows.map((r) => r.name);
         for (const { table, orderBy } of archive.USER_TABLES) {
           ctx.signal.throwIfAborted();
@@ -88,13 +80,7 @@ export default defineTask({
           manifest.tables.push({ table, file, rows, sha256: hash.digest('hex') });
           ctx.count('rows', rows);
         }
-        await client.query('COMMIT');
-      } catch (err) {
-        await client.query('ROLLBACK');
-        throw err;
-      } finally {
-        client.release();
-      }
+      }, { isolation: 'repeatable read', readOnly: true, log: ctx.log });
       ctx.set('tables', manifest.tables.length);
 
       // The user-data tree, copied (a snapshot: the archive and its checksums agree even if the

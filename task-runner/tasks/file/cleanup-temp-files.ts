@@ -24,15 +24,10 @@ export default defineTask({
   needs: {},
   async run(ctx) {
     const p = ctx.params;
-    const [{ taskEnv, pathList }, { checkRoots }, { sweepOldFiles }] = await Promise.all([
-      import('../../services/task-env.ts'),
-      import('../../services/file-roots.ts'),
-      import('./sweep-old-files.ts'),
-    ]);
-    const env = taskEnv(z.object({ BGTASK_FILE_ROOTS: pathList.default([]), BGTASK_TEMP_ROOTS: pathList.optional() }), 'file.cleanup-temp-files');
-    const roots = p.roots ?? env.BGTASK_TEMP_ROOTS;
+    const [{ checkRoots }, { sweepOldFiles }] = await Promise.all([import('../../services/file-roots.ts'), import('./sweep-old-files.ts')]);
+    const roots = p.roots ?? ctx.env.BGTASK_TEMP_ROOTS;
     if (!roots || roots.length === 0) throw new InvalidInputError('no roots to clean: give the roots param or set BGTASK_TEMP_ROOTS');
-    const checked = await checkRoots(roots, env.BGTASK_FILE_ROOTS, 'temp root');
+    const checked = await checkRoots(roots, ctx.env.BGTASK_FILE_ROOTS, 'temp root');
 
     const cutoffMs = ctx.clock.now().getTime() - p.maxAgeHours * 3600_000;
     let listed = 0;

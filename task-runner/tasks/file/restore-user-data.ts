@@ -1,4 +1,5 @@
 import * as z from 'zod';
+import { requireSettings } from '../../config.ts';
 import { InvalidInputError } from '../../errors.ts';
 import { defineTask } from '../../task.ts';
 
@@ -20,22 +21,15 @@ export default defineTask({
   needs: { postgres: true },
   async run(ctx) {
     const p = ctx.params;
-    const [{ taskEnv, pathList }, { checkRoots }, fs, path, archive, tar] = await Promise.all([
-      import('../../services/task-env.ts'),
+    const env = requireSettings(ctx.env, ['BGTASK_BACKUP_DIR', 'BGTASK_USER_DATA_ROOT'], 'file.restore-user-data');
+    const [{ checkRoots }, { withTransaction }, fs, path, archive, tar] = await Promise.all([
       import('../../services/file-roots.ts'),
+      import('../../services/postgres.ts'),
       import('node:fs/promises'),
       import('node:path'),
       import('./user-data-archive.ts'),
       import('tar'),
     ]);
-    const env = taskEnv(
-      z.object({
-        BGTASK_FILE_ROOTS: pathList.default([]),
-        BGTASK_BACKUP_DIR: z.string().startsWith('/', 'must be an absolute path'),
-        BGTASK_USER_DATA_ROOT: z.string().startsWith('/', 'must be an absolute path'),
-      }),
-      'file.restore-user-data',
-    );
     const [backupRoot, dataRoot] = await checkRoots([env.BGTASK_BACKUP_DIR, env.BGTASK_USER_DATA_ROOT], env.BGTASK_FILE_ROOTS, 'backup directory or user-data root');
     if (!backupRoot!.real) throw new InvalidInputError(`backup directory ${backupRoot!.given} does not exist`);
     const backupDir = backupRoot!.real;
@@ -89,9 +83,7 @@ export default defineTask({
       }
 
       // All rows in one transaction, ids kept (OVERRIDING SYSTEM VALUE), identity sequences moved past them.
-      const client = await ctx.db.connect();
-      try {
-        await client.query('BEGIN');
+      await withTransaction(ctx.db, async (client) => {
         for (const { table, file: member, rows } of manifest.tables) {
           ctx.signal.throwIfAborted();
           if (!archive.USER_TABLES.some((t) => t.table === table)) throw new InvalidInputError(`archive ${name} holds an unknown table ${table}`);
@@ -114,13 +106,7 @@ export default defineTask({
           }
           ctx.count('rows', rows);
         }
-        await client.query('COMMIT');
-      } catch (err) {
-        await client.query('ROLLBACK');
-        throw err;
-      } finally {
-        client.release();
-      }
+      }, { log: ctx.log });
 
       await fs.mkdir(target, { recursive: true });
       for (const f of manifest.files) {

@@ -52,11 +52,12 @@ export default defineTask({
   needs: { postgres: true },
   async run(ctx) {
     const p = ctx.params;
-    const [{ conditionalGet }, { eventsFromIcs }, { countOverlappingPairs }, { drainBounded }] = await Promise.all([
+    const [{ conditionalGet }, { eventsFromIcs }, { countOverlappingPairs }, { drainBounded }, { withTransaction }] = await Promise.all([
       import('../../services/http-fetch.ts'),
       import('./ics-events.ts'),
       import('./overlaps.ts'),
       import('../../services/bounded.ts'),
+      import('../../services/postgres.ts'),
     ]);
     const { rows: feeds } = await ctx.db.query<Feed>(
       `SELECT f.id, f.user_id, f.calendar_id, f.url, f.etag, f.last_modified, u.timezone
@@ -126,9 +127,7 @@ export default defineTask({
 
     /** Upserts the feed's events and removes those gone from it, in one transaction; returns how many went. */
     const storeFeed = async (feed: Feed, rows: ReturnType<typeof eventsFromIcs>['rows'], fetched: { etag: string | null; lastModified: string | null }, now: Date) => {
-      const client = await ctx.db.connect();
-      try {
-        await client.query('BEGIN');
+      return withTransaction(ctx.db, async (client) => {
         for (let i = 0; i < rows.length; i += BATCH) {
           const batch = rows.slice(i, i + BATCH);
           await client.query(UPSERT, [
@@ -159,14 +158,8 @@ export default defineTask({
           "UPDATE calendar_feeds SET etag = $2, last_modified = $3, last_synced_at = $4, last_status = 'synced', last_error = NULL WHERE id = $1",
           [feed.id, fetched.etag, fetched.lastModified, now],
         );
-        await client.query('COMMIT');
         return rowCount ?? 0;
-      } catch (err) {
-        await client.query('ROLLBACK');
-        throw err;
-      } finally {
-        client.release();
-      }
+      }, { log: ctx.log });
     };
 
     const queue = [...feeds];

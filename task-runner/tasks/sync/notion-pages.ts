@@ -36,12 +36,8 @@ export default defineTask({
   needs: { postgres: true },
   async run(ctx) {
     const p = ctx.params;
-    const [{ taskEnv }, { default: notionSdk }, { pageRow }] = await Promise.all([
-      import('../../services/task-env.ts'),
-      import('@notionhq/client'),
-      import('./notion-page-row.ts'),
-    ]);
-    const env = taskEnv(z.object({ NOTION_BASE_URL: z.url({ protocol: /^https?$/ }).optional() }), 'sync.notion-pages');
+    const [{ default: notionSdk }, { pageRow }] = await Promise.all([import('@notionhq/client'), import('./notion-page-row.ts')]);
+    const baseUrl = ctx.env.NOTION_BASE_URL;
     const { rows: connections } = await ctx.db.query<Connection>(
       'SELECT user_id, token_variable, high_water_mark FROM notion_connections WHERE enabled ORDER BY user_id',
     );
@@ -53,12 +49,12 @@ export default defineTask({
       ctx.signal.throwIfAborted();
       const user = connection.user_id;
       try {
-        const token = process.env[connection.token_variable];
+        const token = ctx.variable(connection.token_variable);
         if (!token) throw new Error(`${connection.token_variable} (the Notion token of user ${user}) is not set`);
         // CommonJS: `default` is its module.exports (the only export a bundled dynamic import has).
         const notion = new notionSdk.Client({
           auth: token,
-          ...(env.NOTION_BASE_URL ? { baseUrl: env.NOTION_BASE_URL.replace(/\/$/, '') } : {}),
+          ...(baseUrl ? { baseUrl: baseUrl.replace(/\/$/, '') } : {}),
           timeoutMs: p.timeoutSeconds * 1000,
           retry: { maxRetries: p.maxRetries, maxRetryDelayMs: p.maxRetryDelaySeconds * 1000 },
           // The LogLevel enum's values ('warn', 'error' …): its object is not exported once bundled.
