@@ -23,7 +23,7 @@ import { OWNER_UID_INDEX, ownerUidIndex } from './kube/store.ts';
 import { compact, slimJob, slimPod } from './kube/transforms.ts';
 import type { KubeObject } from './kube/types.ts';
 import { WorkQueue } from './kube/workqueue.ts';
-import { createMetrics } from './metrics.ts';
+import { createMetrics, familyQueues, taskSnapshot } from './metrics.ts';
 
 export interface RunContext {
   log: Logger;
@@ -112,11 +112,10 @@ export async function runOperator(settings: OperatorSettings, ctx: RunContext): 
   familyConfigMaps.addEventHandler({ onAdd: onFamiliesConfig, onUpdate: (_old, cm) => onFamiliesConfig(cm), onDelete: () => onFamiliesConfig(undefined) });
 
   metrics.setQueueDepthSource(() => queue.len());
-  metrics.setLastSuccessSource(function* () {
-    for (const t of tasks.store.list()) {
-      yield { namespace: t.metadata.namespace ?? '', name: t.metadata.name ?? '', task: t.spec.task, lastSuccessfulTime: t.status?.lastSuccessfulTime };
-    }
+  metrics.setTaskSource(function* () {
+    for (const t of tasks.store.list()) yield taskSnapshot(t);
   });
+  metrics.setFamilyQueueSource(() => familyQueues(Object.keys(families.current()), jobs.store, tasks.store));
 
   const reconcile = createReconciler({
     clients,

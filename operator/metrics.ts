@@ -1,17 +1,38 @@
 // The operator's Prometheus metrics, on a registry of its own (no global state, so tests can make
-// as many as they like). seconds_since_last_success is computed at scrape time from the task
-// cache: always current, and a deleted task's series disappears with it.
+// as many as they like). The per-task gauges (seconds since last success, consecutive failures,
+// schedule interval) and the queue gauges are computed at scrape time from the caches: always
+// current, and a deleted task's series disappears with it.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { mayTakeSlot, oldestWaiting } from './controller/admission.ts';
+import type { Job, Task } from './controller/deps.ts';
+import { JOBS_BY_FAMILY } from './controller/indexes.ts';
+import { TASK_NAME_LABEL } from './controller/labels.ts';
+import { ScheduleIntervals } from './controller/schedule.ts';
 import type { ControllerObserver } from './kube/controller.ts';
+import type { ReadonlyStore } from './kube/store.ts';
+import type { KubeObject } from './kube/types.ts';
 
 const PREFIX = 'bgtask_';
 
-export interface LastSuccess {
+/** What the per-task gauges read of one BackgroundTask. */
+export interface TaskSnapshot {
   namespace: string;
   name: string;
   task: string;
+  /** The task's family (the prefix of spec.task). */
+  family: string;
   /** RFC 3339, from status.lastSuccessfulTime; tasks that never succeeded are not reported. */
   lastSuccessfulTime: string | undefined;
+  /** status.consecutiveFailures; a task without it (never reconciled) is not reported. */
+  consecutiveFailures: number | undefined;
+  /** spec.schedule in spec.timeZone; undefined while the task is suspended (no interval is reported). */
+  schedule: { expression: string; timeZone: string | undefined } | undefined;
+}
+
+/** One family's runs waiting for a slot: when the oldest of them was created (epoch ms), if any. */
+export interface FamilyQueue {
+  family: string;
+  oldestWaitingSince: number | undefined;
 }
 
 export interface RunObservation {
@@ -28,8 +49,10 @@ export interface OperatorMetrics extends ControllerObserver {
   setLeader(leading: boolean): void;
   /** An API request's outcome (RawApi's observe hook): a steady state shows no write verbs growing. */
   apiRequest(method: string, code: number | 'error'): void;
-  /** Where seconds_since_last_success reads from at scrape time. */
-  setLastSuccessSource(source: () => Iterable<LastSuccess>): void;
+  /** Where the per-task gauges (seconds_since_last_success, consecutive_failures, schedule_interval_seconds) read from at scrape time. */
+  setTaskSource(source: () => Iterable<TaskSnapshot>): void;
+  /** Where oldest_queued_run_seconds reads from at scrape time: one entry per configured family. */
+  setFamilyQueueSource(source: () => Iterable<FamilyQueue>): void;
   /** Where workqueue_depth reads from at scrape time (a standby's queue fills too). */
   setQueueDepthSource(source: () => number): void;
 }
@@ -71,7 +94,7 @@ export function createMetrics(opts: { now?: () => number; defaultMetrics?: boole
     labelNames: ['method', 'code'],
     registers: [registry],
   });
-  let lastSuccessSource: () => Iterable<LastSuccess> = () => [];
+  let taskSource: () => Iterable<TaskSnapshot> = () => [];
   new Gauge({
     name: `${PREFIX}seconds_since_last_success`,
     help: 'Seconds since each task last succeeded.',
@@ -80,11 +103,57 @@ export function createMetrics(opts: { now?: () => number; defaultMetrics?: boole
     collect() {
       this.reset();
       const t = now();
-      for (const s of lastSuccessSource()) {
+      for (const s of taskSource()) {
         if (!s.lastSuccessfulTime) continue;
         const at = Date.parse(s.lastSuccessfulTime);
         if (Number.isNaN(at)) continue;
         this.set({ namespace: s.namespace, name: s.name, task: s.task }, Math.max(0, (t - at) / 1000));
+      }
+    },
+  });
+  new Gauge({
+    name: `${PREFIX}consecutive_failures`,
+    help: 'Runs of each task that failed in a row since its last success (status.consecutiveFailures).',
+    labelNames: ['namespace', 'name', 'task', 'family'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const s of taskSource()) {
+        if (s.consecutiveFailures === undefined) continue;
+        this.set({ namespace: s.namespace, name: s.name, task: s.task, family: s.family }, s.consecutiveFailures);
+      }
+    },
+  });
+  const intervals = new ScheduleIntervals();
+  new Gauge({
+    name: `${PREFIX}schedule_interval_seconds`,
+    help:
+      'Expected seconds between scheduled runs of each task: the longest gap between consecutive scheduled times over the coming five weeks, ' +
+      'in the task\'s time zone (a weekday schedule reports its weekend). Suspended tasks and invalid schedules are not reported.',
+    labelNames: ['namespace', 'name', 'task', 'family'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      const t = now();
+      intervals.beginRound(t);
+      for (const s of taskSource()) {
+        if (!s.schedule) continue;
+        const seconds = intervals.get(s.schedule.expression, s.schedule.timeZone, t);
+        if (seconds !== undefined) this.set({ namespace: s.namespace, name: s.name, task: s.task, family: s.family }, seconds);
+      }
+    },
+  });
+  let familyQueueSource: () => Iterable<FamilyQueue> = () => [];
+  new Gauge({
+    name: `${PREFIX}oldest_queued_run_seconds`,
+    help: 'Age of the oldest run waiting for a slot of its family (a Job created suspended, not admitted yet); 0 when none waits.',
+    labelNames: ['family'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      const t = now();
+      for (const q of familyQueueSource()) {
+        this.set({ family: q.family }, q.oldestWaitingSince === undefined ? 0 : Math.max(0, (t - q.oldestWaitingSince) / 1000));
       }
     },
   });
@@ -106,11 +175,44 @@ export function createMetrics(opts: { now?: () => number; defaultMetrics?: boole
     apiRequest(method, code) {
       apiRequests.inc({ method, code: String(code) });
     },
-    setLastSuccessSource(source) {
-      lastSuccessSource = source;
+    setTaskSource(source) {
+      taskSource = source;
+    },
+    setFamilyQueueSource(source) {
+      familyQueueSource = source;
     },
     setQueueDepthSource(source) {
       queueDepthSource = source;
     },
   };
+}
+
+/** What the per-task gauges read of a cached BackgroundTask. */
+export function taskSnapshot(t: Task): TaskSnapshot {
+  return {
+    namespace: t.metadata.namespace ?? '',
+    name: t.metadata.name ?? '',
+    task: t.spec.task,
+    family: t.spec.task.slice(0, Math.max(0, t.spec.task.indexOf('.'))),
+    lastSuccessfulTime: t.status?.lastSuccessfulTime,
+    consecutiveFailures: t.status?.consecutiveFailures,
+    schedule: t.spec.suspend ? undefined : { expression: t.spec.schedule, timeZone: t.spec.timeZone },
+  };
+}
+
+/**
+ * The oldest waiting run of each family, from the Job cache (built with JOB_INDEXERS) and the task
+ * cache: the Jobs admission would let in once a slot frees (admission.ts), not those of suspended
+ * or deleted tasks.
+ */
+export function familyQueues(families: Iterable<string>, jobs: ReadonlyStore<Job>, tasks: ReadonlyStore<Task & KubeObject>): FamilyQueue[] {
+  const ownerOf = (job: Job): (Task & KubeObject) | undefined => {
+    const name = job.metadata?.labels?.[TASK_NAME_LABEL];
+    const namespace = job.metadata?.namespace;
+    return name && namespace ? tasks.get(namespace, name) : undefined;
+  };
+  return [...families].map((family) => ({
+    family,
+    oldestWaitingSince: oldestWaiting(jobs.byIndex(JOBS_BY_FAMILY, family), (job) => mayTakeSlot(job, ownerOf(job))),
+  }));
 }

@@ -10,11 +10,36 @@
 import type { Family } from '../../crds/schema.ts';
 import { objectKey } from '../kube/keys.ts';
 import type { ReadonlyStore } from '../kube/store.ts';
-import type { Job } from './deps.ts';
+import type { Job, Task } from './deps.ts';
 import { JOBS_BY_FAMILY } from './indexes.ts';
+import { TRIGGER_ANNOTATION } from './labels.ts';
 
 export function isFinished(job: Job): boolean {
   return (job.status?.conditions ?? []).some((c) => (c.type === 'Complete' || c.type === 'Failed') && c.status === 'True');
+}
+
+/**
+ * Whether a waiting Job may take a slot of its family: its task (`owner`) exists and is not being
+ * deleted, and is not suspended — run-now Jobs run even for a suspended task.
+ */
+export function mayTakeSlot(job: Job, owner: Task | undefined): boolean {
+  if (!owner || owner.metadata.deletionTimestamp) return false;
+  return !owner.spec.suspend || job.spec?.template?.metadata?.annotations?.[TRIGGER_ANNOTATION] === 'Manual';
+}
+
+/**
+ * When the oldest of these Jobs still waiting for a slot was created (epoch ms); undefined when
+ * none waits. Waiting: suspended, unfinished, not being deleted, and allowed to run (`mayRun`) —
+ * a Job of a suspended task waits for its task, not for the family, and is left out.
+ */
+export function oldestWaiting(jobs: readonly Job[], mayRun: (job: Job) => boolean): number | undefined {
+  let oldest: number | undefined;
+  for (const job of jobs) {
+    if (job.spec?.suspend !== true || job.metadata?.deletionTimestamp || isFinished(job) || !mayRun(job)) continue;
+    const created = Date.parse(job.metadata?.creationTimestamp ?? '');
+    if (!Number.isNaN(created) && (oldest === undefined || created < oldest)) oldest = created;
+  }
+  return oldest;
 }
 
 export interface AdmissionPlan {

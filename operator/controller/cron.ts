@@ -37,6 +37,9 @@ export class CronSyntaxError extends Error {
 export interface CronSchedule {
   readonly expression: string;
   readonly zone: Zone;
+  /** The minutes and hours the schedule fires at, ascending (every matching day fires at each hour × minute). */
+  readonly minutes: readonly number[];
+  readonly hours: readonly number[];
   /** The first scheduled instant strictly after `ms` (whole seconds), or undefined when none within 5 years. */
   next(ms: number): number | undefined;
 }
@@ -70,7 +73,8 @@ export function parseCron(expression: string, zone: Zone): CronSchedule {
     month: parseField(month, MONTHS),
     dow: parseField(dow, DOW),
   };
-  return { expression, zone, next: (ms) => next(spec5, zone, ms) };
+  const ascending = (f: FieldSet) => [...f.values].sort((a, b) => a - b);
+  return { expression, zone, minutes: ascending(spec5.minute), hours: ascending(spec5.hour), next: (ms) => next(spec5, zone, ms) };
 }
 
 function parseField(field: string, bounds: Bounds): FieldSet {

@@ -16,12 +16,12 @@ import { FAMILIES, KIND as TASK_KIND, type Family } from '../../crds/schema.ts';
 import { Applier } from '../kube/apply.ts';
 import { describeError } from '../kube/errors.ts';
 import { splitKey } from '../kube/keys.ts';
-import { FamilyAdmission } from './admission.ts';
+import { FamilyAdmission, mayTakeSlot } from './admission.ts';
 import type { CronJob, Job, Pod, ReconcileDeps, Task } from './deps.ts';
 import { desiredCronJob, desiredRunJob } from './desired-cronjob.ts';
 import { planHousekeeping } from './housekeeping.ts';
 import { JOBS_BY_TASK, PODS_BY_JOB } from './indexes.ts';
-import { FAMILY_LABEL, RETRY_OF_ANNOTATION, RUN_FINALIZER, RUN_NOW_HANDLED_ANNOTATION, RUN_NOW_TOKEN_ANNOTATION, TASK_NAME_LABEL, TRIGGER_ANNOTATION } from './labels.ts';
+import { FAMILY_LABEL, RETRY_OF_ANNOTATION, RUN_FINALIZER, RUN_NOW_HANDLED_ANNOTATION, RUN_NOW_TOKEN_ANNOTATION, TASK_NAME_LABEL } from './labels.ts';
 import { Announced } from './memory.ts';
 import { cronJobName } from './names.ts';
 import { decideRetry, retryPolicy } from './retries.ts';
@@ -166,9 +166,7 @@ export function createReconciler(deps: ReconcileDeps): (key: string) => Promise<
 
   /** A waiting Job may take a slot unless its task is gone, or suspended (run-now Jobs excepted). */
   function mayRun(job: Job): boolean {
-    const owner = taskOfJob(job);
-    if (!owner || owner.metadata.deletionTimestamp) return false;
-    return !owner.spec.suspend || job.spec?.template?.metadata?.annotations?.[TRIGGER_ANNOTATION] === 'Manual';
+    return mayTakeSlot(job, taskOfJob(job));
   }
 
   async function startRunNow(task: Task, validation: Extract<Validation, { ok: true }>, desired: CronJob): Promise<void> {

@@ -79,3 +79,94 @@ export function nextScheduleTime(schedule: CronSchedule, earliest: number, now: 
   }
   return schedule.next(from);
 }
+
+const MINUTE_MS = 60_000;
+const DAY_MS = 86_400_000;
+/** How far ahead the interval looks: every weekly pattern and most monthly ones (1st-10th) show in it. */
+const INTERVAL_WINDOW_MS = 35 * DAY_MS;
+/** Bounds the walk over matching days (at most one a day within the window, plus the one after it). */
+const INTERVAL_MAX_DAYS = 40;
+
+/**
+ * The task's expected interval between scheduled runs, in seconds: the longest gap between two
+ * consecutive scheduled times from `now` over the coming five weeks, in the schedule's time zone.
+ * The longest, not the next, so that a weekday schedule reports its weekend and a dead-man's
+ * switch built on it does not fire every Monday morning; a daylight-saving change within the
+ * window adds its hour. Undefined when the schedule never fires.
+ *
+ * Cheap enough for a scrape: every matching day fires at each hour × minute of the schedule, so
+ * the gaps within a day come from those two lists, and only the gaps between matching days are
+ * walked with next() (two calls a matching day), not every run of a `* * * * *` schedule.
+ */
+export function scheduleIntervalSeconds(schedule: CronSchedule, now: number): number | undefined {
+  const { minutes, hours, zone } = schedule;
+  if (minutes.length === 0 || hours.length === 0) return undefined;
+  let longest = 0;
+  for (let i = 1; i < minutes.length; i++) longest = Math.max(longest, (minutes[i]! - minutes[i - 1]!) * MINUTE_MS);
+  const hourSpan = (minutes.at(-1)! - minutes[0]!) * MINUTE_MS;
+  for (let i = 1; i < hours.length; i++) longest = Math.max(longest, (hours[i]! - hours[i - 1]!) * 60 * MINUTE_MS - hourSpan);
+
+  let dayFirst = schedule.next(now);
+  if (dayFirst === undefined) return undefined;
+  const end = dayFirst + INTERVAL_WINDOW_MS;
+  let betweenDays = 0;
+  for (let i = 0; i < INTERVAL_MAX_DAYS; i++) {
+    const w = zone.wall(dayFirst);
+    // The day's last run, at its latest hour and minute (Go's rules where DST skips or repeats it).
+    const dayLast = Math.max(dayFirst, zone.date(w.year, w.month, w.day, hours.at(-1)!, minutes.at(-1)!, 0));
+    const following = schedule.next(dayLast);
+    if (following === undefined) break;
+    betweenDays = Math.max(betweenDays, following - dayLast);
+    if (following > end) break;
+    dayFirst = following;
+  }
+  longest = Math.max(longest, betweenDays);
+  return longest > 0 ? Math.round(longest / 1000) : undefined;
+}
+
+/** How long a computed interval is trusted: daylight-saving changes move in and out of the window. */
+const INTERVAL_TTL_MS = 3_600_000;
+/** Intervals computed per scrape at most (a daily schedule takes ~50 ms); the rest wait for the next scrape. */
+const INTERVAL_COMPUTATIONS_PER_ROUND = 10;
+
+/**
+ * scheduleIntervalSeconds per (schedule, time zone), recomputed after an hour: thousands of tasks
+ * share a few schedules, and a scrape computes each once. A round (one scrape) computes at most a
+ * few: beyond that a stale interval is served as it is and a new one is left out until a later
+ * round, so a scrape stays fast however many distinct schedules appear at once. A schedule that
+ * fails to parse (bad cron or time zone) gives undefined.
+ */
+export class ScheduleIntervals {
+  private readonly cache = new Map<string, { seconds: number | undefined; at: number }>();
+  private budget: number;
+
+  constructor(private readonly perRound = INTERVAL_COMPUTATIONS_PER_ROUND) {
+    this.budget = perRound;
+  }
+
+  /** Starts a round: resets the computation budget and forgets schedules not recomputed for a while. */
+  beginRound(now: number): void {
+    this.budget = this.perRound;
+    for (const [key, entry] of this.cache) if (now - entry.at >= 2 * INTERVAL_TTL_MS) this.cache.delete(key);
+  }
+
+  get(expression: string, timeZone: string | undefined, now: number): number | undefined {
+    const key = `${timeZone ?? DEFAULT_TIME_ZONE}\n${expression}`;
+    const hit = this.cache.get(key);
+    const fresh = hit !== undefined && now - hit.at < INTERVAL_TTL_MS && hit.at <= now;
+    if (fresh || this.budget <= 0) return hit?.seconds;
+    this.budget--;
+    let seconds: number | undefined;
+    try {
+      seconds = scheduleIntervalSeconds(compileSchedule(expression, timeZone), now);
+    } catch {
+      seconds = undefined;
+    }
+    this.cache.set(key, { seconds, at: now });
+    return seconds;
+  }
+
+  get size(): number {
+    return this.cache.size;
+  }
+}

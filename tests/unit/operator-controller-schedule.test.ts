@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { CronSyntaxError, parseCron } from '../../operator/controller/cron.ts';
-import { compileSchedule, InvalidScheduleError, mostRecentScheduleTime, nextScheduleTime } from '../../operator/controller/schedule.ts';
+import { compileSchedule, InvalidScheduleError, mostRecentScheduleTime, nextScheduleTime, ScheduleIntervals, scheduleIntervalSeconds } from '../../operator/controller/schedule.ts';
 import { UnknownTimeZoneError, Zone } from '../../operator/controller/zoned-time.ts';
 
 const ms = (iso: string) => Date.parse(iso);
@@ -166,5 +166,96 @@ describe('nextScheduleTime', () => {
 
   it('falls back to now for a schedule the controller refuses, and finds nothing for one that never fires', () => {
     expect(nextScheduleTime(compileSchedule('0 0 30 2 *', undefined), 0, ms('2026-01-01T00:00:00Z'))).toBeUndefined();
+  });
+});
+
+describe('scheduleIntervalSeconds', () => {
+  const HOUR = 3600;
+  const DAY = 24 * HOUR;
+  /** The longest gap between consecutive runs, by walking every run over the same window. */
+  function bruteForce(schedule: string, timeZone: string, from: string, days = 35): number {
+    const s = compileSchedule(schedule, timeZone);
+    const first = s.next(ms(from))!;
+    let longest = 0;
+    for (let t = first, n = s.next(t); n !== undefined; t = n, n = s.next(t)) {
+      longest = Math.max(longest, n - t);
+      if (n > first + days * DAY * 1000) break;
+    }
+    return longest / 1000;
+  }
+
+  it.each([
+    { schedule: '* * * * *', timeZone: 'Etc/UTC', expected: 60 },
+    { schedule: '*/5 * * * *', timeZone: 'America/New_York', expected: 300 },
+    { schedule: '*/30 * * * *', timeZone: 'Etc/UTC', expected: 1800 },
+    { schedule: '0 */2 * * *', timeZone: 'Etc/UTC', expected: 2 * HOUR },
+    { schedule: '15,45 */6 * * *', timeZone: 'Etc/UTC', expected: 5.5 * HOUR },
+    { schedule: '0 4 * * *', timeZone: 'Etc/UTC', expected: DAY },
+    { schedule: '0 2 * * 1-5', timeZone: 'Europe/Berlin', expected: 3 * DAY },
+    { schedule: '0 9-17 * * 1-5', timeZone: 'Etc/UTC', expected: 64 * HOUR },
+    { schedule: '* 9-17 * * *', timeZone: 'Etc/UTC', expected: 15 * HOUR + 60 },
+    { schedule: '0 1 * * 0', timeZone: 'Etc/UTC', expected: 7 * DAY },
+    { schedule: '0 0 1-10 * *', timeZone: 'Etc/UTC', expected: 22 * DAY }, // the 10th to the 1st (December: 31 days)
+    { schedule: '@yearly', timeZone: 'Etc/UTC', expected: 365 * DAY },
+  ])('$schedule in $timeZone: $expected s', ({ schedule, timeZone, expected }) => {
+    const from = '2026-11-28T15:00:00Z';
+    expect(scheduleIntervalSeconds(compileSchedule(schedule, timeZone), ms(from))).toBe(expected);
+  });
+
+  it.each([
+    { schedule: '*/7 3-5,20 * * *', timeZone: 'Asia/Kolkata', from: '2026-11-28T15:00:00Z' },
+    { schedule: '30 2 * * *', timeZone: 'Europe/Berlin', from: '2026-03-20T00:00:00Z' },
+    { schedule: '30 2 * * *', timeZone: 'Europe/Berlin', from: '2026-10-20T00:00:00Z' },
+    { schedule: '0 */4 * * 2,4', timeZone: 'America/Sao_Paulo', from: '2026-06-01T00:00:00Z' },
+    { schedule: '45 23 1,15 * *', timeZone: 'Australia/Lord_Howe', from: '2026-09-20T00:00:00Z' },
+  ])('agrees with walking every run: $schedule in $timeZone from $from', ({ schedule, timeZone, from }) => {
+    expect(scheduleIntervalSeconds(compileSchedule(schedule, timeZone), ms(from))).toBe(bruteForce(schedule, timeZone, from));
+  });
+
+  it('includes a daylight-saving change within the window: a day of 23 or 25 hours, a skipped 02:30', () => {
+    expect(scheduleIntervalSeconds(compileSchedule('0 3 * * *', 'Europe/Berlin'), ms('2026-10-20T00:00:00Z'))).toBe(25 * HOUR);
+    expect(scheduleIntervalSeconds(compileSchedule('30 2 * * *', 'Europe/Berlin'), ms('2026-03-20T00:00:00Z'))).toBe(47 * HOUR);
+  });
+
+  it('has none for a schedule that never fires', () => {
+    expect(scheduleIntervalSeconds(compileSchedule('0 0 30 2 *', 'Etc/UTC'), ms('2026-11-28T15:00:00Z'))).toBeUndefined();
+  });
+});
+
+describe('ScheduleIntervals', () => {
+  const t0 = ms('2026-11-28T15:00:00Z');
+
+  it('computes each schedule and time zone once an hour, and gives nothing for an invalid one', () => {
+    const intervals = new ScheduleIntervals();
+    intervals.beginRound(t0);
+    expect(intervals.get('*/5 * * * *', undefined, t0)).toBe(300);
+    expect(intervals.get('*/5 * * * *', 'Etc/UTC', t0)).toBe(300); // the default zone: the same entry
+    expect(intervals.get('0 4 * * *', 'Europe/Berlin', t0)).toBe(86_400);
+    expect(intervals.get('not a cron', undefined, t0)).toBeUndefined();
+    expect(intervals.get('0 4 * * *', 'Mars/Olympus_Mons', t0)).toBeUndefined();
+    expect(intervals.size).toBe(4);
+  });
+
+  it('computes at most its budget per round: stale values are served, new schedules wait for a later round', () => {
+    const intervals = new ScheduleIntervals(2);
+    intervals.beginRound(t0);
+    expect(intervals.get('*/5 * * * *', undefined, t0)).toBe(300);
+    expect(intervals.get('*/10 * * * *', undefined, t0)).toBe(600);
+    expect(intervals.get('*/15 * * * *', undefined, t0)).toBeUndefined(); // over budget
+    expect(intervals.get('*/5 * * * *', undefined, t0)).toBe(300); // cached: free
+    intervals.beginRound(t0 + 1000);
+    expect(intervals.get('*/15 * * * *', undefined, t0 + 1000)).toBe(900);
+    // Two hours on: all stale; one recomputed, the other served stale; unused entries forgotten.
+    const later = t0 + 2 * 3_600_000 + 1000;
+    const small = new ScheduleIntervals(1);
+    small.beginRound(t0);
+    small.get('*/5 * * * *', undefined, t0);
+    small.beginRound(t0 + 1);
+    small.get('*/10 * * * *', undefined, t0 + 1);
+    small.beginRound(t0 + 3_600_000);
+    expect(small.get('*/5 * * * *', undefined, t0 + 3_600_000)).toBe(300); // recomputed
+    expect(small.get('*/10 * * * *', undefined, t0 + 3_600_000)).toBe(600); // stale, served as is
+    small.beginRound(later);
+    expect(small.size).toBe(1); // */10 was last computed over two hours ago
   });
 });

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { startEndpoints, type RunningServer } from '../../operator/health.ts';
-import { createMetrics } from '../../operator/metrics.ts';
+import { createMetrics, type TaskSnapshot } from '../../operator/metrics.ts';
 
 const servers: RunningServer[] = [];
 afterEach(async () => {
@@ -45,11 +45,12 @@ describe('metrics', () => {
     metrics.setLeader(true);
     metrics.apiRequest('PATCH', 200);
     metrics.apiRequest('GET', 'error');
-    let tasks = [
-      { namespace: 'ns', name: 'digest', task: 'email.digest', lastSuccessfulTime: '2026-11-28T11:59:00Z' },
-      { namespace: 'ns', name: 'never', task: 'ai.summary', lastSuccessfulTime: undefined },
+    const common = { consecutiveFailures: undefined, schedule: undefined };
+    let tasks: TaskSnapshot[] = [
+      { namespace: 'ns', name: 'digest', task: 'email.digest', family: 'email', lastSuccessfulTime: '2026-11-28T11:59:00Z', ...common },
+      { namespace: 'ns', name: 'never', task: 'ai.summary', family: 'ai', lastSuccessfulTime: undefined, ...common },
     ];
-    metrics.setLastSuccessSource(() => tasks);
+    metrics.setTaskSource(() => tasks);
     const s = await startEndpoints({ host: '127.0.0.1', port: 0, registry: metrics.registry });
     servers.push(s);
 
