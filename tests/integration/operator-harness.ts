@@ -14,7 +14,7 @@ import { FIELD_MANAGER } from '../../operator/kube/apply.ts';
 import { createClients, loadKubeConfig } from '../../operator/kube/clients.ts';
 import { Controller } from '../../operator/kube/controller.ts';
 import { KubeEventRecorder, apiEventSink } from '../../operator/kube/events.ts';
-import { Informer, type EventHandler } from '../../operator/kube/informer.ts';
+import { Informer, type EventHandler, type InformerStats } from '../../operator/kube/informer.ts';
 import { MANAGED_SELECTOR, objectKey, taskKeyOf } from '../../operator/kube/keys.ts';
 import { BACKGROUND_TASKS, CRON_JOBS, JOBS, PODS } from '../../operator/kube/resources.ts';
 import { OWNER_UID_INDEX, ownerUidIndex } from '../../operator/kube/store.ts';
@@ -78,6 +78,8 @@ export async function tearDown(namespace: string | undefined, operator: RunningO
 export interface RunningOperator {
   /** Reconciles finished so far, by task key. */
   readonly reconciled: Map<string, number>;
+  /** Each informer's counters (lists, watch errors, stalls…), by resource plural. */
+  informerStats(): Record<string, InformerStats>;
   /** Puts a new families.yaml in force (as a ConfigMap update would). */
   setFamilies(yaml: string): void;
   /** Stops the workers (waiting for in-flight reconciles), the informers and the event writer. */
@@ -148,6 +150,7 @@ export async function startOperator(opts: { kubeconfig: string; namespace: strin
 
   return {
     reconciled,
+    informerStats: () => Object.fromEntries(informers.map((i, n) => [['backgroundtasks', 'cronjobs', 'jobs', 'pods'][n]!, { ...i.stats }])),
     setFamilies(yaml) {
       const result = families.update({ metadata: { name: 'test-families' }, data: { 'families.yaml': yaml } });
       if (!result.ok) throw result.error;

@@ -3,10 +3,9 @@
 // changes nothing; a steady world is not written to, even by a freshly started operator; and a
 // deleted task takes its CronJob with it.
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { HttpMethod, KubeConfig } from '@kubernetes/client-node';
-import { RawApi } from '../../operator/kube/raw-api.ts';
-import { BACKGROUND_TASKS, CRON_JOBS, EVENTS, JOBS, collectionPath, type ResourceType } from '../../operator/kube/resources.ts';
+import { BACKGROUND_TASKS, CRON_JOBS, EVENTS, JOBS } from '../../operator/kube/resources.ts';
 import { createNamespace, kubectl, kubectlJson, kubectlRaw, waitFor } from '../support/kube.ts';
+import { watchWrites } from '../support/watch-writes.ts';
 import { prepareNamespace, startOperator, tearDown, type RunningOperator } from './operator-harness.ts';
 
 let ns: string;
@@ -122,32 +121,3 @@ describe('BackgroundTask → CronJob', () => {
     await waitFor('CronJob nightly to be collected', async () => (await kubectlRaw(['-n', ns, 'get', 'cronjob', 'nightly'])).code !== 0, 60_000);
   });
 });
-
-/** Watches, from outside the operator, every kind it writes; returns what changed when stopped. */
-async function watchWrites(kubeconfig: string, namespace: string, kinds: ResourceType[]): Promise<{ stop(): Promise<string[]> }> {
-  const kc = new KubeConfig();
-  kc.loadFromFile(kubeconfig);
-  const raw = new RawApi(kc);
-  const seen: string[] = [];
-  const abort = new AbortController();
-  // Each watch starts at its kind's current resourceVersion, so only writes from now on are seen.
-  const versions = await Promise.all(
-    kinds.map(async (kind) => (await raw.request<{ metadata: { resourceVersion: string } }>(HttpMethod.GET, collectionPath(kind, namespace))).metadata.resourceVersion),
-  );
-  const watches = kinds.map((kind, i) =>
-    raw
-      .watch<{ metadata?: { name?: string } }>(collectionPath(kind, namespace), { resourceVersion: versions[i] }, (event) => {
-        if (event.type === 'ADDED' || event.type === 'MODIFIED' || event.type === 'DELETED') seen.push(`${event.type} ${kind.kind} ${event.object.metadata?.name}`);
-      }, abort.signal)
-      .catch((err: unknown) => {
-        if (!abort.signal.aborted) seen.push(`watch of ${kind.plural} failed: ${String(err)}`);
-      }),
-  );
-  return {
-    async stop() {
-      abort.abort();
-      await Promise.all(watches);
-      return seen;
-    },
-  };
-}
