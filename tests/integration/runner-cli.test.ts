@@ -17,6 +17,17 @@ const dir = mkdtempSync(join(tmpdir(), 'runner-cli-'));
 beforeAll(() => buildRunner());
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
+describe('plugin tasks', () => {
+  it("read their own variables (ctx.variable, process.env) and the runner's settings (ctx.env)", async () => {
+    const plugin = { TASK_PLUGINS: 'tests/fixtures/plugins/reads-env.mjs' };
+    const set = await runRunner(['run', 'sync.fixture-reads-env'], { ...plugin, FIXTURE_GREETING: 'hello', BGTASK_FILE_ROOTS: '/a:/b' });
+    expect(set.code, set.stdout).toBe(0);
+    expect(set.result?.summary).toEqual({ greeting: 'hello', greeting_from_process: 'hello', file_roots: 2 });
+    const unset = await runRunner(['run', 'sync.fixture-reads-env'], { ...plugin, FIXTURE_GREETING: '' });
+    expect(unset.result?.summary).toMatchObject({ greeting: '(unset)', file_roots: 0 });
+  });
+});
+
 describe('list and describe', () => {
   it('lists the built-in tasks with their schedules', async () => {
     const exit = await runRunner(['list']);
@@ -82,6 +93,13 @@ describe('run: invalid input exits 2, is reported, and touches nothing', () => {
     expect(exit.result?.message).toMatch(/^invalid configuration: REDIS_URL: must be a redis:\/\/ or rediss:\/\/ URL; BGTASK_ATTEMPT: /);
   });
 
+  it("a malformed task setting, whichever task runs: one line naming it, never its value", async () => {
+    const exit = await runRunner(['run', 'sync.fixture-instant'], { ...INSTANT, SMTP_URL: 'http://mailer:hunter2@smtp.example.com', BGTASK_FILE_ROOTS: '/data:relative' });
+    expect(exit.code).toBe(2);
+    expect(exit.result?.message).toBe('invalid configuration: SMTP_URL: must be an smtp:// or smtps:// URL; BGTASK_FILE_ROOTS.1: every path must be absolute');
+    expect(exit.stdout + exit.stderr).not.toContain('hunter2');
+  });
+
   it('an invalid configuration still reports under the run identity that is valid', async () => {
     const exit = await runRunner(['run', 'sync.fixture-instant'], { ...INSTANT, LOG_LEVEL: 'chatty', BGTASK_RUN_ID: 'id-7', BGTASK_TRIGGER: 'Retry', BGTASK_ATTEMPT: '3' });
     expect(exit.code).toBe(2);
@@ -99,6 +117,12 @@ describe('run: invalid input exits 2, is reported, and touches nothing', () => {
     const exit = await runRunner(['run', 'sync.fixture-instant'], { TASK_PLUGINS: 'tests/fixtures/plugins/missing.mjs' });
     expect(exit.code).toBe(2);
     expect(exit.result?.message).toMatch(/task plugin tests\/fixtures\/plugins\/missing.mjs could not be loaded/);
+  });
+
+  it('a task setting a task requires, not set', async () => {
+    const exit = await runRunner(['run', 'file.backup-user-data', '--dry-run'], { DATABASE_URL: `postgres://u:p@127.0.0.1:${await closedPort()}/db` });
+    expect(exit.code).toBe(2);
+    expect(exit.result?.message).toBe('invalid configuration: file.backup-user-data requires BGTASK_BACKUP_DIR, not set');
   });
 
   it('a usage error', async () => {
