@@ -6,6 +6,7 @@
 import { Command, CommanderError } from 'commander';
 import pino, { type Logger } from 'pino';
 import * as z from 'zod';
+import { runnerEnvFromSchema, runnerEnvSchema, runnerVolumeMountsSchema, runnerVolumesSchema } from './config/runner-pod.ts';
 import { runOperator } from './main.ts';
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
@@ -38,27 +39,44 @@ const listenAddress = z.string().transform((v, ctx) => {
 
 const bool = z.union([z.boolean(), z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1')]);
 
-export const settingsSchema = z.object({
-  kubeconfig: z.string().min(1).optional(),
-  namespace: z.string().max(63).regex(DNS_LABEL, 'must be a namespace name').optional(),
-  leaderElect: bool.default(false),
-  leaseName: z.string().max(253).regex(DNS_SUBDOMAIN, 'must be a Lease name').default('bgtask-operator'),
-  leaseNamespace: z.string().max(63).regex(DNS_LABEL, 'must be a namespace name').optional(),
-  metricsAddr: listenAddress.default({ port: 8080 }),
-  healthAddr: listenAddress.default({ port: 8081 }),
-  workers: z.coerce.number().int().min(1).max(64).default(4),
-  runnerImage: z.string({ error: 'is required' }).min(1, 'is required'),
-  runnerServiceAccount: z.string().max(253).regex(DNS_SUBDOMAIN, 'must be a ServiceAccount name').default('bgtask-runner'),
-  familiesConfigmap: z.string().max(253).regex(DNS_SUBDOMAIN, 'must be a ConfigMap name').default('bgtask-families'),
-  logLevel: z.enum(LOG_LEVELS).default('info'),
-  watchStallSeconds: z.coerce.number().int().min(1).max(3600).default(90),
-  shutdownTimeoutSeconds: z.coerce.number().int().min(1).max(300).default(20),
-  /** From the downward API: the pod's name (event reportingInstance, lease identity) and namespace. */
-  podName: z.string().min(1).optional(),
-  podNamespace: z.string().min(1).optional(),
-  /** The runner's plugin list, so the operator knows the same tasks. */
-  taskPlugins: z.string().optional(),
-});
+const PULL_POLICIES = ['Always', 'IfNotPresent', 'Never'] as const;
+
+export const settingsSchema = z
+  .object({
+    kubeconfig: z.string().min(1).optional(),
+    namespace: z.string().max(63).regex(DNS_LABEL, 'must be a namespace name').optional(),
+    leaderElect: bool.default(false),
+    leaseName: z.string().max(253).regex(DNS_SUBDOMAIN, 'must be a Lease name').default('bgtask-operator'),
+    leaseNamespace: z.string().max(63).regex(DNS_LABEL, 'must be a namespace name').optional(),
+    metricsAddr: listenAddress.default({ port: 8080 }),
+    healthAddr: listenAddress.default({ port: 8081 }),
+    workers: z.coerce.number().int().min(1).max(64).default(4),
+    runnerImage: z.string({ error: 'is required' }).min(1, 'is required'),
+    runnerServiceAccount: z.string().max(253).regex(DNS_SUBDOMAIN, 'must be a ServiceAccount name').default('bgtask-runner'),
+    familiesConfigmap: z.string().max(253).regex(DNS_SUBDOMAIN, 'must be a ConfigMap name').default('bgtask-families'),
+    logLevel: z.enum(LOG_LEVELS).default('info'),
+    watchStallSeconds: z.coerce.number().int().min(1).max(3600).default(90),
+    shutdownTimeoutSeconds: z.coerce.number().int().min(1).max(300).default(20),
+    /** From the downward API: the pod's name (event reportingInstance, lease identity) and namespace. */
+    podName: z.string().min(1).optional(),
+    podNamespace: z.string().min(1).optional(),
+    /** The runner's plugin list, so the operator knows the same tasks. */
+    taskPlugins: z.string().optional(),
+    /** The runner container's image pull policy (unset: Kubernetes' default for the tag). */
+    runnerImagePullPolicy: z.enum(PULL_POLICIES).optional(),
+    /** Operator-wide environment of every run, before the task's own spec.env (which wins on a name they share). */
+    runnerEnv: runnerEnvSchema.optional(),
+    runnerEnvFrom: runnerEnvFromSchema.optional(),
+    /** Extra volumes of every run's pod, and where the runner container mounts them. */
+    runnerVolumes: runnerVolumesSchema.optional(),
+    runnerVolumeMounts: runnerVolumeMountsSchema.optional(),
+  })
+  .superRefine((s, ctx) => {
+    const volumes = new Set((s.runnerVolumes ?? []).map((v) => v.name));
+    (s.runnerVolumeMounts ?? []).forEach((m, i) => {
+      if (!volumes.has(m.name)) ctx.addIssue({ code: 'custom', message: `mounts volume ${JSON.stringify(m.name)}, which --runner-volumes does not define`, path: ['runnerVolumeMounts', i, 'name'] });
+    });
+  });
 
 export type OperatorSettings = z.output<typeof settingsSchema>;
 
@@ -80,6 +98,11 @@ const ENV: Record<string, string> = {
   podName: 'POD_NAME',
   podNamespace: 'POD_NAMESPACE',
   taskPlugins: 'TASK_PLUGINS',
+  runnerImagePullPolicy: 'RUNNER_IMAGE_PULL_POLICY',
+  runnerEnv: 'RUNNER_ENV',
+  runnerEnvFrom: 'RUNNER_ENV_FROM',
+  runnerVolumes: 'RUNNER_VOLUMES',
+  runnerVolumeMounts: 'RUNNER_VOLUME_MOUNTS',
 };
 
 /** Merges flags over environment variables and validates them; throws listing every problem. */
@@ -95,7 +118,9 @@ export function resolveSettings(flags: Record<string, unknown>, env: NodeJS.Proc
     const problems = result.error.issues.map((i) => {
       const key = String(i.path[0] ?? '');
       const name = key ? `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}${ENV[key] ? ` (${ENV[key]})` : ''}` : '(settings)';
-      return `${name}: ${i.message}`;
+      // Where inside a JSON setting: [1].valueFrom.secretKeyRef.key
+      const inner = i.path.slice(1).map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('').replace(/^\./, '');
+      return `${name}: ${inner ? `${inner}: ` : ''}${i.message}`;
     });
     throw new SettingsError(`invalid settings: ${problems.join('; ')}`);
   }
@@ -126,6 +151,11 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     .option('--workers <n>', 'concurrent reconciles [WORKERS] (default 4)')
     .option('--runner-image <image>', 'task-runner image of the CronJobs [RUNNER_IMAGE] (required)')
     .option('--runner-service-account <name>', 'ServiceAccount of the runs [RUNNER_SERVICE_ACCOUNT] (default bgtask-runner)')
+    .option('--runner-image-pull-policy <policy>', `${PULL_POLICIES.join('|')} for the runs' image [RUNNER_IMAGE_PULL_POLICY] (default: Kubernetes' default)`)
+    .option('--runner-env <json>', 'JSON list of EnvVar given to every run; a task\'s spec.env wins on the same name [RUNNER_ENV]')
+    .option('--runner-env-from <json>', 'JSON list of EnvFromSource given to every run, before the task\'s spec.envFrom [RUNNER_ENV_FROM]')
+    .option('--runner-volumes <json>', 'JSON list of Volume added to every run\'s pod [RUNNER_VOLUMES]')
+    .option('--runner-volume-mounts <json>', 'JSON list of VolumeMount of the runner container, naming --runner-volumes [RUNNER_VOLUME_MOUNTS]')
     .option('--families-configmap <name>', 'ConfigMap holding families.yaml [FAMILIES_CONFIGMAP] (default bgtask-families)')
     .option('--log-level <level>', `${LOG_LEVELS.join('|')} [LOG_LEVEL] (default info)`)
     .option('--watch-stall-seconds <s>', 'a watch silent this long is restarted [WATCH_STALL_SECONDS] (default 90)')

@@ -5,7 +5,8 @@ import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import { loadRegistry } from '../task-runner/registry.ts';
 import { FamiliesConfigHolder, type ConfigMapLike } from './config/families.ts';
-import type { CronJob, Job, Pod, Task } from './controller/deps.ts';
+import type { V1EnvFromSource, V1EnvVar, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
+import type { CronJob, Job, Pod, RunnerSettings, Task } from './controller/deps.ts';
 import { JOB_INDEXERS, POD_INDEXERS, TASK_INDEXERS, TASKS_BY_FAMILY } from './controller/indexes.ts';
 import { createReconciler } from './controller/reconcile.ts';
 import type { OperatorSettings } from './cli.ts';
@@ -125,13 +126,7 @@ export async function runOperator(settings: OperatorSettings, ctx: RunContext): 
     metrics,
     clock: () => new Date(),
     log: log.child({ component: 'reconciler' }),
-    settings: {
-      namespace: settings.namespace,
-      runnerImage: settings.runnerImage,
-      runnerServiceAccount: settings.runnerServiceAccount,
-      fieldManager: FIELD_MANAGER,
-      ...(settings.taskPlugins ? { env: [{ name: 'TASK_PLUGINS', value: settings.taskPlugins }] } : {}),
-    },
+    settings: { namespace: settings.namespace, fieldManager: FIELD_MANAGER, ...runnerSettings(settings) },
     registry,
   });
   const controller = new Controller({ queue, reconcile, workers: settings.workers, log: log.child({ component: 'controller' }), observer: metrics });
@@ -192,6 +187,26 @@ export async function runOperator(settings: OperatorSettings, ctx: RunContext): 
     await shutDown({ log, controller, elector, lost, events, informers, servers, raw: clients.raw, timeoutMs });
   }
   return lost ? 1 : 0;
+}
+
+/**
+ * How every run's pod is made, from the settings: the runner's plugin list (so runs know the
+ * tasks the operator knows; a TASK_PLUGINS in --runner-env wins) and the --runner-* settings.
+ */
+export function runnerSettings(settings: OperatorSettings): RunnerSettings {
+  // zod checked the core/v1 shapes (config/runner-pod.ts); the client's types are wider.
+  const given = (settings.runnerEnv ?? []) as V1EnvVar[];
+  const plugins = settings.taskPlugins && !given.some((e) => e.name === 'TASK_PLUGINS') ? [{ name: 'TASK_PLUGINS', value: settings.taskPlugins }] : [];
+  const env = [...plugins, ...given];
+  return {
+    runnerImage: settings.runnerImage,
+    runnerServiceAccount: settings.runnerServiceAccount,
+    ...(settings.runnerImagePullPolicy ? { imagePullPolicy: settings.runnerImagePullPolicy } : {}),
+    ...(env.length > 0 ? { env } : {}),
+    ...(settings.runnerEnvFrom?.length ? { envFrom: settings.runnerEnvFrom as V1EnvFromSource[] } : {}),
+    ...(settings.runnerVolumes?.length ? { volumes: settings.runnerVolumes as V1Volume[] } : {}),
+    ...(settings.runnerVolumeMounts?.length ? { volumeMounts: settings.runnerVolumeMounts as V1VolumeMount[] } : {}),
+  };
 }
 
 async function startServers(settings: OperatorSettings, liveness: Check[], readiness: Check[], registry: ReturnType<typeof createMetrics>['registry']): Promise<RunningServer[]> {

@@ -51,8 +51,12 @@ export interface RunnerSettings {
   runnerImage: string;
   runnerServiceAccount: string;
   imagePullPolicy?: 'Always' | 'IfNotPresent' | 'Never';
-  /** Environment of every run (service URLs, TASK_PLUGINS), before the task's own spec.env. */
+  /**
+   * Environment of every run (credentials, service URLs, TASK_PLUGINS), before the task's own
+   * spec.env; a spec.env entry of the same name replaces the operator's.
+   */
   env?: V1EnvVar[];
+  /** Sources of every run's environment, before the task's own spec.envFrom. */
   envFrom?: V1EnvFromSource[];
   /** Extra volumes of every run's pod, e.g. a ConfigMap of plugin modules named in TASK_PLUGINS. */
   volumes?: V1Volume[];

@@ -94,11 +94,15 @@ function fieldRef(name: string, fieldPath: string): V1EnvVar {
 function podSpec(input: DesiredInput): Wire<V1PodSpec> {
   const { task, family, meta, settings } = input;
   const resources: V1ResourceRequirements = effectiveResources(task, family);
-  // The run's identity comes last: duplicate names resolve to the last one, so neither the
-  // operator's settings nor the task's spec.env can make a run report as another.
+  // The operator-wide env first, less the names the task's spec.env sets itself (the task wins),
+  // then the task's (so it may refer to the operator's with $(VAR)). The run's identity comes
+  // last: duplicate names resolve to the last one, so neither the operator's settings nor the
+  // task's spec.env can make a run report as another.
+  const own = (task.spec.env ?? []) as V1EnvVar[];
+  const ownNames = new Set(own.map((e) => e.name));
   const env: V1EnvVar[] = [
-    ...(settings.env ?? []),
-    ...((task.spec.env ?? []) as V1EnvVar[]),
+    ...(settings.env ?? []).filter((e) => !ownNames.has(e.name)),
+    ...own,
     { name: 'BGTASK_SOFT_TIMEOUT_SECONDS', value: String(effectiveSoftTimeoutSeconds(task, meta)) },
     { name: 'BGTASK_NAME', value: task.metadata.name as string },
     fieldRef('BGTASK_NAMESPACE', 'metadata.namespace'),
@@ -126,6 +130,8 @@ function podSpec(input: DesiredInput): Wire<V1PodSpec> {
     volumeMounts: [{ name: 'tmp', mountPath: '/tmp' }, ...(settings.volumeMounts ?? [])],
   };
   if (settings.imagePullPolicy) container.imagePullPolicy = settings.imagePullPolicy;
+  // envFrom: the operator's sources, then the task's (a later source wins a key both hold). Any
+  // env entry, the operator's included, wins over every envFrom source (Kubernetes' rule).
   const envFrom = [...(settings.envFrom ?? []), ...(task.spec.envFrom ?? [])];
   if (envFrom.length > 0) container.envFrom = envFrom;
 

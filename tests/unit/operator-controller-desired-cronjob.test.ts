@@ -8,6 +8,7 @@ import {
   effectiveSoftTimeoutSeconds,
 } from '../../operator/controller/desired-cronjob.ts';
 import { RUN_FINALIZER } from '../../operator/controller/labels.ts';
+import { desiredHash } from '../../operator/kube/apply.ts';
 import { CLEANUP, DIGEST, TASK_UID, makeTask } from './operator-controller-fixtures.ts';
 import type { TaskOptions } from './operator-controller-fixtures.ts';
 
@@ -139,6 +140,45 @@ email:
     expect(names.at(-4)).toBe('BGTASK_NAMESPACE');
     expect(names.lastIndexOf('BGTASK_RUN_ID')).toBeGreaterThan(names.indexOf('BGTASK_RUN_ID'));
     expect(containerOf(cj).envFrom).toEqual([{ configMapRef: { name: 'bgtask-runner' } }, { secretRef: { name: 'smtp' } }]);
+  });
+
+  it('lets the task\'s spec.env win over an operator-wide variable of the same name, and keeps the rest of both', () => {
+    const db = (secret: string) => ({ name: 'DATABASE_URL', valueFrom: { secretKeyRef: { name: secret, key: 'database-url' } } });
+    const cj = build(
+      { env: [db('team-db'), { name: 'DIGEST_HOUR', value: '8' }] },
+      DEFAULT_FAMILIES,
+      { env: [{ name: 'REDIS_URL', value: 'redis://r' }, db('bgtask-db'), { name: 'EMAIL_FROM', value: 'ops@example.com' }] },
+    );
+    const env = containerOf(cj).env!;
+    expect(env.filter((e) => e.name === 'DATABASE_URL')).toEqual([db('team-db')]);
+    expect(env.map((e) => e.name).slice(0, 4)).toEqual(['REDIS_URL', 'EMAIL_FROM', 'DATABASE_URL', 'DIGEST_HOUR']);
+    // Without an env of its own, a task gets the operator's as they are.
+    expect(containerOf(build({}, DEFAULT_FAMILIES, { env: [db('bgtask-db')] })).env![0]).toEqual(db('bgtask-db'));
+  });
+
+  it('puts the operator\'s volumes, mounts and pull policy on every run, beside the scratch volume', () => {
+    const cj = build({}, DEFAULT_FAMILIES, {
+      imagePullPolicy: 'Always',
+      volumes: [{ name: 'plugins', configMap: { name: 'my-plugins' } }],
+      volumeMounts: [{ name: 'plugins', mountPath: '/plugins', readOnly: true }],
+    });
+    expect(containerOf(cj).imagePullPolicy).toBe('Always');
+    expect(podOf(cj).volumes).toEqual([{ name: 'tmp', emptyDir: {} }, { name: 'plugins', configMap: { name: 'my-plugins' } }]);
+    expect(containerOf(cj).volumeMounts).toEqual([{ name: 'tmp', mountPath: '/tmp' }, { name: 'plugins', mountPath: '/plugins', readOnly: true }]);
+    expect(containerOf(build())).not.toHaveProperty('imagePullPolicy');
+    expect(containerOf(build())).not.toHaveProperty('envFrom');
+  });
+
+  it('changes when the operator-wide settings change (so a new setting is applied), and only then', () => {
+    const before = build({}, DEFAULT_FAMILIES, { env: [{ name: 'REDIS_URL', value: 'redis://a' }] });
+    expect(desiredHash(build({}, DEFAULT_FAMILIES, { env: [{ name: 'REDIS_URL', value: 'redis://a' }] }))).toBe(desiredHash(before));
+    for (const extra of [
+      { env: [{ name: 'REDIS_URL', value: 'redis://b' }] },
+      { env: [{ name: 'REDIS_URL', value: 'redis://a' }], envFrom: [{ secretRef: { name: 'llm' } }] },
+      { env: [{ name: 'REDIS_URL', value: 'redis://a' }], imagePullPolicy: 'Never' as const },
+    ]) {
+      expect(desiredHash(build({}, DEFAULT_FAMILIES, extra)), JSON.stringify(extra)).not.toBe(desiredHash(before));
+    }
   });
 
   it('is the same object for the same inputs (so applying it again changes nothing)', () => {

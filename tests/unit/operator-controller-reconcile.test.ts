@@ -3,7 +3,7 @@
 import pino from 'pino';
 import { describe, expect, it, vi } from 'vitest';
 import { DEFAULT_FAMILIES, parseFamiliesConfig, type FamiliesConfig } from '../../operator/config/families.ts';
-import type { CronJob, Job, Pod, Task } from '../../operator/controller/deps.ts';
+import type { CronJob, Job, Pod, RunnerSettings, Task } from '../../operator/controller/deps.ts';
 import { JOB_INDEXERS, POD_INDEXERS, TASK_INDEXERS } from '../../operator/controller/indexes.ts';
 import { createReconciler } from '../../operator/controller/reconcile.ts';
 import type { RawApi } from '../../operator/kube/raw-api.ts';
@@ -19,7 +19,16 @@ interface Call {
 }
 
 function world(
-  opts: { tasks?: Task[]; jobs?: Job[]; pods?: Pod[]; cronJobs?: CronJob[]; now?: string; families?: FamiliesConfig; fail?: (method: string, path: string) => Error | undefined } = {},
+  opts: {
+    tasks?: Task[];
+    jobs?: Job[];
+    pods?: Pod[];
+    cronJobs?: CronJob[];
+    now?: string;
+    families?: FamiliesConfig;
+    runner?: Partial<RunnerSettings>;
+    fail?: (method: string, path: string) => Error | undefined;
+  } = {},
 ) {
   const tasks = new Store<Task & KubeObject>(TASK_INDEXERS);
   const cronJobs = new Store<CronJob>();
@@ -44,7 +53,7 @@ function world(
   const events: { reason: string; type: string; note: string; regarding?: string }[] = [];
   const observed: unknown[] = [];
   let clock = new Date(opts.now ?? '2026-11-28T12:00:00Z');
-  const reconcile = createReconciler({
+  const makeReconciler = (runner: Partial<RunnerSettings> = {}) => createReconciler({
     clients: { raw },
     caches: { tasks, cronJobs, jobs, pods },
     families: () => opts.families ?? DEFAULT_FAMILIES,
@@ -52,9 +61,10 @@ function world(
     metrics: { observeRun: (run) => observed.push(run) },
     clock: () => clock,
     log: pino({ level: 'silent' }),
-    settings: { runnerImage: 'bgtask.local/task-runner:dev', runnerServiceAccount: 'bgtask-runner', fieldManager: 'bgtask-operator' },
+    settings: { runnerImage: 'bgtask.local/task-runner:dev', runnerServiceAccount: 'bgtask-runner', fieldManager: 'bgtask-operator', ...runner },
     registry: CATALOG,
   });
+  const reconcile = makeReconciler(opts.runner);
   return {
     tasks,
     cronJobs,
@@ -63,6 +73,8 @@ function world(
     events,
     observed,
     reconcile,
+    /** A reconciler over the same caches as an operator restarted with other runner settings. */
+    makeReconciler,
     setNow: (iso: string) => (clock = new Date(iso)),
     /** The body of the status patch, if one was sent. */
     statusPatch: () => calls.find((c) => c.path.endsWith('/status'))?.body as { status: Record<string, unknown> } | undefined,
@@ -117,6 +129,30 @@ describe('reconcile', () => {
     expect(w.calls).toEqual([]);
     w.setNow('2026-11-28T13:00:00Z');
     await w.reconcile(KEY);
+    expect(w.calls).toEqual([]);
+  });
+
+  it('applies the CronJob again when the operator-wide runner settings change, then writes nothing', async () => {
+    const db = { name: 'DATABASE_URL', valueFrom: { secretKeyRef: { name: 'bgtask-db', key: 'database-url', optional: true } } };
+    const w = world({ tasks: [makeTask()], runner: { env: [db] } });
+    await w.reconcile(KEY);
+    w.settle();
+    await w.reconcile(KEY);
+    expect(w.calls).toEqual([]);
+    // The operator restarts with another setting (helm upgrade): its first reconcile applies it.
+    const restarted = w.makeReconciler({ env: [db], envFrom: [{ secretRef: { name: 'llm' } }], imagePullPolicy: 'Always' });
+    await restarted(KEY);
+    expect(w.calls.map((c) => `${c.method} ${c.path}`)).toEqual(['PATCH /apis/batch/v1/namespaces/assistant/cronjobs/digest']);
+    const container = (w.calls[0]!.body as CronJob).spec!.jobTemplate.spec!.template.spec!.containers[0]!;
+    expect(container.envFrom).toEqual([{ secretRef: { name: 'llm' } }]);
+    expect(container.imagePullPolicy).toBe('Always');
+    expect(container.env?.[0]).toEqual(db);
+    expect(w.events.map((e) => e.reason)).toContain('CronJobUpdated');
+    w.settle();
+    await restarted(KEY);
+    expect(w.calls).toEqual([]);
+    // Restarted again with the same settings: nothing to do.
+    await w.makeReconciler({ env: [db], envFrom: [{ secretRef: { name: 'llm' } }], imagePullPolicy: 'Always' })(KEY);
     expect(w.calls).toEqual([]);
   });
 

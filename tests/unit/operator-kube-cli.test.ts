@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { main, parseListenAddress, resolveSettings } from '../../operator/cli.ts';
+import { runnerSettings } from '../../operator/main.ts';
 
 describe('operator settings', () => {
   it('takes defaults, environment variables, and flags over them', () => {
@@ -55,5 +56,99 @@ describe('operator settings', () => {
       process.stderr.write = write;
     }
     expect(stderr.join('')).toMatch(/--workers/);
+  });
+});
+
+describe('runner pod settings (--runner-*)', () => {
+  const base = { runnerImage: 'r' };
+  const problem = (flags: Record<string, unknown>, env: NodeJS.ProcessEnv = {}): string => {
+    try {
+      resolveSettings({ ...base, ...flags }, env);
+    } catch (err) {
+      return (err as Error).message;
+    }
+    return '';
+  };
+
+  it('parses env, envFrom, volumes, mounts and the pull policy from JSON flags or their variables', () => {
+    const db = { name: 'DATABASE_URL', valueFrom: { secretKeyRef: { name: 'bgtask-db', key: 'database-url', optional: true } } };
+    const s = resolveSettings(
+      { ...base, runnerEnv: JSON.stringify([db, { name: 'EMAIL_FROM', value: 'me@example.com' }]), runnerImagePullPolicy: 'Always' },
+      {
+        RUNNER_ENV_FROM: '[{"secretRef":{"name":"llm"}},{"configMapRef":{"name":"settings"},"prefix":"APP_"}]',
+        RUNNER_VOLUMES: '[{"name":"plugins","configMap":{"name":"my-plugins"}}]',
+        RUNNER_VOLUME_MOUNTS: '[{"name":"plugins","mountPath":"/plugins","readOnly":true}]',
+        RUNNER_IMAGE_PULL_POLICY: 'Never',
+      },
+    );
+    expect(s.runnerEnv).toEqual([db, { name: 'EMAIL_FROM', value: 'me@example.com' }]);
+    expect(s.runnerEnvFrom).toEqual([{ secretRef: { name: 'llm' } }, { configMapRef: { name: 'settings' }, prefix: 'APP_' }]);
+    expect(s.runnerVolumes).toEqual([{ name: 'plugins', configMap: { name: 'my-plugins' } }]);
+    expect(s.runnerVolumeMounts).toEqual([{ name: 'plugins', mountPath: '/plugins', readOnly: true }]);
+    expect(s.runnerImagePullPolicy).toBe('Always'); // the flag over its variable
+  });
+
+  it('leaves them unset by default, and an empty variable is no setting', () => {
+    const s = resolveSettings(base, { RUNNER_ENV: '', RUNNER_ENV_FROM: '' });
+    expect([s.runnerEnv, s.runnerEnvFrom, s.runnerVolumes, s.runnerVolumeMounts, s.runnerImagePullPolicy]).toEqual([undefined, undefined, undefined, undefined, undefined]);
+    expect(resolveSettings(base, { RUNNER_ENV: '[]' }).runnerEnv).toEqual([]);
+  });
+
+  it.each([
+    ['bad JSON', { runnerEnv: '[{"name":' }, /^invalid settings: --runner-env \(RUNNER_ENV\): is not valid JSON: /],
+    ['not a list', { runnerEnvFrom: '{"secretRef":{"name":"x"}}' }, /--runner-env-from \(RUNNER_ENV_FROM\): must be a JSON list$/],
+    ['a variable without a name', { runnerEnv: '[{"value":"x"}]' }, /--runner-env \(RUNNER_ENV\): \[0\]\.name: /],
+    ['a misspelt field', { runnerEnv: '[{"name":"A","valuefrom":{}}]' }, /--runner-env \(RUNNER_ENV\): \[0\]: Unrecognized key: "valuefrom"/],
+    ['value and valueFrom', { runnerEnv: '[{"name":"A","value":"1","valueFrom":{"secretKeyRef":{"name":"s","key":"k"}}}]' }, /\[0\]: must not set both value and valueFrom/],
+    ['a secretKeyRef without key', { runnerEnv: '[{"name":"A","valueFrom":{"secretKeyRef":{"name":"s"}}}]' }, /--runner-env \(RUNNER_ENV\): \[0\]\.valueFrom\.secretKeyRef\.key: /],
+    ['the same variable twice', { runnerEnv: '[{"name":"A","value":"1"},{"name":"A","value":"2"}]' }, /\[1\]: variable "A" given twice/],
+    ['envFrom with two sources', { runnerEnvFrom: '[{"secretRef":{"name":"a"},"configMapRef":{"name":"b"}}]' }, /--runner-env-from \(RUNNER_ENV_FROM\): \[0\]: must set exactly one of secretRef or configMapRef/],
+    ['a Secret name that is none', { runnerEnvFrom: '[{"secretRef":{"name":"Bad_Name"}}]' }, /\[0\]\.secretRef\.name: must be a Secret or ConfigMap name/],
+    ['a volume without a source', { runnerVolumes: '[{"name":"plugins"}]' }, /--runner-volumes \(RUNNER_VOLUMES\): \[0\]: must have a name and exactly one volume source/],
+    ['the scratch volume\'s name', { runnerVolumes: '[{"name":"tmp","emptyDir":{}}]' }, /--runner-volumes \(RUNNER_VOLUMES\): \[0\]\.name: volume name "tmp"/],
+    ['a relative mount path', { runnerVolumes: '[{"name":"p","emptyDir":{}}]', runnerVolumeMounts: '[{"name":"p","mountPath":"plugins"}]' }, /--runner-volume-mounts \(RUNNER_VOLUME_MOUNTS\): \[0\]\.mountPath: must be an absolute path/],
+    ['a mount of an undefined volume', { runnerVolumeMounts: '[{"name":"plugins","mountPath":"/plugins"}]' }, /--runner-volume-mounts \(RUNNER_VOLUME_MOUNTS\): \[0\]\.name: mounts volume "plugins", which --runner-volumes does not define/],
+    ['an unknown pull policy', { runnerImagePullPolicy: 'Sometimes' }, /--runner-image-pull-policy \(RUNNER_IMAGE_PULL_POLICY\): /],
+  ])('refuses %s, naming the flag and the place', (_name, flags, message) => {
+    expect(problem(flags)).toMatch(message);
+  });
+
+  it('names the variable when the bad value came from the environment, and exits 2', async () => {
+    expect(problem({}, { RUNNER_ENV_FROM: 'secretRef: x' })).toMatch(/--runner-env-from \(RUNNER_ENV_FROM\): is not valid JSON/);
+    const stderr: string[] = [];
+    const write = process.stderr.write.bind(process.stderr);
+    process.stderr.write = ((chunk: string) => (stderr.push(String(chunk)), true)) as typeof process.stderr.write;
+    try {
+      expect(await main(['node', 'operator', 'run', '--runner-image', 'r', '--runner-env', 'nope'], {})).toBe(2);
+    } finally {
+      process.stderr.write = write;
+    }
+    expect(stderr.join('')).toMatch(/--runner-env \(RUNNER_ENV\): is not valid JSON/);
+  });
+
+  it('become the RunnerSettings of the reconciler; TASK_PLUGINS comes first unless --runner-env sets it', () => {
+    const s = resolveSettings(
+      {
+        ...base,
+        runnerEnv: '[{"name":"REDIS_URL","valueFrom":{"secretKeyRef":{"name":"r","key":"redis-url"}}}]',
+        runnerEnvFrom: '[{"secretRef":{"name":"llm"}}]',
+        runnerVolumes: '[{"name":"p","configMap":{"name":"plugins"}}]',
+        runnerVolumeMounts: '[{"name":"p","mountPath":"/plugins"}]',
+        runnerImagePullPolicy: 'IfNotPresent',
+      },
+      { TASK_PLUGINS: '/plugins/extra.mjs' },
+    );
+    expect(runnerSettings(s)).toEqual({
+      runnerImage: 'r',
+      runnerServiceAccount: 'bgtask-runner',
+      imagePullPolicy: 'IfNotPresent',
+      env: [{ name: 'TASK_PLUGINS', value: '/plugins/extra.mjs' }, { name: 'REDIS_URL', valueFrom: { secretKeyRef: { name: 'r', key: 'redis-url' } } }],
+      envFrom: [{ secretRef: { name: 'llm' } }],
+      volumes: [{ name: 'p', configMap: { name: 'plugins' } }],
+      volumeMounts: [{ name: 'p', mountPath: '/plugins' }],
+    });
+    const own = resolveSettings({ ...base, runnerEnv: '[{"name":"TASK_PLUGINS","value":"/other.mjs"}]' }, { TASK_PLUGINS: '/plugins/extra.mjs' });
+    expect(runnerSettings(own).env).toEqual([{ name: 'TASK_PLUGINS', value: '/other.mjs' }]);
+    expect(runnerSettings(resolveSettings(base, {}))).toEqual({ runnerImage: 'r', runnerServiceAccount: 'bgtask-runner' });
   });
 });
