@@ -28,6 +28,10 @@ describe('values.schema.json', () => {
     ['a family the operator does not know', { 'families.video.concurrency': 1 }, /additional properties 'video' not allowed/],
     ['a default task outside the families', { 'defaultTasks.tasks.x.task': 'video.encode', 'defaultTasks.tasks.x.schedule': '* * * * *', 'defaultTasks.tasks.x.enabled': true }, /defaultTasks\/tasks\/x\/task/],
     ['a watch namespace that is no namespace name', { 'operator.watchNamespace': 'Team_A' }, /operator\/watchNamespace/],
+    ['a runner volume named like the runs\' scratch volume', { 'runner.volumes[0].name': 'tmp', 'runner.volumes[0].emptyDir.medium': 'Memory' }, /runner\/volumes\/0\/name/],
+    ['a runner volume mount at a relative path', { 'runner.volumeMounts[0].name': 'p', 'runner.volumeMounts[0].mountPath': 'plugins' }, /runner\/volumeMounts\/0\/mountPath/],
+    ['a runner envFrom naming a Secret and a ConfigMap at once', { 'runner.envFrom[0].secretRef.name': 'a', 'runner.envFrom[0].configMapRef.name': 'b' }, /runner\/envFrom\/0/],
+    ['a queued-run threshold of 0', { 'prometheusRule.queuedRuns.thresholdSeconds': 0 }, /prometheusRule\/queuedRuns\/thresholdSeconds/],
   ])('rejects %s', (_name, set, message) => {
     const r = helm(templateArgs({ set }));
     expect(r.code).not.toBe(0);

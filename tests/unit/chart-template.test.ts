@@ -1,7 +1,11 @@
 // What `helm template` renders: the objects of each configuration, and the settings that the
 // operator, the runner and the apiserver depend on (env names, hooks, RBAC scope, security).
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { backgroundTaskSchema } from '../../crds/schema.ts';
+import { resolveSettings } from '../../operator/cli.ts';
 import { parseFamiliesConfig } from '../../operator/config/families.ts';
 import { builtinTasks } from '../../task-runner/tasks/index.ts';
 import { ALL_FEATURES, DEMO, ensureHelm, find, one, podSpecs, render, type Manifest } from './chart-support.ts';
@@ -11,6 +15,20 @@ beforeAll(() => void ensureHelm(), 900_000);
 const kinds = (ms: Manifest[]) => ms.map((m) => m.kind).sort();
 const env = (container: any): Record<string, any> => Object.fromEntries((container.env ?? []).map((e: any) => [e.name, e.value ?? e.valueFrom]));
 const operatorContainer = (ms: Manifest[]) => one(ms, 'Deployment', 'rel-bgtask-operator').spec.template.spec.containers[0];
+/** The operator's settings as it resolves them from the Deployment's plain env (what it would start with). */
+const operatorSettings = (ms: Manifest[]) => {
+  const plain = Object.fromEntries((operatorContainer(ms).env as { name: string; value?: string }[]).filter((e) => e.value !== undefined).map((e) => [e.name, e.value]));
+  return resolveSettings({}, plain);
+};
+type Rule = { alert: string; expr: string; for?: string; labels: Record<string, string>; annotations: Record<string, string> };
+const rules = (ms: Manifest[]) => one(ms, 'PrometheusRule').spec.groups.flatMap((g: { rules: Rule[] }) => g.rules) as Rule[];
+const rule = (ms: Manifest[], alert: string) => {
+  const found = rules(ms).filter((r) => r.alert === alert);
+  if (found.length !== 1) throw new Error(`expected one alert ${alert}, found ${found.length}`);
+  return found[0]!;
+};
+/** PromQL without its layout: one space between tokens. */
+const flat = (expr: string) => expr.replace(/\s+/g, ' ').trim();
 
 /** The seed's eleven scheduled tasks and their schedules. */
 const SEED_SCHEDULES: Record<string, string> = {
@@ -67,6 +85,13 @@ describe('helm template with the defaults', () => {
     });
     expect(e).not.toHaveProperty('WATCH_NAMESPACE');
     expect(one(ms, 'ConfigMap').metadata.name).toBe(e.FAMILIES_CONFIGMAP);
+  });
+
+  it('gives the operator the runs\' pull policy, and no runner env when there are no credentials or settings', () => {
+    const e = env(operatorContainer(ms));
+    expect(e.RUNNER_IMAGE_PULL_POLICY).toBe('IfNotPresent');
+    for (const name of ['RUNNER_ENV', 'RUNNER_ENV_FROM', 'RUNNER_VOLUMES', 'RUNNER_VOLUME_MOUNTS']) expect(e, name).not.toHaveProperty(name);
+    expect(operatorSettings(ms)).toMatchObject({ runnerImage: 'bgtask.local/task-runner:dev', runnerImagePullPolicy: 'IfNotPresent', leaderElect: true });
   });
 
   it('probes /healthz and /readyz and runs restricted', () => {
@@ -159,16 +184,26 @@ describe('helm template with every optional feature', () => {
     expect(env(job.spec.template.spec.containers[0]).DATABASE_URL).toEqual({ secretKeyRef: { name: 'rel-bgtask-operator-bundled', key: 'database-url' } });
   });
 
-  it('passes every credential to the default tasks and the helm test from Secrets', () => {
+  it('passes every credential to the operator for every run (optional Secret references), and to the helm test', () => {
     const expected = ['DATABASE_URL', 'LLM_API_KEY', 'LLM_BASE_URL', 'NOTION_TOKEN', 'REDIS_URL', 'SMTP_URL'];
-    for (const m of [...find(ms, 'BackgroundTask'), one(ms, 'Pod')]) {
-      const vars = m.kind === 'Pod' ? m.spec.containers[0].env : m.spec.env;
-      expect(vars.map((e: any) => e.name), m.metadata.name).toEqual(expected);
-      for (const e of vars) expect(e.valueFrom.secretKeyRef.name).toBeTruthy();
-    }
+    // The operator accepts what the chart passes, and gets every credential from its Secret.
+    const runnerEnv = operatorSettings(ms).runnerEnv!;
+    expect(runnerEnv.map((e) => e.name)).toEqual(expected);
+    for (const e of runnerEnv) expect(e.valueFrom?.secretKeyRef, e.name).toEqual({ name: expect.any(String), key: expect.any(String), optional: true });
+    expect(runnerEnv.find((e) => e.name === 'SMTP_URL')?.valueFrom?.secretKeyRef?.name).toBe('mail-credentials');
+    expect(runnerEnv.find((e) => e.name === 'DATABASE_URL')?.valueFrom?.secretKeyRef).toEqual({ name: 'rel-bgtask-operator-bundled', key: 'database-url', optional: true });
+    // The default tasks name no Secret: the operator adds the credentials to their runs.
+    for (const t of find(ms, 'BackgroundTask')) expect(t.spec.env, t.metadata.name).toBeUndefined();
+    const testVars = one(ms, 'Pod').spec.containers[0].env;
+    expect(testVars.map((e: any) => e.name)).toEqual(expected);
+    for (const e of testVars) expect(e.valueFrom.secretKeyRef.name).toBeTruthy();
     const secret = one(ms, 'Secret');
     expect(secret.stringData['database-url']).toMatch(/^postgresql:\/\/postgres:[A-Za-z0-9]{24}@rel-bgtask-operator-postgresql:5432\/bgtask$/);
     expect(secret.stringData['redis-url']).toMatch(/^redis:\/\/:[A-Za-z0-9]{24}@rel-bgtask-operator-redis:6379\/0$/);
+  });
+
+  it('lets Prometheus keep the tasks\' own namespace label', () => {
+    expect(one(ms, 'ServiceMonitor').spec.endpoints[0]).toMatchObject({ port: 'metrics', honorLabels: true });
   });
 
   it('creates the runner ServiceAccount and Role in every namespace runs happen in', () => {
@@ -181,11 +216,62 @@ describe('helm template with every optional feature', () => {
     expect(parsed.ai).toMatchObject({ concurrency: 2, priorityClassName: 'low', nodeSelector: { workload: 'ai' } });
   });
 
-  it('alerts on repeated failures, on no recent success per default task and on no leader', () => {
-    const rules = one(ms, 'PrometheusRule').spec.groups[0].rules as { alert: string; expr: string }[];
-    expect(new Set(rules.map((r) => r.alert))).toEqual(new Set(['BackgroundTaskFailingRepeatedly', 'BackgroundTaskNoRecentSuccess', 'BackgroundTaskOperatorNoLeader']));
-    const perTask = rules.find((r) => r.expr.includes('name="maintenance-cleanup-old-sessions"'));
-    expect(perTask?.expr).toMatch(/> 259200$/); // 3 × a day
+  it('alerts on consecutive failures, on no success within a multiple of the schedule interval, on queued runs and on no leader', () => {
+    expect(rules(ms).map((r) => r.alert).sort()).toEqual(['BackgroundTaskFailingRepeatedly', 'BackgroundTaskNoRecentSuccess', 'BackgroundTaskOperatorNoLeader', 'BackgroundTaskRunsQueued']);
+    const job = 'job="rel-bgtask-operator-metrics"';
+    expect(flat(rule(ms, 'BackgroundTaskFailingRepeatedly').expr)).toBe(`max by (namespace, name, task, family) (bgtask_consecutive_failures{${job}}) >= 3`);
+    expect(flat(rule(ms, 'BackgroundTaskNoRecentSuccess').expr)).toBe(
+      `max by (namespace, name, task) (bgtask_seconds_since_last_success{${job}}) > on (namespace, name, task) 3 * max by (namespace, name, task) (bgtask_schedule_interval_seconds{${job}})`,
+    );
+    expect(flat(rule(ms, 'BackgroundTaskRunsQueued').expr)).toBe(`max by (family) (bgtask_oldest_queued_run_seconds{${job}}) > 1800`);
+    for (const r of rules(ms)) {
+      expect(r.labels.severity, r.alert).toMatch(/^(warning|critical)$/);
+      expect(r.annotations.summary, r.alert).toBeTruthy();
+    }
+    // Prometheus' own templates reach Prometheus unrendered.
+    expect(rule(ms, 'BackgroundTaskFailingRepeatedly').annotations.summary).toBe('{{ $labels.namespace }}/{{ $labels.name }} ({{ $labels.task }}) failed {{ $value }} runs in a row');
+    expect(rule(ms, 'BackgroundTaskRunsQueued').annotations.summary).toContain('{{ $labels.family }}');
+  });
+
+  it('alerts on every task, not only the default ones, and on metrics the operator exports', () => {
+    const names = rules(ms).flatMap((r) => [...r.expr.matchAll(/\b(bgtask_[a-z_]+)\{/g)].map((m) => m[1]));
+    expect(new Set(names)).toEqual(new Set(['bgtask_consecutive_failures', 'bgtask_seconds_since_last_success', 'bgtask_schedule_interval_seconds', 'bgtask_oldest_queued_run_seconds', 'bgtask_leader']));
+    for (const r of rules(ms)) expect(r.expr, r.alert).not.toMatch(/name="/);
+  });
+});
+
+describe('PrometheusRule thresholds from values', () => {
+  it('takes the failure count, the interval multiple, the queue threshold and the severities', () => {
+    // A values file: --set would pass 1.5 as a string.
+    const dir = mkdtempSync(join(tmpdir(), 'bgtask-chart-'));
+    const file = join(dir, 'values.yaml');
+    writeFileSync(
+      file,
+      JSON.stringify({
+        prometheusRule: {
+          enabled: true,
+          failingRuns: { count: 5, severity: 'critical' },
+          noSuccess: { intervalMultiple: 1.5, severity: 'info' },
+          queuedRuns: { thresholdSeconds: 600, severity: 'critical' },
+        },
+      }),
+    );
+    let ms: Manifest[];
+    try {
+      ms = render({ files: [file] });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    const failing = rule(ms, 'BackgroundTaskFailingRepeatedly');
+    expect(flat(failing.expr)).toMatch(/ >= 5$/);
+    expect(failing.labels.severity).toBe('critical');
+    const noSuccess = rule(ms, 'BackgroundTaskNoRecentSuccess');
+    expect(flat(noSuccess.expr)).toMatch(/ > on \(namespace, name, task\) 1\.5 \* max by \(namespace, name, task\) \(bgtask_schedule_interval_seconds\{/);
+    expect(noSuccess.labels.severity).toBe('info');
+    const queued = rule(ms, 'BackgroundTaskRunsQueued');
+    expect(flat(queued.expr)).toMatch(/ > 600$/);
+    expect(queued.labels.severity).toBe('critical');
+    expect(queued.annotations.summary).toContain('over 600 s');
   });
 });
 
@@ -250,6 +336,7 @@ describe('other configurations', () => {
     const c = operatorContainer(ms);
     expect([c.image, c.imagePullPolicy]).toEqual(['registry.example/op:1.2.3', 'Always']);
     expect(env(c).RUNNER_IMAGE).toBe('registry.example/runner:1.2.3');
+    expect(env(c).RUNNER_IMAGE_PULL_POLICY).toBe('Always'); // the runs' pods
     const images = podSpecs(ms).flatMap(({ spec }) => [...(spec.initContainers ?? []), ...spec.containers].map((x: any) => `${x.image} ${x.imagePullPolicy}`));
     expect(images.sort()).toEqual(
       [
@@ -264,14 +351,35 @@ describe('other configurations', () => {
     );
   });
 
-  it('passes runner.env to the default tasks and the helm test as plain values, before the credentials', () => {
+  it('passes runner.env to every run through the operator and to the helm test as plain values, before the credentials', () => {
     const ms = render({ set: { 'defaultTasks.enabled': true, 'runner.env.EMAIL_FROM': 'me@example.com', 'credentials.smtp.existingSecret': 'mail' } });
-    for (const vars of [one(ms, 'BackgroundTask', 'email-process-queue').spec.env, one(ms, 'Pod').spec.containers[0].env]) {
-      expect(vars).toEqual([
-        { name: 'EMAIL_FROM', value: 'me@example.com' },
-        { name: 'SMTP_URL', valueFrom: { secretKeyRef: { name: 'mail', key: 'smtp-url' } } },
-      ]);
-    }
+    expect(operatorSettings(ms).runnerEnv).toEqual([
+      { name: 'EMAIL_FROM', value: 'me@example.com' },
+      { name: 'SMTP_URL', valueFrom: { secretKeyRef: { name: 'mail', key: 'smtp-url', optional: true } } },
+    ]);
+    expect(one(ms, 'BackgroundTask', 'email-process-queue').spec.env).toBeUndefined();
+    expect(one(ms, 'Pod').spec.containers[0].env).toEqual([
+      { name: 'EMAIL_FROM', value: 'me@example.com' },
+      { name: 'SMTP_URL', valueFrom: { secretKeyRef: { name: 'mail', key: 'smtp-url' } } },
+    ]);
+  });
+
+  it('keeps a default task\'s own env in its spec, where it wins over the operator\'s', () => {
+    const ms = render({ set: { 'defaultTasks.enabled': true, 'defaultTasks.tasks.email-process-queue.env[0].name': 'SMTP_URL', 'defaultTasks.tasks.email-process-queue.env[0].value': 'smtp://sink:25' } });
+    expect(one(ms, 'BackgroundTask', 'email-process-queue').spec.env).toEqual([{ name: 'SMTP_URL', value: 'smtp://sink:25' }]);
+  });
+
+  it('passes runner.envFrom, volumes and mounts to the operator as JSON it accepts, and to the helm test', () => {
+    const ms = render({ files: [ALL_FEATURES], set: { 'runner.env.NOTE': 'quotes " and <angles> & survive' } });
+    const s = operatorSettings(ms);
+    expect(s.runnerEnvFrom).toEqual([{ secretRef: { name: 'app-settings' } }, { configMapRef: { name: 'app-config' }, prefix: 'APP_' }]);
+    expect(s.runnerVolumes).toEqual([{ name: 'plugins', configMap: { name: 'my-plugins' } }]);
+    expect(s.runnerVolumeMounts).toEqual([{ name: 'plugins', mountPath: '/plugins', readOnly: true }]);
+    expect(s.runnerEnv?.[0]).toEqual({ name: 'NOTE', value: 'quotes " and <angles> & survive' });
+    const pod = one(ms, 'Pod').spec;
+    expect(pod.containers[0].envFrom).toEqual(s.runnerEnvFrom);
+    expect(pod.volumes).toEqual([{ name: 'tmp', emptyDir: {} }, ...s.runnerVolumes!]);
+    expect(pod.containers[0].volumeMounts).toEqual([{ name: 'tmp', mountPath: '/tmp' }, ...s.runnerVolumeMounts!]);
   });
 
   it('demo values (make up): bundled databases, every seed task, suspended where the demo has no LLM or SMTP', () => {

@@ -104,7 +104,10 @@ existingSecret wins; the bundled Postgres/Redis fill in database/redis when enab
 {{- toJson $out -}}
 {{- end -}}
 
-{{/* The runner's environment: runner.env, then the credentials; a YAML list of EnvVar (may be empty). */}}
+{{/*
+The runner's environment: runner.env, then the credentials; a YAML list of EnvVar (may be empty).
+The operator gives it to every run (bgtask.operatorRunnerEnv); the helm test Pod gets it as is.
+*/}}
 {{- define "bgtask.runnerEnv" -}}
 {{- range $var := keys .Values.runner.env | sortAlpha }}
 - name: {{ $var }}
@@ -119,6 +122,20 @@ existingSecret wins; the bundled Postgres/Redis fill in database/redis when enab
     secretKeyRef: {name: {{ $c.secret | quote }}, key: {{ index $c.env $var | quote }}}
 {{- end }}
 {{- end }}
+{{- end -}}
+
+{{/*
+The runs' environment as the operator takes it (RUNNER_ENV): bgtask.runnerEnv as a JSON list, its
+Secret references optional — runs also happen in namespaces without the release's Secrets
+(runner.serviceAccount.extraNamespaces), where a task that needs a missing variable fails saying
+so instead of every pod waiting for a Secret. Empty when there is nothing to pass.
+*/}}
+{{- define "bgtask.operatorRunnerEnv" -}}
+{{- $env := include "bgtask.runnerEnv" . | fromYamlArray -}}
+{{- range $env -}}
+{{- if .valueFrom -}}{{- $_ := set .valueFrom.secretKeyRef "optional" true -}}{{- end -}}
+{{- end -}}
+{{- if $env -}}{{- toJson $env -}}{{- end -}}
 {{- end -}}
 
 {{/* true when migrations run against the bundled Postgres: they must wait for it (post-* hooks). */}}
