@@ -1,0 +1,274 @@
+// The operator at scale, as a separate process (dist/operator.mjs, the bundle the image runs)
+// against the kind cluster, measured from outside:
+//   1. 1,000 CronJobs created directly, then 1,000 BackgroundTasks created through the operator,
+//      both the way a user creates them (`kubectl apply -f` of one List): time until every
+//      CronJob exists (and, for the operator, every status is Ready at its generation), as a
+//      ratio. Target ≤ 1.5.
+//   2. Five idle minutes at 1,000 tasks: writes seen by watches on every kind the operator
+//      writes. Target 0.
+//   3. The operator's resident memory at 1,000 and at 5,000 tasks (steady and peak), run with
+//      the node flags and environment of its image (operator/Dockerfile). Target ≤ 150 MiB at
+//      5,000. The 4,000 more are created 16 at a time, the hardest a client can push.
+// The figures are printed and written to the bench report, not asserted as timings; what is
+// asserted is that the runs really happened (every object there, every status Ready).
+// BENCH_OPERATOR_TASKS, BENCH_OPERATOR_SCALE_TASKS and BENCH_IDLE_SECONDS shrink it for a quick look.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { HttpMethod, KubeConfig } from '@kubernetes/client-node';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { RawApi } from '../../operator/kube/raw-api.ts';
+import { BACKGROUND_TASKS, CONFIG_MAPS, CRON_JOBS, EVENTS, JOBS, LEASES, PODS, collectionPath, type ResourceType } from '../../operator/kube/resources.ts';
+import { report } from '../support/bench-report.ts';
+import { createNamespace, deleteNamespace, kubectl, waitFor } from '../support/kube.ts';
+import { ROOT } from '../support/platform.ts';
+import { watchWrites } from '../support/watch-writes.ts';
+
+const TASKS = Number(process.env.BENCH_OPERATOR_TASKS ?? 1_000);
+const SCALE_TASKS = Number(process.env.BENCH_OPERATOR_SCALE_TASKS ?? 5_000);
+const IDLE_SECONDS = Number(process.env.BENCH_IDLE_SECONDS ?? 300);
+/** Requests in flight at once when creating the tasks of the scale phase. */
+const CREATE_CONCURRENCY = 16;
+const TASK_NAME = 'maintenance.cleanup-old-sessions';
+// Never due during the benchmark: no run starts, so only the operator's own work is measured.
+const SCHEDULE = '0 0 1 1 *';
+const MiB = 1024 * 1024;
+
+let raw: RawApi;
+let direct: string;
+let managed: string;
+let operator: OperatorProcess | undefined;
+
+interface OperatorProcess {
+  child: ChildProcess;
+  exit: Promise<number | null>;
+  /** VmRSS and VmHWM (peak) of the process, in bytes. */
+  memory(): { rss: number; peak: number };
+  output(): string;
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as { port: number }).port;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+/** The node flags and environment the operator image runs with, read from its Dockerfile. */
+function imageRuntime(): { flags: string[]; env: Record<string, string> } {
+  const dockerfile = readFileSync(`${ROOT}/operator/Dockerfile`, 'utf8');
+  const entrypoint = JSON.parse(/^ENTRYPOINT\s+(\[.*\])\s*$/m.exec(dockerfile)?.[1] ?? 'null') as string[] | null;
+  if (!entrypoint || entrypoint[0] !== 'node') throw new Error('operator/Dockerfile: no ENTRYPOINT ["node", …] found');
+  const flags = entrypoint.slice(1, entrypoint.findIndex((a) => a.endsWith('.mjs')));
+  const env = Object.fromEntries([...dockerfile.matchAll(/^ENV\s+([A-Z_]+)=(\S+)\s*$/gm)].map((m) => [m[1]!, m[2]!]));
+  return { flags, env };
+}
+
+function startOperator(kubeconfig: string, namespace: string, port: number): OperatorProcess {
+  const runtime = imageRuntime();
+  const child = spawn(
+    process.execPath,
+    [
+      ...runtime.flags,
+      'dist/operator.mjs', 'run', '--kubeconfig', kubeconfig, '--namespace', namespace,
+      '--runner-image', 'bgtask.local/task-runner:dev',
+      '--metrics-addr', `127.0.0.1:${port}`, '--health-addr', `127.0.0.1:${port}`, '--log-level', 'warn',
+    ],
+    { cwd: ROOT, env: { PATH: process.env.PATH, POD_NAMESPACE: namespace, ...runtime.env }, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let out = '';
+  const keep = (b: Buffer) => {
+    out = (out + b.toString()).slice(-20_000);
+  };
+  child.stdout!.on('data', keep);
+  child.stderr!.on('data', keep);
+  const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return {
+    child,
+    exit,
+    memory() {
+      const status = readFileSync(`/proc/${child.pid}/status`, 'utf8');
+      const kib = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN) * 1024;
+      return { rss: kib('VmRSS'), peak: kib('VmHWM') };
+    },
+    output: () => out,
+  };
+}
+
+/** Runs fn over items with at most `limit` in flight. */
+async function pool<T>(items: T[], limit: number, fn: (item: T) => Promise<unknown>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (next < items.length) await fn(items[next++]!);
+    }),
+  );
+}
+
+const names = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => `bench-${String(from + i).padStart(5, '0')}`);
+
+/**
+ * Follows CronJobs (and BackgroundTasks when asked) of a namespace through watches, and resolves
+ * when `count` CronJobs exist and, with tasks, `count` tasks report Ready at their generation.
+ */
+function track(namespace: string, count: number, withTasks: boolean): { done: Promise<number>; stop(): void } {
+  const abort = new AbortController();
+  const cronJobs = new Set<string>();
+  const ready = new Set<string>();
+  let resolveDone!: (at: number) => void;
+  const done = new Promise<number>((resolve) => (resolveDone = resolve));
+  const check = () => {
+    if (cronJobs.size >= count && (!withTasks || ready.size >= count)) resolveDone(performance.now());
+  };
+  const follow = (kind: ResourceType, onObject: (type: string, o: any) => void) => {
+    const loop = async (): Promise<void> => {
+      while (!abort.signal.aborted) {
+        // A watch from resourceVersion 0 starts with every existing object, then follows.
+        await raw.watch<any>(collectionPath(kind, namespace), { resourceVersion: '0', allowWatchBookmarks: false }, (e) => onObject(e.type, e.object), abort.signal).catch(() => undefined);
+      }
+    };
+    void loop();
+  };
+  follow(CRON_JOBS, (type, o) => {
+    if (type === 'ADDED' || type === 'MODIFIED') cronJobs.add(o.metadata.name);
+    check();
+  });
+  if (withTasks) {
+    follow(BACKGROUND_TASKS, (type, o) => {
+      const isReady =
+        o.status?.observedGeneration === o.metadata.generation &&
+        (o.status?.conditions ?? []).some((c: any) => c.type === 'Ready' && c.status === 'True');
+      if ((type === 'ADDED' || type === 'MODIFIED') && isReady) ready.add(o.metadata.name);
+      check();
+    });
+  }
+  return { done, stop: () => abort.abort() };
+}
+
+/** Creates the objects with CREATE_CONCURRENCY requests in flight; returns when the last create returned. */
+async function createAll(kind: ResourceType, namespace: string, bodies: unknown[]): Promise<void> {
+  await pool(bodies, CREATE_CONCURRENCY, (body) => raw.request(HttpMethod.POST, collectionPath(kind, namespace), { body }));
+}
+
+const taskBody = (namespace: string, name: string) => ({
+  apiVersion: 'workers.personal-assistant.io/v1alpha1',
+  kind: 'BackgroundTask',
+  metadata: { name, namespace },
+  spec: { task: TASK_NAME, schedule: SCHEDULE },
+});
+
+/** `kubectl apply -f` of one List of objects: what a user does. */
+async function kubectlApply(items: unknown[]): Promise<void> {
+  await kubectl(['apply', '-f', '-'], { input: JSON.stringify({ apiVersion: 'v1', kind: 'List', items }), timeoutMs: 1_200_000 });
+}
+
+/** Creates BackgroundTasks (by kubectl, or `concurrent` requests) and times until every one is Ready with its CronJob. */
+async function createTasks(namespace: string, list: string[], expectTotal: number, how: 'kubectl' | 'concurrent'): Promise<number> {
+  const tracker = track(namespace, expectTotal, true);
+  const start = performance.now();
+  try {
+    const bodies = list.map((n) => taskBody(namespace, n));
+    if (how === 'kubectl') await kubectlApply(bodies);
+    else await createAll(BACKGROUND_TASKS, namespace, bodies);
+    const end = await Promise.race([
+      tracker.done,
+      new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`not every task Ready within 20 min; operator said:\n${operator?.output()}`)), 1_200_000)),
+    ]);
+    return (end - start) / 1000;
+  } finally {
+    tracker.stop();
+  }
+}
+
+beforeAll(async () => {
+  const kc = new KubeConfig();
+  kc.loadFromFile(inject('kubeconfig'));
+  raw = new RawApi(kc);
+  await kubectl(['apply', '--server-side', '--force-conflicts', '-f', `${ROOT}/crds/workers.personal-assistant.io_backgroundtasks.yaml`]);
+  await kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd/backgroundtasks.workers.personal-assistant.io']);
+  direct = await createNamespace('bench-direct');
+  managed = await createNamespace('bench-operator');
+});
+
+afterAll(async () => {
+  if (operator) {
+    operator.child.kill('SIGTERM');
+    await operator.exit;
+  }
+  // Not waited for: the garbage collector takes thousands of objects at its own pace.
+  for (const ns of [direct, managed]) if (ns) await deleteNamespace(ns).catch(() => undefined);
+  await raw?.close();
+});
+
+describe('operator at scale', () => {
+  it(`creates ${TASKS} tasks within 1.5× direct CronJob creation, idles without writes, and stays small at ${SCALE_TASKS}`, async () => {
+    // The operator's own CronJob for one task is the template of the direct ones, so both sides
+    // create the very same objects.
+    const port = await freePort();
+    operator = startOperator(inject('kubeconfig'), managed, port);
+    await waitFor('the operator ready', async () => (await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => undefined))?.status === 200, 60_000, 200);
+    await raw.request(HttpMethod.POST, collectionPath(BACKGROUND_TASKS, managed), { body: taskBody(managed, 'template') });
+    const template = await waitFor('the template CronJob', async () => raw.request<any>(HttpMethod.GET, `${collectionPath(CRON_JOBS, managed)}/template`).catch(() => undefined), 60_000, 200);
+    const cronJobBody = (name: string) => ({
+      apiVersion: 'batch/v1',
+      kind: 'CronJob',
+      metadata: { name, namespace: direct, labels: template.metadata.labels, annotations: template.metadata.annotations },
+      spec: template.spec,
+    });
+    await raw.request(HttpMethod.DELETE, `${collectionPath(BACKGROUND_TASKS, managed)}/template`);
+    await waitFor('the template task gone', async () => (await raw.request<any>(HttpMethod.GET, collectionPath(CRON_JOBS, managed))).items.length === 0, 60_000, 200);
+
+    // 1. Direct CronJobs, then the same through the operator.
+    const first = names(0, TASKS);
+    const directTracker = track(direct, TASKS, false);
+    const directStart = performance.now();
+    await kubectlApply(first.map(cronJobBody));
+    const directSeconds = ((await directTracker.done) - directStart) / 1000;
+    directTracker.stop();
+    const operatorSeconds = await createTasks(managed, first, TASKS, 'kubectl');
+    const at1000 = operator.memory();
+
+    // 2. Idle: every kind the operator writes (or could), watched from outside.
+    await new Promise((r) => setTimeout(r, 10_000)); // Event series still pending are flushed
+    const writes = await watchWrites(inject('kubeconfig'), managed, [BACKGROUND_TASKS, CRON_JOBS, JOBS, PODS, EVENTS, CONFIG_MAPS, LEASES]);
+    const metricsBefore = await apiWrites(port);
+    await new Promise((r) => setTimeout(r, IDLE_SECONDS * 1000));
+    const idleWrites = await writes.stop();
+    const ownCount = (await apiWrites(port)) - metricsBefore;
+    const idle = operator.memory();
+
+    // 3. Scale to SCALE_TASKS.
+    const scaleSeconds = await createTasks(managed, names(TASKS, SCALE_TASKS), SCALE_TASKS, 'concurrent');
+    const scalePeak = operator.memory().peak;
+    await new Promise((r) => setTimeout(r, 30_000)); // settle: caches full, queues empty
+    const atScale = operator.memory();
+
+    const ratio = operatorSeconds / directSeconds;
+    report('operator at scale (operator as a separate process, kind cluster)', [
+      [`${TASKS} CronJobs by kubectl apply, until every one exists`, `${directSeconds.toFixed(1)} s`],
+      [`${TASKS} BackgroundTasks by kubectl apply, until every CronJob exists and every task is Ready`, `${operatorSeconds.toFixed(1)} s`],
+      ['ratio (target ≤ 1.5)', `${ratio.toFixed(2)}×`],
+      [`writes in ${IDLE_SECONDS} idle s at ${TASKS} tasks, seen by watches (target 0)`, idleWrites.length],
+      ['writes in the same window by the operator\'s own count', ownCount],
+      [`RSS at ${TASKS} tasks, just Ready / after the idle window`, `${(at1000.rss / MiB).toFixed(1)} / ${(idle.rss / MiB).toFixed(1)} MiB`],
+      [`${SCALE_TASKS - TASKS} more tasks (${CREATE_CONCURRENCY} creates in flight) until all ${SCALE_TASKS} Ready`, `${scaleSeconds.toFixed(1)} s (${((SCALE_TASKS - TASKS) / scaleSeconds).toFixed(0)} tasks/s)`],
+      [`RSS at ${SCALE_TASKS} tasks, steady (target ≤ 150 MiB)`, `${(atScale.rss / MiB).toFixed(1)} MiB`],
+      [`RSS peak (VmHWM) reaching ${SCALE_TASKS}`, `${(scalePeak / MiB).toFixed(1)} MiB`],
+    ]);
+    if (idleWrites.length > 0) console.log(`writes while idle:\n  ${idleWrites.slice(0, 50).join('\n  ')}`);
+
+    // The benchmark's facts (not its timings): everything it measured really happened.
+    const list = await raw.request<any>(HttpMethod.GET, collectionPath(CRON_JOBS, managed));
+    expect(list.items.length).toBe(SCALE_TASKS);
+    expect(Number.isFinite(ratio)).toBe(true);
+  });
+});
+
+/** Write requests the operator counted itself (bgtask_api_requests_total, every verb but GET). */
+async function apiWrites(port: number): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  let sum = 0;
+  for (const m of text.matchAll(/^bgtask_api_requests_total\{method="(\w+)",code="[^"]*"\} (\d+)/gm)) if (m[1] !== 'GET') sum += Number(m[2]);
+  return sum;
+}
