@@ -1,7 +1,8 @@
 // The task-runner image as a pod would run it, without the operator: the CRD, in-cluster Postgres
-// from hack/manifests/services.yaml, a restricted runner Job, a watch that keeps each pod's last
-// state (a deleted pod's termination message included), psql inside the Postgres pod, and
-// credentials for reaching the apiserver from the host as a ServiceAccount.
+// (and Redis) from hack/manifests/services.yaml, a restricted runner Job, a watch that keeps each
+// pod's last state (a deleted pod's termination message included), psql inside the Postgres pod,
+// redis-cli inside the Redis pod, and credentials for reaching the apiserver from the host as a
+// ServiceAccount.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -27,31 +28,58 @@ export async function installCrd(): Promise<void> {
 
 /** The Secret, Deployment and Service of Postgres from services.yaml (Redis left out), ready to serve. */
 export async function deployPostgres(ns: string): Promise<void> {
+  await deployServices(ns, ['postgres']);
+}
+
+/** The Secret and the Deployment and Service of each of `services` from services.yaml, all ready to serve. */
+export async function deployServices(ns: string, services: readonly ('postgres' | 'redis')[]): Promise<void> {
   const docs = parseAllDocuments(readFileSync(SERVICES_FILE, 'utf8')).map((d) => d.toJS() as { kind: string; metadata: { name: string } });
-  const wanted = docs.filter((d) => d.kind === 'Secret' || d.metadata.name === 'postgres');
-  if (wanted.length !== 3) throw new Error(`${SERVICES_FILE}: expected a Secret and Postgres' Deployment and Service, found ${wanted.map((d) => `${d.kind}/${d.metadata.name}`).join(', ')}`);
+  const wanted = docs.filter((d) => d.kind === 'Secret' || (services as readonly string[]).includes(d.metadata.name));
+  if (wanted.length !== 1 + 2 * services.length) {
+    throw new Error(`${SERVICES_FILE}: expected a Secret and a Deployment and Service of each of ${services.join(', ')}, found ${wanted.map((d) => `${d.kind}/${d.metadata.name}`).join(', ')}`);
+  }
   await kubectl(['-n', ns, 'apply', '-f', '-'], { input: JSON.stringify({ apiVersion: 'v1', kind: 'List', items: wanted }) });
-  await kubectl(['-n', ns, 'rollout', 'status', 'deployment/postgres', '--timeout=180s'], { timeoutMs: 200_000 });
+  await Promise.all(services.map((s) => kubectl(['-n', ns, 'rollout', 'status', `deployment/${s}`, '--timeout=180s'], { timeoutMs: 200_000 })));
 }
 
 /**
  * DATABASE_URL built from the services Secret's password by the kubelet ($(VAR) expansion), so
- * the password never appears in a manifest. `host`/`port` point it elsewhere (fault tests).
+ * the password never appears in a manifest. `host`/`port` point it elsewhere (fault tests),
+ * `database` at another database of the same server.
  */
-export function databaseEnv(host = 'postgres', port = 5432): EnvVar[] {
+export function databaseEnv(host = 'postgres', port = 5432, database = DATABASE): EnvVar[] {
   return [
     { name: 'POSTGRES_PASSWORD', valueFrom: { secretKeyRef: { name: SERVICES_SECRET, key: 'postgres-password' } } },
-    { name: 'DATABASE_URL', value: `postgres://postgres:$(POSTGRES_PASSWORD)@${host}:${port}/${DATABASE}` },
+    { name: 'DATABASE_URL', value: `postgres://postgres:$(POSTGRES_PASSWORD)@${host}:${port}/${database}` },
+  ];
+}
+
+/** REDIS_URL of the in-cluster Redis (deployServices), its password expanded by the kubelet as in databaseEnv. */
+export function redisEnv(db = 0): EnvVar[] {
+  return [
+    { name: 'REDIS_PASSWORD', valueFrom: { secretKeyRef: { name: SERVICES_SECRET, key: 'redis-password' } } },
+    { name: 'REDIS_URL', value: `redis://:$(REDIS_PASSWORD)@redis:6379/${db}` },
   ];
 }
 
 /** Runs SQL with psql inside the Postgres pod (its own socket and password); returns the unaligned output. */
-export async function psql(ns: string, sql: string): Promise<string> {
+export async function psql(ns: string, sql: string, database = DATABASE): Promise<string> {
   const out = await kubectl(
-    ['-n', ns, 'exec', '-i', 'deploy/postgres', '--', 'sh', '-c', `PGPASSWORD="$POSTGRES_PASSWORD" exec psql -h /tmp -U postgres -d ${DATABASE} -v ON_ERROR_STOP=1 -X -q -A -t`],
+    ['-n', ns, 'exec', '-i', 'deploy/postgres', '--', 'sh', '-c', `PGPASSWORD="$POSTGRES_PASSWORD" exec psql -h /tmp -U postgres -d ${database} -v ON_ERROR_STOP=1 -X -q -A -t`],
     { input: sql },
   );
   return out.trim();
+}
+
+/**
+ * Runs Redis commands with redis-cli inside the Redis pod, one command a line, each argument
+ * quoted (redis-cli reads "…" with \" and \\ escapes, as JSON writes them); returns one raw
+ * reply a line.
+ */
+export async function redisCli(ns: string, commands: readonly (readonly (string | number)[])[]): Promise<string[]> {
+  const input = commands.map((args) => args.map((a) => JSON.stringify(String(a))).join(' ')).join('\n');
+  const out = await kubectl(['-n', ns, 'exec', '-i', 'deploy/redis', '--', 'sh', '-c', 'exec redis-cli -a "$REDIS_PASSWORD" --no-auth-warning'], { input: `${input}\n` });
+  return out.replace(/\n$/, '').split('\n');
 }
 
 export interface EnvVar {
