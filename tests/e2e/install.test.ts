@@ -40,10 +40,6 @@ const DEFAULT_TASKS = {
 const SUSPENDED = ['ai-process-due-tasks', 'email-send-daily-summary'];
 const DEMO_VALUES = `${CHART}/ci/demo-values.yaml`;
 const BUNDLED = `${FULLNAME}-bundled`;
-const bundledEnv = [
-  { name: 'DATABASE_URL', valueFrom: { secretKeyRef: { name: BUNDLED, key: 'database-url' } } },
-  { name: 'REDIS_URL', valueFrom: { secretKeyRef: { name: BUNDLED, key: 'redis-url' } } },
-];
 
 describe('helm install with bundled Postgres/Redis and the default tasks', () => {
   let ns: string;
@@ -118,6 +114,13 @@ describe('helm install with bundled Postgres/Redis and the default tasks', () =>
     expect(fromLeader).toMatch(/^bgtask_leader 1$/m);
     expect(fromLeader).toMatch(/^bgtask_runs_total\{[^}]*task="ai.test-scheduler-connection"[^}]*outcome="Succeeded"[^}]*\} [1-9]/m);
     expect(fromLeader).toMatch(/^bgtask_seconds_since_last_success\{[^}]*name="ai-test-scheduler-connection"/m);
+    expect(fromLeader).toMatch(/^bgtask_consecutive_failures\{[^}]*name="ai-test-scheduler-connection"[^}]*family="ai"\} 0$/m);
+    // The dead-man's switch's interval, from the schedules: */30 and a weekly one; none for a suspended task.
+    expect(fromLeader).toMatch(/^bgtask_schedule_interval_seconds\{[^}]*name="ai-test-scheduler-connection"[^}]*\} 1800$/m);
+    expect(fromLeader).toMatch(/^bgtask_schedule_interval_seconds\{[^}]*name="file-backup-user-data"[^}]*\} 604800$/m);
+    expect(fromLeader).not.toMatch(/^bgtask_schedule_interval_seconds\{[^}]*name="ai-process-due-tasks"/m);
+    const queued = [...fromLeader.matchAll(/^bgtask_oldest_queued_run_seconds\{family="([a-z]+)"\} /gm)].map((m) => m[1]).sort();
+    expect(queued).toEqual(['ai', 'email', 'file', 'maintenance', 'sync']);
   });
 
   it('maintenance.cleanup-old-sessions deletes the expired sessions in the in-cluster Postgres, and only those', async () => {
@@ -136,27 +139,39 @@ describe('helm install with bundled Postgres/Redis and the default tasks', () =>
   it('email.process-queue delivers the queued e-mails to the in-cluster SMTP server, each once', async () => {
     const redis = (args: string, input?: string) =>
       kubectl(['-n', ns, 'exec', '-i', `deploy/${FULLNAME}-redis`, '--', 'sh', '-c', `redis-cli -a "$REDIS_PASSWORD" --no-auth-warning ${args}`], input === undefined ? {} : { input });
+    // The task also runs every 5 minutes: a scheduled run may have succeeded (with nothing to
+    // send) just before the items are queued, or end after the manual one and become lastRun. So
+    // count the successes from here on, and wait for the mail itself.
+    const before = (await taskStatus(ns, 'email-process-queue')).succeeded ?? 0;
     for (const n of [1, 2]) {
       const item = { id: `e2e-mail-${n}`, to: `user${n}@example.com`, subject: `e2e message ${n}`, text: `hello ${n}` };
       await redis('-x LPUSH "bgtask:{email}:queue"', JSON.stringify(item));
     }
     await runNow(ns, 'email-process-queue', 'e2e-1');
-    // The task also runs every 5 minutes: a scheduled run may end after the manual one and become
-    // lastRun, so wait for any finished, counted run rather than for the manual one to stay last.
-    const s = await waitForOutcome(ns, 'email-process-queue', 180_000, (x) => (x.succeeded ?? 0) >= 1 && x.lastRun?.outcome !== undefined);
+    const s = await waitForOutcome(ns, 'email-process-queue', 180_000, (x) => (x.succeeded ?? 0) > before);
     expect(s.lastRun?.outcome).toBe('Succeeded');
-    // Sent by this run, or by a scheduled one just before it: either way each exactly once.
-    const mail = await sunkMail(ns);
+    // Sent by the manual run, or by a scheduled one around it: either way each exactly once.
+    const mail = await waitFor('both e-mails at the SMTP sink', async () => {
+      const sunk = await sunkMail(ns);
+      return sunk.length >= 2 ? sunk : undefined;
+    }, 120_000);
     expect(mail.map((m) => /^Message-ID: (.*)$/im.exec(m.data)?.[1]).sort()).toEqual(['<e2e-mail-1@example.com>', '<e2e-mail-2@example.com>']);
     expect(mail.map((m) => m.to).sort()).toEqual([['<user1@example.com>'], ['<user2@example.com>']]);
     expect(mail.every((m) => m.from === '<assistant@example.com>')).toBe(true);
     expect((await redis('LLEN "bgtask:{email}:queue"')).trim()).toBe('0');
   });
 
-  it('runs a `* * * * *` task on its schedule in a real pod within 90 s', async () => {
-    await applyTask(ns, 'every-minute', { task: 'ai.test-scheduler-connection', schedule: '* * * * *', env: bundledEnv });
+  it('runs a `* * * * *` task of a user on its schedule in a real pod within 90 s, with the release\'s credentials though it names no Secret', async () => {
+    // No spec.env: the operator adds the chart's credentials (here the bundled Postgres and Redis) to every run.
+    await applyTask(ns, 'every-minute', { task: 'ai.test-scheduler-connection', schedule: '* * * * *' });
     const s = await waitForOutcome(ns, 'every-minute', 90_000, (x) => x.succeeded === 1);
-    expect(s.lastRun).toMatchObject({ trigger: 'Schedule', outcome: 'Succeeded' });
+    expect(s.lastRun).toMatchObject({ trigger: 'Schedule', outcome: 'Succeeded', summary: { postgres_ok: true, redis_ok: true } });
+    const cronJob = await kubectlJson<{ spec: { jobTemplate: { spec: { template: { spec: { containers: { env: { name: string; valueFrom?: unknown }[]; imagePullPolicy?: string }[] } } } } } }>([
+      '-n', ns, 'get', 'cronjob', 'every-minute',
+    ]);
+    const container = cronJob.spec.jobTemplate.spec.template.spec.containers[0]!;
+    expect(container.env.find((e) => e.name === 'DATABASE_URL')?.valueFrom).toEqual({ secretKeyRef: { name: BUNDLED, key: 'database-url', optional: true } });
+    expect(container.imagePullPolicy).toBe('IfNotPresent');
     const pods = await kubectlJson<{ items: { metadata: { labels: Record<string, string> }; status: { phase: string } }[] }>([
       '-n', ns, 'get', 'pods', '-l', `batch.kubernetes.io/job-name=${s.lastRun?.runId}`,
     ]);
