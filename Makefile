@@ -17,7 +17,7 @@ up: ## build what is needed, create the cluster, helm-install the operator with 
 
 down: cluster-down ## delete the cluster
 
-test: deps ## every tier: unit, integration (kind + host Postgres/Redis), e2e
+test: deps ## every tier: unit, integration (kind + host Postgres/Redis), e2e; deletes the cluster at the end unless KEEP=1
 	@hack/test.sh unit integration e2e
 
 test-unit: deps ## unit tier (no services)
@@ -26,7 +26,7 @@ test-unit: deps ## unit tier (no services)
 test-integration: deps ## integration tier (kind cluster, host Postgres and Redis, real pods)
 	@hack/test.sh integration
 
-test-e2e: deps ## e2e tier (the product installed in kind)
+test-e2e: deps ## e2e tier (the product installed in kind); deletes the cluster at the end unless KEEP=1
 	@hack/test.sh e2e
 
 bench: deps ## benchmarks, printed as ratios measured side by side
