@@ -35,7 +35,9 @@ start_dockerd() {
     systemctl start docker || true
   fi
   if ! engine_answers; then
-    nohup dockerd >>/var/log/bgtask-dockerd.log 2>&1 </dev/null &
+    # setsid: a session of its own, so a caller whose process group is killed when it ends (a CI
+    # step, a timeout, a terminal closing) does not take the engine and every cluster with it.
+    setsid nohup dockerd >>/var/log/bgtask-dockerd.log 2>&1 </dev/null &
     disown || true
   fi
   retry_until 90 "dockerd to answer" engine_answers || {
