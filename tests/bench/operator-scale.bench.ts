@@ -14,13 +14,13 @@
 // BENCH_OPERATOR_TASKS, BENCH_OPERATOR_SCALE_TASKS and BENCH_IDLE_SECONDS shrink it for a quick look.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { HttpMethod, KubeConfig } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { RawApi } from '../../operator/kube/raw-api.ts';
 import { BACKGROUND_TASKS, CONFIG_MAPS, CRON_JOBS, EVENTS, JOBS, LEASES, PODS, collectionPath, type ResourceType } from '../../operator/kube/resources.ts';
 import { report } from '../support/bench-report.ts';
 import { createNamespace, deleteNamespace, kubectl, waitFor } from '../support/kube.ts';
+import { freePort } from '../support/runner-net.ts';
 import { ROOT } from '../support/platform.ts';
 import { watchWrites } from '../support/watch-writes.ts';
 
@@ -45,14 +45,6 @@ interface OperatorProcess {
   /** VmRSS and VmHWM (peak) of the process, in bytes. */
   memory(): { rss: number; peak: number };
   output(): string;
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as { port: number }).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 /** The node flags and environment the operator image runs with, read from its Dockerfile. */

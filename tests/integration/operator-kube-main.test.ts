@@ -1,23 +1,15 @@
 // The operator as main.ts wires it, two replicas in this process against the kind cluster with
 // leader election: the leader reconciles, the standby is ready but idle, a graceful stop (what
 // SIGTERM does) drains, releases the lease and returns 0, and the standby takes over at once.
-import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import pino from 'pino';
 import { resolveSettings } from '../../operator/cli.ts';
 import { runOperator } from '../../operator/main.ts';
 import { createNamespace, deleteNamespace, kubectl, kubectlJson, kubectlRaw, waitFor } from '../support/kube.ts';
+import { freePort } from '../support/runner-net.ts';
 import { prepareNamespace, RUNNER_IMAGE } from './operator-harness.ts';
 
 const log = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as { port: number }).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 interface Replica {
   name: string;

@@ -13,6 +13,9 @@ export function closedPort(): Promise<number> {
   });
 }
 
+/** A loopback port free to listen on (the same thing, named for that use). */
+export const freePort = closedPort;
+
 /** A TCP listener that only counts connections: proof that something was, or was not, contacted. */
 export async function connectionCounter(): Promise<{ port: number; connections: () => number; close: () => Promise<void> }> {
   let count = 0;
