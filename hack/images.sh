@@ -24,6 +24,16 @@ build_product() { # build_product NAME DOCKERFILE
 product_images() {
   build_product task-runner task-runner/Dockerfile
   build_product operator operator/Dockerfile
+  prune_product_images task-runner
+  prune_product_images operator
+}
+# Every build whose sources changed leaves the previous image untagged and a new build stage behind
+# (~15 MB each, and the node_modules layer when dependencies change): keep the newest build stage,
+# the layer cache the next build starts from, and drop superseded untagged images (their :e2e
+# children go the same way, on the run after those are rebuilt). Images in use stay.
+prune_product_images() { # prune_product_images NAME
+  docker images -q --filter "label=io.personal-assistant.bgtask.stage=$1-build" | tail -n +2 | xargs -r docker rmi >/dev/null 2>&1 || true
+  docker images -q --filter dangling=true --filter "label=io.personal-assistant.bgtask.image=$1" | xargs -r docker rmi >/dev/null 2>&1 || true
 }
 # Not in a subshell (unlike `step`): PRODUCT_IMAGES is read by load below.
 t0=$SECONDS

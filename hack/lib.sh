@@ -68,6 +68,14 @@ need_go() {
 # hash_of FILES/STRINGS...: a short content hash used to tag images by their inputs.
 hash_of() { cat "$@" | sha256sum | cut -c1-12; }
 
+# prune_superseded TAG...: removes every other tag of the first TAG's repository (older builds of
+# our own images, each tagged by the hash of its inputs). An image a container still uses stays.
+prune_superseded() {
+  local repo="${1%:*}"
+  docker images --format '{{.Repository}}:{{.Tag}}' "$repo" | grep -vxF -f <(printf '%s\n' "$@") |
+    xargs -r docker rmi >/dev/null 2>&1 || true
+}
+
 retry_until() { # retry_until TIMEOUT_S DESCRIPTION CMD...: poll CMD every second
   local timeout="$1" what="$2"; shift 2
   local deadline=$((SECONDS + timeout))

@@ -138,11 +138,6 @@ node_image() {
   echo "$tag"
 }
 
-prune_superseded() { # older builds of our images; an image a container still uses stays
-  local keep="$1" repo="${1%:*}"
-  docker images --format '{{.Repository}}:{{.Tag}}' "$repo" | grep -vx "$keep" | xargs -r docker rmi >/dev/null 2>&1 || true
-}
-
 tag=$(node_image)
 prune_superseded "$tag"
 prune_superseded "$(base_image)"

@@ -20,6 +20,7 @@ build_from_rootfs() { # build_from_rootfs ALIAS ROOTFS_TAR CUSTOMIZE_FN [--chang
     rm -rf "$d"
   fi
   docker tag "$tag" "$alias"
+  prune_superseded "$tag" "$alias"
   printf '%s\t%s\n' "$alias" "$(docker image inspect -f '{{.Size}}' "$tag" | awk '{printf "%.0f MB", $1/1e6}')"
 }
 
