@@ -11,7 +11,8 @@
 //      5,000. The 4,000 more are created 16 at a time, the hardest a client can push.
 // The figures are printed and written to the bench report, not asserted as timings; what is
 // asserted is that the runs really happened (every object there, every status Ready).
-// BENCH_OPERATOR_TASKS, BENCH_OPERATOR_SCALE_TASKS and BENCH_IDLE_SECONDS shrink it for a quick look.
+// BENCH_OPERATOR_TASKS, BENCH_OPERATOR_SCALE_TASKS and BENCH_IDLE_SECONDS shrink it for a quick look;
+// BENCH_OPERATOR_WORKERS sets --workers (default: the operator's own).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { HttpMethod, KubeConfig } from '@kubernetes/client-node';
@@ -44,6 +45,8 @@ interface OperatorProcess {
   exit: Promise<number | null>;
   /** VmRSS and VmHWM (peak) of the process, in bytes. */
   memory(): { rss: number; peak: number };
+  /** CPU seconds the process has used (user + system). */
+  cpuSeconds(): number;
   output(): string;
 }
 
@@ -66,6 +69,7 @@ function startOperator(kubeconfig: string, namespace: string, port: number): Ope
       'dist/operator.mjs', 'run', '--kubeconfig', kubeconfig, '--namespace', namespace,
       '--runner-image', 'bgtask.local/task-runner:dev',
       '--metrics-addr', `127.0.0.1:${port}`, '--health-addr', `127.0.0.1:${port}`, '--log-level', 'warn',
+      ...(process.env.BENCH_OPERATOR_WORKERS ? ['--workers', process.env.BENCH_OPERATOR_WORKERS] : []),
     ],
     { cwd: ROOT, env: { PATH: process.env.PATH, POD_NAMESPACE: namespace, ...runtime.env }, stdio: ['ignore', 'pipe', 'pipe'] },
   );
@@ -83,6 +87,11 @@ function startOperator(kubeconfig: string, namespace: string, port: number): Ope
       const status = readFileSync(`/proc/${child.pid}/status`, 'utf8');
       const kib = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN) * 1024;
       return { rss: kib('VmRSS'), peak: kib('VmHWM') };
+    },
+    cpuSeconds() {
+      // /proc/PID/stat: fields 14 and 15 (utime, stime) in clock ticks, after the parenthesized name.
+      const fields = readFileSync(`/proc/${child.pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
+      return (Number(fields[11]) + Number(fields[12])) / 100;
     },
     output: () => out,
   };
@@ -218,7 +227,9 @@ describe('operator at scale', () => {
     await kubectlApply(first.map(cronJobBody));
     const directSeconds = ((await directTracker.done) - directStart) / 1000;
     directTracker.stop();
+    const cpuBefore = operator.cpuSeconds();
     const operatorSeconds = await createTasks(managed, first, TASKS, 'kubectl');
+    const cpuPerTaskMs = ((operator.cpuSeconds() - cpuBefore) * 1000) / TASKS;
     const at1000 = operator.memory();
 
     // 2. Idle: every kind the operator writes (or could), watched from outside.
@@ -241,6 +252,7 @@ describe('operator at scale', () => {
       [`${TASKS} CronJobs by kubectl apply, until every one exists`, `${directSeconds.toFixed(1)} s`],
       [`${TASKS} BackgroundTasks by kubectl apply, until every CronJob exists and every task is Ready`, `${operatorSeconds.toFixed(1)} s`],
       ['ratio (target ≤ 1.5)', `${ratio.toFixed(2)}×`],
+      ['operator CPU per task created', `${cpuPerTaskMs.toFixed(1)} ms`],
       [`writes in ${IDLE_SECONDS} idle s at ${TASKS} tasks, seen by watches (target 0)`, idleWrites.length],
       ['writes in the same window by the operator\'s own count', ownCount],
       [`RSS at ${TASKS} tasks, just Ready / after the idle window`, `${(at1000.rss / MiB).toFixed(1)} / ${(idle.rss / MiB).toFixed(1)} MiB`],

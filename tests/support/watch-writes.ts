@@ -15,12 +15,14 @@ export async function watchWrites(kubeconfig: string, namespace: string, kinds: 
   const raw = new RawApi(kc);
   const seen: string[] = [];
   const abort = new AbortController();
+  // Bookmarks (about one a minute) keep a quiet watch from looking dead to the HTTP client, whose
+  // body timeout would otherwise end it after five silent minutes.
   const versions = await Promise.all(
     kinds.map(async (kind) => (await raw.request<{ metadata: { resourceVersion: string } }>(HttpMethod.GET, collectionPath(kind, namespace), { query: { limit: 1 } })).metadata.resourceVersion),
   );
   const watches = kinds.map((kind, i) =>
     raw
-      .watch<{ metadata?: { name?: string } }>(collectionPath(kind, namespace), { resourceVersion: versions[i] }, (event) => {
+      .watch<{ metadata?: { name?: string } }>(collectionPath(kind, namespace), { resourceVersion: versions[i], allowWatchBookmarks: true }, (event) => {
         if (event.type === 'ADDED' || event.type === 'MODIFIED' || event.type === 'DELETED') seen.push(`${event.type} ${kind.kind} ${event.object.metadata?.name}`);
       }, abort.signal)
       .then(() => {
