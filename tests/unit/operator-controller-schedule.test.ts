@@ -104,6 +104,31 @@ describe('zones', () => {
     expect(nextN('0 4 * * *', '', '2026-11-28T05:00:00Z', 1)).toEqual(['2026-11-29T04:00:00Z']);
   });
 
+  it('computes UTC without Intl, to the same wall times Intl gives (year 1 to 9999, both eras of the proleptic calendar)', () => {
+    const utc = Zone.load('UTC');
+    const viaIntl = new Intl.DateTimeFormat('en-US', { timeZone: 'UTC', hourCycle: 'h23', year: 'numeric', month: 'numeric', day: 'numeric', hour: 'numeric', minute: 'numeric', second: 'numeric', era: 'short' });
+    let seed = 42;
+    const random = () => ((seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31);
+    const from = Date.UTC(1, 0, 1) - 86_400_000 * 400; // a year and more before year 1: BC dates too
+    const to = Date.UTC(9999, 11, 31);
+    for (let i = 0; i < 2_000; i++) {
+      const ms = Math.floor(from + random() * (to - from));
+      const parts = Object.fromEntries(viaIntl.formatToParts(new Date(ms)).map((p) => [p.type, p.value]));
+      const year = parts.era === 'BC' || parts.era === 'B' ? 1 - Number(parts.year) : Number(parts.year);
+      const wall = utc.wall(ms);
+      expect({ year: wall.year, month: wall.month, day: wall.day, hour: wall.hour, minute: wall.minute, second: wall.second }, new Date(ms).toISOString()).toEqual({
+        year,
+        month: Number(parts.month),
+        day: Number(parts.day),
+        hour: Number(parts.hour),
+        minute: Number(parts.minute),
+        second: Number(parts.second),
+      });
+      expect(wall.weekday).toBe(new Date(ms).getUTCDay());
+      expect(utc.offsetSeconds(ms)).toBe(0);
+    }
+  });
+
   it('resolves wall times like Go time.Date: a skipped time moves forward, a repeated one is the later', () => {
     const berlin = Zone.load('Europe/Berlin');
     expect(iso(berlin.date(2026, 3, 29, 2, 30, 0))).toBe('2026-03-29T01:30:00Z'); // 03:30 CEST
