@@ -2,7 +2,7 @@
  * The runner's environment, validated once at start: the runner's own variables and every
  * setting a built-in task reads (e-mail, Notion, LLM, file roots), declared here once and handed
  * to tasks typed, as `ctx.env`. Every variable is optional here; what a task needs is required
- * for that task only (`requireServices` for its `needs`, `requireSettings` inside its `run()`),
+ * for that task only (`requireServices` for its `needs`, `ctx.requireSettings` inside its `run()`),
  * so a task that does not touch Redis runs without REDIS_URL. A malformed value of any of them
  * stops every run (exit 2, naming the variable, never echoing its value). A variable declared
  * nowhere here (a plugin's own, or a secret a row names) is read with `ctx.variable(name)`.

@@ -8,7 +8,7 @@ import type { Pool } from 'pg';
 import type { Redis } from 'ioredis';
 import type { RunOutcome } from '../crds/constants.ts';
 import type { LastRun } from '../crds/schema.ts';
-import { parseConfig, parsePartialConfig, requireServices, type RunnerConfig } from './config.ts';
+import { parseConfig, parsePartialConfig, requireServices, requireSettings, type RunnerConfig } from './config.ts';
 import { RunAborted, describeError } from './errors.ts';
 import { exitCodeFor, outcomeForError } from './exit-codes.ts';
 import { bootLogLevel, createLogger } from './logger.ts';
@@ -253,6 +253,7 @@ function taskContext(args: {
     signal: args.signal,
     dryRun: args.dryRun,
     env: args.config,
+    requireSettings: (keys) => requireSettings(args.config, keys, task.name),
     variable: (name) => args.env[name] || undefined,
     run: args.identity,
     count: (name, n) => summary.count(name, n),

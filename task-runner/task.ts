@@ -9,7 +9,7 @@ import type { Pool } from 'pg';
 import type { Redis } from 'ioredis';
 import type * as z from 'zod';
 import type { BACKOFF_KINDS, Family } from '../crds/constants.ts';
-import type { RunnerConfig } from './config.ts';
+import type { RunnerConfig, WithSettings } from './config.ts';
 import type { RunIdentity } from './run-identity.ts';
 
 export type SummaryValue = number | string | boolean;
@@ -62,9 +62,14 @@ export interface TaskContext<P> {
   readonly dryRun: boolean;
   /**
    * The validated configuration (config.ts): the runner's variables and the tasks' settings,
-   * typed. A setting the task cannot run without: `requireSettings(ctx.env, [...], name)`.
+   * typed. Settings the task cannot run without: `ctx.requireSettings([...])`.
    */
   readonly env: RunnerConfig;
+  /**
+   * The configuration with `keys` typed as set, or an InvalidInputError (exit 2) naming this task
+   * and every one of them that is not set.
+   */
+  requireSettings<K extends keyof RunnerConfig>(keys: readonly K[]): WithSettings<K>;
   /**
    * A variable config.ts does not declare, from the run's environment (undefined when unset or
    * empty): a plugin task's own setting, or a secret whose name a row holds. Never log its value.

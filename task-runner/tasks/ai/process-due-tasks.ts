@@ -1,5 +1,4 @@
 import * as z from 'zod';
-import { requireSettings } from '../../config.ts';
 import { describeError } from '../../errors.ts';
 import { defineTask } from '../../task.ts';
 
@@ -62,7 +61,7 @@ export default defineTask({
   needs: { postgres: true },
   async run(ctx) {
     const { limit, concurrency, model, maxRetries, requestTimeoutSeconds, leaseSeconds, notificationChannel } = ctx.params;
-    const { LLM_BASE_URL: baseURL, LLM_API_KEY: apiKey } = requireSettings(ctx.env, ['LLM_BASE_URL'], 'ai.process-due-tasks');
+    const { LLM_BASE_URL: baseURL, LLM_API_KEY: apiKey } = ctx.requireSettings(['LLM_BASE_URL']);
     const runId = ctx.run.id;
 
     if (ctx.dryRun) {

@@ -1,5 +1,4 @@
 import * as z from 'zod';
-import { requireSettings } from '../../config.ts';
 import { describeError } from '../../errors.ts';
 import { defineTask } from '../../task.ts';
 
@@ -31,7 +30,7 @@ export default defineTask({
   needs: { redis: true },
   async run(ctx) {
     const p = ctx.params;
-    const env = requireSettings(ctx.env, ['SMTP_URL'], 'email.process-queue');
+    const env = ctx.requireSettings(['SMTP_URL']);
     const [{ reliableQueue }, { openMailer, classifyFailure }, { parseMailItem, messageIdFor }] = await Promise.all([
       import('../../services/reliable-queue.ts'),
       import('../../services/smtp.ts'),

@@ -1,5 +1,4 @@
 import * as z from 'zod';
-import { requireSettings } from '../../config.ts';
 import { InvalidInputError, describeError } from '../../errors.ts';
 import { defineTask } from '../../task.ts';
 
@@ -38,7 +37,7 @@ export default defineTask({
   needs: { postgres: true },
   async run(ctx) {
     const p = ctx.params;
-    const env = requireSettings(ctx.env, ['SMTP_URL'], 'email.send-daily-summary');
+    const env = ctx.requireSettings(['SMTP_URL']);
     const [{ openMailer, classifyFailure }, { summaryText }, { DateTime }] = await Promise.all([
       import('../../services/smtp.ts'),
       import('./summary-text.ts'),

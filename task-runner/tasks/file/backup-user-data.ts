@@ -1,5 +1,4 @@
 import * as z from 'zod';
-import { requireSettings } from '../../config.ts';
 import { defineTask } from '../../task.ts';
 
 export default defineTask({
@@ -19,7 +18,7 @@ export default defineTask({
   needs: { postgres: true },
   async run(ctx) {
     const p = ctx.params;
-    const env = requireSettings(ctx.env, ['BGTASK_BACKUP_DIR'], 'file.backup-user-data');
+    const env = ctx.requireSettings(['BGTASK_BACKUP_DIR']);
     const [{ checkRoots }, { withTransaction }, fs, path, crypto, archive, tar] = await Promise.all([
       import('../../services/file-roots.ts'),
       import('../../services/postgres.ts'),

@@ -1,5 +1,4 @@
 import * as z from 'zod';
-import { requireSettings } from '../../config.ts';
 import { InvalidInputError } from '../../errors.ts';
 import { defineTask } from '../../task.ts';
 
@@ -21,7 +20,7 @@ export default defineTask({
   needs: { postgres: true },
   async run(ctx) {
     const p = ctx.params;
-    const env = requireSettings(ctx.env, ['BGTASK_BACKUP_DIR', 'BGTASK_USER_DATA_ROOT'], 'file.restore-user-data');
+    const env = ctx.requireSettings(['BGTASK_BACKUP_DIR', 'BGTASK_USER_DATA_ROOT']);
     const [{ checkRoots }, { withTransaction }, fs, path, archive, tar] = await Promise.all([
       import('../../services/file-roots.ts'),
       import('../../services/postgres.ts'),
