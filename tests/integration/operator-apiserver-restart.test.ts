@@ -2,24 +2,21 @@
 // the kind node and the kubelet starts a new one. Every watch breaks; nobody restarts the operator.
 // Once the apiserver answers again, a change to a BackgroundTask must reach its CronJob within
 // 30 s — the informers recovered by themselves.
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createNamespace, kubectl, kubectlJson, kubectlRaw, waitFor } from '../support/kube.ts';
-import { clusterName } from '../support/platform.ts';
+import { kindNode, nodeShell } from '../support/cluster-host.ts';
 import { prepareNamespace, startOperator, tearDown, type RunningOperator } from './operator-harness.ts';
 
-const run = promisify(execFile);
-const node = `${clusterName()}-control-plane`;
+let node: string;
 let ns: string;
 let operator: RunningOperator | undefined;
 
 /** crictl inside the kind node. */
-async function crictl(...args: string[]): Promise<string> {
-  return (await run('docker', ['exec', node, 'crictl', ...args], { encoding: 'utf8' })).stdout.trim();
+async function crictl(args: string): Promise<string> {
+  return (await nodeShell(node, `crictl ${args}`)).trim();
 }
 
-const apiserverContainer = (): Promise<string> => crictl('ps', '--name', '^kube-apiserver$', '--state', 'Running', '-q');
+const apiserverContainer = (): Promise<string> => crictl("ps --name '^kube-apiserver$' --state Running -q");
 const apiserverReady = async (): Promise<boolean> => (await kubectlRaw(['get', '--raw', '/readyz'], { timeoutMs: 5_000 })).code === 0;
 
 async function cronJobSchedule(name: string): Promise<string | undefined> {
@@ -28,6 +25,7 @@ async function cronJobSchedule(name: string): Promise<string | undefined> {
 }
 
 beforeAll(async () => {
+  node = await kindNode();
   ns = await createNamespace('op-apiserver');
   await prepareNamespace(ns);
   operator = await startOperator({ kubeconfig: inject('kubeconfig'), namespace: ns });
@@ -53,7 +51,7 @@ describe('operator across an apiserver restart', () => {
     const statsBefore = operator!.informerStats();
     const before = await apiserverContainer();
     expect(before).toMatch(/^[0-9a-f]+$/);
-    await crictl('stop', '--timeout', '0', before);
+    await crictl(`stop --timeout 0 ${before}`);
     await waitFor('the apiserver to go away', async () => !(await apiserverReady()), 60_000, 200);
     await waitFor('a new apiserver container', async () => {
       const now = await apiserverContainer().catch(() => '');

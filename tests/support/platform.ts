@@ -53,8 +53,3 @@ export function ensureImages(): void {
 export function gitShortHead(): string {
   return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim();
 }
-
-/** The kind cluster's name (hack/versions.env: BGTASK_CLUSTER, default bgtask). */
-export function clusterName(): string {
-  return process.env.BGTASK_CLUSTER || 'bgtask';
-}
