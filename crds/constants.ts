@@ -45,3 +45,14 @@ export function familyOf(task: string): Family {
   if (!(FAMILIES as readonly string[]).includes(family)) throw new Error(`task ${JSON.stringify(task)} has no known family`);
   return family as Family;
 }
+
+// Kubernetes' own name rules (apimachinery validation), shared by the CRD, the operator's flags
+// and the runner's configuration.
+/** RFC 1123 label: namespaces, volume names. */
+export const DNS_LABEL_PATTERN = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$';
+/** RFC 1123 subdomain: most object names (Secrets, ConfigMaps, ServiceAccounts, Leases). */
+export const DNS_SUBDOMAIN_PATTERN = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$';
+/** An environment variable name, as core/v1 accepts it. */
+export const ENV_VAR_NAME_PATTERN = '^[-._a-zA-Z][-._a-zA-Z0-9]*$';
+/** A Secret or ConfigMap key. */
+export const CONFIG_KEY_PATTERN = '^[-._a-zA-Z0-9]+$';

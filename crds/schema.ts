@@ -27,7 +27,19 @@ import {
   withMaxProperties,
   withRules,
 } from './rules.ts';
-import { BACKOFF_KINDS, CONCURRENCY_POLICIES, FAMILIES, GROUP_VERSION, KIND, MAX_NAME_LENGTH, RUN_OUTCOMES, RUN_TRIGGERS, TASK_NAME_PATTERN } from './constants.ts';
+import {
+  BACKOFF_KINDS,
+  CONCURRENCY_POLICIES,
+  CONFIG_KEY_PATTERN,
+  ENV_VAR_NAME_PATTERN,
+  FAMILIES,
+  GROUP_VERSION,
+  KIND,
+  MAX_NAME_LENGTH,
+  RUN_OUTCOMES,
+  RUN_TRIGGERS,
+  TASK_NAME_PATTERN,
+} from './constants.ts';
 
 // The plain constants live in constants.ts (the task-runner loads them without this schema);
 // re-exported so that this module stays the one import for everything about the API.
@@ -46,10 +58,8 @@ const QUANTITY_PATTERN =
   '^(\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))))?$';
 
 /** The environment variable names core/v1 accepts for containers. */
-const ENV_VAR_NAME_PATTERN = '^[-._a-zA-Z][-._a-zA-Z0-9]*$';
 
 /** The keys a ConfigMap or a Secret may hold. */
-const CONFIG_KEY_PATTERN = '^[-._a-zA-Z0-9]+$';
 
 /** metav1.Condition's type and reason formats. */
 const CONDITION_TYPE_PATTERN =

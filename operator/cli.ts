@@ -6,11 +6,12 @@
 import { Command, CommanderError } from 'commander';
 import pino, { type Logger } from 'pino';
 import * as z from 'zod';
+import { DNS_LABEL_PATTERN, DNS_SUBDOMAIN_PATTERN } from '../crds/constants.ts';
 import { runnerEnvFromSchema, runnerEnvSchema, runnerVolumeMountsSchema, runnerVolumesSchema } from './config/runner-pod.ts';
 import { runOperator } from './main.ts';
 
-const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+const DNS_LABEL = new RegExp(DNS_LABEL_PATTERN);
+const DNS_SUBDOMAIN = new RegExp(DNS_SUBDOMAIN_PATTERN);
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 export interface ListenAddress {

@@ -9,6 +9,7 @@
  * This module is loaded at every start: zod only, no client library.
  */
 import * as z from 'zod';
+import { DNS_LABEL_PATTERN, DNS_SUBDOMAIN_PATTERN } from '../crds/constants.ts';
 import { InvalidInputError } from './errors.ts';
 import type { TaskNeeds } from './task.ts';
 
@@ -16,11 +17,11 @@ import type { TaskNeeds } from './task.ts';
 const dnsSubdomain = z
   .string()
   .max(253)
-  .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/, 'must be a Kubernetes object name');
+  .regex(new RegExp(DNS_SUBDOMAIN_PATTERN), 'must be a Kubernetes object name');
 const dnsLabel = z
   .string()
   .max(63)
-  .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be a Kubernetes namespace name');
+  .regex(new RegExp(DNS_LABEL_PATTERN), 'must be a Kubernetes namespace name');
 const seconds = z.coerce.number().positive();
 const absolutePath = z.string().startsWith('/', 'must be an absolute path');
 /** A list of absolute paths separated by ':' (as PATH is), e.g. BGTASK_FILE_ROOTS=/data/tmp:/var/cache/app. */

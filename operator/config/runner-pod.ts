@@ -9,10 +9,12 @@
 // key two sources share); Kubernetes lets any `env` entry win over every `envFrom` source.
 import * as z from 'zod';
 
-const ENV_VAR_NAME = /^[-._a-zA-Z][-._a-zA-Z0-9]*$/;
-const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
-const CONFIG_KEY = /^[-._a-zA-Z0-9]+$/;
+import { CONFIG_KEY_PATTERN, DNS_LABEL_PATTERN, DNS_SUBDOMAIN_PATTERN, ENV_VAR_NAME_PATTERN } from '../../crds/constants.ts';
+
+const ENV_VAR_NAME = new RegExp(ENV_VAR_NAME_PATTERN);
+const DNS_LABEL = new RegExp(DNS_LABEL_PATTERN);
+const DNS_SUBDOMAIN = new RegExp(DNS_SUBDOMAIN_PATTERN);
+const CONFIG_KEY = new RegExp(CONFIG_KEY_PATTERN);
 
 /** The scratch volume every run has (desired-cronjob.ts): its name and mount path are taken. */
 export const SCRATCH_VOLUME = 'tmp';
