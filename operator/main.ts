@@ -21,7 +21,7 @@ import { MANAGED_SELECTOR, objectKey, taskKeyOf } from './kube/keys.ts';
 import { LeaderElector, defaultIdentity } from './kube/leader-election.ts';
 import { BACKGROUND_TASKS, CONFIG_MAPS, CRON_JOBS, JOBS, PODS } from './kube/resources.ts';
 import { OWNER_UID_INDEX, ownerUidIndex } from './kube/store.ts';
-import { compact, slimJob, slimPod } from './kube/transforms.ts';
+import { compact, compactCronJob, slimJob, slimPod } from './kube/transforms.ts';
 import type { KubeObject } from './kube/types.ts';
 import { WorkQueue } from './kube/workqueue.ts';
 import { createMetrics, familyQueues, taskSnapshot } from './metrics.ts';
@@ -66,7 +66,7 @@ export async function runOperator(settings: OperatorSettings, ctx: RunContext): 
   const cronJobs = new Informer<CronJob>({
     ...common,
     resource: CRON_JOBS,
-    transform: compact,
+    transform: compactCronJob,
     namespace: settings.namespace,
     labelSelector: MANAGED_SELECTOR,
     indexers: { [OWNER_UID_INDEX]: ownerUidIndex },

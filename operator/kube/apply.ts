@@ -1,17 +1,20 @@
 // Writes that cost nothing when nothing changed.
-//   apply(): server-side apply (field manager bgtask-operator, force) of a desired object. The
-//     hash of the desired object rides along in an annotation; when the cached live object
-//     carries the same hash, the request is skipped. A spec edited by someone else bumps the
-//     object's generation past the one our last apply produced, and that re-applies.
+//   apply(): makes the live object match a desired one (field manager bgtask-operator): a POST
+//     when there is none, else server-side apply with force (see field-ownership.ts for why the
+//     create is a POST). The hash of the desired object rides along in an annotation; when the
+//     cached live object carries the same hash, the request is skipped. A spec edited by someone
+//     else bumps the object's generation past the one our last apply produced, and that re-applies.
 //   patchStatus(): a JSON merge patch of /status holding only the members that differ from the
 //     cached object; nothing to send, no request.
 import type { Logger } from 'pino';
 import { HttpMethod, PatchStrategy } from '@kubernetes/client-node';
 import { API_GROUP } from '../../crds/schema.ts';
+import { isConflict } from './errors.ts';
+import { ownsByUpdate, upgradedManagedFields, type ManagedFieldsEntry } from './field-ownership.ts';
 import { objectKey } from './keys.ts';
 import { hashJson, partialMergePatch } from './json.ts';
 import type { RawApi } from './raw-api.ts';
-import { BACKGROUND_TASKS, objectPath, resourceFor } from './resources.ts';
+import { BACKGROUND_TASKS, collectionPath, objectPath, resourceFor, type ResourceType } from './resources.ts';
 import type { KubeObject } from './types.ts';
 
 export const FIELD_MANAGER = 'bgtask-operator';
@@ -39,7 +42,12 @@ export interface ApplierOptions {
 }
 
 export interface ApplierStats {
+  /** Objects created (by POST). */
+  creates: number;
+  /** Server-side applies to existing objects. */
   applies: number;
+  /** Objects whose POST-created fields were handed to the apply entry before their first apply. */
+  ownershipUpgrades: number;
   appliesSkipped: number;
   statusPatches: number;
   statusPatchesSkipped: number;
@@ -54,7 +62,7 @@ export function desiredHash(desired: KubeObject): string {
 
 export class Applier {
   readonly fieldManager: string;
-  readonly stats: ApplierStats = { applies: 0, appliesSkipped: 0, statusPatches: 0, statusPatchesSkipped: 0 };
+  readonly stats: ApplierStats = { creates: 0, applies: 0, ownershipUpgrades: 0, appliesSkipped: 0, statusPatches: 0, statusPatchesSkipped: 0 };
   /** `kind/namespace/name` → the uid and generation our last apply left the object at. */
   private readonly applied = new Map<string, { uid: string; generation: number }>();
 
@@ -63,8 +71,8 @@ export class Applier {
   }
 
   /**
-   * Server-side applies `desired` unless `live` (the cached object, if any) already carries its
-   * hash and nobody has changed its spec since.
+   * Creates `desired` when there is no `live` (the cached object), else server-side applies it,
+   * unless `live` already carries its hash and nobody has changed its spec since.
    */
   async apply<T extends KubeObject>(desired: T, live?: KubeObject): Promise<ApplyResult<T>> {
     const rt = resourceFor(desired.apiVersion, desired.kind);
@@ -77,17 +85,24 @@ export class Applier {
       return { changed: false, object: live as T };
     }
     const body = { ...desired, metadata: { ...desired.metadata, annotations: { ...desired.metadata?.annotations, [APPLIED_HASH_ANNOTATION]: hash } } };
-    let result: T;
-    try {
-      result = await this.opts.raw.request<T>(HttpMethod.PATCH, objectPath(rt, desired.metadata?.namespace, name), {
-        query: { fieldManager: this.fieldManager, force: true },
-        body,
-        contentType: PatchStrategy.ServerSideApply,
-      });
-    } catch (err) {
-      throw new Error(`server-side apply of ${rt.kind} ${objectKey(desired)} failed`, { cause: err });
+    const namespace = desired.metadata?.namespace;
+    // Not in the cache: create it. Already there after all (the cache lags, or it is someone
+    // else's object without our labels): apply, which takes it over.
+    let result = live ? undefined : await this.create<T>(rt, namespace, body);
+    if (result) this.stats.creates++;
+    else {
+      if (!live || ownsByUpdate(live, this.fieldManager)) await this.upgradeOwnership(rt, namespace, name);
+      try {
+        result = await this.opts.raw.request<T>(HttpMethod.PATCH, objectPath(rt, namespace, name), {
+          query: { fieldManager: this.fieldManager, force: true },
+          body,
+          contentType: PatchStrategy.ServerSideApply,
+        });
+      } catch (err) {
+        throw new Error(`server-side apply of ${rt.kind} ${objectKey(desired)} failed`, { cause: err });
+      }
+      this.stats.applies++;
     }
-    this.stats.applies++;
     this.remember(memoKey, result);
     this.opts.log.debug({ kind: rt.kind, key: objectKey(desired), resourceVersion: result.metadata?.resourceVersion }, 'applied');
     return { changed: true, object: result };
@@ -118,6 +133,48 @@ export class Applier {
     }
     this.stats.statusPatches++;
     return { changed: true, object };
+  }
+
+  /** POSTs the object; undefined when one of that name exists already. */
+  private async create<T>(rt: ResourceType, namespace: string | undefined, body: KubeObject): Promise<T | undefined> {
+    try {
+      return await this.opts.raw.request<T>(HttpMethod.POST, collectionPath(rt, namespace), { query: { fieldManager: this.fieldManager }, body });
+    } catch (err) {
+      if (isConflict(err)) return undefined;
+      throw new Error(`creating ${rt.kind} ${namespace ? `${namespace}/` : ''}${body.metadata?.name} failed`, { cause: err });
+    }
+  }
+
+  /**
+   * Hands the fields our POST created (an `Update` entry of our field manager) to our `Apply`
+   * entry, so the apply that follows can remove what it no longer wants. Reads the object for its
+   * full managedFields; the patch fails (and the reconcile is retried) if the object changed since.
+   */
+  private async upgradeOwnership(rt: ResourceType, namespace: string | undefined, name: string): Promise<void> {
+    const path = objectPath(rt, namespace, name);
+    const where = `${rt.kind} ${namespace ? `${namespace}/` : ''}${name}`;
+    let current: KubeObject & { metadata?: { managedFields?: ManagedFieldsEntry[] } };
+    try {
+      current = await this.opts.raw.request(HttpMethod.GET, path);
+    } catch (err) {
+      throw new Error(`reading ${where} to take over its fields failed`, { cause: err });
+    }
+    const managedFields = upgradedManagedFields(current.metadata?.managedFields ?? [], this.fieldManager);
+    if (!managedFields) return;
+    try {
+      await this.opts.raw.request(HttpMethod.PATCH, path, {
+        query: { fieldManager: this.fieldManager },
+        body: [
+          { op: 'test', path: '/metadata/resourceVersion', value: current.metadata?.resourceVersion },
+          { op: 'replace', path: '/metadata/managedFields', value: managedFields },
+        ],
+        contentType: PatchStrategy.JsonPatch,
+      });
+    } catch (err) {
+      throw new Error(`handing the fields of ${where} from our Update entry to our Apply entry failed`, { cause: err });
+    }
+    this.stats.ownershipUpgrades++;
+    this.opts.log.debug({ kind: rt.kind, namespace, name }, 'field ownership moved from Update to Apply');
   }
 
   // The cached object may lag behind our own last apply (lower generation): that is not an edit.

@@ -18,7 +18,7 @@ import { Informer, type EventHandler, type InformerStats } from '../../operator/
 import { MANAGED_SELECTOR, objectKey, taskKeyOf } from '../../operator/kube/keys.ts';
 import { BACKGROUND_TASKS, CRON_JOBS, JOBS, PODS } from '../../operator/kube/resources.ts';
 import { OWNER_UID_INDEX, ownerUidIndex } from '../../operator/kube/store.ts';
-import { slimJob, slimPod } from '../../operator/kube/transforms.ts';
+import { compactCronJob, slimJob, slimPod } from '../../operator/kube/transforms.ts';
 import type { KubeObject } from '../../operator/kube/types.ts';
 import { WorkQueue } from '../../operator/kube/workqueue.ts';
 import { createMetrics } from '../../operator/metrics.ts';
@@ -100,7 +100,7 @@ export async function startOperator(opts: { kubeconfig: string; namespace: strin
 
   const common = { raw: clients.raw, log, namespace: opts.namespace };
   const tasks = new Informer<Task & KubeObject>({ ...common, resource: BACKGROUND_TASKS, indexers: TASK_INDEXERS });
-  const cronJobs = new Informer<CronJob>({ ...common, resource: CRON_JOBS, labelSelector: MANAGED_SELECTOR, indexers: { [OWNER_UID_INDEX]: ownerUidIndex } });
+  const cronJobs = new Informer<CronJob>({ ...common, resource: CRON_JOBS, transform: compactCronJob, labelSelector: MANAGED_SELECTOR, indexers: { [OWNER_UID_INDEX]: ownerUidIndex } });
   const jobs = new Informer<Job>({ ...common, resource: JOBS, labelSelector: MANAGED_SELECTOR, indexers: JOB_INDEXERS, transform: slimJob });
   const pods = new Informer<Pod>({ ...common, resource: PODS, labelSelector: MANAGED_SELECTOR, indexers: POD_INDEXERS, transform: slimPod });
   const informers = [tasks, cronJobs, jobs, pods];

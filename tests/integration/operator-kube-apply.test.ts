@@ -1,7 +1,8 @@
-// Writes that cost nothing when nothing changed, against the real apiserver: server-side apply
-// skipped when the cached object carries the desired hash (no request, resourceVersion
-// unchanged), re-applied when the desired object or someone else's edit changes things; status
-// merge patches skipped when equal; Events deduplicated into a series.
+// Writes that cost nothing when nothing changed, against the real apiserver: created by POST,
+// server-side apply skipped when the cached object carries the desired hash (no request,
+// resourceVersion unchanged), re-applied when the desired object or someone else's edit changes
+// things, and a field the desired object drops removed even from an object the POST created;
+// status merge patches skipped when equal; Events deduplicated into a series.
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import pino from 'pino';
@@ -11,6 +12,7 @@ import { KubeEventRecorder, REPORTING_CONTROLLER, apiEventSink } from '../../ope
 import { Informer } from '../../operator/kube/informer.ts';
 import { RawApi, type RequestOptions } from '../../operator/kube/raw-api.ts';
 import { CRON_JOBS, objectPath } from '../../operator/kube/resources.ts';
+import { compactCronJob } from '../../operator/kube/transforms.ts';
 import type { KubeObject } from '../../operator/kube/types.ts';
 import { ROOT } from '../support/platform.ts';
 import { createNamespace, deleteNamespace, kubectl, kubectlJson, waitFor } from '../support/kube.ts';
@@ -26,20 +28,26 @@ class CountingRawApi extends RawApi {
   }
 }
 
-type CronJob = KubeObject & { spec?: { schedule?: string; suspend?: boolean } };
+type Env = { name: string; value: string }[];
+type CronJob = KubeObject & {
+  spec?: { schedule?: string; suspend?: boolean; jobTemplate?: { spec?: { template?: { spec?: { restartPolicy?: string; containers?: { env?: Env }[] } } } } };
+};
 
-function desiredCronJob(ns: string, schedule: string): CronJob {
+function desiredCronJob(ns: string, schedule: string, opts: { name?: string; env?: Env } = {}): CronJob {
+  const container = { name: 'c', image: 'bgtask.local/node-runtime:24', args: ['-e', '0'], ...(opts.env ? { env: opts.env } : {}) };
   return {
     apiVersion: 'batch/v1',
     kind: 'CronJob',
-    metadata: { name: 'applied', namespace: ns, labels: { 'app.kubernetes.io/managed-by': 'bgtask-operator' } },
+    metadata: { name: opts.name ?? 'applied', namespace: ns, labels: { 'app.kubernetes.io/managed-by': 'bgtask-operator' } },
     spec: {
       schedule,
       suspend: false,
-      jobTemplate: { spec: { template: { spec: { restartPolicy: 'Never', containers: [{ name: 'c', image: 'bgtask.local/node-runtime:24', args: ['-e', '0'] }] } } } },
-    } as CronJob['spec'],
+      jobTemplate: { spec: { template: { spec: { restartPolicy: 'Never', containers: [container] } } } },
+    },
   };
 }
+
+const managers = (o: KubeObject) => (o.metadata?.managedFields ?? []).filter((m) => !m.subresource).map((m) => `${m.manager}/${m.operation}`);
 
 describe('Applier and EventRecorder against the apiserver', () => {
   let ns: string;
@@ -53,7 +61,7 @@ describe('Applier and EventRecorder against the apiserver', () => {
     kc.loadFromFile(inject('kubeconfig'));
     raw = new CountingRawApi(kc);
     applier = new Applier({ raw, log });
-    cronJobs = new Informer<CronJob>({ raw: new RawApi(kc), resource: CRON_JOBS, namespace: ns, log });
+    cronJobs = new Informer<CronJob>({ raw: new RawApi(kc), resource: CRON_JOBS, namespace: ns, log, transform: compactCronJob });
     cronJobs.start();
     await cronJobs.waitForSync();
     await kubectl(['apply', '--server-side', '--force-conflicts', '-f', join(ROOT, 'crds/workers.personal-assistant.io_backgroundtasks.yaml')]);
@@ -66,19 +74,19 @@ describe('Applier and EventRecorder against the apiserver', () => {
   });
 
   /** The cached CronJob once the informer has caught up with resourceVersion rv. */
-  const cachedAt = (rv: string | undefined) =>
+  const cachedAt = (rv: string | undefined, name = 'applied') =>
     waitFor(`the cache at resourceVersion ${rv}`, async () => {
-      const c = cronJobs.store.get(ns, 'applied');
+      const c = cronJobs.store.get(ns, name);
       return c?.metadata?.resourceVersion === rv ? c : undefined;
     }, 20_000, 50);
 
-  it('applies once, then skips the request while the cached object carries the same hash', async () => {
+  it('creates by POST, then skips the request while the cached object carries the same hash', async () => {
     const first = await applier.apply(desiredCronJob(ns, '0 3 * * *'));
     expect(first.changed).toBe(true);
+    expect(raw.sent.at(-1)).toBe(`POST /apis/batch/v1/namespaces/${ns}/cronjobs`);
     const rv = first.object.metadata?.resourceVersion;
     expect(first.object.metadata?.annotations?.[APPLIED_HASH_ANNOTATION]).toBeTruthy();
-    const managers = (first.object.metadata?.managedFields ?? []).map((m) => `${m.manager}/${m.operation}`);
-    expect(managers).toContain(`${FIELD_MANAGER}/Apply`);
+    expect(managers(first.object)).toEqual([`${FIELD_MANAGER}/Update`]);
 
     const live = await cachedAt(rv);
     const sentBefore = raw.sent.length;
@@ -89,11 +97,12 @@ describe('Applier and EventRecorder against the apiserver', () => {
     expect(onServer.metadata?.resourceVersion).toBe(rv);
   });
 
-  it('applies again when the desired object changes', async () => {
+  it('applies again when the desired object changes, owning what the POST made as its applier from then on', async () => {
     const live = cronJobs.store.get(ns, 'applied');
     const changed = await applier.apply(desiredCronJob(ns, '30 4 * * *'), live);
     expect(changed.changed).toBe(true);
     expect(changed.object.spec?.schedule).toBe('30 4 * * *');
+    expect(managers(changed.object)).toEqual([`${FIELD_MANAGER}/Apply`]);
     expect(changed.object.metadata?.resourceVersion).not.toBe(live?.metadata?.resourceVersion);
     await cachedAt(changed.object.metadata?.resourceVersion);
   });
@@ -111,6 +120,25 @@ describe('Applier and EventRecorder against the apiserver', () => {
     const fresh = new Applier({ raw, log });
     const live = await cachedAt(result.object.metadata?.resourceVersion);
     expect((await fresh.apply(desiredCronJob(ns, '30 4 * * *'), live)).changed).toBe(false);
+  });
+
+  it('removes a field the desired object drops from a CronJob it created by POST', async () => {
+    const env = [{ name: 'KEEP', value: '1' }, { name: 'DROP', value: '2' }];
+    const created = await applier.apply(desiredCronJob(ns, '0 5 * * *', { name: 'dropping', env }));
+    const live = await cachedAt(created.object.metadata?.resourceVersion, 'dropping');
+    const upgradesBefore = applier.stats.ownershipUpgrades;
+    const result = await applier.apply(desiredCronJob(ns, '0 5 * * *', { name: 'dropping', env: env.slice(0, 1) }), live);
+    expect(applier.stats.ownershipUpgrades).toBe(upgradesBefore + 1);
+    expect(result.object.spec?.jobTemplate?.spec?.template?.spec?.containers?.[0]?.env).toEqual([{ name: 'KEEP', value: '1' }]);
+    const onServer = await kubectlJson<CronJob>(['-n', ns, 'get', 'cronjob', 'dropping', '--show-managed-fields']);
+    expect(onServer.spec?.jobTemplate?.spec?.template?.spec?.containers?.[0]?.env).toEqual([{ name: 'KEEP', value: '1' }]);
+    expect(managers(onServer)).toEqual([`${FIELD_MANAGER}/Apply`]);
+    // Applied from then on: the cache carries no marker, and the next change is one request.
+    const cached = await cachedAt(result.object.metadata?.resourceVersion, 'dropping');
+    const sentBefore = raw.sent.length;
+    await applier.apply(desiredCronJob(ns, '0 5 * * *', { name: 'dropping' }), cached);
+    expect(raw.sent.slice(sentBefore)).toEqual([`PATCH /apis/batch/v1/namespaces/${ns}/cronjobs/dropping`]);
+    expect(applier.stats.ownershipUpgrades).toBe(upgradesBefore + 1);
   });
 
   it('patches status only with what differs, and not at all when nothing does', async () => {

@@ -8,6 +8,7 @@ import { JOB_INDEXERS, POD_INDEXERS, TASK_INDEXERS } from '../../operator/contro
 import { createReconciler } from '../../operator/controller/reconcile.ts';
 import type { RawApi } from '../../operator/kube/raw-api.ts';
 import { Store } from '../../operator/kube/store.ts';
+import { compactCronJob } from '../../operator/kube/transforms.ts';
 import type { KubeObject } from '../../operator/kube/types.ts';
 import { CATALOG, CRONJOB_UID, NS, makeJob, makePod, makeTask } from './operator-controller-fixtures.ts';
 
@@ -45,7 +46,12 @@ function world(
     const failure = opts.fail?.(method, path);
     if (failure) throw failure;
     const body = o.body as { metadata?: Record<string, unknown> } | undefined;
-    if (path.includes('/cronjobs/')) return { ...body, metadata: { ...body?.metadata, uid: CRONJOB_UID, generation: 1, resourceVersion: '10' } };
+    if (/\/cronjobs(\/|$)/.test(path)) {
+      // What a POST leaves: the operator's fields under an Update entry of its field manager.
+      if (method === 'GET') return { ...cronJobs.get(NS, path.split('/').pop()!), metadata: { ...cronJobs.get(NS, path.split('/').pop()!)?.metadata, managedFields: [POSTED_FIELDS] } };
+      if (Array.isArray(body)) return {}; // the JSON patch of managedFields
+      return { ...body, metadata: { ...body?.metadata, uid: CRONJOB_UID, generation: 1, resourceVersion: '10' } };
+    }
     if (path.endsWith('/status')) return {};
     return body ?? {};
   });
@@ -82,7 +88,9 @@ function world(
     settle() {
       for (const call of calls) {
         const body = call.body as (KubeObject & { status?: Record<string, unknown> }) | undefined;
-        if (call.path.includes('/cronjobs/') && body) cronJobs.upsert({ ...body, metadata: { ...body.metadata, uid: CRONJOB_UID, generation: 1 } } as CronJob);
+        // Created by POST: cached with the marker the informer's transform leaves; applied: without.
+        if (call.path.endsWith('/cronjobs') && body) cronJobs.upsert(compactCronJob({ ...body, metadata: { ...body.metadata, uid: CRONJOB_UID, generation: 1, resourceVersion: '10', managedFields: [POSTED_FIELDS] } } as CronJob));
+        if (call.path.includes('/cronjobs/') && call.contentType === APPLY && body) cronJobs.upsert({ ...body, metadata: { ...body.metadata, uid: CRONJOB_UID, generation: 1 } } as CronJob);
         if (call.path.endsWith('/status') && body) {
           for (const t of tasks.list()) {
             const merged = { ...t.status } as Record<string, unknown>;
@@ -100,16 +108,19 @@ function world(
 }
 
 const KEY = `${NS}/digest`;
+const APPLY = 'application/apply-patch+yaml';
+const POSTED_FIELDS = { manager: 'bgtask-operator', operation: 'Update', apiVersion: 'batch/v1', fieldsType: 'FieldsV1', fieldsV1: { 'f:spec': { 'f:schedule': {} } } };
+const isJobCreate = (c: Call) => c.method === 'POST' && c.path.endsWith('/jobs');
 
 describe('reconcile', () => {
   it('creates the CronJob and the status of a new task, then requeues for the next schedule', async () => {
     const w = world({ tasks: [makeTask()] });
     const result = await w.reconcile(KEY);
     expect(w.calls.map((c) => `${c.method} ${c.path}`)).toEqual([
-      'PATCH /apis/batch/v1/namespaces/assistant/cronjobs/digest',
+      'POST /apis/batch/v1/namespaces/assistant/cronjobs',
       'PATCH /apis/workers.personal-assistant.io/v1alpha1/namespaces/assistant/backgroundtasks/digest/status',
     ]);
-    expect(w.calls[0]!.contentType).toBe('application/apply-patch+yaml');
+    expect((w.calls[0]!.body as CronJob).metadata?.name).toBe('digest');
     expect(w.statusPatch()?.status).toMatchObject({
       family: 'email',
       cronJobName: 'digest',
@@ -142,8 +153,17 @@ describe('reconcile', () => {
     // The operator restarts with another setting (helm upgrade): its first reconcile applies it.
     const restarted = w.makeReconciler({ env: [db], envFrom: [{ secretRef: { name: 'llm' } }], imagePullPolicy: 'Always' });
     await restarted(KEY);
-    expect(w.calls.map((c) => `${c.method} ${c.path}`)).toEqual(['PATCH /apis/batch/v1/namespaces/assistant/cronjobs/digest']);
-    const container = (w.calls[0]!.body as CronJob).spec!.jobTemplate.spec!.template.spec!.containers[0]!;
+    // The first apply to a CronJob it created hands the POST's fields to the apply entry first.
+    expect(w.calls.map((c) => `${c.method} ${c.path} ${c.contentType ?? ''}`.trim())).toEqual([
+      'GET /apis/batch/v1/namespaces/assistant/cronjobs/digest',
+      'PATCH /apis/batch/v1/namespaces/assistant/cronjobs/digest application/json-patch+json',
+      `PATCH /apis/batch/v1/namespaces/assistant/cronjobs/digest ${APPLY}`,
+    ]);
+    expect(w.calls[1]!.body).toEqual([
+      { op: 'test', path: '/metadata/resourceVersion', value: '10' },
+      { op: 'replace', path: '/metadata/managedFields', value: [{ ...POSTED_FIELDS, operation: 'Apply' }] },
+    ]);
+    const container = (w.calls[2]!.body as CronJob).spec!.jobTemplate.spec!.template.spec!.containers[0]!;
     expect(container.envFrom).toEqual([{ secretRef: { name: 'llm' } }]);
     expect(container.imagePullPolicy).toBe('Always');
     expect(container.env?.[0]).toEqual(db);
@@ -163,7 +183,7 @@ describe('reconcile', () => {
     const [task] = w.tasks.list();
     w.tasks.upsert({ ...task!, metadata: { ...task!.metadata, generation: 2 }, spec: { ...task!.spec, schedule: '30 9 * * 1-5' } });
     await w.reconcile(KEY);
-    const apply = w.calls.find((c) => c.path.includes('/cronjobs/'));
+    const apply = w.calls.find((c) => c.contentType === APPLY);
     expect((apply?.body as CronJob).spec?.schedule).toBe('30 9 * * 1-5');
     expect(w.events.map((e) => e.reason)).toContain('CronJobUpdated');
   });
@@ -233,12 +253,12 @@ describe('reconcile', () => {
     const waiting = await w.reconcile(KEY);
     expect(waiting.requeueAfterMs).toBe(60_000);
     expect(w.events).toContainEqual(expect.objectContaining({ reason: 'RetryScheduled' }));
-    expect(w.calls.some((c) => c.method === 'POST')).toBe(false);
+    expect(w.calls.some(isJobCreate)).toBe(false);
 
     w.settle();
     w.setNow('2026-11-28T12:01:00Z');
     await w.reconcile(KEY);
-    const create = w.calls.find((c) => c.method === 'POST');
+    const create = w.calls.find(isJobCreate);
     expect(create?.path).toBe('/apis/batch/v1/namespaces/assistant/jobs');
     const retry = create?.body as Job;
     expect(retry.metadata?.name).toMatch(/^digest-retry2-[0-9a-f]{8}$/);
@@ -252,14 +272,14 @@ describe('reconcile', () => {
     const job = makeJob('digest-1', { createdAt: '2026-11-28T08:00:00Z', failed: { at: '2026-11-28T08:00:10Z' } });
     const w = world({ tasks: [makeTask()], jobs: [job], pods: [makePod(job, { terminated: { exitCode: 2 } })] });
     await w.reconcile(KEY);
-    expect(w.calls.some((c) => c.method === 'POST')).toBe(false);
+    expect(w.calls.some(isJobCreate)).toBe(false);
     expect(w.statusPatch()?.status.lastRun).toMatchObject({ outcome: 'InvalidInput' });
   });
 
   it('answers a run-now token with one Job and remembers the token', async () => {
     const w = world({ tasks: [makeTask({ annotations: { 'workers.personal-assistant.io/run-now': '1764324000' } })] });
     await w.reconcile(KEY);
-    const create = w.calls.find((c) => c.method === 'POST');
+    const create = w.calls.find(isJobCreate);
     expect((create?.body as Job).spec?.template.metadata?.annotations).toMatchObject({ 'workers.personal-assistant.io/trigger': 'Manual', 'workers.personal-assistant.io/attempt': '1' });
     const annotate = w.calls.find((c) => c.path.endsWith('/backgroundtasks/digest'));
     expect(annotate?.body).toEqual({ metadata: { annotations: { 'workers.personal-assistant.io/run-now-handled': '1764324000' } } });
@@ -290,8 +310,8 @@ describe('reconcile', () => {
 
   it('fails the reconcile (for a backoff retry) when the CronJob cannot be applied, after saying so in the status', async () => {
     const forbidden = Object.assign(new Error('cronjobs.batch "digest" is forbidden'), { code: 403 });
-    const w = world({ tasks: [makeTask()], fail: (method, path) => (path.includes('/cronjobs/') ? forbidden : undefined) });
-    await expect(w.reconcile(KEY)).rejects.toThrow('server-side apply of CronJob assistant/digest failed');
+    const w = world({ tasks: [makeTask()], fail: (method, path) => (path.includes('/cronjobs') ? forbidden : undefined) });
+    await expect(w.reconcile(KEY)).rejects.toThrow('creating CronJob assistant/digest failed');
     expect(w.statusPatch()?.status.conditions).toContainEqual(expect.objectContaining({ type: 'Ready', status: 'False', reason: 'CronJobFailed', message: expect.stringContaining('forbidden') }));
     expect(w.events).toContainEqual(expect.objectContaining({ type: 'Warning', reason: 'CronJobFailed' }));
   });

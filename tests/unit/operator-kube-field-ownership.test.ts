@@ -1,0 +1,64 @@
+// Handing the fields a POST created (an Update entry of the operator's field manager) to its
+// Apply entry, and the marker the informer cache keeps in place of managedFields.
+import { describe, expect, it } from 'vitest';
+import { keepUpdateOwnership, ownsByUpdate, unionFieldsV1, upgradedManagedFields, type ManagedFieldsEntry } from '../../operator/kube/field-ownership.ts';
+import { compact } from '../../operator/kube/transforms.ts';
+import type { KubeObject } from '../../operator/kube/types.ts';
+
+const ME = 'bgtask-operator';
+const entry = (manager: string, operation: string, fieldsV1: Record<string, unknown>, extra: Partial<ManagedFieldsEntry> = {}): ManagedFieldsEntry => ({
+  manager,
+  operation,
+  apiVersion: 'batch/v1',
+  time: '2026-11-28T10:00:00Z',
+  fieldsType: 'FieldsV1',
+  fieldsV1,
+  ...extra,
+});
+
+describe('unionFieldsV1', () => {
+  it('merges nested field sets, keeping every leaf of both', () => {
+    const a = { 'f:metadata': { 'f:labels': { '.': {}, 'f:a': {} } }, 'f:spec': { 'f:schedule': {} } };
+    const b = { 'f:metadata': { 'f:labels': { 'f:b': {} }, 'f:annotations': { 'f:x': {} } }, 'f:spec': { 'f:jobTemplate': { 'k:{"name":"c"}': { '.': {} } } } };
+    expect(unionFieldsV1(a, b)).toEqual({
+      'f:metadata': { 'f:labels': { '.': {}, 'f:a': {}, 'f:b': {} }, 'f:annotations': { 'f:x': {} } },
+      'f:spec': { 'f:schedule': {}, 'f:jobTemplate': { 'k:{"name":"c"}': { '.': {} } } },
+    });
+    expect(a).toEqual({ 'f:metadata': { 'f:labels': { '.': {}, 'f:a': {} } }, 'f:spec': { 'f:schedule': {} } }); // inputs untouched
+  });
+});
+
+describe('upgradedManagedFields', () => {
+  it('turns the Update entry into an Apply entry in place, leaving the other managers alone', () => {
+    const others = entry('kube-controller-manager', 'Update', { 'f:status': {} }, { subresource: 'status' });
+    const mine = entry(ME, 'Update', { 'f:spec': { 'f:schedule': {} } });
+    expect(upgradedManagedFields([mine, others], ME)).toEqual([{ ...mine, operation: 'Apply' }, others]);
+  });
+
+  it('folds the Update entry into an existing Apply entry', () => {
+    const apply = entry(ME, 'Apply', { 'f:spec': { 'f:schedule': {} } });
+    const update = entry(ME, 'Update', { 'f:spec': { 'f:suspend': {} } });
+    expect(upgradedManagedFields([apply, update], ME)).toEqual([{ ...apply, fieldsV1: { 'f:spec': { 'f:schedule': {}, 'f:suspend': {} } } }]);
+  });
+
+  it('has nothing to do without an Update entry of ours on the object itself', () => {
+    expect(upgradedManagedFields([entry(ME, 'Apply', {}), entry('kubectl-edit', 'Update', {})], ME)).toBeUndefined();
+    expect(upgradedManagedFields([entry(ME, 'Update', { 'f:status': {} }, { subresource: 'status' })], ME)).toBeUndefined();
+  });
+});
+
+describe('keepUpdateOwnership', () => {
+  const transform = keepUpdateOwnership(ME, compact);
+  const object = (managedFields: ManagedFieldsEntry[]): KubeObject => ({ apiVersion: 'batch/v1', kind: 'CronJob', metadata: { name: 'x', namespace: 'ns', managedFields } as KubeObject['metadata'] });
+
+  it('leaves one shared marker where our Update entry was, and nothing where it was not', () => {
+    const posted = transform(object([entry(ME, 'Update', { 'f:spec': {} }), entry('kube-controller-manager', 'Update', {}, { subresource: 'status' })]));
+    const other = transform(object([entry(ME, 'Update', { 'f:spec': {} })]));
+    expect(ownsByUpdate(posted, ME)).toBe(true);
+    expect((posted.metadata as { managedFields?: unknown }).managedFields).toEqual([{ manager: ME, operation: 'Update' }]);
+    expect((posted.metadata as { managedFields?: unknown }).managedFields).toBe((other.metadata as { managedFields?: unknown }).managedFields);
+    const applied = transform(object([entry(ME, 'Apply', { 'f:spec': {} })]));
+    expect(ownsByUpdate(applied, ME)).toBe(false);
+    expect((applied.metadata as { managedFields?: unknown }).managedFields).toBeUndefined();
+  });
+});
