@@ -8,6 +8,8 @@ import { FamiliesConfigHolder, type ConfigMapLike } from './config/families.ts';
 import type { V1EnvFromSource, V1EnvVar, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
 import type { CronJob, Job, Pod, RunnerSettings, Task } from './controller/deps.ts';
 import { JOB_INDEXERS, POD_INDEXERS, TASK_INDEXERS, TASKS_BY_FAMILY } from './controller/indexes.ts';
+import { routeEvents } from './controller/event-routing.ts';
+import { WriteExpectations } from './controller/expectations.ts';
 import { createReconciler } from './controller/reconcile.ts';
 import type { OperatorSettings } from './cli.ts';
 import { startEndpoints, type Check, type RunningServer } from './health.ts';
@@ -16,8 +18,8 @@ import { loadKubeConfig } from './kube/clients.ts';
 import { RawApi } from './kube/raw-api.ts';
 import { Controller } from './kube/controller.ts';
 import { KubeEventRecorder, apiEventSink } from './kube/events.ts';
-import { Informer, type EventHandler, type InformerHandle } from './kube/informer.ts';
-import { MANAGED_SELECTOR, objectKey, taskKeyOf } from './kube/keys.ts';
+import { Informer, type InformerHandle } from './kube/informer.ts';
+import { MANAGED_SELECTOR, objectKey } from './kube/keys.ts';
 import { LeaderElector, defaultIdentity } from './kube/leader-election.ts';
 import { BACKGROUND_TASKS, CONFIG_MAPS, CRON_JOBS, JOBS, PODS } from './kube/resources.ts';
 import { OWNER_UID_INDEX, ownerUidIndex } from './kube/store.ts';
@@ -84,27 +86,8 @@ export async function runOperator(settings: OperatorSettings, ctx: RunContext): 
 
   // Events → keys of the BackgroundTasks to reconcile.
   const queue = new WorkQueue();
-  tasks.addEventHandler({
-    onAdd: (t) => queue.add(objectKey(t)),
-    onUpdate: (_old, t) => queue.add(objectKey(t)),
-    onDelete: (t) => queue.add(objectKey(t)),
-  });
-  const lookupCronJob = (ns: string, name: string): KubeObject | undefined => cronJobs.store.get(ns, name);
-  const enqueueOwner = (obj: KubeObject): void => {
-    const key = taskKeyOf(obj, lookupCronJob);
-    if (key) queue.add(key);
-  };
-  const childHandler: EventHandler<KubeObject> = {
-    onAdd: enqueueOwner,
-    onUpdate: (old, obj) => {
-      enqueueOwner(obj);
-      if (taskKeyOf(old, lookupCronJob) !== taskKeyOf(obj, lookupCronJob)) enqueueOwner(old);
-    },
-    onDelete: enqueueOwner,
-  };
-  cronJobs.addEventHandler(childHandler);
-  jobs.addEventHandler(childHandler);
-  pods.addEventHandler(childHandler);
+  const expectations = new WriteExpectations();
+  routeEvents({ tasks, cronJobs, jobs, pods, queue, expectations });
   const onFamiliesConfig = (cm: ConfigMapLike | undefined): void => {
     const result = families.update(cm);
     if (!result.ok) return;
@@ -128,6 +111,7 @@ export async function runOperator(settings: OperatorSettings, ctx: RunContext): 
     log: log.child({ component: 'reconciler' }),
     settings: { namespace: settings.namespace, fieldManager: FIELD_MANAGER, ...runnerSettings(settings) },
     registry,
+    expectations,
   });
   const controller = new Controller({ queue, reconcile, workers: settings.workers, log: log.child({ component: 'controller' }), observer: metrics });
 

@@ -14,6 +14,7 @@ import type { Logger } from 'pino';
 import type { z } from 'zod';
 import type { BackgroundTask } from '../../crds/schema.ts';
 import type { FamiliesConfig } from '../config/families.ts';
+import type { WriteExpectations } from './expectations.ts';
 import type { EventRecorder } from '../kube/events.ts';
 import type { KubeClients } from '../kube/clients.ts';
 import type { ReadonlyStore } from '../kube/store.ts';
@@ -88,4 +89,6 @@ export interface ReconcileDeps {
   log: Logger;
   settings: ReconcilerSettings;
   registry: TaskCatalog;
+  /** The reconciler's own writes not yet in the caches; the event handlers report what arrives (event-routing.ts). */
+  expectations: WriteExpectations;
 }

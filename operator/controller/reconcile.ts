@@ -2,6 +2,8 @@
 // from the informer caches and makes it so:
 //   1. the task gone → lift our finalizers from its Jobs (owner references let the garbage
 //      collector delete the CronJob and Jobs) and let its family's waiting runs take the slots;
+//      the caches not yet showing this reconciler's last writes of the task → wait for them
+//      (expectations.ts);
 //   2. validate what the CRD schema cannot (registry, params, schedule, time zone);
 //   3. compute the desired CronJob and apply it only if it differs (an invalid spec keeps the old one);
 //   4. admit the family's waiting Jobs while it has free slots;
@@ -19,6 +21,7 @@ import { splitKey } from '../kube/keys.ts';
 import { FamilyAdmission, mayTakeSlot } from './admission.ts';
 import type { CronJob, Job, Pod, ReconcileDeps, Task } from './deps.ts';
 import { desiredCronJob, desiredRunJob } from './desired-cronjob.ts';
+import { ABSENT } from './expectations.ts';
 import { planHousekeeping } from './housekeeping.ts';
 import { JOBS_BY_TASK, PODS_BY_JOB } from './indexes.ts';
 import { FAMILY_LABEL, RETRY_OF_ANNOTATION, RUN_FINALIZER, RUN_NOW_HANDLED_ANNOTATION, RUN_NOW_TOKEN_ANNOTATION, TASK_NAME_LABEL } from './labels.ts';
@@ -44,7 +47,7 @@ const MAX_REQUEUE_MS = 3_600_000;
 const DEFAULT_HISTORY = { successfulRuns: 3, failedRuns: 1 };
 
 export function createReconciler(deps: ReconcileDeps): (key: string) => Promise<{ requeueAfterMs?: number }> {
-  const { caches, settings, log, events } = deps;
+  const { caches, settings, log, events, expectations } = deps;
   const fieldManager = settings.fieldManager;
   const applier = new Applier({ raw: deps.clients.raw, log, fieldManager });
   const jobs = jobWrites(deps.clients.raw);
@@ -60,10 +63,19 @@ export function createReconciler(deps: ReconcileDeps): (key: string) => Promise<
 
     // 1. Gone, or going.
     if (!task || task.metadata.deletionTimestamp) {
+      expectations.forget(key);
       await Promise.all(labelled.filter(holdsFinalizer).map((job) => jobs.release(job, fieldManager)));
       for (const family of familiesOf(labelled)) await admitFamily(family);
       return {};
     }
+    const cronName = cronJobName(name);
+    let cronJob = caches.cronJobs.get(namespace, cronName);
+    // Our last writes not in the caches yet: their events bring the task back (or the wait ends).
+    const waitMs = Math.max(
+      expectations.waitMs('task', key, task.metadata.resourceVersion ?? ABSENT, now.getTime()),
+      expectations.waitMs('cronJob', key, cronJob?.metadata?.resourceVersion ?? ABSENT, now.getTime()),
+    );
+    if (waitMs > 0) return { requeueAfterMs: waitMs };
     const { own, stale } = partitionByIncarnation(labelled, task);
     const family = familyOfTask(task);
 
@@ -76,8 +88,6 @@ export function createReconciler(deps: ReconcileDeps): (key: string) => Promise<
     }
 
     // 3. The CronJob.
-    const cronName = cronJobName(name);
-    let cronJob = caches.cronJobs.get(namespace, cronName);
     let desired: CronJob | undefined;
     let applyError: unknown;
     if (validation.ok) {
@@ -85,6 +95,9 @@ export function createReconciler(deps: ReconcileDeps): (key: string) => Promise<
       try {
         const applied = await applier.apply(desired, cronJob);
         if (applied.changed) {
+          if (applied.object.metadata?.resourceVersion !== cronJob?.metadata?.resourceVersion) {
+            expectations.expect('cronJob', key, cronJob?.metadata?.resourceVersion ?? ABSENT, now.getTime());
+          }
           events.record(task, 'Normal', cronJob ? 'CronJobUpdated' : 'CronJobCreated', `CronJob ${cronName} ${cronJob ? 'updated' : 'created'}: ${task.spec.schedule} (${desired.spec?.timeZone})`, 'Apply');
           cronJob = applied.object;
         }
@@ -121,7 +134,10 @@ export function createReconciler(deps: ReconcileDeps): (key: string) => Promise<
       queuedMessage: slots && family ? `family ${family} runs ${slots.concurrency} at once` : undefined,
       now,
     });
-    await applier.patchStatus(task, statusMembers(status));
+    const patched = await applier.patchStatus(task, statusMembers(status));
+    if (patched.changed && patched.object?.metadata?.resourceVersion !== task.metadata.resourceVersion) {
+      expectations.expect('task', key, task.metadata.resourceVersion ?? ABSENT, now.getTime());
+    }
     for (const run of folded) announceFinished(task, run, family);
 
     // 7. Housekeeping.

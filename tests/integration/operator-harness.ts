@@ -9,13 +9,15 @@ import { loadRegistry } from '../../task-runner/registry.ts';
 import { FamiliesConfigHolder } from '../../operator/config/families.ts';
 import type { CronJob, Job, Pod, Task } from '../../operator/controller/deps.ts';
 import { JOB_INDEXERS, POD_INDEXERS, TASK_INDEXERS, TASKS_BY_FAMILY } from '../../operator/controller/indexes.ts';
+import { routeEvents } from '../../operator/controller/event-routing.ts';
+import { WriteExpectations } from '../../operator/controller/expectations.ts';
 import { createReconciler } from '../../operator/controller/reconcile.ts';
 import { FIELD_MANAGER } from '../../operator/kube/apply.ts';
 import { createClients, loadKubeConfig } from '../../operator/kube/clients.ts';
 import { Controller } from '../../operator/kube/controller.ts';
 import { KubeEventRecorder, apiEventSink } from '../../operator/kube/events.ts';
-import { Informer, type EventHandler, type InformerStats } from '../../operator/kube/informer.ts';
-import { MANAGED_SELECTOR, objectKey, taskKeyOf } from '../../operator/kube/keys.ts';
+import { Informer, type InformerStats } from '../../operator/kube/informer.ts';
+import { MANAGED_SELECTOR, objectKey } from '../../operator/kube/keys.ts';
 import { BACKGROUND_TASKS, CRON_JOBS, JOBS, PODS } from '../../operator/kube/resources.ts';
 import { OWNER_UID_INDEX, ownerUidIndex } from '../../operator/kube/store.ts';
 import { compactCronJob, slimJob, slimPod } from '../../operator/kube/transforms.ts';
@@ -106,16 +108,8 @@ export async function startOperator(opts: { kubeconfig: string; namespace: strin
   const informers = [tasks, cronJobs, jobs, pods];
 
   const queue = new WorkQueue();
-  tasks.addEventHandler({ onAdd: (t) => queue.add(objectKey(t)), onUpdate: (_o, t) => queue.add(objectKey(t)), onDelete: (t) => queue.add(objectKey(t)) });
-  const lookupCronJob = (ns: string, name: string): KubeObject | undefined => cronJobs.store.get(ns, name);
-  const enqueueOwner = (obj: KubeObject): void => {
-    const key = taskKeyOf(obj, lookupCronJob);
-    if (key) queue.add(key);
-  };
-  const children: EventHandler<KubeObject> = { onAdd: enqueueOwner, onUpdate: (_o, obj) => enqueueOwner(obj), onDelete: enqueueOwner };
-  cronJobs.addEventHandler(children);
-  jobs.addEventHandler(children);
-  pods.addEventHandler(children);
+  const expectations = new WriteExpectations();
+  routeEvents({ tasks, cronJobs, jobs, pods, queue, expectations });
 
   const reconcile = createReconciler({
     clients,
@@ -135,6 +129,7 @@ export async function startOperator(opts: { kubeconfig: string; namespace: strin
       volumeMounts: [{ name: 'plugins', mountPath: PLUGIN_MOUNT, readOnly: true }],
     },
     registry,
+    expectations,
   });
   const reconciled = new Map<string, number>();
   const counted = async (key: string) => {

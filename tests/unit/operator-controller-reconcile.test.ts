@@ -5,6 +5,7 @@ import { describe, expect, it, vi } from 'vitest';
 import { DEFAULT_FAMILIES, parseFamiliesConfig, type FamiliesConfig } from '../../operator/config/families.ts';
 import type { CronJob, Job, Pod, RunnerSettings, Task } from '../../operator/controller/deps.ts';
 import { JOB_INDEXERS, POD_INDEXERS, TASK_INDEXERS } from '../../operator/controller/indexes.ts';
+import { WriteExpectations } from '../../operator/controller/expectations.ts';
 import { createReconciler } from '../../operator/controller/reconcile.ts';
 import type { RawApi } from '../../operator/kube/raw-api.ts';
 import { Store } from '../../operator/kube/store.ts';
@@ -52,13 +53,14 @@ function world(
       if (Array.isArray(body)) return {}; // the JSON patch of managedFields
       return { ...body, metadata: { ...body?.metadata, uid: CRONJOB_UID, generation: 1, resourceVersion: '10' } };
     }
-    if (path.endsWith('/status')) return {};
+    if (path.endsWith('/status')) return { metadata: { resourceVersion: `status-${calls.length}` } };
     return body ?? {};
   });
   const raw = { request } as unknown as RawApi;
   const events: { reason: string; type: string; note: string; regarding?: string }[] = [];
   const observed: unknown[] = [];
   let clock = new Date(opts.now ?? '2026-11-28T12:00:00Z');
+  const expectations = new WriteExpectations();
   const makeReconciler = (runner: Partial<RunnerSettings> = {}) => createReconciler({
     clients: { raw },
     caches: { tasks, cronJobs, jobs, pods },
@@ -69,6 +71,7 @@ function world(
     log: pino({ level: 'silent' }),
     settings: { runnerImage: 'bgtask.local/task-runner:dev', runnerServiceAccount: 'bgtask-runner', fieldManager: 'bgtask-operator', ...runner },
     registry: CATALOG,
+    expectations,
   });
   const reconcile = makeReconciler(opts.runner);
   return {
@@ -76,6 +79,7 @@ function world(
     cronJobs,
     jobs,
     calls,
+    expectations,
     events,
     observed,
     reconcile,
@@ -84,8 +88,9 @@ function world(
     setNow: (iso: string) => (clock = new Date(iso)),
     /** The body of the status patch, if one was sent. */
     statusPatch: () => calls.find((c) => c.path.endsWith('/status'))?.body as { status: Record<string, unknown> } | undefined,
-    /** Feeds the writes back into the caches, as the informers would. */
+    /** Feeds the writes back into the caches, as the informers would (their events end the waits for them). */
     settle() {
+      for (const t of tasks.list()) expectations.forget(`${t.metadata.namespace}/${t.metadata.name}`);
       for (const call of calls) {
         const body = call.body as (KubeObject & { status?: Record<string, unknown> }) | undefined;
         // Created by POST: cached with the marker the informer's transform leaves; applied: without.
@@ -141,6 +146,40 @@ describe('reconcile', () => {
     w.setNow('2026-11-28T13:00:00Z');
     await w.reconcile(KEY);
     expect(w.calls).toEqual([]);
+  });
+
+  it('waits for the caches to show its own writes instead of repeating them, but not past the deadline', async () => {
+    const w = world({ tasks: [makeTask()] });
+    await w.reconcile(KEY);
+    expect(w.calls).toHaveLength(2); // the CronJob's POST and the status patch
+    w.calls.length = 0;
+    // Another event of the task arrives before the watch brings back either write.
+    const early = await w.reconcile(KEY);
+    expect(w.calls).toEqual([]);
+    expect(early.requeueAfterMs).toBe(10_000);
+    // The status arrives, the CronJob not yet: still waiting.
+    w.expectations.observed('task', KEY);
+    expect((await w.reconcile(KEY)).requeueAfterMs).toBe(10_000);
+    expect(w.calls).toEqual([]);
+    // Its event never comes (a relist skipped it): after the deadline the task is reconciled as usual.
+    w.setNow('2026-11-28T12:00:10Z');
+    await w.reconcile(KEY);
+    expect(w.calls.map((c) => `${c.method} ${c.path}`)).toContain('POST /apis/batch/v1/namespaces/assistant/cronjobs');
+  });
+
+  it('stops waiting as soon as the cached object is no longer the one it wrote from', async () => {
+    const w = world({ tasks: [makeTask()] });
+    await w.reconcile(KEY);
+    w.settle(); // both writes cached; the waits end
+    const [task] = w.tasks.list();
+    // A spec change: reconciled and written; then someone else's write lands before our echo.
+    w.tasks.upsert({ ...task!, metadata: { ...task!.metadata, generation: 2, resourceVersion: '20' }, spec: { ...task!.spec, schedule: '30 9 * * 1-5' } });
+    await w.reconcile(KEY);
+    expect(w.calls.some((c) => c.path.endsWith('/status'))).toBe(true);
+    w.calls.length = 0;
+    w.tasks.upsert({ ...w.tasks.list()[0]!, metadata: { ...w.tasks.list()[0]!.metadata, resourceVersion: '21' } });
+    const result = await w.reconcile(KEY);
+    expect(result.requeueAfterMs).not.toBe(10_000);
   });
 
   it('applies the CronJob again when the operator-wide runner settings change, then writes nothing', async () => {
