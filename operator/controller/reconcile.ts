@@ -15,7 +15,7 @@
 // The pure parts (desired-cronjob, runs, status, admission, retries, run-now, validate,
 // schedule) hold the detail and their table tests.
 import { FAMILIES, KIND as TASK_KIND, type Family } from '../../crds/schema.ts';
-import { Applier } from '../kube/apply.ts';
+import { Applier, desiredHash } from '../kube/apply.ts';
 import { describeError } from '../kube/errors.ts';
 import { splitKey } from '../kube/keys.ts';
 import { FamilyAdmission, mayTakeSlot } from './admission.ts';
@@ -29,6 +29,7 @@ import { Announced } from './memory.ts';
 import { cronJobName } from './names.ts';
 import { decideRetry, retryPolicy } from './retries.ts';
 import { planRunNow } from './run-now.ts';
+import { SpecMemo } from './spec-memo.ts';
 import { newestRun, runsOf, type Run } from './runs.ts';
 import { nextScheduleTime } from './schedule.ts';
 import { CONDITION_READY, buildStatus, countedThrough, type NotReady } from './status.ts';
@@ -54,6 +55,7 @@ export function createReconciler(deps: ReconcileDeps): (key: string) => Promise<
   const tasks = taskWrites(deps.clients.raw);
   const admission = new FamilyAdmission({ jobs: caches.jobs, admit: (job) => jobs.admit(job, fieldManager), now: () => deps.clock().getTime() });
   const announced = new Announced();
+  const specs = new SpecMemo<{ validation: Validation; desired?: CronJob; hash?: string }>();
 
   return async function reconcile(key) {
     const { namespace, name } = splitKey(key);
@@ -64,6 +66,7 @@ export function createReconciler(deps: ReconcileDeps): (key: string) => Promise<
     // 1. Gone, or going.
     if (!task || task.metadata.deletionTimestamp) {
       expectations.forget(key);
+      specs.forget(task?.metadata.uid);
       await Promise.all(labelled.filter(holdsFinalizer).map((job) => jobs.release(job, fieldManager)));
       for (const family of familiesOf(labelled)) await admitFamily(family);
       return {};
@@ -79,8 +82,14 @@ export function createReconciler(deps: ReconcileDeps): (key: string) => Promise<
     const { own, stale } = partitionByIncarnation(labelled, task);
     const family = familyOfTask(task);
 
-    // 2. Validate.
-    const validation = validateTask(task, deps.registry, deps.families(), now.getTime());
+    // 2. Validate (and, when valid, compute the desired CronJob): once per spec.
+    const families = deps.families();
+    const { validation, desired, hash } = specs.get(task, families, () => {
+      const v = validateTask(task, deps.registry, families, now.getTime());
+      if (!v.ok) return { validation: v };
+      const d = desiredCronJob({ task, family: v.familyConfig, meta: v.meta, settings });
+      return { validation: v, desired: d, hash: desiredHash(d) };
+    });
     let notReady: NotReady | undefined;
     if (!validation.ok) {
       notReady = { reason: 'InvalidSpec', message: validation.message };
@@ -88,12 +97,10 @@ export function createReconciler(deps: ReconcileDeps): (key: string) => Promise<
     }
 
     // 3. The CronJob.
-    let desired: CronJob | undefined;
     let applyError: unknown;
-    if (validation.ok) {
-      desired = desiredCronJob({ task, family: validation.familyConfig, meta: validation.meta, settings });
+    if (validation.ok && desired) {
       try {
-        const applied = await applier.apply(desired, cronJob);
+        const applied = await applier.apply(desired, cronJob, hash);
         if (applied.changed) {
           if (applied.object.metadata?.resourceVersion !== cronJob?.metadata?.resourceVersion) {
             expectations.expect('cronJob', key, cronJob?.metadata?.resourceVersion ?? ABSENT, now.getTime());

@@ -72,13 +72,13 @@ export class Applier {
 
   /**
    * Creates `desired` when there is no `live` (the cached object), else server-side applies it,
-   * unless `live` already carries its hash and nobody has changed its spec since.
+   * unless `live` already carries its hash and nobody has changed its spec since. `hash` is
+   * desiredHash(desired), when the caller has it already.
    */
-  async apply<T extends KubeObject>(desired: T, live?: KubeObject): Promise<ApplyResult<T>> {
+  async apply<T extends KubeObject>(desired: T, live?: KubeObject, hash = desiredHash(desired)): Promise<ApplyResult<T>> {
     const rt = resourceFor(desired.apiVersion, desired.kind);
     const name = desired.metadata?.name;
     if (!name) throw new Error(`apply: desired ${desired.kind} has no metadata.name`);
-    const hash = desiredHash(desired);
     const memoKey = `${desired.kind}/${objectKey(desired)}`;
     if (live && live.metadata?.annotations?.[APPLIED_HASH_ANNOTATION] === hash && !this.editedSince(memoKey, live)) {
       this.stats.appliesSkipped++;
