@@ -2,15 +2,16 @@ import * as z from 'zod';
 import { describeError } from '../../errors.ts';
 import { defineTask } from '../../task.ts';
 
-// One batch is one statement: a short transaction that commits or rolls back whole.
+// One batch is one statement: a short transaction that commits or rolls back whole. The batch is
+// chosen once, in a materialized CTE (see maintenance/cleanup-old-sessions.ts for why not `IN (…)`).
 const DELETE_BATCH = `
-  DELETE FROM task_runs
-  WHERE run_id IN (
+  WITH batch AS MATERIALIZED (
     SELECT run_id FROM task_runs
     WHERE finished_at < $1
     ORDER BY finished_at
     LIMIT $2
-    FOR UPDATE SKIP LOCKED)`;
+    FOR UPDATE SKIP LOCKED)
+  DELETE FROM task_runs r USING batch WHERE r.run_id = batch.run_id`;
 
 /**
  * Rotated log files, never the live one: app.log.1, app.log.2.gz (logrotate's numbered),

@@ -17,17 +17,19 @@ interface ClaimedTask {
 
 // Due active tasks, plus running ones whose claim outlived the lease (their run died). SKIP
 // LOCKED makes concurrent runners pass over rows another is claiming right now, and the claim
-// (status 'running', claimed_by) commits with this statement: no two runners get one task.
+// (status 'running', claimed_by) commits with this statement: no two runners get one task. The
+// batch is chosen once, in a materialized CTE (see maintenance/cleanup-old-sessions.ts for why).
 const CLAIM = `
-  UPDATE ai_tasks t
-  SET status = 'running', claimed_by = $1, claimed_at = $2, updated_at = $2
-  WHERE t.id IN (
+  WITH due AS MATERIALIZED (
     SELECT id FROM ai_tasks
     WHERE (status = 'active' AND next_run_at <= $2)
        OR (status = 'running' AND claimed_at < $2::timestamptz - make_interval(secs => $4))
     ORDER BY next_run_at NULLS FIRST, id
     LIMIT $3
     FOR UPDATE SKIP LOCKED)
+  UPDATE ai_tasks t
+  SET status = 'running', claimed_by = $1, claimed_at = $2, updated_at = $2
+  FROM due WHERE t.id = due.id
   RETURNING t.id, t.user_id, t.title, t.description, t.task_type, t.schedule_type, t.schedule_config,
             t.cron_expression, t.timezone, t.next_run_at`;
 
