@@ -95,12 +95,14 @@ describe('the kind cluster', () => {
     const secretEnv = (key: string, name: string) => ({ name, valueFrom: { secretKeyRef: { name: 'bgtask-services', key } } });
     await kubectl(['-n', ns, 'apply', '-f', '-'], { input: pod('pg-client', {
       containers: [{ name: 'main', image: 'bgtask.local/postgres:15', securityContext: restricted,
-        command: ['psql', '-h', 'postgres', '-U', 'postgres', '-d', 'bgtask', '-tAc', 'select 40 + 2'],
+        // Ready pods are not yet reachable everywhere: the Service's rules reach kube-proxy a moment
+        // later (a CI run's first connection failed). Wait as a client would, then ask once.
+        command: ['sh', '-c', 'for i in $(seq 30); do pg_isready -q -h postgres && break; sleep 1; done; psql -h postgres -U postgres -d bgtask -tAc "select 40 + 2"'],
         env: [secretEnv('postgres-password', 'PGPASSWORD')] }],
     }) });
     await kubectl(['-n', ns, 'apply', '-f', '-'], { input: pod('redis-client', {
       containers: [{ name: 'main', image: 'bgtask.local/redis:7', securityContext: restricted,
-        command: ['sh', '-c', 'redis-cli -h redis -a "$REDIS_PASSWORD" --no-auth-warning set k v && redis-cli -h redis -a "$REDIS_PASSWORD" --no-auth-warning get k'],
+        command: ['sh', '-c', 'for i in $(seq 30); do [ "$(redis-cli -h redis -a "$REDIS_PASSWORD" --no-auth-warning ping 2>/dev/null)" = PONG ] && break; sleep 1; done; redis-cli -h redis -a "$REDIS_PASSWORD" --no-auth-warning set k v && redis-cli -h redis -a "$REDIS_PASSWORD" --no-auth-warning get k'],
         env: [secretEnv('redis-password', 'REDIS_PASSWORD')] }],
     }) });
     expect(await waitForPodTermination(ns, 'pg-client', 60_000)).toMatchObject({ exitCode: 0 });
