@@ -88,10 +88,10 @@ export class Applier {
     const namespace = desired.metadata?.namespace;
     // Not in the cache: create it. Already there after all (the cache lags, or it is someone
     // else's object without our labels): apply, which takes it over.
-    let result = live ? undefined : await this.create<T>(rt, namespace, body);
+    let result = live ? undefined : await this.create<T>(rt, body);
     if (result) this.stats.creates++;
     else {
-      if (!live || ownsByUpdate(live, this.fieldManager)) await this.upgradeOwnership(rt, namespace, name);
+      if (!live || ownsByUpdate(live, this.fieldManager)) await this.upgradeOwnership(rt, desired);
       try {
         result = await this.opts.raw.request<T>(HttpMethod.PATCH, objectPath(rt, namespace, name), {
           query: { fieldManager: this.fieldManager, force: true },
@@ -136,12 +136,12 @@ export class Applier {
   }
 
   /** POSTs the object; undefined when one of that name exists already. */
-  private async create<T>(rt: ResourceType, namespace: string | undefined, body: KubeObject): Promise<T | undefined> {
+  private async create<T>(rt: ResourceType, body: KubeObject): Promise<T | undefined> {
     try {
-      return await this.opts.raw.request<T>(HttpMethod.POST, collectionPath(rt, namespace), { query: { fieldManager: this.fieldManager }, body });
+      return await this.opts.raw.request<T>(HttpMethod.POST, collectionPath(rt, body.metadata?.namespace), { query: { fieldManager: this.fieldManager }, body });
     } catch (err) {
       if (isConflict(err)) return undefined;
-      throw new Error(`creating ${rt.kind} ${namespace ? `${namespace}/` : ''}${body.metadata?.name} failed`, { cause: err });
+      throw new Error(`creating ${rt.kind} ${objectKey(body)} failed`, { cause: err });
     }
   }
 
@@ -150,9 +150,9 @@ export class Applier {
    * entry, so the apply that follows can remove what it no longer wants. Reads the object for its
    * full managedFields; the patch fails (and the reconcile is retried) if the object changed since.
    */
-  private async upgradeOwnership(rt: ResourceType, namespace: string | undefined, name: string): Promise<void> {
-    const path = objectPath(rt, namespace, name);
-    const where = `${rt.kind} ${namespace ? `${namespace}/` : ''}${name}`;
+  private async upgradeOwnership(rt: ResourceType, desired: KubeObject): Promise<void> {
+    const path = objectPath(rt, desired.metadata?.namespace, desired.metadata?.name ?? '');
+    const where = `${rt.kind} ${objectKey(desired)}`;
     let current: KubeObject & { metadata?: { managedFields?: ManagedFieldsEntry[] } };
     try {
       current = await this.opts.raw.request(HttpMethod.GET, path);
@@ -174,7 +174,7 @@ export class Applier {
       throw new Error(`handing the fields of ${where} from our Update entry to our Apply entry failed`, { cause: err });
     }
     this.stats.ownershipUpgrades++;
-    this.opts.log.debug({ kind: rt.kind, namespace, name }, 'field ownership moved from Update to Apply');
+    this.opts.log.debug({ kind: rt.kind, key: objectKey(desired) }, 'field ownership moved from Update to Apply');
   }
 
   // The cached object may lag behind our own last apply (lower generation): that is not an edit.

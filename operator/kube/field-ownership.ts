@@ -35,20 +35,13 @@ export function ownsByUpdate(obj: KubeObject, manager: string): boolean {
   return ((obj as WithManagedFields).metadata?.managedFields ?? []).some((e) => isEntry(e, manager, 'Update'));
 }
 
-const markers = new Map<string, readonly ManagedFieldsEntry[]>();
-
 /**
  * Wraps an informer transform that strips managedFields: where the object had fields owned by an
  * `Update` of `manager`, the cached copy keeps a marker entry saying so (shared, frozen: no memory
  * per object).
  */
 export function keepUpdateOwnership<T extends KubeObject>(manager: string, strip: (obj: T) => T): (obj: T) => T {
-  let marker = markers.get(manager);
-  if (!marker) {
-    marker = Object.freeze([Object.freeze({ manager, operation: 'Update' })]);
-    markers.set(manager, marker);
-  }
-  const kept = marker;
+  const kept: readonly ManagedFieldsEntry[] = Object.freeze([Object.freeze({ manager, operation: 'Update' })]);
   return (obj) => {
     const owned = ownsByUpdate(obj, manager);
     const out = strip(obj) as WithManagedFields;
