@@ -98,17 +98,22 @@ export function createReconciler(deps: ReconcileDeps): (key: string) => Promise<
 
     // 3. The CronJob.
     let applyError: unknown;
+    // Another event of the task's objects arrived while a write of ours was in flight.
+    let again = false;
     if (validation.ok && desired) {
+      expectations.begin('cronJob', key);
       try {
         const applied = await applier.apply(desired, cronJob, hash);
+        const written = applied.changed && applied.object.metadata?.resourceVersion !== cronJob?.metadata?.resourceVersion;
+        again = written
+          ? expectations.expect('cronJob', key, cronJob?.metadata?.resourceVersion ?? ABSENT, now.getTime(), applied.object.metadata?.resourceVersion)
+          : expectations.abandon('cronJob', key);
         if (applied.changed) {
-          if (applied.object.metadata?.resourceVersion !== cronJob?.metadata?.resourceVersion) {
-            expectations.expect('cronJob', key, cronJob?.metadata?.resourceVersion ?? ABSENT, now.getTime());
-          }
           events.record(task, 'Normal', cronJob ? 'CronJobUpdated' : 'CronJobCreated', `CronJob ${cronName} ${cronJob ? 'updated' : 'created'}: ${task.spec.schedule} (${desired.spec?.timeZone})`, 'Apply');
           cronJob = applied.object;
         }
       } catch (err) {
+        again = expectations.abandon('cronJob', key) || again;
         applyError = err;
         notReady = { reason: 'CronJobFailed', message: `applying CronJob ${cronName} failed: ${describeError((err as Error).cause ?? err)}` };
         if (!alreadySaid(task, notReady)) events.record(task, 'Warning', 'CronJobFailed', notReady.message, 'Apply');
@@ -141,15 +146,27 @@ export function createReconciler(deps: ReconcileDeps): (key: string) => Promise<
       queuedMessage: slots && family ? `family ${family} runs ${slots.concurrency} at once` : undefined,
       now,
     });
-    const patched = await applier.patchStatus(task, statusMembers(status));
-    if (patched.changed && patched.object?.metadata?.resourceVersion !== task.metadata.resourceVersion) {
-      expectations.expect('task', key, task.metadata.resourceVersion ?? ABSENT, now.getTime());
+    expectations.begin('task', key);
+    let patched: Awaited<ReturnType<typeof applier.patchStatus<Task>>>;
+    try {
+      patched = await applier.patchStatus(task, statusMembers(status));
+    } catch (err) {
+      expectations.abandon('task', key);
+      throw err;
     }
+    const resultVersion = patched.object?.metadata?.resourceVersion;
+    again =
+      (patched.changed && resultVersion !== task.metadata.resourceVersion
+        ? expectations.expect('task', key, task.metadata.resourceVersion ?? ABSENT, now.getTime(), resultVersion)
+        : expectations.abandon('task', key)) || again;
+    // The status as it now stands: the echo of a status write does not bring the task back, so
+    // what the write made durable (runs counted) is acted on here, not in a reconcile after it.
+    const current = patched.object?.status ?? task.status;
     for (const run of folded) announceFinished(task, run, family);
 
     // 7. Housekeeping.
     const history = { ...DEFAULT_HISTORY, ...task.spec.history };
-    const chores = planHousekeeping(runs, task.metadata.uid ?? '', history, countedThrough(task.status));
+    const chores = planHousekeeping(runs, task.metadata.uid ?? '', history, countedThrough(current));
     await Promise.all([
       ...chores.release.map((run) => jobs.release(run.job, fieldManager)),
       ...stale.filter(holdsFinalizer).map((job) => jobs.release(job, fieldManager)),
@@ -159,6 +176,7 @@ export function createReconciler(deps: ReconcileDeps): (key: string) => Promise<
     if (applyError) throw applyError;
 
     // 8. Requeue.
+    if (again) return { requeueAfterMs: 0 };
     const moments = [
       next === undefined ? undefined : next + AFTER_SCHEDULE_MS,
       retryDueAt,

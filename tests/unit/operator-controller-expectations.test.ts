@@ -36,3 +36,49 @@ describe('WriteExpectations', () => {
     expect(e.size).toBe(1);
   });
 });
+
+describe('WriteExpectations: the echo of a write', () => {
+  it('tells the write own event apart from any other, once', () => {
+    const e = new WriteExpectations();
+    e.expect('task', 'ns/a', '100', 0, '101');
+    expect(e.observed('task', 'ns/a', '101')).toBe(true);
+    expect(e.observed('task', 'ns/a', '101')).toBe(false); // consumed: a later event with it (a relist) is routed
+    e.expect('task', 'ns/a', '101', 0, '102');
+    expect(e.observed('task', 'ns/a', '103')).toBe(false); // someone else's write came first
+    expect(e.size).toBe(0);
+  });
+
+  it('holds events that arrive while the write is in flight, and settles them by its response', () => {
+    const e = new WriteExpectations();
+    // The echo arrives before the response: held, then recognised; the cache has the write already.
+    e.begin('cronJob', 'ns/a');
+    expect(e.waitMs('cronJob', 'ns/a', ABSENT, 0)).toBe(0);
+    expect(e.observed('cronJob', 'ns/a', '7')).toBe(true);
+    expect(e.expect('cronJob', 'ns/a', ABSENT, 0, '7')).toBe(false);
+    expect(e.size).toBe(0);
+    // Another event came in with the echo: the task goes round again.
+    e.begin('cronJob', 'ns/a');
+    e.observed('cronJob', 'ns/a', '8');
+    e.observed('cronJob', 'ns/a', '9');
+    expect(e.expect('cronJob', 'ns/a', '7', 0, '8')).toBe(true);
+    // A deletion held is never an echo.
+    e.begin('task', 'ns/a');
+    e.observed('task', 'ns/a');
+    expect(e.expect('task', 'ns/a', '1', 0, '2')).toBe(true);
+    // Nothing arrived: the write is awaited as usual.
+    e.begin('task', 'ns/b');
+    expect(e.expect('task', 'ns/b', '1', 0, '2')).toBe(false);
+    expect(e.waitMs('task', 'ns/b', '1', 0)).toBeGreaterThan(0);
+  });
+
+  it('abandons a write not made, saying whether events were held meanwhile', () => {
+    const e = new WriteExpectations();
+    e.begin('task', 'ns/a');
+    expect(e.abandon('task', 'ns/a')).toBe(false);
+    e.begin('task', 'ns/a');
+    e.observed('task', 'ns/a', '5');
+    expect(e.abandon('task', 'ns/a')).toBe(true);
+    expect(e.size).toBe(0);
+    expect(e.observed('task', 'ns/a', '6')).toBe(false);
+  });
+});
