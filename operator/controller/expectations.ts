@@ -43,6 +43,27 @@ export class WriteExpectations {
 
   constructor(private readonly ttlMs = DEFAULT_EXPECTATION_TTL_MS) {}
 
+  /**
+   * Makes a write of `kind` for task `key` from the cached object at resourceVersion `basis`,
+   * holding the object's events while it is in flight. `versionOf` names the resourceVersion the
+   * write left (undefined: nothing was written). `again` is true when an event other than the
+   * write's own arrived meanwhile: the task must be looked at again. A write that throws is
+   * abandoned and its error rethrown (the reconcile is retried anyway).
+   */
+  async write<R>(kind: WrittenKind, key: string, basis: string, now: number, send: () => Promise<R>, versionOf: (result: R) => string | undefined): Promise<{ result: R; again: boolean }> {
+    this.begin(kind, key);
+    let result: R;
+    try {
+      result = await send();
+    } catch (err) {
+      this.abandon(kind, key);
+      throw err;
+    }
+    const version = versionOf(result);
+    const again = version !== undefined && version !== basis ? this.expect(kind, key, basis, now, version) : this.abandon(kind, key);
+    return { result, again };
+  }
+
   /** A write of `kind` for task `key` is about to be sent: the object's events are held until `expect` or `abandon`. */
   begin(kind: WrittenKind, key: string): void {
     this.pending.set(id(kind, key), { basis: ABSENT, held: [], deadline: Number.POSITIVE_INFINITY });

@@ -101,19 +101,16 @@ export function createReconciler(deps: ReconcileDeps): (key: string) => Promise<
     // Another event of the task's objects arrived while a write of ours was in flight.
     let again = false;
     if (validation.ok && desired) {
-      expectations.begin('cronJob', key);
       try {
-        const applied = await applier.apply(desired, cronJob, hash);
-        const written = applied.changed && applied.object.metadata?.resourceVersion !== cronJob?.metadata?.resourceVersion;
-        again = written
-          ? expectations.expect('cronJob', key, cronJob?.metadata?.resourceVersion ?? ABSENT, now.getTime(), applied.object.metadata?.resourceVersion)
-          : expectations.abandon('cronJob', key);
+        const basis = cronJob?.metadata?.resourceVersion ?? ABSENT;
+        const write = await expectations.write('cronJob', key, basis, now.getTime(), () => applier.apply(desired, cronJob, hash), (r) => (r.changed ? r.object.metadata?.resourceVersion : undefined));
+        const applied = write.result;
+        again = write.again;
         if (applied.changed) {
           events.record(task, 'Normal', cronJob ? 'CronJobUpdated' : 'CronJobCreated', `CronJob ${cronName} ${cronJob ? 'updated' : 'created'}: ${task.spec.schedule} (${desired.spec?.timeZone})`, 'Apply');
           cronJob = applied.object;
         }
       } catch (err) {
-        again = expectations.abandon('cronJob', key) || again;
         applyError = err;
         notReady = { reason: 'CronJobFailed', message: `applying CronJob ${cronName} failed: ${describeError((err as Error).cause ?? err)}` };
         if (!alreadySaid(task, notReady)) events.record(task, 'Warning', 'CronJobFailed', notReady.message, 'Apply');
@@ -146,19 +143,9 @@ export function createReconciler(deps: ReconcileDeps): (key: string) => Promise<
       queuedMessage: slots && family ? `family ${family} runs ${slots.concurrency} at once` : undefined,
       now,
     });
-    expectations.begin('task', key);
-    let patched: Awaited<ReturnType<typeof applier.patchStatus<Task>>>;
-    try {
-      patched = await applier.patchStatus(task, statusMembers(status));
-    } catch (err) {
-      expectations.abandon('task', key);
-      throw err;
-    }
-    const resultVersion = patched.object?.metadata?.resourceVersion;
-    again =
-      (patched.changed && resultVersion !== task.metadata.resourceVersion
-        ? expectations.expect('task', key, task.metadata.resourceVersion ?? ABSENT, now.getTime(), resultVersion)
-        : expectations.abandon('task', key)) || again;
+    const statusWrite = await expectations.write('task', key, task.metadata.resourceVersion ?? ABSENT, now.getTime(), () => applier.patchStatus(task, statusMembers(status)), (r) => r.object?.metadata?.resourceVersion);
+    const patched = statusWrite.result;
+    again ||= statusWrite.again;
     // The status as it now stands: the echo of a status write does not bring the task back, so
     // what the write made durable (runs counted) is acted on here, not in a reconcile after it.
     const current = patched.object?.status ?? task.status;

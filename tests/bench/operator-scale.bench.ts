@@ -19,6 +19,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { HttpMethod, KubeConfig } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { isNotFound } from '../../operator/kube/errors.ts';
 import { RawApi } from '../../operator/kube/raw-api.ts';
 import { BACKGROUND_TASKS, CONFIG_MAPS, CRON_JOBS, EVENTS, JOBS, LEASES, PODS, collectionPath, type ResourceType } from '../../operator/kube/resources.ts';
 import { report } from '../support/bench-report.ts';
@@ -219,7 +220,8 @@ async function deleteNamespacesAndWait(list: string[]): Promise<void> {
     await deleteNamespace(ns);
     namespaces.delete(ns);
   }
-  for (const ns of list) await kubectl(['wait', '--for=delete', `namespace/${ns}`, '--timeout=600s'], { timeoutMs: 660_000 }).catch(() => undefined);
+  const gone = (ns: string) => async () => raw.request(HttpMethod.GET, `/api/v1/namespaces/${ns}`).then(() => false, (err: unknown) => (isNotFound(err) ? true : Promise.reject(err)));
+  for (const ns of list) await waitFor(`namespace ${ns} deleted`, gone(ns), 600_000);
 }
 
 /** An operator process for `namespace`, ready. */
