@@ -4,8 +4,11 @@
 //      both the way a user creates them (`kubectl apply -f` of one List): time until every
 //      CronJob exists (and, for the operator, every status is Ready at its generation), as a
 //      ratio. Target ≤ 1.5. Single runs on a 2-core VM move by ±20%, so this is done in rounds
-//      (fresh namespaces and operator each, the previous round's objects deleted and gone first),
-//      each round's ratio from its own side-by-side pair; the figure is the median round.
+//      (fresh namespaces and operator each, the previous round's objects deleted and gone first,
+//      each side started on a quiet machine), each round's ratio from its own side-by-side pair;
+//      the figure is the median round. The machine's CPU is printed beside it: on two cores the
+//      path through the operator is CPU-bound, and its CPU time ÷ cores is a floor no
+//      scheduling can beat.
 //   2. Five idle minutes at 1,000 tasks: writes seen by watches on every kind the operator
 //      writes. Target 0.
 //   3. The operator's resident memory at 1,000 and at 5,000 tasks (steady and peak), run with
@@ -24,6 +27,7 @@ import { RawApi } from '../../operator/kube/raw-api.ts';
 import { BACKGROUND_TASKS, CONFIG_MAPS, CRON_JOBS, EVENTS, JOBS, LEASES, PODS, collectionPath, type ResourceType } from '../../operator/kube/resources.ts';
 import { report } from '../support/bench-report.ts';
 import { createNamespace, deleteNamespace, kubectl, waitFor } from '../support/kube.ts';
+import { cpuBetween, sampleMachineCpu, waitForQuietMachine } from '../support/machine-cpu.ts';
 import { freePort } from '../support/runner-net.ts';
 import { ROOT } from '../support/platform.ts';
 import { watchWrites } from '../support/watch-writes.ts';
@@ -31,7 +35,7 @@ import { watchWrites } from '../support/watch-writes.ts';
 const TASKS = Number(process.env.BENCH_OPERATOR_TASKS ?? 1_000);
 const SCALE_TASKS = Number(process.env.BENCH_OPERATOR_SCALE_TASKS ?? 5_000);
 const IDLE_SECONDS = Number(process.env.BENCH_IDLE_SECONDS ?? 300);
-const ROUNDS = Math.max(1, Number(process.env.BENCH_OPERATOR_ROUNDS ?? 3));
+const ROUNDS = Math.max(1, Number(process.env.BENCH_OPERATOR_ROUNDS ?? 5));
 /** Requests in flight at once when creating the tasks of the scale phase. */
 const CREATE_CONCURRENCY = 16;
 const TASK_NAME = 'maintenance.cleanup-old-sessions';
@@ -224,6 +228,12 @@ async function deleteNamespacesAndWait(list: string[]): Promise<void> {
   for (const ns of list) await waitFor(`namespace ${ns} deleted`, gone(ns), 600_000);
 }
 
+/** Each side of a round starts on a machine done with earlier work (see waitForQuietMachine). */
+async function quietMachine(side: string, round: number): Promise<void> {
+  const { busyCores, quiet } = await waitForQuietMachine();
+  if (!quiet) console.warn(`round ${round}, ${side}: the machine never went quiet (${busyCores.toFixed(2)} cores busy); measuring anyway`);
+}
+
 /** An operator process for `namespace`, ready. */
 async function operatorFor(namespace: string, port: number): Promise<OperatorProcess> {
   const started = startOperator(inject('kubeconfig'), namespace, port);
@@ -258,23 +268,29 @@ describe('operator at scale', () => {
 
     // 1. Direct CronJobs, then the same through the operator, in rounds; the last round's tasks stay.
     const first = names(0, TASKS);
-    const rounds: { directSeconds: number; operatorSeconds: number; ratio: number; cpuPerTaskMs: number }[] = [];
+    const rounds: Round[] = [];
     for (let round = 1; round <= ROUNDS; round++) {
       if (round > 1) {
         managed = await newNamespace('bench-operator');
         await operatorFor(managed, port);
       }
       const direct = await newNamespace('bench-direct');
+      await quietMachine('direct', round);
       const directTracker = track(direct, TASKS, false);
+      const directMachine = sampleMachineCpu();
       const directStart = performance.now();
       await kubectlApply(first.map((name) => cronJobBody(direct, name)));
       const directSeconds = ((await directTracker.done) - directStart) / 1000;
+      const directCpu = cpuBetween(directMachine, sampleMachineCpu());
       directTracker.stop();
       const running = operator!;
+      await quietMachine('through the operator', round);
       const cpuBefore = running.cpuSeconds();
+      const operatorMachine = sampleMachineCpu();
       const operatorSeconds = await createTasks(managed, first, TASKS, 'kubectl');
-      const cpuPerTaskMs = ((running.cpuSeconds() - cpuBefore) * 1000) / TASKS;
-      rounds.push({ directSeconds, operatorSeconds, ratio: operatorSeconds / directSeconds, cpuPerTaskMs });
+      const operatorCpu = cpuBetween(operatorMachine, sampleMachineCpu());
+      const operatorOwnCpu = running.cpuSeconds() - cpuBefore;
+      rounds.push({ directSeconds, operatorSeconds, ratio: operatorSeconds / directSeconds, cpuPerTaskMs: (operatorOwnCpu * 1000) / TASKS, directCpu, operatorCpu, operatorOwnCpu });
       if (round < ROUNDS) {
         await stopOperator();
         await deleteNamespacesAndWait([direct, managed]);
@@ -300,12 +316,23 @@ describe('operator at scale', () => {
 
     const ratio = median(rounds.map((r) => r.ratio));
     const seconds = (xs: number[]) => xs.map((x) => x.toFixed(1)).join(' / ');
+    const times = (xs: number[]) => `${xs.map((x) => `${x.toFixed(2)}×`).join(' / ')}; median ${median(xs).toFixed(2)}×`;
+    // The CPU floor: the shortest the operator path could take on this machine if its CPU time
+    // were spread perfectly over every core, as a ratio to the direct time; and the same floor
+    // were the operator process itself free. Only less CPU, not better scheduling, goes below it.
+    const floor = (r: Round, cpu: number) => cpu / r.operatorCpu.cores / r.directSeconds;
     report('operator at scale (operator as a separate process, kind cluster)', [
       [`${TASKS} CronJobs by kubectl apply, until every one exists (each round)`, `${seconds(rounds.map((r) => r.directSeconds))} s`],
       [`${TASKS} BackgroundTasks by kubectl apply, until every CronJob exists and every task is Ready (each round)`, `${seconds(rounds.map((r) => r.operatorSeconds))} s`],
       ['ratio of each round', rounds.map((r) => `${r.ratio.toFixed(2)}×`).join(' / ')],
       [`ratio, median of ${ROUNDS} rounds (target ≤ 1.5)`, `${ratio.toFixed(2)}×`],
       ['operator CPU per task created (each round)', `${rounds.map((r) => r.cpuPerTaskMs.toFixed(1)).join(' / ')} ms`],
+      [`machine CPU busy (all processes, ${rounds[0]!.operatorCpu.cores} cores), direct (each round)`, `${seconds(rounds.map((r) => r.directCpu.busy))} s, ${seconds(rounds.map((r) => r.directCpu.busy / r.directSeconds))} cores on average`],
+      ['machine CPU busy through the operator (each round)', `${seconds(rounds.map((r) => r.operatorCpu.busy))} s, ${seconds(rounds.map((r) => r.operatorCpu.busy / r.operatorSeconds))} cores on average`],
+      ['of which the operator process (each round)', `${seconds(rounds.map((r) => r.operatorOwnCpu))} s`],
+      ['CPU stolen by the hypervisor, direct / through the operator (each round)', rounds.map((r) => `${r.directCpu.steal.toFixed(1)}/${r.operatorCpu.steal.toFixed(1)}`).join(' / ') + ' s'],
+      ['CPU floor of the ratio: machine CPU through the operator ÷ cores ÷ direct time (each round)', times(rounds.map((r) => floor(r, r.operatorCpu.busy)))],
+      ['the same floor without the operator process\'s own CPU (each round)', times(rounds.map((r) => floor(r, r.operatorCpu.busy - r.operatorOwnCpu)))],
       [`writes in ${IDLE_SECONDS} idle s at ${TASKS} tasks, seen by watches (target 0)`, idleWrites.length],
       ['writes in the same window by the operator\'s own count', ownCount],
       [`RSS at ${TASKS} tasks, just Ready / after the idle window`, `${(at1000.rss / MiB).toFixed(1)} / ${(idle.rss / MiB).toFixed(1)} MiB`],
@@ -321,6 +348,18 @@ describe('operator at scale', () => {
     expect(Number.isFinite(ratio)).toBe(true);
   });
 });
+
+interface Round {
+  directSeconds: number;
+  operatorSeconds: number;
+  ratio: number;
+  cpuPerTaskMs: number;
+  /** The machine's CPU while the direct CronJobs were created, and while the tasks were. */
+  directCpu: ReturnType<typeof cpuBetween>;
+  operatorCpu: ReturnType<typeof cpuBetween>;
+  /** CPU seconds of the operator process while the tasks were created. */
+  operatorOwnCpu: number;
+}
 
 /** Write requests the operator counted itself (bgtask_api_requests_total, every verb but GET). */
 async function apiWrites(port: number): Promise<number> {
