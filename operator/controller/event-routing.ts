@@ -55,7 +55,8 @@ export function routeEvents({ tasks, cronJobs, jobs, pods, queue, expectations }
     },
     onUpdate: (old, c) => onUpdate(old, c, echoOfCronJobWrite(c, c.metadata?.resourceVersion)),
     onDelete: (c) => {
-      echoOfCronJobWrite(c);
+      const key = taskKeyOf(c);
+      if (key) expectations.observed('cronJob', key); // ends any wait; a deletion is never an echo
       enqueueOwner(c);
     },
   });

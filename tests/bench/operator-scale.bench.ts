@@ -25,9 +25,9 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { isNotFound } from '../../operator/kube/errors.ts';
 import { RawApi } from '../../operator/kube/raw-api.ts';
 import { BACKGROUND_TASKS, CONFIG_MAPS, CRON_JOBS, EVENTS, JOBS, LEASES, PODS, collectionPath, type ResourceType } from '../../operator/kube/resources.ts';
-import { report } from '../support/bench-report.ts';
+import { median, report } from '../support/bench-report.ts';
 import { createNamespace, deleteNamespace, kubectl, waitFor } from '../support/kube.ts';
-import { cpuBetween, sampleMachineCpu, waitForQuietMachine } from '../support/machine-cpu.ts';
+import { cpuBetween, sampleMachineCpu, waitForQuietMachine, type CpuSample } from '../support/machine-cpu.ts';
 import { freePort } from '../support/runner-net.ts';
 import { ROOT } from '../support/platform.ts';
 import { watchWrites } from '../support/watch-writes.ts';
@@ -242,12 +242,6 @@ async function operatorFor(namespace: string, port: number): Promise<OperatorPro
   return started;
 }
 
-const median = (xs: number[]): number => {
-  const sorted = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-};
-
 describe('operator at scale', () => {
   it(`creates ${TASKS} tasks within 1.5× direct CronJob creation, idles without writes, and stays small at ${SCALE_TASKS}`, async () => {
     // The operator's own CronJob for one task is the template of the direct ones, so both sides
@@ -290,7 +284,7 @@ describe('operator at scale', () => {
       const operatorSeconds = await createTasks(managed, first, TASKS, 'kubectl');
       const operatorCpu = cpuBetween(operatorMachine, sampleMachineCpu());
       const operatorOwnCpu = running.cpuSeconds() - cpuBefore;
-      rounds.push({ directSeconds, operatorSeconds, ratio: operatorSeconds / directSeconds, cpuPerTaskMs: (operatorOwnCpu * 1000) / TASKS, directCpu, operatorCpu, operatorOwnCpu });
+      rounds.push({ directSeconds, operatorSeconds, ratio: operatorSeconds / directSeconds, directCpu, operatorCpu, operatorOwnCpu });
       if (round < ROUNDS) {
         await stopOperator();
         await deleteNamespacesAndWait([direct, managed]);
@@ -326,7 +320,7 @@ describe('operator at scale', () => {
       [`${TASKS} BackgroundTasks by kubectl apply, until every CronJob exists and every task is Ready (each round)`, `${seconds(rounds.map((r) => r.operatorSeconds))} s`],
       ['ratio of each round', rounds.map((r) => `${r.ratio.toFixed(2)}×`).join(' / ')],
       [`ratio, median of ${ROUNDS} rounds (target ≤ 1.5)`, `${ratio.toFixed(2)}×`],
-      ['operator CPU per task created (each round)', `${rounds.map((r) => r.cpuPerTaskMs.toFixed(1)).join(' / ')} ms`],
+      ['operator CPU per task created (each round)', `${rounds.map((r) => ((r.operatorOwnCpu * 1000) / TASKS).toFixed(1)).join(' / ')} ms`],
       [`machine CPU busy (all processes, ${rounds[0]!.operatorCpu.cores} cores), direct (each round)`, `${seconds(rounds.map((r) => r.directCpu.busy))} s, ${seconds(rounds.map((r) => r.directCpu.busy / r.directSeconds))} cores on average`],
       ['machine CPU busy through the operator (each round)', `${seconds(rounds.map((r) => r.operatorCpu.busy))} s, ${seconds(rounds.map((r) => r.operatorCpu.busy / r.operatorSeconds))} cores on average`],
       ['of which the operator process (each round)', `${seconds(rounds.map((r) => r.operatorOwnCpu))} s`],
@@ -353,10 +347,9 @@ interface Round {
   directSeconds: number;
   operatorSeconds: number;
   ratio: number;
-  cpuPerTaskMs: number;
   /** The machine's CPU while the direct CronJobs were created, and while the tasks were. */
-  directCpu: ReturnType<typeof cpuBetween>;
-  operatorCpu: ReturnType<typeof cpuBetween>;
+  directCpu: CpuSample;
+  operatorCpu: CpuSample;
   /** CPU seconds of the operator process while the tasks were created. */
   operatorOwnCpu: number;
 }

@@ -11,7 +11,7 @@ import { spawnSync } from 'node:child_process';
 import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { API_GROUP } from '../../crds/constants.ts';
-import { report } from '../support/bench-report.ts';
+import { median, report } from '../support/bench-report.ts';
 import { createNamespace, deleteNamespace } from '../support/kube.ts';
 import { createBackgroundTask, createServiceAccount, getBackgroundTask, hostApiAccess, installCrd, type HostApiAccess } from '../support/runner-cluster.ts';
 import { buildRunner, ROOT, RUNNER } from '../support/runner-process.ts';
@@ -55,11 +55,6 @@ function timed(args: string[], env: NodeJS.ProcessEnv): Timed {
   return { ms, status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-};
 const ms = (x: number) => `${x.toFixed(1)} ms`;
 
 describe('task-runner start-up', () => {

@@ -26,8 +26,8 @@ export function sampleMachineCpu(stat = readFileSync('/proc/stat', 'utf8')): Cpu
   return { busy: (user + nice + system + irq + softirq) / TICKS_PER_SECOND, steal: steal / TICKS_PER_SECOND, cores };
 }
 
-/** What happened between two samples. */
-export function cpuBetween(from: CpuSample, to: CpuSample): { busy: number; steal: number; cores: number } {
+/** The CPU spent between two samples. */
+export function cpuBetween(from: CpuSample, to: CpuSample): CpuSample {
   return { busy: to.busy - from.busy, steal: to.steal - from.steal, cores: to.cores };
 }
 
