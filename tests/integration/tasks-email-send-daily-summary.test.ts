@@ -4,6 +4,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
 import type pg from 'pg';
 import { startFakeSmtp, type FakeSmtp } from '../support/fake-smtp.ts';
+import { clearOfLocalMidnight } from '../support/local-midnight.ts';
 import { freshDatabase, migrated, testPool } from '../support/runner-db.ts';
 import { closedPort } from '../support/runner-net.ts';
 import { buildRunner, runRunner } from '../support/runner-process.ts';
@@ -16,6 +17,8 @@ let ada: string;
 let bob: string;
 
 beforeAll(async () => {
+  // The fixtures are yesterday's and today's in Ada's and Bob's zones: the file runs within one day of theirs.
+  await clearOfLocalMidnight(['Europe/Berlin', 'America/New_York'], 3 * 60_000);
   buildRunner();
   url = await migrated(await freshDatabase(inject('pgUrl'), 'tasks_daily_summary'));
   db = testPool(url);
