@@ -135,3 +135,25 @@ describe('slimJob / slimPod', () => {
     expect(pod.status.containerStatuses[0].state.terminated.reason).toBe('OOMKilled');
   });
 });
+
+describe('compactCronJob', () => {
+  it('keeps metadata, the spec without its job template, and status; marks what a POST of the operator made', async () => {
+    const { compactCronJob } = await import('../../operator/kube/transforms.ts');
+    const { ownsByUpdate } = await import('../../operator/kube/field-ownership.ts');
+    const { FIELD_MANAGER } = await import('../../operator/kube/apply.ts');
+    const cronJob = compactCronJob({
+      kind: 'CronJob',
+      metadata: { name: 'c', namespace: 'ns', generation: 2, annotations: { h: '1' }, managedFields: [{ manager: FIELD_MANAGER, operation: 'Update' }] },
+      spec: {
+        schedule: '0 3 * * *',
+        suspend: false,
+        jobTemplate: { spec: { template: { spec: { containers: [{ name: 'task-runner', image: 'img' }] } } } },
+      },
+      status: { lastScheduleTime: '2026-11-29T03:00:00Z' },
+    } as any) as any;
+    expect(cronJob.spec).toEqual({ schedule: '0 3 * * *', suspend: false });
+    expect(cronJob.metadata).toMatchObject({ name: 'c', namespace: 'ns', generation: 2, annotations: { h: '1' } });
+    expect(cronJob.status).toEqual({ lastScheduleTime: '2026-11-29T03:00:00Z' });
+    expect(ownsByUpdate(cronJob, FIELD_MANAGER)).toBe(true);
+  });
+});
