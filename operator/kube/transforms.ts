@@ -98,6 +98,8 @@ export function compact<T extends KubeObject>(obj: T): T {
 export function slimCronJob<T extends KubeObject>(obj: T): T {
   const cronJob = obj as unknown as { spec?: Record<string, unknown> };
   if (cronJob.spec) {
+    // A new spec, not `delete`: the spec object may be shared (a shallow copy of the desired
+    // CronJob, which later runs are made from, is one).
     const { jobTemplate: _dropped, ...rest } = cronJob.spec;
     cronJob.spec = rest;
   }

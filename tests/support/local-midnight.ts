@@ -1,16 +1,13 @@
 // Tests that seed "yesterday" and "today" in a user's time zone, then check a task's view of them
 // a minute later, would see the day change under them if they ran across that zone's midnight.
 // They start clear of it instead: close before midnight in any of the zones, they wait it out.
-
-const DAY_MS = 86_400_000;
+import { Zone } from '../../operator/controller/zoned-time.ts';
 
 /** Milliseconds from `now` until the next midnight of the wall clock in `zone`. */
 export function msUntilLocalMidnight(zone: string, now = Date.now()): number {
-  const parts = new Intl.DateTimeFormat('en-US', { timeZone: zone, hourCycle: 'h23', hour: 'numeric', minute: 'numeric', second: 'numeric' }).formatToParts(now);
-  const field = (type: string) => Number(parts.find((p) => p.type === type)?.value);
-  const sinceMidnight = ((field('hour') * 60 + field('minute')) * 60 + field('second')) * 1000 + (now % 1000);
-  // Days of 23 or 25 hours change their clocks at night but not at midnight in the zones tested.
-  return DAY_MS - sinceMidnight;
+  const z = Zone.load(zone);
+  const today = z.wall(now);
+  return z.date(today.year, today.month, today.day + 1, 0, 0, 0) - now;
 }
 
 /**
