@@ -80,6 +80,18 @@ build_coredns() { go_install "$CACHE_DIR/coredns-$COREDNS_VERSION" "github.com/c
 build_helm() { go_install "$CACHE_DIR/helm-$HELM_VERSION" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" \
   "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"; }
 
+build_promtool() {
+  local out="$CACHE_DIR/promtool-$PROMETHEUS_VERSION"
+  cached "$out" && return 0
+  local mod="$CACHE_DIR/src/promtool-$PROMETHEUS_VERSION"
+  rm -rf "$out" && mkdir -p "$out/bin" "$mod"
+  # A wrapper module, as for etcd: go install refuses a module whose go.mod has replace directives.
+  printf 'module bgtask.local/promtool-build\ngo 1.24\nrequire github.com/prometheus/prometheus %s\n' "$PROMETHEUS_VERSION" >"$mod/go.mod"
+  (cd "$mod" && go build -mod=mod -ldflags "$GO_LDFLAGS_BASE -X github.com/prometheus/common/version.Version=$PROMETHEUS_VERSION" \
+      -o "$out/bin/promtool" github.com/prometheus/prometheus/cmd/promtool)
+  mark_complete "$out"
+}
+
 build_pause() {
   local out="$CACHE_DIR/pause-$PAUSE_VERSION"
   cached "$out" && return 0
@@ -93,7 +105,7 @@ build_pause() {
   mark_complete "$out"
 }
 
-ALL="kubernetes etcd pause coredns crictl kind helm"
+ALL="kubernetes etcd pause coredns crictl kind helm promtool"
 main() {
   local wanted="${*:-$ALL}" missing=""
   for c in $wanted; do dir_of "$c" >/dev/null || exit 1; done
@@ -113,6 +125,7 @@ dir_of() {
     kubernetes) echo "kubernetes-$KUBERNETES_VERSION" ;; etcd) echo "etcd-$ETCD_VERSION" ;;
     pause) echo "pause-$PAUSE_VERSION" ;; coredns) echo "coredns-$COREDNS_VERSION" ;;
     crictl) echo "crictl-$CRICTL_VERSION" ;; kind) echo "kind-$KIND_VERSION" ;; helm) echo "helm-$HELM_VERSION" ;;
+    promtool) echo "promtool-$PROMETHEUS_VERSION" ;;
     *) die "unknown component $1 (known: $ALL)" ;;
   esac
 }

@@ -22,7 +22,8 @@ for entry in "node:$NODE_HOME:hack/install-node.sh" \
   "pause $PAUSE_VERSION:$CACHE_DIR/pause-$PAUSE_VERSION:make toolchain" \
   "crictl $CRICTL_VERSION:$CACHE_DIR/crictl-$CRICTL_VERSION:make toolchain" \
   "kind $KIND_VERSION:$CACHE_DIR/kind-$KIND_VERSION:make toolchain" \
-  "helm $HELM_VERSION:$CACHE_DIR/helm-$HELM_VERSION:make toolchain"; do
+  "helm $HELM_VERSION:$CACHE_DIR/helm-$HELM_VERSION:make toolchain" \
+  "promtool $PROMETHEUS_VERSION:$CACHE_DIR/promtool-$PROMETHEUS_VERSION:make toolchain"; do
   IFS=: read -r name dir fix <<<"$entry"
   if cached "$dir"; then ok "$name" "$(du -sh "$dir" 2>/dev/null | cut -f1)"; else missing "$name" "not built" "$fix"; fi
 done

@@ -23,6 +23,8 @@ export interface TaskSnapshot {
   family: string;
   /** RFC 3339, from status.lastSuccessfulTime; tasks that never succeeded are not reported. */
   lastSuccessfulTime: string | undefined;
+  /** RFC 3339, from metadata.creationTimestamp: how long a task that never succeeded has gone without. */
+  createdAt: string | undefined;
   /** status.consecutiveFailures; a task without it (never reconciled) is not reported. */
   consecutiveFailures: number | undefined;
   /** spec.schedule in spec.timeZone; undefined while the task is suspended (no interval is reported). */
@@ -111,6 +113,22 @@ export function createMetrics(opts: { now?: () => number; defaultMetrics?: boole
       }
     },
   });
+  // With seconds_since_last_success absent, the age says how long a task has gone without any
+  // success: the never-succeeded alert needs it, since an absent series never crosses a threshold.
+  new Gauge({
+    name: `${PREFIX}task_age_seconds`,
+    help: 'Seconds since each task was created (metadata.creationTimestamp).',
+    labelNames: ['namespace', 'name', 'task'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      const t = now();
+      for (const s of taskSource()) {
+        const at = s.createdAt === undefined ? Number.NaN : Date.parse(s.createdAt);
+        if (!Number.isNaN(at)) this.set({ namespace: s.namespace, name: s.name, task: s.task }, Math.max(0, (t - at) / 1000));
+      }
+    },
+  });
   new Gauge({
     name: `${PREFIX}consecutive_failures`,
     help: 'Runs of each task that failed in a row since its last success (status.consecutiveFailures).',
@@ -195,6 +213,7 @@ export function taskSnapshot(t: Task): TaskSnapshot {
     task: t.spec.task,
     family: t.spec.task.slice(0, Math.max(0, t.spec.task.indexOf('.'))),
     lastSuccessfulTime: t.status?.lastSuccessfulTime,
+    createdAt: t.metadata.creationTimestamp,
     consecutiveFailures: t.status?.consecutiveFailures,
     schedule: t.spec.suspend ? undefined : { expression: t.spec.schedule, timeZone: t.spec.timeZone },
   };

@@ -114,6 +114,9 @@ describe('helm install with bundled Postgres/Redis and the default tasks', () =>
     expect(fromLeader).toMatch(/^bgtask_leader 1$/m);
     expect(fromLeader).toMatch(/^bgtask_runs_total\{[^}]*task="ai.test-scheduler-connection"[^}]*outcome="Succeeded"[^}]*\} [1-9]/m);
     expect(fromLeader).toMatch(/^bgtask_seconds_since_last_success\{[^}]*name="ai-test-scheduler-connection"/m);
+    // A task that never succeeded (suspended, never ran) has an age and no time since a success.
+    expect(fromLeader).toMatch(/^bgtask_task_age_seconds\{[^}]*name="ai-process-due-tasks"[^}]*\} [1-9]/m);
+    expect(fromLeader).not.toMatch(/^bgtask_seconds_since_last_success\{[^}]*name="ai-process-due-tasks"/m);
     expect(fromLeader).toMatch(/^bgtask_consecutive_failures\{[^}]*name="ai-test-scheduler-connection"[^}]*family="ai"\} 0$/m);
     // The dead-man's switch's interval, from the schedules: */30 and a weekly one; none for a suspended task.
     expect(fromLeader).toMatch(/^bgtask_schedule_interval_seconds\{[^}]*name="ai-test-scheduler-connection"[^}]*\} 1800$/m);

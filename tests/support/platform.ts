@@ -26,6 +26,10 @@ export function helmPath(): string {
   return join(cacheDir(), `helm-${versions().HELM_VERSION}`, 'bin', 'helm');
 }
 
+export function promtoolPath(): string {
+  return join(cacheDir(), `promtool-${versions().PROMETHEUS_VERSION}`, 'bin', 'promtool');
+}
+
 /** Runs a hack/ script with its output streamed to ours; throws with the exit code on failure. */
 export function runScript(script: string, ...args: string[]): string {
   const r = spawnSync('bash', [join(ROOT, 'hack', script), ...args], {

@@ -7,6 +7,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { backgroundTaskSchema } from '../../crds/schema.ts';
 import { resolveSettings } from '../../operator/cli.ts';
 import { parseFamiliesConfig } from '../../operator/config/families.ts';
+import { createMetrics } from '../../operator/metrics.ts';
 import { builtinTasks } from '../../task-runner/tasks/index.ts';
 import { ALL_FEATURES, DEMO, ensureHelm, find, one, podSpecs, render, type Manifest } from './chart-support.ts';
 
@@ -216,12 +217,21 @@ describe('helm template with every optional feature', () => {
     expect(parsed.ai).toMatchObject({ concurrency: 2, priorityClassName: 'low', nodeSelector: { workload: 'ai' } });
   });
 
-  it('alerts on consecutive failures, on no success within a multiple of the schedule interval, on queued runs and on no leader', () => {
-    expect(rules(ms).map((r) => r.alert).sort()).toEqual(['BackgroundTaskFailingRepeatedly', 'BackgroundTaskNoRecentSuccess', 'BackgroundTaskOperatorNoLeader', 'BackgroundTaskRunsQueued']);
+  it('alerts on consecutive failures, on no success within a multiple of the schedule interval (or ever), on queued runs and on no leader', () => {
+    expect(rules(ms).map((r) => r.alert).sort()).toEqual([
+      'BackgroundTaskFailingRepeatedly',
+      'BackgroundTaskNeverSucceeded',
+      'BackgroundTaskNoRecentSuccess',
+      'BackgroundTaskOperatorNoLeader',
+      'BackgroundTaskRunsQueued',
+    ]);
     const job = 'job="rel-bgtask-operator-metrics"';
     expect(flat(rule(ms, 'BackgroundTaskFailingRepeatedly').expr)).toBe(`max by (namespace, name, task, family) (bgtask_consecutive_failures{${job}}) >= 3`);
     expect(flat(rule(ms, 'BackgroundTaskNoRecentSuccess').expr)).toBe(
       `max by (namespace, name, task) (bgtask_seconds_since_last_success{${job}}) > on (namespace, name, task) 3 * max by (namespace, name, task) (bgtask_schedule_interval_seconds{${job}})`,
+    );
+    expect(flat(rule(ms, 'BackgroundTaskNeverSucceeded').expr)).toBe(
+      `( max by (namespace, name, task) (bgtask_task_age_seconds{${job}}) unless on (namespace, name, task) max by (namespace, name, task) (bgtask_seconds_since_last_success{${job}}) ) > on (namespace, name, task) 3 * max by (namespace, name, task) (bgtask_schedule_interval_seconds{${job}})`,
     );
     expect(flat(rule(ms, 'BackgroundTaskRunsQueued').expr)).toBe(`max by (family) (bgtask_oldest_queued_run_seconds{${job}}) > 1800`);
     for (const r of rules(ms)) {
@@ -235,8 +245,12 @@ describe('helm template with every optional feature', () => {
 
   it('alerts on every task, not only the default ones, and on metrics the operator exports', () => {
     const names = rules(ms).flatMap((r) => [...r.expr.matchAll(/\b(bgtask_[a-z_]+)\{/g)].map((m) => m[1]));
-    expect(new Set(names)).toEqual(new Set(['bgtask_consecutive_failures', 'bgtask_seconds_since_last_success', 'bgtask_schedule_interval_seconds', 'bgtask_oldest_queued_run_seconds', 'bgtask_leader']));
+    expect(new Set(names)).toEqual(
+      new Set(['bgtask_consecutive_failures', 'bgtask_seconds_since_last_success', 'bgtask_task_age_seconds', 'bgtask_schedule_interval_seconds', 'bgtask_oldest_queued_run_seconds', 'bgtask_leader']),
+    );
     for (const r of rules(ms)) expect(r.expr, r.alert).not.toMatch(/name="/);
+    const exported = new Set(createMetrics({ defaultMetrics: false }).registry.getMetricsAsArray().map((m) => m.name));
+    for (const name of names) expect(exported, name).toContain(name);
   });
 });
 
@@ -268,6 +282,9 @@ describe('PrometheusRule thresholds from values', () => {
     const noSuccess = rule(ms, 'BackgroundTaskNoRecentSuccess');
     expect(flat(noSuccess.expr)).toMatch(/ > on \(namespace, name, task\) 1\.5 \* max by \(namespace, name, task\) \(bgtask_schedule_interval_seconds\{/);
     expect(noSuccess.labels.severity).toBe('info');
+    const never = rule(ms, 'BackgroundTaskNeverSucceeded');
+    expect(flat(never.expr)).toMatch(/ > on \(namespace, name, task\) 1\.5 \* max by \(namespace, name, task\) \(bgtask_schedule_interval_seconds\{/);
+    expect(never.labels.severity).toBe('info');
     const queued = rule(ms, 'BackgroundTaskRunsQueued');
     expect(flat(queued.expr)).toMatch(/ > 600$/);
     expect(queued.labels.severity).toBe('critical');

@@ -47,8 +47,8 @@ describe('metrics', () => {
     metrics.apiRequest('GET', 'error');
     const common = { consecutiveFailures: undefined, schedule: undefined };
     let tasks: TaskSnapshot[] = [
-      { namespace: 'ns', name: 'digest', task: 'email.digest', family: 'email', lastSuccessfulTime: '2026-11-28T11:59:00Z', ...common },
-      { namespace: 'ns', name: 'never', task: 'ai.summary', family: 'ai', lastSuccessfulTime: undefined, ...common },
+      { namespace: 'ns', name: 'digest', task: 'email.digest', family: 'email', lastSuccessfulTime: '2026-11-28T11:59:00Z', createdAt: '2026-11-01T00:00:00Z', ...common },
+      { namespace: 'ns', name: 'never', task: 'ai.summary', family: 'ai', lastSuccessfulTime: undefined, createdAt: '2026-11-28T11:00:00Z', ...common },
     ];
     metrics.setTaskSource(() => tasks);
     const s = await startEndpoints({ host: '127.0.0.1', port: 0, registry: metrics.registry });
@@ -68,7 +68,8 @@ describe('metrics', () => {
     expect(scrape.body).toContain('bgtask_api_requests_total{method="PATCH",code="200"} 1');
     expect(scrape.body).toContain('bgtask_api_requests_total{method="GET",code="error"} 1');
     expect(scrape.body).toContain('bgtask_seconds_since_last_success{namespace="ns",name="digest",task="email.digest"} 60');
-    expect(scrape.body).not.toContain('name="never"');
+    expect(scrape.body).not.toMatch(/^bgtask_seconds_since_last_success\{[^}]*name="never"/m);
+    expect(scrape.body).toContain('bgtask_task_age_seconds{namespace="ns",name="never",task="ai.summary"} 3600');
 
     now += 60_000;
     tasks = []; // the task was deleted: its series goes with it

@@ -19,6 +19,7 @@ function snapshot(over: Partial<TaskSnapshot> = {}): TaskSnapshot {
     task: 'email.digest',
     family: 'email',
     lastSuccessfulTime: undefined,
+    createdAt: undefined,
     consecutiveFailures: undefined,
     schedule: undefined,
     ...over,
@@ -57,6 +58,22 @@ describe('bgtask_consecutive_failures', () => {
     expect(samples(await metrics.registry.metrics(), 'bgtask_consecutive_failures')).toHaveLength(1);
     tasks = [];
     expect(samples(await metrics.registry.metrics(), 'bgtask_consecutive_failures')).toEqual([]);
+  });
+});
+
+describe('bgtask_task_age_seconds', () => {
+  it('reports how long ago each task was created, succeeded or not; a task without a creation time not at all', async () => {
+    const text = await scrape({
+      tasks: [
+        snapshot({ createdAt: '2026-11-28T10:00:00Z' }),
+        snapshot({ name: 'backup', task: 'file.backup-user-data', family: 'file', createdAt: '2026-11-20T12:00:00Z', lastSuccessfulTime: '2026-11-28T11:00:00Z' }),
+        snapshot({ name: 'unsaved', createdAt: undefined }),
+      ],
+    });
+    expect(samples(text, 'bgtask_task_age_seconds')).toEqual([
+      'bgtask_task_age_seconds{namespace="ns",name="digest",task="email.digest"} 7200',
+      'bgtask_task_age_seconds{namespace="ns",name="backup",task="file.backup-user-data"} 691200',
+    ]);
   });
 });
 
@@ -109,6 +126,7 @@ describe('the sources main.ts wires', () => {
       task: 'email.digest',
       family: 'email',
       lastSuccessfulTime: '2026-11-27T08:00:00Z',
+      createdAt: '2026-11-01T00:00:00Z',
       consecutiveFailures: 4,
       schedule: { expression: '0 8 * * *', timeZone: 'Europe/Berlin' },
     });

@@ -33,7 +33,7 @@ describe('platform scripts on bad input', () => {
 
   it('names the known components and profiles when given an unknown one', () => {
     expect(script('build-toolchain.sh', ['kubelet'], {}).stderr).toBe(
-      'error: unknown component kubelet (known: kubernetes etcd pause coredns crictl kind helm)',
+      'error: unknown component kubelet (known: kubernetes etcd pause coredns crictl kind helm promtool)',
     );
     expect(script('rootfs.sh', ['alpine'], {}).stderr).toBe(
       "error: unknown rootfs profile 'alpine' (kind-node, runtime, postgres, redis, kube-proxy)",
