@@ -1,32 +1,24 @@
-// The operator's wiring, top to bottom: clients → informers (caches) → work queue → reconciler →
-// controller workers, gated by leader election; health and metrics endpoints beside them; and
-// the orderly shutdown. The reconcile logic itself lives in controller/reconcile.ts.
+// The operator's process, top to bottom: clients → the control loop (caches, work queue and
+// reconciler: control-loop.ts) → controller workers, gated by leader election; the families
+// ConfigMap watch, health and metrics endpoints beside them; and the orderly shutdown. The
+// reconcile logic itself lives in controller/reconcile.ts.
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import { loadRegistry } from '../task-runner/registry.ts';
 import { FamiliesConfigHolder, type ConfigMapLike } from './config/families.ts';
 import type { V1EnvFromSource, V1EnvVar, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
-import type { CronJob, Job, Pod, RunnerSettings, Task } from './controller/deps.ts';
-import { JOB_INDEXERS, POD_INDEXERS, TASK_INDEXERS, TASKS_BY_FAMILY } from './controller/indexes.ts';
-import { routeEvents } from './controller/event-routing.ts';
-import { WriteExpectations } from './controller/expectations.ts';
-import { createReconciler } from './controller/reconcile.ts';
+import type { RunnerSettings } from './controller/deps.ts';
 import type { OperatorSettings } from './cli.ts';
+import { createControlLoop } from './control-loop.ts';
 import { startEndpoints, type Check, type RunningServer } from './health.ts';
-import { FIELD_MANAGER } from './kube/apply.ts';
 import { loadKubeConfig } from './kube/clients.ts';
 import { RawApi } from './kube/raw-api.ts';
 import { Controller } from './kube/controller.ts';
 import { KubeEventRecorder, apiEventSink } from './kube/events.ts';
 import { Informer, type InformerHandle } from './kube/informer.ts';
-import { MANAGED_SELECTOR, objectKey } from './kube/keys.ts';
 import { LeaderElector, defaultIdentity } from './kube/leader-election.ts';
-import { BACKGROUND_TASKS, CONFIG_MAPS, CRON_JOBS, JOBS, PODS } from './kube/resources.ts';
-import { OWNER_UID_INDEX, ownerUidIndex } from './kube/store.ts';
-import { compact, compactCronJob, slimJob, slimPod } from './kube/transforms.ts';
-import type { KubeObject } from './kube/types.ts';
-import { WorkQueue } from './kube/workqueue.ts';
-import { createMetrics, familyQueues, taskSnapshot } from './metrics.ts';
+import { CONFIG_MAPS } from './kube/resources.ts';
+import { createMetrics } from './metrics.ts';
 
 export interface RunContext {
   log: Logger;
@@ -47,8 +39,6 @@ const LOST_LEASE_DRAIN_MS = 2_000;
 export async function runOperator(settings: OperatorSettings, ctx: RunContext): Promise<number> {
   const { log, signal } = ctx;
   const { kubeConfig, source } = loadKubeConfig({ kubeconfig: settings.kubeconfig });
-  // Only the raw client: the typed clients would put every API model in the bundle and cost
-  // about 11 MiB of RSS for nothing the operator calls.
   const metrics = createMetrics();
   const clients = { raw: new RawApi(kubeConfig, { observe: (method, code) => metrics.apiRequest(method, code) }) };
   const podName = settings.podName ?? hostname();
@@ -62,57 +52,32 @@ export async function runOperator(settings: OperatorSettings, ctx: RunContext): 
   const events = new KubeEventRecorder({ sink: apiEventSink(clients.raw), log: log.child({ component: 'events' }), instance: podName });
   const families = new FamiliesConfigHolder({ log: log.child({ component: 'families' }), events });
 
-  // Caches. Jobs and Pods only the operator's own (label selector); the family ConfigMap only itself.
-  const common = { raw: clients.raw, log, stallTimeoutMs: settings.watchStallSeconds * 1000 };
-  const tasks = new Informer<Task & KubeObject>({ ...common, resource: BACKGROUND_TASKS, namespace: settings.namespace, indexers: TASK_INDEXERS, transform: compact });
-  const cronJobs = new Informer<CronJob>({
-    ...common,
-    resource: CRON_JOBS,
-    transform: compactCronJob,
+  const loop = createControlLoop({
+    raw: clients.raw,
+    log,
     namespace: settings.namespace,
-    labelSelector: MANAGED_SELECTOR,
-    indexers: { [OWNER_UID_INDEX]: ownerUidIndex },
+    stallTimeoutMs: settings.watchStallSeconds * 1000,
+    registry,
+    events,
+    families,
+    metrics,
+    runner: runnerSettings(settings),
   });
-  const jobs = new Informer<Job>({ ...common, resource: JOBS, namespace: settings.namespace, labelSelector: MANAGED_SELECTOR, indexers: JOB_INDEXERS, transform: slimJob });
-  const pods = new Informer<Pod>({ ...common, resource: PODS, namespace: settings.namespace, labelSelector: MANAGED_SELECTOR, indexers: POD_INDEXERS, transform: slimPod });
+  const { tasks, cronJobs, jobs, pods, queue, reconcile } = loop;
+  // The family ConfigMap only itself, in the operator's own namespace.
   const familyConfigMaps = new Informer<ConfigMapLike>({
-    ...common,
+    raw: clients.raw,
+    log,
+    stallTimeoutMs: settings.watchStallSeconds * 1000,
     name: 'families-configmap',
     resource: CONFIG_MAPS,
     namespace: ownNamespace,
     fieldSelector: `metadata.name=${settings.familiesConfigmap}`,
   });
-  const informers: InformerHandle[] = [tasks, cronJobs, jobs, pods, familyConfigMaps];
-
-  // Events → keys of the BackgroundTasks to reconcile.
-  const queue = new WorkQueue();
-  const expectations = new WriteExpectations();
-  routeEvents({ tasks, cronJobs, jobs, pods, queue, expectations });
-  const onFamiliesConfig = (cm: ConfigMapLike | undefined): void => {
-    const result = families.update(cm);
-    if (!result.ok) return;
-    for (const family of result.changed) for (const t of tasks.store.byIndex(TASKS_BY_FAMILY, family)) queue.add(objectKey(t));
-  };
+  const onFamiliesConfig = (cm: ConfigMapLike | undefined): void => void loop.applyFamilies(cm);
   familyConfigMaps.addEventHandler({ onAdd: onFamiliesConfig, onUpdate: (_old, cm) => onFamiliesConfig(cm), onDelete: () => onFamiliesConfig(undefined) });
+  const informers: InformerHandle[] = [...loop.informers, familyConfigMaps];
 
-  metrics.setQueueDepthSource(() => queue.len());
-  metrics.setTaskSource(function* () {
-    for (const t of tasks.store.list()) yield taskSnapshot(t);
-  });
-  metrics.setFamilyQueueSource(() => familyQueues(Object.keys(families.current()), jobs.store, tasks.store));
-
-  const reconcile = createReconciler({
-    clients,
-    caches: { tasks: tasks.store, cronJobs: cronJobs.store, jobs: jobs.store, pods: pods.store },
-    families: () => families.current(),
-    events,
-    metrics,
-    clock: () => new Date(),
-    log: log.child({ component: 'reconciler' }),
-    settings: { namespace: settings.namespace, fieldManager: FIELD_MANAGER, ...runnerSettings(settings) },
-    registry,
-    expectations,
-  });
   const controller = new Controller({ queue, reconcile, workers: settings.workers, log: log.child({ component: 'controller' }), observer: metrics });
 
   const stallLimitMs = LIVENESS_STALL_FACTOR * settings.watchStallSeconds * 1000;

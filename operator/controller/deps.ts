@@ -16,7 +16,7 @@ import type { BackgroundTask } from '../../crds/schema.ts';
 import type { FamiliesConfig } from '../config/families.ts';
 import type { WriteExpectations } from './expectations.ts';
 import type { EventRecorder } from '../kube/events.ts';
-import type { KubeClients } from '../kube/clients.ts';
+import type { RawApi } from '../kube/raw-api.ts';
 import type { ReadonlyStore } from '../kube/store.ts';
 import type { KubeObject, Wire } from '../kube/types.ts';
 import type { OperatorMetrics } from '../metrics.ts';
@@ -80,7 +80,7 @@ export interface ReconcileCaches {
 }
 
 export interface ReconcileDeps {
-  clients: Pick<KubeClients, 'raw'>;
+  clients: { raw: RawApi };
   caches: ReconcileCaches;
   families: () => FamiliesConfig;
   events: EventRecorder;

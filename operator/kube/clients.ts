@@ -1,29 +1,11 @@
-// Where the operator's API access comes from: one KubeConfig, the typed clients made from it, and
-// the raw JSON client the informers, apply and leader election use.
+// Where the operator's API access comes from: one KubeConfig, from a file, the pod's service
+// account or the default places. Every request goes through the raw JSON client made from it
+// (raw-api.ts): client-node's typed clients would put every API model in the bundle, about
+// 11 MiB of RSS for nothing the operator calls.
 import { existsSync } from 'node:fs';
-import {
-  BatchV1Api,
-  CoordinationV1Api,
-  CoreV1Api,
-  CustomObjectsApi,
-  EventsV1Api,
-  KubeConfig,
-  KubernetesObjectApi,
-} from '@kubernetes/client-node';
-import { RawApi } from './raw-api.ts';
+import { KubeConfig } from '@kubernetes/client-node';
 
 const SERVICE_ACCOUNT_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
-
-export interface KubeClients {
-  kubeConfig: KubeConfig;
-  core: CoreV1Api;
-  batch: BatchV1Api;
-  custom: CustomObjectsApi;
-  coordination: CoordinationV1Api;
-  events: EventsV1Api;
-  objects: KubernetesObjectApi;
-  raw: RawApi;
-}
 
 export type KubeConfigSource = 'file' | 'in-cluster' | 'default';
 
@@ -50,17 +32,4 @@ export function loadKubeConfig(opts: { kubeconfig?: string } = {}): { kubeConfig
   }
   if (!kc.getCurrentCluster()) throw new Error(`the kubeconfig (${source}) has no current cluster`);
   return { kubeConfig: kc, source };
-}
-
-export function createClients(kc: KubeConfig): KubeClients {
-  return {
-    kubeConfig: kc,
-    core: kc.makeApiClient(CoreV1Api),
-    batch: kc.makeApiClient(BatchV1Api),
-    custom: kc.makeApiClient(CustomObjectsApi),
-    coordination: kc.makeApiClient(CoordinationV1Api),
-    events: kc.makeApiClient(EventsV1Api),
-    objects: KubernetesObjectApi.makeApiClient(kc),
-    raw: new RawApi(kc),
-  };
 }

@@ -17,8 +17,6 @@ export const isNotFound = (err: unknown): boolean => statusCode(err) === 404;
 export const isConflict = (err: unknown): boolean => statusCode(err) === 409;
 /** 410: the resourceVersion asked for has been compacted away; the only way on is a fresh list. */
 export const isGone = (err: unknown): boolean => statusCode(err) === 410;
-export const isAbort = (err: unknown): boolean =>
-  err instanceof Error && (err.name === 'AbortError' || err.name === 'TimeoutError');
 
 /** The server's message of a Status body (or the error's own message), for logs and events. */
 export function describeError(err: unknown): string {

@@ -1,28 +1,19 @@
-// The operator, started inside the test process against the kind cluster: the same informers,
-// work queue, controller workers and reconciler as operator/main.ts, plus what the tests need —
-// a runner pod that mounts the test plugin from a ConfigMap, a families config set directly,
-// and the namespace prepared for runs (runner ServiceAccount and its Role).
+// The operator, started inside the test process against the kind cluster: the control loop of
+// operator/main.ts (operator/control-loop.ts: informers, work queue, reconciler, families
+// re-queueing) and its controller workers, plus what the tests need — a runner pod that mounts the
+// test plugin from a ConfigMap, a families config set directly (no ConfigMap watch, no leader
+// election, no endpoints), and the namespace prepared for runs (runner ServiceAccount and Role).
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pino from 'pino';
 import { loadRegistry } from '../../task-runner/registry.ts';
 import { FamiliesConfigHolder } from '../../operator/config/families.ts';
-import type { CronJob, Job, Pod, Task } from '../../operator/controller/deps.ts';
-import { JOB_INDEXERS, POD_INDEXERS, TASK_INDEXERS, TASKS_BY_FAMILY } from '../../operator/controller/indexes.ts';
-import { routeEvents } from '../../operator/controller/event-routing.ts';
-import { WriteExpectations } from '../../operator/controller/expectations.ts';
-import { createReconciler } from '../../operator/controller/reconcile.ts';
-import { FIELD_MANAGER } from '../../operator/kube/apply.ts';
-import { createClients, loadKubeConfig } from '../../operator/kube/clients.ts';
+import { createControlLoop } from '../../operator/control-loop.ts';
+import { loadKubeConfig } from '../../operator/kube/clients.ts';
 import { Controller } from '../../operator/kube/controller.ts';
 import { KubeEventRecorder, apiEventSink } from '../../operator/kube/events.ts';
-import { Informer, type InformerStats } from '../../operator/kube/informer.ts';
-import { MANAGED_SELECTOR, objectKey } from '../../operator/kube/keys.ts';
-import { BACKGROUND_TASKS, CRON_JOBS, JOBS, PODS } from '../../operator/kube/resources.ts';
-import { OWNER_UID_INDEX, ownerUidIndex } from '../../operator/kube/store.ts';
-import { compactCronJob, slimJob, slimPod } from '../../operator/kube/transforms.ts';
-import type { KubeObject } from '../../operator/kube/types.ts';
-import { WorkQueue } from '../../operator/kube/workqueue.ts';
+import type { InformerStats } from '../../operator/kube/informer.ts';
+import { RawApi } from '../../operator/kube/raw-api.ts';
 import { createMetrics } from '../../operator/metrics.ts';
 import { ROOT } from '../support/platform.ts';
 import { kubectl, kubectlRaw, waitFor } from '../support/kube.ts';
@@ -91,71 +82,55 @@ export interface RunningOperator {
 export async function startOperator(opts: { kubeconfig: string; namespace: string; familiesYaml?: string; workers?: number }): Promise<RunningOperator> {
   const log = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
   const { kubeConfig } = loadKubeConfig({ kubeconfig: opts.kubeconfig });
-  const clients = createClients(kubeConfig);
-  const registry = await loadRegistry({ TASK_PLUGINS: PLUGIN_HOST_PATH });
-  const events = new KubeEventRecorder({ sink: apiEventSink(clients.raw), log, instance: 'integration-test' });
+  const raw = new RawApi(kubeConfig);
+  const events = new KubeEventRecorder({ sink: apiEventSink(raw), log, instance: 'integration-test' });
   const families = new FamiliesConfigHolder({ log, events });
-  if (opts.familiesYaml !== undefined) {
-    const initial = families.update({ metadata: { name: 'test-families' }, data: { 'families.yaml': opts.familiesYaml } });
-    if (!initial.ok) throw initial.error;
-  }
-
-  const common = { raw: clients.raw, log, namespace: opts.namespace };
-  const tasks = new Informer<Task & KubeObject>({ ...common, resource: BACKGROUND_TASKS, indexers: TASK_INDEXERS });
-  const cronJobs = new Informer<CronJob>({ ...common, resource: CRON_JOBS, transform: compactCronJob, labelSelector: MANAGED_SELECTOR, indexers: { [OWNER_UID_INDEX]: ownerUidIndex } });
-  const jobs = new Informer<Job>({ ...common, resource: JOBS, labelSelector: MANAGED_SELECTOR, indexers: JOB_INDEXERS, transform: slimJob });
-  const pods = new Informer<Pod>({ ...common, resource: PODS, labelSelector: MANAGED_SELECTOR, indexers: POD_INDEXERS, transform: slimPod });
-  const informers = [tasks, cronJobs, jobs, pods];
-
-  const queue = new WorkQueue();
-  const expectations = new WriteExpectations();
-  routeEvents({ tasks, cronJobs, jobs, pods, queue, expectations });
-
-  const reconcile = createReconciler({
-    clients,
-    caches: { tasks: tasks.store, cronJobs: cronJobs.store, jobs: jobs.store, pods: pods.store },
-    families: () => families.current(),
-    events,
-    metrics: createMetrics({ defaultMetrics: false }),
-    clock: () => new Date(),
+  const familiesConfigMap = (yaml: string) => ({ metadata: { name: 'test-families' }, data: { 'families.yaml': yaml } });
+  const loop = createControlLoop({
+    raw,
     log,
-    settings: {
-      namespace: opts.namespace,
+    namespace: opts.namespace,
+    registry: await loadRegistry({ TASK_PLUGINS: PLUGIN_HOST_PATH }),
+    events,
+    families,
+    metrics: createMetrics({ defaultMetrics: false }),
+    runner: {
       runnerImage: RUNNER_IMAGE,
       runnerServiceAccount: RUNNER_SA,
-      fieldManager: FIELD_MANAGER,
       env: [{ name: 'TASK_PLUGINS', value: `${PLUGIN_MOUNT}/${PLUGIN_FILE}` }],
       volumes: [{ name: 'plugins', configMap: { name: PLUGIN_CONFIGMAP } }],
       volumeMounts: [{ name: 'plugins', mountPath: PLUGIN_MOUNT, readOnly: true }],
     },
-    registry,
-    expectations,
   });
+  if (opts.familiesYaml !== undefined) {
+    const initial = loop.applyFamilies(familiesConfigMap(opts.familiesYaml));
+    if (!initial.ok) throw initial.error;
+  }
+
   const reconciled = new Map<string, number>();
   const counted = async (key: string) => {
-    const result = await reconcile(key);
+    const result = await loop.reconcile(key);
     reconciled.set(key, (reconciled.get(key) ?? 0) + 1);
     return result;
   };
-  const controller = new Controller({ queue, reconcile: counted, workers: opts.workers ?? 4, log });
+  const controller = new Controller({ queue: loop.queue, reconcile: counted, workers: opts.workers ?? 4, log });
 
-  for (const informer of informers) informer.start();
-  await Promise.all(informers.map((informer) => informer.waitForSync()));
+  for (const informer of loop.informers) informer.start();
+  await Promise.all(loop.informers.map((informer) => informer.waitForSync()));
   controller.start();
 
   return {
     reconciled,
-    informerStats: () => Object.fromEntries(informers.map((i, n) => [['backgroundtasks', 'cronjobs', 'jobs', 'pods'][n]!, { ...i.stats }])),
+    informerStats: () => Object.fromEntries(loop.informers.map((i, n) => [['backgroundtasks', 'cronjobs', 'jobs', 'pods'][n]!, { ...i.stats }])),
     setFamilies(yaml) {
-      const result = families.update({ metadata: { name: 'test-families' }, data: { 'families.yaml': yaml } });
+      const result = loop.applyFamilies(familiesConfigMap(yaml));
       if (!result.ok) throw result.error;
-      // As operator/main.ts does: every task of a changed family is reconciled again.
-      for (const family of result.changed) for (const t of tasks.store.byIndex(TASKS_BY_FAMILY, family)) queue.add(objectKey(t));
     },
     async stop() {
       await controller.stop(30_000);
       await events.flush();
-      await Promise.all(informers.map((informer) => informer.stop()));
+      await Promise.all(loop.informers.map((informer) => informer.stop()));
+      await raw.close();
     },
   };
 }
