@@ -1,7 +1,7 @@
 // sync.calendar-events as a process against real Postgres and ICS feeds served on loopback,
 // parsed by ical.js: recurrences with EXDATE and overrides, time zones, conditional GETs, events
-// removed when gone from the feed, overlapping events counted, and a malformed feed failing only
-// its own user.
+// removed when gone from the feed, overlapping events counted, a malformed feed failing only its
+// own user, and an unreadable event skipped without failing its feed.
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
@@ -145,6 +145,38 @@ describe(TASK, () => {
     const { rows } = await db.query('SELECT last_status, last_error FROM calendar_feeds WHERE user_id = $1', [ada]);
     expect(rows[0]).toMatchObject({ last_status: 'failed' });
     expect(rows[0].last_error).toContain('invalid line');
+  });
+
+  it('skips an event it cannot read, syncs the rest of the feed, keeps the stored copy of that event, and succeeds saying so', async () => {
+    const soon = (h: number) => new Date(Date.now() + h * 3600_000);
+    ics.publish('ada', calendar(vevent('keep', soon(1), soon(2), 'Keep'), vevent('bad', soon(3), soon(4), 'Was fine')));
+    ics.publish('bob', calendar());
+    expect((await runRunner(['run', TASK], env())).code).toBe(0);
+
+    // The organiser's client now writes an end before the start: unreadable, but still in the feed.
+    ics.publish('ada', calendar(vevent('keep', soon(1), soon(2), 'Kept'), vevent('bad', soon(4), soon(3), 'Broken'), vevent('new', soon(5), soon(6), 'New')));
+    const exit = await runRunner(['run', TASK], env());
+    expect(exit.code, exit.stdout).toBe(0);
+    expect(exit.result?.summary).toMatchObject({ feeds_synced: 1, feeds_failed: 0, events_synced: 2, events_skipped: 1, events_removed: 0 });
+    expect(exit.result?.message).toMatch(new RegExp(`^synced 2 calendar feeds; 1 synced without some events \\(their stored copies kept\\): user ${ada} calendar default: 1 event skipped: event bad ends \\(.+\\) before it starts \\(.+\\)$`));
+    expect((await events(ada)).map((e) => [e.uid, e.summary])).toEqual([
+      ['keep', 'Kept'],
+      ['bad', 'Was fine'],
+      ['new', 'New'],
+    ]);
+    const feedRow = async () => (await db.query('SELECT last_status, last_error FROM calendar_feeds WHERE user_id = $1', [ada])).rows[0];
+    expect(await feedRow()).toMatchObject({ last_status: 'synced', last_error: expect.stringMatching(/^1 event skipped: event bad ends/) });
+
+    // Unchanged feed (304): what was skipped is still skipped, and still said.
+    expect((await runRunner(['run', TASK], env())).code).toBe(0);
+    expect(await feedRow()).toMatchObject({ last_status: 'not_modified', last_error: expect.stringMatching(/^1 event skipped/) });
+
+    // Gone from the feed: now it goes from the table too, and the feed is clean.
+    ics.publish('ada', calendar(vevent('keep', soon(1), soon(2), 'Kept'), vevent('new', soon(5), soon(6), 'New')));
+    const after = await runRunner(['run', TASK], env());
+    expect(after.result?.summary).toMatchObject({ events_skipped: 0, events_removed: 1 });
+    expect((await events(ada)).map((e) => e.uid)).toEqual(['keep', 'new']);
+    expect(await feedRow()).toMatchObject({ last_status: 'synced', last_error: null });
   });
 
   it('fails a user whose feed answers 500, naming the host but not the URL', async () => {

@@ -1,5 +1,6 @@
 // The feed → rows conversion: time zones (IANA, the feed's own VTIMEZONE for other names,
-// floating), windowed recurrence expansion, and the parser's messages for malformed feeds.
+// floating), windowed recurrence expansion, the parser's messages for feeds refused whole, and
+// the events skipped (with their reasons) in a feed that parses.
 import { describe, expect, it } from 'vitest';
 import { eventsFromIcs } from '../../task-runner/tasks/sync/ics-events.ts';
 import { countOverlappingPairs } from '../../task-runner/tasks/sync/overlaps.ts';
@@ -20,9 +21,30 @@ describe('eventsFromIcs', () => {
     expect(row).toMatchObject({ uid: 'o1', startsAt: new Date('2027-07-15T08:00:00Z'), endsAt: new Date('2027-07-15T09:00:00Z') });
   });
 
-  it('refuses a TZID known to neither IANA nor the feed', () => {
-    const feed = cal('BEGIN:VEVENT', 'UID:x', 'DTSTAMP:20270101T000000Z', 'DTSTART;TZID=Mars/Olympus:20270715T100000', 'END:VEVENT');
-    expect(() => eventsFromIcs(feed, wide)).toThrow('unknown time zone "Mars/Olympus": neither an IANA zone nor a VTIMEZONE of the feed');
+  const good = ['BEGIN:VEVENT', 'UID:good', 'DTSTAMP:20270101T000000Z', 'DTSTART:20270102T090000Z', 'DTEND:20270102T100000Z', 'SUMMARY:Fine', 'END:VEVENT'];
+  it.each([
+    ['a TZID known to neither IANA nor the feed', ['BEGIN:VEVENT', 'UID:x', 'DTSTAMP:20270101T000000Z', 'DTSTART;TZID=Mars/Olympus:20270715T100000', 'END:VEVENT'], 'x', 'unknown time zone "Mars/Olympus": neither an IANA zone nor a VTIMEZONE of the feed'],
+    ['an event without UID', ['BEGIN:VEVENT', 'DTSTAMP:20270101T000000Z', 'DTSTART:20270101T090000Z', 'SUMMARY:Anon', 'END:VEVENT'], null, 'a VEVENT has no UID (DTSTART 2027-01-01T09:00:00Z, SUMMARY "Anon")'],
+    ['an end before the start', ['BEGIN:VEVENT', 'UID:e', 'DTSTAMP:20270101T000000Z', 'DTSTART:20270101T090000Z', 'DTEND:20270101T080000Z', 'END:VEVENT'], 'e', 'event e ends (2027-01-01T08:00:00.000Z) before it starts (2027-01-01T09:00:00.000Z)'],
+    ['an event without DTSTART', ['BEGIN:VEVENT', 'UID:d', 'DTSTAMP:20270101T000000Z', 'SUMMARY:When?', 'END:VEVENT'], 'd', 'event d has no DTSTART'],
+  ])('skips %s with its reason, and keeps the other events', (_what, bad, uid, reason) => {
+    const parsed = eventsFromIcs(cal(...bad, ...good), wide);
+    expect(parsed.skipped).toEqual([{ uid, reason }]);
+    expect(parsed.rows.map((r) => r.uid)).toEqual(['good']);
+  });
+
+  it('skips a series whole when one of its overrides is bad, and never takes its overrides for orphans', () => {
+    const feed = cal(
+      'BEGIN:VEVENT', 'UID:weekly', 'DTSTAMP:20270101T000000Z', 'DTSTART:20270104T090000Z', 'DTEND:20270104T100000Z', 'RRULE:FREQ=WEEKLY;COUNT=4', 'END:VEVENT',
+      'BEGIN:VEVENT', 'UID:weekly', 'DTSTAMP:20270101T000000Z', 'RECURRENCE-ID:20270111T090000Z', 'DTSTART:20270111T120000Z', 'DTEND:20270111T110000Z', 'END:VEVENT',
+      'BEGIN:VEVENT', 'UID:broken', 'DTSTAMP:20270101T000000Z', 'DTSTART:20270104T090000Z', 'DTEND:20270104T080000Z', 'RRULE:FREQ=DAILY;COUNT=2', 'END:VEVENT',
+      'BEGIN:VEVENT', 'UID:broken', 'DTSTAMP:20270101T000000Z', 'RECURRENCE-ID:20270105T090000Z', 'DTSTART:20270105T100000Z', 'DTEND:20270105T110000Z', 'END:VEVENT',
+      ...good,
+    );
+    const parsed = eventsFromIcs(feed, wide);
+    expect(parsed.skipped.map((e) => e.uid)).toEqual(['weekly', 'broken']);
+    expect(parsed.skipped[0]!.reason).toBe('event weekly ends (2027-01-11T11:00:00.000Z) before it starts (2027-01-11T12:00:00.000Z)');
+    expect(parsed.rows.map((r) => r.uid)).toEqual(['good']);
   });
 
   it('expands a rule only inside the window, and stops an endless rule at maxOccurrences', () => {
@@ -37,9 +59,8 @@ describe('eventsFromIcs', () => {
     ['a line without a colon', cal('BEGIN:VEVENT', 'UID:x', 'SUMMARY broken', 'END:VEVENT'), 'invalid line (no token ";" or ":") "SUMMARY broken"'],
     ['an unterminated component', 'BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nUID:x\r\nEND:VCALENDAR', 'invalid ical body. component began but did not end'],
     ['an HTML page', '<html><body>Sign in</body></html>', 'invalid line (no token ";" or ":")'],
-    ['an event without UID', cal('BEGIN:VEVENT', 'DTSTAMP:20270101T000000Z', 'DTSTART:20270101T090000Z', 'END:VEVENT'), 'a VEVENT has no UID'],
-    ['an end before the start', cal('BEGIN:VEVENT', 'UID:e', 'DTSTAMP:20270101T000000Z', 'DTSTART:20270101T090000Z', 'DTEND:20270101T080000Z', 'END:VEVENT'), 'event e ends (2027-01-01T08:00:00.000Z) before it starts'],
-  ])('fails on %s with the message', (_what, feed, message) => {
+    ['a calendar that is not one', 'BEGIN:VEVENT\r\nUID:x\r\nDTSTART:20270101T090000Z\r\nEND:VEVENT', 'not an iCalendar feed: the top-level component is VEVENT, not VCALENDAR'],
+  ])('refuses the whole feed on %s, with the message', (_what, feed, message) => {
     expect(() => eventsFromIcs(feed, wide)).toThrow(message);
   });
 });

@@ -63,9 +63,11 @@ export default defineTask({
       `SELECT f.id, f.user_id, f.calendar_id, f.url, f.etag, f.last_modified, u.timezone
        FROM calendar_feeds f JOIN users u ON u.id = f.user_id WHERE f.enabled ORDER BY f.user_id, f.calendar_id`,
     );
-    for (const key of ['feeds_synced', 'feeds_not_modified', 'feeds_failed', 'events_synced', 'events_removed', 'conflicts']) ctx.count(key, 0);
+    for (const key of ['feeds_synced', 'feeds_not_modified', 'feeds_failed', 'events_synced', 'events_removed', 'events_skipped', 'conflicts']) ctx.count(key, 0);
     ctx.set('feeds', feeds.length);
     const failures: string[] = [];
+    /** Feeds synced without some of their events, each with what was skipped. */
+    const partial: string[] = [];
     const changedUsers = new Set<string>();
 
     const syncFeed = async (feed: Feed) => {
@@ -82,7 +84,8 @@ export default defineTask({
         });
         if (!fetched.modified) {
           if (!ctx.dryRun) {
-            await ctx.db.query("UPDATE calendar_feeds SET last_synced_at = $2, last_status = 'not_modified', last_error = NULL WHERE id = $1", [feed.id, ctx.clock.now()]);
+            // last_error stays: a 304 follows a sync, and what that sync skipped is still in the feed.
+            await ctx.db.query("UPDATE calendar_feeds SET last_synced_at = $2, last_status = 'not_modified' WHERE id = $1", [feed.id, ctx.clock.now()]);
           }
           ctx.count('feeds_not_modified');
           ctx.log.info({ user: feed.user_id, calendar: feed.calendar_id }, 'feed not modified');
@@ -90,19 +93,26 @@ export default defineTask({
         }
         const now = ctx.clock.now();
         const fetchedAt = performance.now();
-        const { rows, truncated } = eventsFromIcs(fetched.body, {
+        const { rows, truncated, skipped } = eventsFromIcs(fetched.body, {
           defaultZone: feed.timezone,
           from: new Date(now.getTime() - p.pastDays * 86_400_000),
           to: new Date(now.getTime() + p.futureDays * 86_400_000),
           maxOccurrences: p.maxOccurrences,
         });
         if (truncated > 0) ctx.log.warn({ user: feed.user_id, truncated }, `recurring events stopped after ${p.maxOccurrences} occurrences`);
+        const skippedNote = skipped.length > 0 ? `${skipped.length} event${skipped.length === 1 ? '' : 's'} skipped: ${skipped.slice(0, 3).map((e) => e.reason).join('; ')}${skipped.length > 3 ? '; …' : ''}` : null;
+        if (skippedNote) {
+          ctx.count('events_skipped', skipped.length);
+          partial.push(`${label}: ${skippedNote}`);
+          ctx.log.warn({ user: feed.user_id, calendar: feed.calendar_id, skipped }, 'events skipped');
+        }
         if (ctx.dryRun) {
           ctx.count('events_synced', rows.length);
           return;
         }
         const parsedAt = performance.now();
-        const removed = await storeFeed(feed, rows, fetched, now);
+        const kept = skipped.flatMap((e) => (e.uid === null ? [] : [e.uid]));
+        const removed = await storeFeed(feed, rows, kept, skippedNote, fetched, now);
         ctx.count('feeds_synced');
         ctx.count('events_synced', rows.length);
         ctx.count('events_removed', removed);
@@ -125,8 +135,18 @@ export default defineTask({
       }
     };
 
-    /** Upserts the feed's events and removes those gone from it, in one transaction; returns how many went. */
-    const storeFeed = async (feed: Feed, rows: ReturnType<typeof eventsFromIcs>['rows'], fetched: { etag: string | null; lastModified: string | null }, now: Date) => {
+    /**
+     * Upserts the feed's events and removes those gone from it, in one transaction; returns how
+     * many went. The stored rows of `kept` UIDs stay: skipped, not gone. `note` says what was skipped.
+     */
+    const storeFeed = async (
+      feed: Feed,
+      rows: ReturnType<typeof eventsFromIcs>['rows'],
+      kept: string[],
+      note: string | null,
+      fetched: { etag: string | null; lastModified: string | null },
+      now: Date,
+    ) => {
       return withTransaction(ctx.db, async (client) => {
         for (let i = 0; i < rows.length; i += BATCH) {
           const batch = rows.slice(i, i + BATCH);
@@ -149,14 +169,13 @@ export default defineTask({
           ]);
         }
         // Every event of the feed was just stamped with `now`: the others are gone from it.
-        const { rowCount } = await client.query('DELETE FROM calendar_events WHERE user_id = $1 AND calendar_id = $2 AND synced_at <> $3', [
-          feed.user_id,
-          feed.calendar_id,
-          now,
-        ]);
+        const { rowCount } = await client.query(
+          'DELETE FROM calendar_events WHERE user_id = $1 AND calendar_id = $2 AND synced_at <> $3 AND uid <> ALL($4::text[])',
+          [feed.user_id, feed.calendar_id, now, kept],
+        );
         await client.query(
-          "UPDATE calendar_feeds SET etag = $2, last_modified = $3, last_synced_at = $4, last_status = 'synced', last_error = NULL WHERE id = $1",
-          [feed.id, fetched.etag, fetched.lastModified, now],
+          "UPDATE calendar_feeds SET etag = $2, last_modified = $3, last_synced_at = $4, last_status = 'synced', last_error = $5 WHERE id = $1",
+          [feed.id, fetched.etag, fetched.lastModified, now, note],
         );
         return rowCount ?? 0;
       }, { log: ctx.log });
@@ -178,7 +197,8 @@ export default defineTask({
       ctx.count('conflicts', countOverlappingPairs(rows.map((r) => ({ start: r.s.getTime(), end: r.e.getTime() }))));
     }
 
-    if (failures.length > 0) throw new Error(`${failures.length} of ${feeds.length} calendar feeds failed to sync: ${failures.join('; ')}`);
-    return ctx.dryRun ? `dry run: ${feeds.length} feeds read, nothing stored` : `synced ${feeds.length} calendar feeds`;
+    const skippedPart = partial.length > 0 ? `; ${partial.length} synced without some events (their stored copies kept): ${partial.join('; ')}` : '';
+    if (failures.length > 0) throw new Error(`${failures.length} of ${feeds.length} calendar feeds failed to sync: ${failures.join('; ')}${skippedPart}`);
+    return ctx.dryRun ? `dry run: ${feeds.length} feeds read, nothing stored${skippedPart}` : `synced ${feeds.length} calendar feeds${skippedPart}`;
   },
 });

@@ -6,6 +6,12 @@
  * leave theirs out. Times with a TZID are resolved with the IANA database (luxon), falling back
  * to the feed's own VTIMEZONE for names IANA lacks (Outlook's "W. Europe Standard Time");
  * floating times and all-day dates are in the calendar owner's zone.
+ *
+ * A feed that does not parse is refused whole. An event that parses but cannot be made into rows
+ * (no UID, no DTSTART, an end before its start, a time zone nobody knows) is skipped with its
+ * reason, with its overrides: one bad event in a calendar of thousands must not stop the rest from
+ * syncing, hour after hour, when no retry can mend it. The caller keeps what it stored of a skipped
+ * UID: the event is still in the feed, only unreadable now.
  */
 import ICAL from 'ical.js';
 import { DateTime } from 'luxon';
@@ -34,10 +40,18 @@ export interface ExpandOptions {
   maxOccurrences: number;
 }
 
+/** An event left out of the rows, and why. */
+export interface SkippedEvent {
+  /** Its UID; null when it has none (then nothing of it can be kept either). */
+  uid: string | null;
+  reason: string;
+}
+
 export interface ParsedFeed {
   rows: EventRow[];
   /** Recurring events whose expansion hit maxOccurrences before the window's end. */
   truncated: number;
+  skipped: SkippedEvent[];
 }
 
 type Instant = (time: ICAL.Time, tzid: string | null) => Date;
@@ -83,11 +97,15 @@ export function eventsFromIcs(text: string, options: ExpandOptions): ParsedFeed 
     return new Date(zoned.toUnixTime() * 1000);
   };
 
+  const skipped: SkippedEvent[] = [];
   const masters = new Map<string, ICAL.Component>();
   const exceptions = new Map<string, ICAL.Component[]>();
   for (const vevent of root.getAllSubcomponents('vevent')) {
     const uid = vevent.getFirstPropertyValue('uid');
-    if (typeof uid !== 'string' || uid === '') throw new Error(`a VEVENT has no UID (DTSTART ${String(vevent.getFirstPropertyValue('dtstart'))})`);
+    if (typeof uid !== 'string' || uid === '') {
+      skipped.push({ uid: null, reason: `a VEVENT has no UID (DTSTART ${String(vevent.getFirstPropertyValue('dtstart'))}, SUMMARY ${JSON.stringify(vevent.getFirstPropertyValue('summary') ?? '')})` });
+      continue;
+    }
     if (vevent.hasProperty('recurrence-id')) {
       const list = exceptions.get(uid) ?? [];
       list.push(vevent);
@@ -98,17 +116,32 @@ export function eventsFromIcs(text: string, options: ExpandOptions): ParsedFeed 
   }
 
   const rows = new Map<string, EventRow>();
-  const add = (row: EventRow) => rows.set(`${row.uid}\u0000${row.recurrenceId?.getTime() ?? ''}`, row);
+  const keep = (uidRows: EventRow[]) => {
+    for (const row of uidRows) rows.set(`${row.uid}\u0000${row.recurrenceId?.getTime() ?? ''}`, row);
+  };
+  /** The rows of one UID, or none and a SkippedEvent when any of them cannot be made. */
+  const rowsOf = (uid: string, make: (add: (row: EventRow) => void) => void) => {
+    const uidRows: EventRow[] = [];
+    try {
+      make((row) => uidRows.push(row));
+    } catch (err) {
+      skipped.push({ uid, reason: err instanceof Error ? err.message : String(err) });
+      return;
+    }
+    keep(uidRows);
+  };
   let truncated = 0;
-  for (const [uid, vevent] of masters) {
+  for (const [uid, vevent] of masters) rowsOf(uid, (add) => {
+    // Taken first: skipped or not, the series' overrides are not orphans.
+    const own = exceptions.get(uid) ?? [];
+    exceptions.delete(uid);
     const master = event(vevent);
     const base = rowOf(uid, vevent, master, instant);
     const overrides = new Map<number, ICAL.Component>();
-    for (const exception of exceptions.get(uid) ?? []) overrides.set(recurrenceInstant(exception, instant), exception);
-    exceptions.delete(uid);
+    for (const exception of own) overrides.set(recurrenceInstant(exception, instant), exception);
     if (!master.isRecurring()) {
       add(base);
-      continue;
+      return;
     }
     const rule = vevent.getFirstPropertyValue('rrule');
     const rrule = rule ? String(rule) : null;
@@ -138,12 +171,12 @@ export function eventsFromIcs(text: string, options: ExpandOptions): ParsedFeed 
       const row = rowOf(uid, override, event(override), instant);
       if (row.startsAt <= options.to && (row.endsAt ?? row.startsAt) >= options.from) add({ ...row, recurrenceId: new Date(recurrence), rrule });
     }
-  }
+  });
   // Overridden occurrences whose series is not in the feed: kept as they are.
-  for (const [uid, list] of exceptions) {
+  for (const [uid, list] of exceptions) rowsOf(uid, (add) => {
     for (const vevent of list) add({ ...rowOf(uid, vevent, event(vevent), instant), recurrenceId: new Date(recurrenceInstant(vevent, instant)) });
-  }
-  return { rows: [...rows.values()], truncated };
+  });
+  return { rows: [...rows.values()], truncated, skipped };
 }
 
 function tzidOf(vevent: ICAL.Component, property: string): string | null {
