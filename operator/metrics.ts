@@ -97,38 +97,26 @@ export function createMetrics(opts: { now?: () => number; defaultMetrics?: boole
     registers: [registry],
   });
   let taskSource: () => Iterable<TaskSnapshot> = () => [];
-  new Gauge({
-    name: `${PREFIX}seconds_since_last_success`,
-    help: 'Seconds since each task last succeeded.',
-    labelNames: ['namespace', 'name', 'task'],
-    registers: [registry],
-    collect() {
-      this.reset();
-      const t = now();
-      for (const s of taskSource()) {
-        if (!s.lastSuccessfulTime) continue;
-        const at = Date.parse(s.lastSuccessfulTime);
-        if (Number.isNaN(at)) continue;
-        this.set({ namespace: s.namespace, name: s.name, task: s.task }, Math.max(0, (t - at) / 1000));
-      }
-    },
-  });
+  /** A per-task gauge of the seconds since a time of the task; tasks without that time are not reported. */
+  const secondsSince = (name: string, help: string, time: (s: TaskSnapshot) => string | undefined) =>
+    new Gauge({
+      name: `${PREFIX}${name}`,
+      help,
+      labelNames: ['namespace', 'name', 'task'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        const t = now();
+        for (const s of taskSource()) {
+          const at = Date.parse(time(s) ?? '');
+          if (!Number.isNaN(at)) this.set({ namespace: s.namespace, name: s.name, task: s.task }, Math.max(0, (t - at) / 1000));
+        }
+      },
+    });
+  secondsSince('seconds_since_last_success', 'Seconds since each task last succeeded.', (s) => s.lastSuccessfulTime);
   // With seconds_since_last_success absent, the age says how long a task has gone without any
   // success: the never-succeeded alert needs it, since an absent series never crosses a threshold.
-  new Gauge({
-    name: `${PREFIX}task_age_seconds`,
-    help: 'Seconds since each task was created (metadata.creationTimestamp).',
-    labelNames: ['namespace', 'name', 'task'],
-    registers: [registry],
-    collect() {
-      this.reset();
-      const t = now();
-      for (const s of taskSource()) {
-        const at = s.createdAt === undefined ? Number.NaN : Date.parse(s.createdAt);
-        if (!Number.isNaN(at)) this.set({ namespace: s.namespace, name: s.name, task: s.task }, Math.max(0, (t - at) / 1000));
-      }
-    },
-  });
+  secondsSince('task_age_seconds', 'Seconds since each task was created (metadata.creationTimestamp).', (s) => s.createdAt);
   new Gauge({
     name: `${PREFIX}consecutive_failures`,
     help: 'Runs of each task that failed in a row since its last success (status.consecutiveFailures).',
