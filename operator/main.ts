@@ -52,11 +52,12 @@ export async function runOperator(settings: OperatorSettings, ctx: RunContext): 
   const events = new KubeEventRecorder({ sink: apiEventSink(clients.raw), log: log.child({ component: 'events' }), instance: podName });
   const families = new FamiliesConfigHolder({ log: log.child({ component: 'families' }), events });
 
+  const stallTimeoutMs = settings.watchStallSeconds * 1000;
   const loop = createControlLoop({
     raw: clients.raw,
     log,
     namespace: settings.namespace,
-    stallTimeoutMs: settings.watchStallSeconds * 1000,
+    stallTimeoutMs,
     registry,
     events,
     families,
@@ -68,7 +69,7 @@ export async function runOperator(settings: OperatorSettings, ctx: RunContext): 
   const familyConfigMaps = new Informer<ConfigMapLike>({
     raw: clients.raw,
     log,
-    stallTimeoutMs: settings.watchStallSeconds * 1000,
+    stallTimeoutMs,
     name: 'families-configmap',
     resource: CONFIG_MAPS,
     namespace: ownNamespace,

@@ -4,12 +4,11 @@
 // each time. A rendered-but-wrong expression (a join that never matches, a precedence slip, an
 // absent series that never crosses a threshold) fails here, where a YAML check would pass.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { promtoolPath, runScript } from '../support/platform.ts';
-import { ensureHelm, one, render } from './chart-support.ts';
+import { ensureHelm, ensurePromtool, one, render } from './chart-support.ts';
 
 const JOB = 'rel-bgtask-operator-metrics';
 const dir = mkdtempSync(join(tmpdir(), 'bgtask-alerts-'));
@@ -18,8 +17,7 @@ let promtool: string;
 
 beforeAll(() => {
   ensureHelm();
-  promtool = promtoolPath();
-  if (!existsSync(promtool)) runScript('build-toolchain.sh', 'promtool');
+  promtool = ensurePromtool();
   const rule = one(render({ set: { 'prometheusRule.enabled': true } }), 'PrometheusRule');
   writeFileSync(rulesFile, JSON.stringify({ groups: rule.spec.groups }));
 }, 1_800_000);

@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
-import { ROOT, helmPath, runScript } from '../support/platform.ts';
+import { ROOT, helmPath, promtoolPath, runScript } from '../support/platform.ts';
 
 export const CHART = join(ROOT, 'charts/bgtask-operator');
 export const ALL_FEATURES = join(CHART, 'ci/all-features-values.yaml');
@@ -21,6 +21,13 @@ export function ensureHelm(): string {
   const helm = helmPath();
   if (!existsSync(helm)) runScript('build-toolchain.sh', 'helm');
   return helm;
+}
+
+/** Prometheus' promtool, built into the cache on first use like helm. */
+export function ensurePromtool(): string {
+  const promtool = promtoolPath();
+  if (!existsSync(promtool)) runScript('build-toolchain.sh', 'promtool');
+  return promtool;
 }
 
 export function helm(args: string[]): { code: number; stdout: string; stderr: string } {

@@ -116,9 +116,6 @@ export function eventsFromIcs(text: string, options: ExpandOptions): ParsedFeed 
   }
 
   const rows = new Map<string, EventRow>();
-  const keep = (uidRows: EventRow[]) => {
-    for (const row of uidRows) rows.set(`${row.uid}\u0000${row.recurrenceId?.getTime() ?? ''}`, row);
-  };
   /** The rows of one UID, or none and a SkippedEvent when any of them cannot be made. */
   const rowsOf = (uid: string, make: (add: (row: EventRow) => void) => void) => {
     const uidRows: EventRow[] = [];
@@ -128,7 +125,7 @@ export function eventsFromIcs(text: string, options: ExpandOptions): ParsedFeed 
       skipped.push({ uid, reason: err instanceof Error ? err.message : String(err) });
       return;
     }
-    keep(uidRows);
+    for (const row of uidRows) rows.set(`${row.uid}\u0000${row.recurrenceId?.getTime() ?? ''}`, row);
   };
   let truncated = 0;
   for (const [uid, vevent] of masters) rowsOf(uid, (add) => {
