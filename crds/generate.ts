@@ -10,6 +10,7 @@ import {
   CATEGORIES,
   KIND,
   LIST_KIND,
+  MAX_NAME_LENGTH,
   PLURAL,
   SHORT_NAMES,
   SINGULAR,
@@ -42,10 +43,23 @@ export function openApiSchema(): JSONSchemaProps {
     description: 'A piece of a personal assistant\'s background work, run on a schedule by the bgtask operator.',
     type: 'object',
     properties: {
-      apiVersion: { type: 'string' },
-      kind: { type: 'string' },
-      // The apiserver only lets a CRD restrict metadata.name and metadata.generateName.
-      metadata: { type: 'object', properties: { name: toStructuralSchema(metadataNameSchema) } },
+      // The descriptions Kubernetes' own types give these three.
+      apiVersion: {
+        type: 'string',
+        description:
+          'APIVersion defines the versioned schema of this representation of an object. Servers should convert recognized schemas to the latest internal value, and may reject unrecognized values.',
+      },
+      kind: {
+        type: 'string',
+        description:
+          'Kind is a string value representing the REST resource this object represents. Servers may infer this from the endpoint the client submits requests to. In CamelCase.',
+      },
+      // The apiserver only lets a CRD restrict metadata.name and metadata.generateName: metadata
+      // itself may not even carry a description.
+      metadata: {
+        type: 'object',
+        properties: { name: { ...toStructuralSchema(metadataNameSchema), description: `Name of the task, at most ${MAX_NAME_LENGTH} characters: its CronJob's name is derived from it.` } },
+      },
       spec: toStructuralSchema(backgroundTaskSpecSchema),
       status: toStructuralSchema(backgroundTaskStatusSchema),
     },

@@ -115,15 +115,25 @@ const retrySchema = withRules(
 );
 
 // Quantities are integers or strings, as in core/v1: x-kubernetes-int-or-string in the CRD.
-const quantitySchema = z
-  .union([z.int(), z.string().max(64).regex(new RegExp(QUANTITY_PATTERN))])
-  .meta({ 'x-kubernetes-int-or-string': true });
+const quantity = (description: string) =>
+  z
+    .union([z.int(), z.string().max(64).regex(new RegExp(QUANTITY_PATTERN))])
+    .meta({ 'x-kubernetes-int-or-string': true, description });
 
-const resourceListSchema = z.object({ cpu: quantitySchema.optional(), memory: quantitySchema.optional() });
+const resourceList = (what: 'request' | 'limit', meaning: string) =>
+  z
+    .object({
+      cpu: quantity(`CPU ${what}, in cores or millicores: 1, 0.5, 500m.`).optional(),
+      memory: quantity(`Memory ${what}, in bytes with an optional suffix: 256Mi, 1Gi, 1e9.`).optional(),
+    })
+    .describe(meaning);
 
 const resourcesSchema = z
-  .object({ requests: resourceListSchema.optional(), limits: resourceListSchema.optional() })
-  .describe('CPU and memory of the run\'s container. Unset values take the task\'s own defaults.');
+  .object({
+    requests: resourceList('request', 'What the scheduler reserves on a node for the run.').optional(),
+    limits: resourceList('limit', 'What the run may use at most: over its memory limit it is killed (OOMKilled), over its CPU limit throttled.').optional(),
+  })
+  .describe('CPU and memory of the run\'s container. Unset values take those of the task\'s family (the operator\'s configuration).');
 
 const historySchema = z
   .object({
@@ -132,34 +142,47 @@ const historySchema = z
   })
   .describe('How many finished Jobs to keep for inspection.');
 
-const keySelectorSchema = z.object({
-  name: objectName().describe('Name of the Secret or ConfigMap.'),
-  key: z.string().min(1).max(253).regex(new RegExp(CONFIG_KEY_PATTERN)),
-  optional: z.boolean().optional(),
-});
+const keySelector = (kind: 'Secret' | 'ConfigMap') =>
+  z
+    .object({
+      name: objectName().describe(`Name of the ${kind}, in the task's namespace.`),
+      key: z.string().min(1).max(253).regex(new RegExp(CONFIG_KEY_PATTERN)).describe(`The key of the ${kind} whose value is taken.`),
+      optional: z.boolean().optional().describe(`Whether the run may start without the ${kind} or its key (the variable is then unset).`),
+    })
+    .describe(`A key of a ${kind}.`);
 
 const envVarSourceSchema = withRules(
-  z.object({ secretKeyRef: keySelectorSchema.optional(), configMapKeyRef: keySelectorSchema.optional() }),
+  z
+    .object({ secretKeyRef: keySelector('Secret').optional(), configMapKeyRef: keySelector('ConfigMap').optional() })
+    .describe('Where the value comes from: exactly one of secretKeyRef or configMapKeyRef.'),
   [exactlyOneOf(['secretKeyRef', 'configMapKeyRef'], 'must set exactly one of secretKeyRef or configMapKeyRef')],
 );
 
 const envVarSchema = withRules(
-  z.object({
-    name: z.string().min(1).max(256).regex(new RegExp(ENV_VAR_NAME_PATTERN)),
-    value: z.string().max(32_768).optional(),
-    valueFrom: envVarSourceSchema.optional(),
-  }),
+  z
+    .object({
+      name: z.string().min(1).max(256).regex(new RegExp(ENV_VAR_NAME_PATTERN)).describe('Name of the variable; unique in the list.'),
+      value: z.string().max(32_768).optional().describe('The value, as written.'),
+      valueFrom: envVarSourceSchema.optional(),
+    })
+    .describe('One environment variable: a value, or a reference to a Secret or ConfigMap key.'),
   [atMostOneOf(['value', 'valueFrom'], 'must not set both value and valueFrom')],
 );
 
-const localObjectReferenceSchema = z.object({ name: objectName(), optional: z.boolean().optional() });
+const localObjectReference = (kind: 'Secret' | 'ConfigMap') =>
+  z
+    .object({
+      name: objectName().describe(`Name of the ${kind}, in the task's namespace.`),
+      optional: z.boolean().optional().describe(`Whether the run may start without the ${kind}.`),
+    })
+    .describe(`A ${kind} whose every key becomes a variable.`);
 
 const envFromSourceSchema = withRules(
   z.object({
     prefix: z.string().max(253).optional().describe('Prepended to every key.'),
-    secretRef: localObjectReferenceSchema.optional(),
-    configMapRef: localObjectReferenceSchema.optional(),
-  }),
+    secretRef: localObjectReference('Secret').optional(),
+    configMapRef: localObjectReference('ConfigMap').optional(),
+  }).describe('A Secret or ConfigMap exposed whole: exactly one of secretRef or configMapRef.'),
   [exactlyOneOf(['secretRef', 'configMapRef'], 'must set exactly one of secretRef or configMapRef')],
 );
 
@@ -202,64 +225,75 @@ export const backgroundTaskSpecSchema = withRules(
     history: historySchema.optional(),
     env: keyedList(z.array(envVarSchema).max(100), 'name').optional().describe('Extra environment variables of the run.'),
     envFrom: z.array(envFromSourceSchema).max(20).optional().describe('Secrets and ConfigMaps exposed as environment variables.'),
-  }),
+  }).describe('What to run, when, and with what: the desired state.'),
   [comparingFields('softTimeoutSeconds', '<=', 'timeoutSeconds', 'must not exceed timeoutSeconds')],
 );
 
 // -------------------------------------------------------------------------------------- status
 
-export const conditionSchema = z.object({
-  type: z.string().min(1).max(316).regex(new RegExp(CONDITION_TYPE_PATTERN)),
-  status: z.enum(['True', 'False', 'Unknown']),
-  observedGeneration: z.int().min(0).optional(),
-  lastTransitionTime: dateTime(),
-  reason: z.string().min(1).max(1024).regex(new RegExp(CONDITION_REASON_PATTERN)),
-  message: z.string().max(32_768),
-});
+export const conditionSchema = z
+  .object({
+    type: z
+      .string()
+      .min(1)
+      .max(316)
+      .regex(new RegExp(CONDITION_TYPE_PATTERN))
+      .describe('Ready: the CronJob matches the spec (False, reason InvalidSpec, when the spec cannot be run). LastRunSucceeded: the outcome of the newest finished run. Queued: a run waits for a slot of its family.'),
+    status: z.enum(['True', 'False', 'Unknown']).describe('True, False or Unknown.'),
+    observedGeneration: z.int().min(0).optional().describe('The metadata.generation this condition was computed from.'),
+    lastTransitionTime: dateTime().describe('When status last changed.'),
+    reason: z.string().min(1).max(1024).regex(new RegExp(CONDITION_REASON_PATTERN)).describe('Why, in one UpperCamelCase word, for programs.'),
+    message: z.string().max(32_768).describe('Why, for humans.'),
+  })
+  .describe('One aspect of the task\'s state, as metav1.Condition.');
 
-const activeRunSchema = z.object({
-  name: objectName().describe('Name of the Job.'),
-  runId: z.string().optional(),
-  queued: z.boolean().optional().describe('Waiting for a worker slot rather than running.'),
-});
+const activeRunSchema = z
+  .object({
+    name: objectName().describe('Name of the Job.'),
+    runId: z.string().optional().describe('The run\'s id, as in the runner\'s logs and report.'),
+    queued: z.boolean().optional().describe('Waiting for a worker slot rather than running.'),
+  })
+  .describe('A run started and not finished yet.');
 
 // Summary values are number, string or boolean. A structural schema can declare no such union
 // (only int-or-string, which refuses floats and booleans), and CEL cannot inspect an untyped value,
-// so the CRD leaves the value open (x-kubernetes-preserve-unknown-fields) and zod narrows it: the
-// operator, which alone writes status, parses with this schema before writing.
+// so the CRD leaves the value open (x-kubernetes-preserve-unknown-fields) and zod narrows it where
+// the operator reads a runner's report (operator/controller/runs.ts).
 const summaryValueSchema = z
   .union([z.number(), z.string().max(1024), z.boolean()])
-  .meta({ 'x-kubernetes-preserve-unknown-fields': true });
+  .meta({ 'x-kubernetes-preserve-unknown-fields': true, description: 'A number, a string or a boolean.' });
 
 export const lastRunSchema = z.object({
-  runId: z.string().min(1),
-  trigger: z.enum(RUN_TRIGGERS),
-  attempt: z.int().min(1),
-  startTime: dateTime(),
-  completionTime: dateTime().optional(),
-  durationSeconds: z.number().min(0).optional(),
-  outcome: z.enum(RUN_OUTCOMES).optional().describe('Unset while the run is still going.'),
+  runId: z.string().min(1).describe('The run\'s id, as in the runner\'s logs and report.'),
+  trigger: z.enum(RUN_TRIGGERS).describe(`What started it: ${RUN_TRIGGERS.join(', ')}.`),
+  attempt: z.int().min(1).describe('1 for the first attempt, 2 for its first retry, and so on.'),
+  startTime: dateTime().describe('When the run started.'),
+  completionTime: dateTime().optional().describe('When the run ended; unset while it is still going.'),
+  durationSeconds: z.number().min(0).optional().describe('Wall time of the run, in seconds.'),
+  outcome: z.enum(RUN_OUTCOMES).optional().describe('How the run ended; unset while it is still going.'),
   summary: withMaxProperties(z.record(z.string(), summaryValueSchema), 64)
     .optional()
-    .describe('Counters and facts the task reported, e.g. {"emailsSent": 3}.'),
-  message: z.string().max(1024).optional(),
-});
+    .describe('Counters and facts the task reported, e.g. {"sessions_cleaned": 1000, "batches": 2}.'),
+  message: z.string().max(1024).optional().describe('What the task reported, or why the run ended without a report (e.g. OOMKilled).'),
+}).describe('The newest run: running, or the last one to finish.');
 
-export const backgroundTaskStatusSchema = z.object({
-  observedGeneration: z.int().min(0).optional(),
-  conditions: keyedList(z.array(conditionSchema), 'type').optional(),
-  family: z.enum(FAMILIES).optional(),
-  cronJobName: z.string().optional(),
-  lastScheduleTime: dateTime().optional(),
-  nextScheduleTime: dateTime().optional(),
-  lastSuccessfulTime: dateTime().optional(),
-  lastFailureTime: dateTime().optional(),
-  active: z.array(activeRunSchema).optional().describe('Runs started and not finished yet.'),
-  lastRun: lastRunSchema.optional(),
-  succeeded: z.int().min(0).optional(),
-  failed: z.int().min(0).optional(),
-  consecutiveFailures: z.int().min(0).optional(),
-});
+export const backgroundTaskStatusSchema = z
+  .object({
+    observedGeneration: z.int().min(0).optional().describe('The metadata.generation the operator last acted on.'),
+    conditions: keyedList(z.array(conditionSchema), 'type').optional().describe('Ready, LastRunSucceeded and Queued, as metav1.Condition.'),
+    family: z.enum(FAMILIES).optional().describe('The task\'s family, whose limits, concurrency and placement its runs get.'),
+    cronJobName: z.string().optional().describe('The CronJob that schedules the task, in the same namespace.'),
+    lastScheduleTime: dateTime().optional().describe('When a run was last scheduled.'),
+    nextScheduleTime: dateTime().optional().describe('When the next scheduled run is due; unset while suspended.'),
+    lastSuccessfulTime: dateTime().optional().describe('When a run last succeeded.'),
+    lastFailureTime: dateTime().optional().describe('When a run last failed.'),
+    active: z.array(activeRunSchema).optional().describe('Runs started and not finished yet.'),
+    lastRun: lastRunSchema.optional(),
+    succeeded: z.int().min(0).optional().describe('Runs that succeeded since the task was created, each counted once, also after its Job is deleted.'),
+    failed: z.int().min(0).optional().describe('Runs that failed, counted like succeeded.'),
+    consecutiveFailures: z.int().min(0).optional().describe('Failed runs since the last success; 0 after a success.'),
+  })
+  .describe('What was observed, written by the operator (and lastRun by the runner): never set it by hand.');
 
 // ------------------------------------------------------------------------------------ resource
 

@@ -84,6 +84,7 @@ Go on:
   export KUBECONFIG=$KUBECONFIG
   kubectl -n $NS get bgt                                   # schedules, last result, next run
   kubectl -n $NS describe bgt maintenance-cleanup-old-sessions   # status, conditions, events
+  kubectl explain bgt.spec                                          # every field, documented (bgt.status too)
   kubectl -n $NS annotate --overwrite bgt ai-test-scheduler-connection workers.personal-assistant.io/run-now=\$(date +%s)
   kubectl -n $NS logs -l workers.personal-assistant.io/task-name=ai-test-scheduler-connection --tail=5   # a run's log
   kubectl -n $NS logs deploy/$FULLNAME                      # the operator (one of two replicas)

@@ -16,6 +16,7 @@ import { parse } from 'yaml';
 import { CRD_PATH } from '../../crds/generate.ts';
 import { API_GROUP, API_VERSION, PLURAL } from '../../crds/schema.ts';
 import { invalidCases, validCases } from '../fixtures/crd/corpus.ts';
+import { kubectlRaw } from '../support/kube.ts';
 
 const FIELD_MANAGER = 'crd-validation-test';
 const NAMESPACE = 'default';
@@ -105,5 +106,22 @@ describe('the apiserver rejects every invalid BackgroundTask with the expected m
     expect(message, 'the apiserver accepted it').toBeDefined();
     expect(message).toContain(expected);
     expect(message).toContain(`${field}:`);
+  });
+});
+
+describe('`kubectl explain` documents the API from the served CRD', () => {
+  it.each([
+    ['status.lastRun.attempt', /1 for the first attempt, 2 for its first retry/],
+    ['spec.resources.limits', /over its memory limit it is killed \(OOMKilled\)/],
+    ['spec.env.valueFrom.secretKeyRef.optional', /may start without the Secret/],
+  ])('bgt.%s', async (field, text) => {
+    // The apiserver publishes a changed CRD's OpenAPI a moment after it is Established.
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const r = await kubectlRaw(['explain', `backgroundtasks.${field}`, `--api-version=${API_GROUP}/${API_VERSION}`]);
+      if (r.code === 0 && text.test(r.stdout.replace(/\s+/g, ' '))) return;
+      if (Date.now() > deadline) expect(`${r.stdout}${r.stderr}`.replace(/\s+/g, ' ')).toMatch(text);
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
   });
 });

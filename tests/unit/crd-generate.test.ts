@@ -59,6 +59,24 @@ describe('the committed CRD', () => {
     ]);
   });
 
+  it('documents every field, for `kubectl explain bgt.<field>`', () => {
+    type Node = { description?: string; properties?: Record<string, Node>; items?: Node; additionalProperties?: Node | boolean };
+    const undocumented: string[] = [];
+    const walk = (node: Node, path: string) => {
+      // metadata is the one exception the apiserver forces: it refuses anything but type and name there.
+      if (path && path !== '.metadata' && !node.description?.trim()) undocumented.push(path);
+      for (const [key, child] of Object.entries(node.properties ?? {})) walk(child, `${path}.${key}`);
+      if (node.items) walk(node.items, `${path}[]`);
+      if (typeof node.additionalProperties === 'object') walk(node.additionalProperties, `${path}{}`);
+    };
+    const root: Node = version.schema.openAPIV3Schema;
+    walk(root, '');
+    expect(undocumented).toEqual([]);
+    // The walk reaches the deepest fields (a walk that stopped early would find nothing missing).
+    expect(root.properties!.spec!.properties!.env!.items!.properties!.valueFrom!.properties!.secretKeyRef!.properties!.key!.description).toMatch(/Secret/);
+    expect(root.properties!.status!.properties!.lastRun!.properties!.summary!.additionalProperties).toMatchObject({ description: expect.any(String) });
+  });
+
   it('defaults startingDeadlineSeconds, so an outage never leaves a task unscheduled for good', () => {
     const spec = version.schema.openAPIV3Schema.properties.spec.properties;
     expect(spec.startingDeadlineSeconds).toMatchObject({ type: 'integer', minimum: 10, default: 3600 });

@@ -51,7 +51,7 @@ describe('the CRD schema is structural', () => {
   });
 
   it('restricts metadata to its name only, as the apiserver requires', () => {
-    expect(root.properties.metadata).toEqual({ type: 'object', properties: { name: { type: 'string', maxLength: 63 } } });
+    expect(root.properties.metadata).toEqual({ type: 'object', properties: { name: { type: 'string', maxLength: 63, description: expect.stringMatching(/^Name of the task/) } } });
   });
 
   it('requires the keys of its map-type lists', () => {
