@@ -30,12 +30,18 @@ export const PRINTER_COLUMNS = [
   { name: 'Family', type: 'string', jsonPath: '.status.family' },
   { name: 'Schedule', type: 'string', jsonPath: '.spec.schedule' },
   { name: 'Suspended', type: 'boolean', jsonPath: '.spec.suspend' },
+  // False when the spec cannot be run (unknown task, bad params, time zone): the reason is in -o wide.
+  { name: 'Ready', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].status' },
   // The run whose outcome Result shows; empty until a first run has finished.
   { name: 'Last Run', type: 'date', jsonPath: '.status.lastRun.completionTime' },
   { name: 'Result', type: 'string', jsonPath: '.status.lastRun.outcome' },
   // A string, not a date: kubectl prints a date column as an age, and a future time as <invalid>.
   { name: 'Next Run', type: 'string', jsonPath: '.status.nextScheduleTime' },
   { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
+  // -o wide: why a task is not Ready, and whether a run waits for a slot of its family.
+  { name: 'Reason', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].reason', priority: 1 },
+  { name: 'Queued', type: 'string', jsonPath: '.status.conditions[?(@.type=="Queued")].status', priority: 1 },
+  { name: 'Message', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].message', priority: 1 },
 ];
 
 export function openApiSchema(): JSONSchemaProps {

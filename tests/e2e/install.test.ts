@@ -81,12 +81,25 @@ describe('helm install with bundled Postgres/Redis and the default tasks', () =>
     expect(Object.fromEntries(rows.map((r) => [r.NAME, r.SCHEDULE]))).toEqual(DEFAULT_TASKS);
     for (const row of rows) {
       expect(row.SUSPENDED, row.NAME).toBe(String(SUSPENDED.includes(row.NAME!)));
+      expect(row.READY, row.NAME).toBe('True');
       if (row.SUSPENDED === 'false') expect(row['NEXT RUN'], row.NAME).not.toBe('');
     }
     for (const name of Object.keys(DEFAULT_TASKS).filter((n) => !SUSPENDED.includes(n))) {
       const next = (await taskStatus(ns, name)).nextScheduleTime;
       expect(Date.parse(next ?? ''), name).toBeGreaterThan(Date.now());
     }
+  });
+
+  it('shows a task whose spec cannot run as not Ready in `kubectl get bgt`, and why in `-o wide`', async () => {
+    await applyTask(ns, 'typo', { task: 'maintenance.cleanup-old-sesions', schedule: '0 5 * * *' });
+    const row = await waitFor(
+      'typo listed as not Ready',
+      async () => (await getBgtTable(ns, { wide: true })).find((r) => r.NAME === 'typo' && r.READY === 'False'),
+      60_000,
+    );
+    expect(row).toMatchObject({ REASON: 'InvalidSpec', QUEUED: 'False' });
+    expect(row.MESSAGE).toMatch(/^spec\.task: unknown task "maintenance\.cleanup-old-sesions"; known tasks: .*maintenance\.cleanup-old-sessions/);
+    await kubectl(['-n', ns, 'delete', 'bgt', 'typo']);
   });
 
   it('passes `helm test` (ai.test-scheduler-connection against the bundled databases)', async () => {

@@ -51,7 +51,7 @@ describe(TASK, () => {
     expect(exit.code, exit.stdout).toBe(0);
     expect(await remainingIds()).toEqual(live);
     // Five full batches, then one that finds nothing left.
-    expect(exit.result).toMatchObject({ outcome: 'Succeeded', summary: { sessions_cleaned: 5000, batches: 6 } });
+    expect(exit.result).toMatchObject({ outcome: 'Succeeded', summary: { sessions_cleaned: 5000, batches: 6 }, message: 'deleted 5000 expired sessions in 6 batches' });
     expect(exit.lines.filter((l) => l.msg === 'session batch deleted').map((l) => l.deleted)).toEqual([1000, 1000, 1000, 1000, 1000, 0]);
     const { rows } = await db.query('SELECT task, family, outcome, summary, error, finished_at >= started_at AS ordered FROM task_runs WHERE run_id = $1', ['cleanup-1']);
     expect(rows).toEqual([
@@ -64,7 +64,10 @@ describe(TASK, () => {
     const exit = await runRunner(['run', TASK, '--params', '{"batchSize":100,"maxBatches":3}'], { DATABASE_URL: url });
     expect(exit.code).toBe(0);
     expect(exit.result?.summary).toEqual({ sessions_cleaned: 300, batches: 3, more_pending: true });
+    expect(exit.result?.message).toBe('deleted 300 expired sessions, stopped after 3 batches; expired sessions remain for the next run');
     expect((await remainingIds()).size).toBe(700);
+    const once = await runRunner(['run', TASK, '--params', '{"batchSize":100,"maxBatches":1}'], { DATABASE_URL: url });
+    expect(once.result?.message).toBe('deleted 100 expired sessions, stopped after 1 batch; expired sessions remain for the next run');
   });
 
   it('changes nothing in a dry run', async () => {
@@ -72,6 +75,7 @@ describe(TASK, () => {
     const exit = await runRunner(['run', TASK, '--dry-run'], { DATABASE_URL: url, BGTASK_RUN_ID: 'dry' });
     expect(exit.code).toBe(0);
     expect(exit.result?.summary).toEqual({ sessions_expired: 200 });
+    expect(exit.result?.message).toBe('dry run: 200 expired sessions would be deleted');
     expect((await remainingIds()).size).toBe(400);
     expect((await db.query('SELECT 1 FROM task_runs')).rowCount).toBe(0);
   });

@@ -133,9 +133,9 @@ export async function waitForOutcome(ns: string, name: string, timeoutMs: number
   }, timeoutMs);
 }
 
-/** `kubectl get bgt` as a user sees it: one row per task, columns by header name. */
-export async function getBgtTable(ns: string): Promise<Record<string, string>[]> {
-  const out = await kubectl(['-n', ns, 'get', 'bgt']);
+/** `kubectl get bgt` (or `-o wide`) as a user sees it: one row per task, columns by header name. */
+export async function getBgtTable(ns: string, opts: { wide?: boolean } = {}): Promise<Record<string, string>[]> {
+  const out = await kubectl(['-n', ns, 'get', 'bgt', ...(opts.wide ? ['-o', 'wide'] : [])]);
   const [header, ...rows] = out.trimEnd().split('\n');
   if (!header) return [];
   // Columns start where a header word starts after 2+ spaces; cells are cut at those offsets.

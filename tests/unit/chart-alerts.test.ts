@@ -131,7 +131,7 @@ describe('the chart\'s alert rules, evaluated by promtool', () => {
             exp_labels: { severity: 'warning', family: 'ai' },
             exp_annotations: {
               summary: 'A run of family ai has waited 30m 1s for a slot (over 1800 s)',
-              description: 'The family\'s concurrency (families.ai.concurrency) is taken by long runs, or is 0. kubectl get bgt -A shows the Queued condition.',
+              description: 'The family\'s concurrency (families.ai.concurrency) is taken by long runs, or is 0. kubectl get bgt -A -o wide shows which tasks have a run Queued.',
             },
           },
         ],

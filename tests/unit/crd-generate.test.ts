@@ -46,16 +46,22 @@ describe('the committed CRD', () => {
   });
 
   it('gives `kubectl get bgt` its columns', () => {
-    const columns = version.additionalPrinterColumns.map((c: { name: string; type: string; jsonPath: string }) => `${c.name}|${c.type}|${c.jsonPath}`);
+    const columns = version.additionalPrinterColumns.map(
+      (c: { name: string; type: string; jsonPath: string; priority?: number }) => `${c.name}|${c.type}|${c.jsonPath}${c.priority ? `|wide` : ''}`,
+    );
     expect(columns).toEqual([
       'Task|string|.spec.task',
       'Family|string|.status.family',
       'Schedule|string|.spec.schedule',
       'Suspended|boolean|.spec.suspend',
+      'Ready|string|.status.conditions[?(@.type=="Ready")].status',
       'Last Run|date|.status.lastRun.completionTime',
       'Result|string|.status.lastRun.outcome',
       'Next Run|string|.status.nextScheduleTime',
       'Age|date|.metadata.creationTimestamp',
+      'Reason|string|.status.conditions[?(@.type=="Ready")].reason|wide',
+      'Queued|string|.status.conditions[?(@.type=="Queued")].status|wide',
+      'Message|string|.status.conditions[?(@.type=="Ready")].message|wide',
     ]);
   });
 

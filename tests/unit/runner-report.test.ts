@@ -15,7 +15,7 @@ const run = (over: Partial<LastRun> = {}): LastRun => ({
   durationSeconds: 2.5,
   outcome: 'Succeeded',
   summary: { sessions_cleaned: 5000, batches: 5 },
-  message: 'deleted expired sessions in 5 batches',
+  message: 'deleted 5000 expired sessions in 5 batches',
   ...over,
 });
 

@@ -1,6 +1,7 @@
 import * as z from 'zod';
 import { describeError } from '../../errors.ts';
 import { defineTask } from '../../task.ts';
+import { countNoun } from '../../count-noun.ts';
 
 interface ClaimedTask {
   id: string;
@@ -73,7 +74,7 @@ export default defineTask({
       );
       const due = Math.min(Number(rows[0]?.n ?? 0), limit);
       ctx.set('tasks_due', due);
-      return `dry run: ${due} due tasks would be processed`;
+      return `dry run: ${countNoun(due, 'due task')} would be processed`;
     }
 
     const [{ nextRunAfter, ScheduleError }, { openChatClient }, { withTransaction }] = await Promise.all([

@@ -1,6 +1,7 @@
 import * as z from 'zod';
 import { describeError } from '../../errors.ts';
 import { defineTask } from '../../task.ts';
+import { countNoun } from '../../count-noun.ts';
 
 export default defineTask({
   name: 'email.process-queue',
@@ -48,7 +49,7 @@ export default defineTask({
       ctx.set('queued', queued);
       ctx.set('processing', processing);
       ctx.set('dead_letters', dead);
-      return `dry run: ${Math.min(queued, p.maxMessages)} e-mails would be sent`;
+      return `dry run: ${countNoun(Math.min(queued, p.maxMessages), 'e-mail')} would be sent`;
     }
 
     for (const key of ['sent', 'duplicates_skipped', 'failed_attempts', 'dead_lettered', 'released']) ctx.count(key, 0);
@@ -150,6 +151,6 @@ export default defineTask({
     }
     const remaining = await ctx.redis.llen(queue.keys.queue);
     ctx.set('queued_remaining', remaining);
-    return `sent ${sent} e-mails; ${remaining} left in the queue`;
+    return `sent ${countNoun(sent, 'e-mail')}; ${remaining} left in the queue`;
   },
 });

@@ -1,6 +1,7 @@
 import * as z from 'zod';
 import { InvalidInputError, describeError } from '../../errors.ts';
 import { defineTask } from '../../task.ts';
+import { countNoun } from '../../count-noun.ts';
 
 interface Recipient {
   id: string;
@@ -49,7 +50,7 @@ export default defineTask({
     const { rows: users } = await ctx.db.query<Recipient>('SELECT id, email, display_name, timezone FROM users WHERE daily_summary_opt_in ORDER BY id');
     for (const key of ['summaries_sent', 'already_sent', 'summaries_failed']) ctx.count(key, 0);
     ctx.set('users', users.length);
-    if (ctx.dryRun) return `dry run: up to ${users.length} summaries would be sent`;
+    if (ctx.dryRun) return `dry run: up to ${countNoun(users.length, 'summary', 'summaries')} would be sent`;
 
     const mailer = await openMailer(env.SMTP_URL, { pool: true, maxConnections: p.maxConnections, timeoutMs: p.smtpTimeoutSeconds * 1000 });
     const failures: string[] = [];
@@ -115,6 +116,6 @@ export default defineTask({
     }
     if (unavailable !== undefined) throw new Error('the SMTP server is unavailable; the remaining summaries go out on the retry', { cause: unavailable });
     if (failures.length > 0) throw new Error(`${failures.length} of ${users.length} daily summaries failed: ${failures.join('; ')}`);
-    return `sent ${users.length} daily summaries (or had sent them already)`;
+    return `sent ${countNoun(users.length, 'daily summary', 'daily summaries')} (or had sent them already)`;
   },
 });

@@ -1,5 +1,6 @@
 import * as z from 'zod';
 import { defineTask } from '../../task.ts';
+import { countNoun } from '../../count-noun.ts';
 
 export default defineTask({
   name: 'file.backup-user-data',
@@ -147,7 +148,7 @@ export default defineTask({
         await fs.rm(path.join(backupDir, `${f}.sha256`), { force: true });
       }
       ctx.set('backups_removed', old.length);
-      return `wrote ${final} (${size} bytes, ${manifest.tables.length} tables, ${manifest.files.length} files)`;
+      return `wrote ${final} (${countNoun(size, 'byte')}, ${countNoun(manifest.tables.length, 'table')}, ${countNoun(manifest.files.length, 'file')})`;
     } finally {
       await fs.rm(staging, { recursive: true, force: true });
     }

@@ -1,6 +1,7 @@
 import * as z from 'zod';
 import { InvalidInputError, describeError } from '../../errors.ts';
 import { defineTask } from '../../task.ts';
+import { countNoun } from '../../count-noun.ts';
 
 const MAX_ERRORS_LOGGED = 20;
 
@@ -69,7 +70,7 @@ export default defineTask({
       throw new Error(`${totals.errors} files or directories could not be cleaned up (removed ${totals.files}); first: ${firstError}`);
     }
     return ctx.dryRun
-      ? `dry run: ${totals.files} files (${totals.bytes} bytes) would be removed`
-      : `removed ${totals.files} files (${totals.bytes} bytes) older than ${p.maxAgeHours} h`;
+      ? `dry run: ${countNoun(totals.files, 'file')} (${countNoun(totals.bytes, 'byte')}) would be removed`
+      : `removed ${countNoun(totals.files, 'file')} (${countNoun(totals.bytes, 'byte')}) older than ${p.maxAgeHours} h`;
   },
 });

@@ -1,6 +1,7 @@
 import * as z from 'zod';
 import { InvalidInputError } from '../../errors.ts';
 import { defineTask } from '../../task.ts';
+import { countNoun } from '../../count-noun.ts';
 
 export default defineTask({
   name: 'file.restore-user-data',
@@ -117,7 +118,7 @@ export default defineTask({
         ctx.count('files');
       }
       ctx.set('tables', manifest.tables.length);
-      return `restored ${name}: ${manifest.tables.length} tables, ${manifest.files.length} files`;
+      return `restored ${name}: ${countNoun(manifest.tables.length, 'table')}, ${countNoun(manifest.files.length, 'file')}`;
     } finally {
       await fs.rm(staging, { recursive: true, force: true });
     }

@@ -1,5 +1,6 @@
 import * as z from 'zod';
 import { defineTask } from '../../task.ts';
+import { countNoun } from '../../count-noun.ts';
 
 // One batch is one statement, so one short transaction: it commits or rolls back whole.
 // SKIP LOCKED lets a batch pass over sessions another transaction is using right now. The batch
@@ -36,21 +37,24 @@ export default defineTask({
     const cutoff = ctx.clock.now();
     if (ctx.dryRun) {
       const { rows } = await ctx.db.query<{ n: string }>('SELECT count(*) AS n FROM user_sessions WHERE expires_at < $1', [cutoff]);
-      ctx.set('sessions_expired', Number(rows[0]?.n ?? 0));
-      return `dry run: ${rows[0]?.n ?? 0} expired sessions would be deleted`;
+      const expired = Number(rows[0]?.n ?? 0);
+      ctx.set('sessions_expired', expired);
+      return `dry run: ${countNoun(expired, 'expired session')} would be deleted`;
     }
     ctx.count('sessions_cleaned', 0);
     ctx.count('batches', 0);
+    let total = 0;
     for (let batch = 1; batch <= maxBatches; batch++) {
       ctx.signal.throwIfAborted();
       const { rowCount } = await ctx.db.query(DELETE_BATCH, [cutoff, batchSize]);
       const deleted = rowCount ?? 0;
+      total += deleted;
       ctx.count('batches');
       ctx.count('sessions_cleaned', deleted);
       ctx.log.info({ batch, deleted }, 'session batch deleted');
-      if (deleted < batchSize) return `deleted expired sessions in ${batch} batches`;
+      if (deleted < batchSize) return `deleted ${countNoun(total, 'expired session')} in ${countNoun(batch, 'batch', 'batches')}`;
     }
     ctx.set('more_pending', true);
-    return `stopped after ${maxBatches} batches; expired sessions remain for the next run`;
+    return `deleted ${countNoun(total, 'expired session')}, stopped after ${countNoun(maxBatches, 'batch', 'batches')}; expired sessions remain for the next run`;
   },
 });

@@ -1,5 +1,6 @@
 import * as z from 'zod';
 import { defineTask } from '../../task.ts';
+import { countNoun } from '../../count-noun.ts';
 
 interface Candidate {
   schemaname: string;
@@ -73,6 +74,6 @@ export default defineTask({
         ctx.log.info({ table: name, indexes: table.indexes }, 'table reindexed');
       }
     }
-    return ctx.dryRun ? `dry run: ${rows.length} tables would be vacuumed` : `vacuumed ${rows.length} tables`;
+    return ctx.dryRun ? `dry run: ${countNoun(rows.length, 'table')} would be vacuumed` : `vacuumed ${countNoun(rows.length, 'table')}`;
   },
 });

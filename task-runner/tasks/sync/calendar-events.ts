@@ -1,6 +1,7 @@
 import * as z from 'zod';
 import { describeError } from '../../errors.ts';
 import { defineTask } from '../../task.ts';
+import { countNoun } from '../../count-noun.ts';
 
 interface Feed {
   id: string;
@@ -199,6 +200,6 @@ export default defineTask({
 
     const skippedPart = partial.length > 0 ? `; ${partial.length} synced without some events (their stored copies kept): ${partial.join('; ')}` : '';
     if (failures.length > 0) throw new Error(`${failures.length} of ${feeds.length} calendar feeds failed to sync: ${failures.join('; ')}${skippedPart}`);
-    return ctx.dryRun ? `dry run: ${feeds.length} feeds read, nothing stored${skippedPart}` : `synced ${feeds.length} calendar feeds${skippedPart}`;
+    return ctx.dryRun ? `dry run: ${countNoun(feeds.length, 'feed')} read, nothing stored${skippedPart}` : `synced ${countNoun(feeds.length, 'calendar feed')}${skippedPart}`;
   },
 });

@@ -1,6 +1,7 @@
 import * as z from 'zod';
 import { describeError } from '../../errors.ts';
 import { defineTask } from '../../task.ts';
+import { countNoun } from '../../count-noun.ts';
 
 interface Connection {
   user_id: string;
@@ -125,6 +126,6 @@ export default defineTask({
       }
     }
     if (failures.length > 0) throw new Error(`${failures.length} of ${connections.length} Notion connections failed to sync: ${failures.join('; ')}`);
-    return `synced the Notion pages of ${connections.length} users`;
+    return `synced the Notion pages of ${countNoun(connections.length, 'user')}`;
   },
 });
