@@ -58,6 +58,8 @@ export const settingsSchema = z
     logLevel: z.enum(LOG_LEVELS).default('info'),
     watchStallSeconds: z.coerce.number().int().min(1).max(3600).default(90),
     shutdownTimeoutSeconds: z.coerce.number().int().min(1).max(300).default(20),
+    /** How often the served CRD is compared with this build's (crd-check.ts); 0: never. */
+    crdCheckSeconds: z.coerce.number().int().min(0).max(86_400).default(300),
     /** From the downward API: the pod's name (event reportingInstance, lease identity) and namespace. */
     podName: z.string().min(1).optional(),
     podNamespace: z.string().min(1).optional(),
@@ -96,6 +98,7 @@ const ENV: Record<string, string> = {
   logLevel: 'LOG_LEVEL',
   watchStallSeconds: 'WATCH_STALL_SECONDS',
   shutdownTimeoutSeconds: 'SHUTDOWN_TIMEOUT_SECONDS',
+  crdCheckSeconds: 'CRD_CHECK_SECONDS',
   podName: 'POD_NAME',
   podNamespace: 'POD_NAMESPACE',
   taskPlugins: 'TASK_PLUGINS',
@@ -161,6 +164,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     .option('--log-level <level>', `${LOG_LEVELS.join('|')} [LOG_LEVEL] (default info)`)
     .option('--watch-stall-seconds <s>', 'a watch silent this long is restarted [WATCH_STALL_SECONDS] (default 90)')
     .option('--shutdown-timeout-seconds <s>', 'how long SIGTERM waits for in-flight reconciles [SHUTDOWN_TIMEOUT_SECONDS] (default 20)')
+    .option('--crd-check-seconds <s>', 'how often the served CRD is compared with the one this operator was built with; 0: never [CRD_CHECK_SECONDS] (default 300)')
     .action(async (flags: Record<string, unknown>) => {
       const settings = resolveSettings(flags, env);
       const log = createLogger(settings.logLevel);

@@ -1,7 +1,7 @@
 // The operator's process, top to bottom: clients → the control loop (caches, work queue and
 // reconciler: control-loop.ts) → controller workers, gated by leader election; the families
-// ConfigMap watch, health and metrics endpoints beside them; and the orderly shutdown. The
-// reconcile logic itself lives in controller/reconcile.ts.
+// ConfigMap watch, the served CRD's check (crd-check.ts), health and metrics endpoints beside
+// them; and the orderly shutdown. The reconcile logic itself lives in controller/reconcile.ts.
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import { loadRegistry } from '../task-runner/registry.ts';
@@ -9,7 +9,9 @@ import { FamiliesConfigHolder, type ConfigMapLike } from './config/families.ts';
 import type { V1EnvFromSource, V1EnvVar, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
 import type { RunnerSettings } from './controller/deps.ts';
 import type { OperatorSettings } from './cli.ts';
+import { crdSchemaHash } from '../crds/definition.ts';
 import { createControlLoop } from './control-loop.ts';
+import { watchCrd } from './crd-check.ts';
 import { startEndpoints, type Check, type RunningServer } from './health.ts';
 import { loadKubeConfig } from './kube/clients.ts';
 import { RawApi } from './kube/raw-api.ts';
@@ -99,6 +101,17 @@ export async function runOperator(settings: OperatorSettings, ctx: RunContext): 
   if (signal.aborted) stop.abort(signal.reason);
 
   for (const inf of informers) inf.start();
+  const crdCheck =
+    settings.crdCheckSeconds > 0
+      ? watchCrd({
+          raw: clients.raw,
+          log: log.child({ component: 'crd-check' }),
+          expected: crdSchemaHash(),
+          intervalMs: settings.crdCheckSeconds * 1000,
+          onState: (result) => metrics.setCrdState(result.state),
+          signal: stop.signal,
+        })
+      : Promise.resolve();
   let elector: LeaderElector | undefined;
   try {
     await Promise.all(informers.map((inf) => inf.waitForSync(stop.signal)));
@@ -133,8 +146,9 @@ export async function runOperator(settings: OperatorSettings, ctx: RunContext): 
     if (!stop.signal.aborted) throw err;
     // Stopped while waiting for the caches: nothing was reconciled yet.
   } finally {
+    if (!stop.signal.aborted) stop.abort(new Error('shutting down')); // ends the CRD check loop too
     const timeoutMs = lost ? Math.min(LOST_LEASE_DRAIN_MS, settings.shutdownTimeoutSeconds * 1000) : settings.shutdownTimeoutSeconds * 1000;
-    await shutDown({ log, controller, elector, lost, events, informers, servers, raw: clients.raw, timeoutMs });
+    await shutDown({ log, controller, elector, lost, events, informers, servers, raw: clients.raw, timeoutMs, crdCheck });
   }
   return lost ? 1 : 0;
 }
@@ -175,6 +189,8 @@ interface ShutdownParts {
   servers: RunningServer[];
   raw: RawApi;
   timeoutMs: number;
+  /** The CRD check loop, which ends when the stop signal aborts. */
+  crdCheck: Promise<void>;
 }
 
 /** Stop intake, let in-flight reconciles finish (bounded), hand the lease over, then close everything. */
@@ -185,7 +201,7 @@ async function shutDown(p: ShutdownParts): Promise<void> {
   await withTimeout(p.events.flush(), 5_000, () => p.log.warn('pending events not written'));
   // A lost lease is not ours to release; a graceful stop hands it over at once.
   if (p.elector && !p.lost) await p.elector.release();
-  await Promise.all(p.informers.map((inf) => inf.stop()));
+  await Promise.all([...p.informers.map((inf) => inf.stop()), p.crdCheck]);
   await Promise.all(p.servers.map((s) => s.close()));
   await p.raw.close();
   p.log.info({ ms: Date.now() - started, drained, ...(p.lost ? { leadershipLost: p.lost } : {}) }, 'stopped');

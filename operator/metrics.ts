@@ -8,6 +8,7 @@ import type { Job, Task } from './controller/deps.ts';
 import { JOBS_BY_FAMILY } from './controller/indexes.ts';
 import { TASK_NAME_LABEL } from './controller/labels.ts';
 import { ScheduleIntervals } from './controller/schedule.ts';
+import type { CrdState } from './crd-check.ts';
 import type { ControllerObserver } from './kube/controller.ts';
 import type { ReadonlyStore } from './kube/store.ts';
 import type { KubeObject } from './kube/types.ts';
@@ -57,6 +58,8 @@ export interface OperatorMetrics extends ControllerObserver {
   setFamilyQueueSource(source: () => Iterable<FamilyQueue>): void;
   /** Where workqueue_depth reads from at scrape time (a standby's queue fills too). */
   setQueueDepthSource(source: () => number): void;
+  /** Whether the served CRD is the one this build expects (operator/crd-check.ts). */
+  setCrdState(state: CrdState['state']): void;
 }
 
 export function createMetrics(opts: { now?: () => number; defaultMetrics?: boolean } = {}): OperatorMetrics {
@@ -90,6 +93,12 @@ export function createMetrics(opts: { now?: () => number; defaultMetrics?: boole
     registers: [registry],
   });
   const leader = new Gauge({ name: `${PREFIX}leader`, help: '1 while this replica is the leader.', registers: [registry] });
+  const crdState = new Gauge({
+    name: `${PREFIX}crd_schema_state`,
+    help: 'The served BackgroundTask CRD against the one this operator was built with: 1 on the state that holds (current, outdated, or unknown when it could not be read).',
+    labelNames: ['state'],
+    registers: [registry],
+  });
   const apiRequests = new Counter({
     name: `${PREFIX}api_requests_total`,
     help: 'Requests to the Kubernetes API by method and HTTP status (error: no answer).',
@@ -177,6 +186,10 @@ export function createMetrics(opts: { now?: () => number; defaultMetrics?: boole
     },
     setLeader(leading) {
       leader.set(leading ? 1 : 0);
+    },
+    setCrdState(state) {
+      crdState.reset();
+      crdState.set({ state }, 1);
     },
     apiRequest(method, code) {
       apiRequests.inc({ method, code: String(code) });

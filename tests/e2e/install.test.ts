@@ -135,6 +135,8 @@ describe('helm install with bundled Postgres/Redis and the default tasks', () =>
     expect(fromLeader).toMatch(/^bgtask_schedule_interval_seconds\{[^}]*name="ai-test-scheduler-connection"[^}]*\} 1800$/m);
     expect(fromLeader).toMatch(/^bgtask_schedule_interval_seconds\{[^}]*name="file-backup-user-data"[^}]*\} 604800$/m);
     expect(fromLeader).not.toMatch(/^bgtask_schedule_interval_seconds\{[^}]*name="ai-process-due-tasks"/m);
+    // The chart's CRD is the one the operator was built with, and its RBAC lets it read it.
+    expect(fromLeader).toMatch(/^bgtask_crd_schema_state\{state="current"\} 1$/m);
     const queued = [...fromLeader.matchAll(/^bgtask_oldest_queued_run_seconds\{family="([a-z]+)"\} /gm)].map((m) => m[1]).sort();
     expect(queued).toEqual(['ai', 'email', 'file', 'maintenance', 'sync']);
   });

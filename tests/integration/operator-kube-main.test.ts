@@ -1,11 +1,14 @@
 // The operator as main.ts wires it, two replicas in this process against the kind cluster with
 // leader election: the leader reconciles, the standby is ready but idle, a graceful stop (what
 // SIGTERM does) drains, releases the lease and returns 0, and the standby takes over at once.
+import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import pino from 'pino';
+import { CRD_NAME, SCHEMA_HASH_ANNOTATION, crdSchemaHash } from '../../crds/definition.ts';
 import { resolveSettings } from '../../operator/cli.ts';
 import { runOperator } from '../../operator/main.ts';
 import { createNamespace, deleteNamespace, kubectl, kubectlJson, kubectlRaw, waitFor } from '../support/kube.ts';
+import { installCrd } from '../support/runner-cluster.ts';
 import { freePort } from '../support/runner-net.ts';
 import { prepareNamespace, RUNNER_IMAGE } from './operator-harness.ts';
 
@@ -29,13 +32,14 @@ describe('operator main', () => {
   let ns: string;
   const replicas: Replica[] = [];
 
-  async function start(name: string): Promise<Replica> {
+  async function start(name: string, opts: { crdCheckSeconds?: string; logTo?: string[] } = {}): Promise<Replica> {
     const port = await freePort();
     const settings = resolveSettings(
       {
         kubeconfig: inject('kubeconfig'),
         namespace: ns,
         leaderElect: true,
+        crdCheckSeconds: opts.crdCheckSeconds,
         leaseNamespace: ns,
         runnerImage: RUNNER_IMAGE,
         metricsAddr: `127.0.0.1:${port}`,
@@ -45,7 +49,11 @@ describe('operator main', () => {
       { POD_NAME: name, POD_NAMESPACE: ns },
     );
     const stop = new AbortController();
-    const r: Replica = { name, port, stop, exit: runOperator(settings, { log: log.child({ replica: name }), signal: stop.signal, env: {} }) };
+    const lines = opts.logTo;
+    const replicaLog = lines
+      ? pino({ level: 'info' }, new Writable({ write: (chunk: Buffer, _enc, done) => (lines.push(...chunk.toString().trim().split('\n')), done()) }))
+      : log.child({ replica: name });
+    const r: Replica = { name, port, stop, exit: runOperator(settings, { log: replicaLog, signal: stop.signal, env: {} }) };
     replicas.push(r);
     return r;
   }
@@ -112,5 +120,31 @@ describe('operator main', () => {
     expect(await c.exit).toBe(1);
     expect(Date.now() - lostAt).toBeLessThan(10_000);
     expect(await holder()).toBe('intruder'); // not released: it was not ours any more
+  });
+
+  it('reports whether the served CRD is the one it was built with, and sees a re-applied CRD without a restart', async () => {
+    const crdState = async (r: Replica) => [...(await get(r.port, '/metrics')).body.matchAll(/^bgtask_crd_schema_state\{state="(\w+)"\} 1$/gm)].map((m) => m[1]);
+    const d = await start('replica-d', { crdCheckSeconds: '1' });
+    await waitFor('replica-d checked the CRD', async () => (await crdState(d).catch(() => [])).length > 0, 30_000, 100);
+    expect(await crdState(d)).toEqual(['current']);
+
+    // What `helm upgrade` leaves behind: a CRD from another build (here: its hash edited).
+    const lines: string[] = [];
+    const e = await start('replica-e', { crdCheckSeconds: '1', logTo: lines });
+    try {
+      await kubectl(['annotate', '--overwrite', 'crd', CRD_NAME, `${SCHEMA_HASH_ANNOTATION}=0123456789abcdef`]);
+      await waitFor('the edited CRD seen as outdated', async () => (await crdState(d)).join() === 'outdated', 30_000, 200);
+      await waitFor('replica-e says so', async () => lines.some((l) => l.includes('not the one this operator was built with')), 30_000, 200);
+      const warning = JSON.parse(lines.find((l) => l.includes('not the one this operator was built with'))!);
+      expect(warning).toMatchObject({ level: 40, crd: CRD_NAME, served: '0123456789abcdef', expected: crdSchemaHash() });
+      expect(warning.msg).toContain('kubectl apply --server-side -f charts/bgtask-operator/crds/');
+    } finally {
+      await installCrd(); // the generated CRD again, its annotation with it
+    }
+    await waitFor('the re-applied CRD seen as current', async () => (await crdState(d)).join() === 'current', 30_000, 200);
+    // Logged once per change of state, not once per check.
+    expect(lines.filter((l) => l.includes('not the one this operator was built with'))).toHaveLength(1);
+    for (const r of [d, e]) r.stop.abort();
+    expect(await Promise.all([d.exit, e.exit])).toEqual([0, 0]);
   });
 });

@@ -154,6 +154,23 @@ describe('the chart\'s alert rules, evaluated by promtool', () => {
     ]);
   });
 
+  it('BackgroundTaskCRDOutdated: after 5 minutes of an outdated CRD, until the new one is applied; not when it cannot be read', () => {
+    const fired = {
+      exp_labels: { severity: 'warning' },
+      exp_annotations: {
+        summary: 'The served BackgroundTask CRD is not the one the operator was built with: status fields it lacks are dropped, spec fields refused',
+        description: "Apply the chart's CRD: kubectl apply --server-side -f charts/bgtask-operator/crds/ (the operator log line 'the served CRD is not the one' names both schema hashes).",
+      },
+    };
+    // The gauge keeps one series, the state that holds: applying the CRD swaps outdated for current.
+    expectPasses([...both('bgtask_crd_schema_state', { state: 'outdated' }, '1x7 stale'), ...both('bgtask_crd_schema_state', { state: 'current' }, '_x7 1x5')], [
+      { eval_time: '4m', alertname: 'BackgroundTaskCRDOutdated', exp_alerts: [] },
+      { eval_time: '6m', alertname: 'BackgroundTaskCRDOutdated', exp_alerts: [fired] },
+      { eval_time: '9m', alertname: 'BackgroundTaskCRDOutdated', exp_alerts: [] },
+    ]);
+    expectPasses(both('bgtask_crd_schema_state', { state: 'unknown' }, '1x12'), [{ eval_time: '10m', alertname: 'BackgroundTaskCRDOutdated', exp_alerts: [] }]);
+  });
+
   it('is a test that can fail: promtool reports an expectation the rules do not meet', () => {
     const r = promtoolTest(both('bgtask_consecutive_failures', { ...digest, family: 'email' }, '0 1 2'), [
       { eval_time: '2m', alertname: 'BackgroundTaskFailingRepeatedly', exp_alerts: [{ exp_labels: { severity: 'warning', ...digest, family: 'email' }, exp_annotations: {} }] },

@@ -55,7 +55,7 @@ describe('helm template with the defaults', () => {
   it('renders the operator, its RBAC, config, metrics Service, PDB, the helm test and the uninstall hook, nothing optional', () => {
     const hooks = ['Job', 'Role', 'RoleBinding', 'ServiceAccount'];
     expect(kinds(ms)).toEqual(
-      ['ClusterRole', 'ClusterRoleBinding', 'ConfigMap', 'Deployment', 'Pod', 'PodDisruptionBudget', 'Role', 'Role', 'RoleBinding', 'RoleBinding', 'Service', 'ServiceAccount', 'ServiceAccount', ...hooks].sort(),
+      ['ClusterRole', 'ClusterRole', 'ClusterRoleBinding', 'ClusterRoleBinding', 'ConfigMap', 'Deployment', 'Pod', 'PodDisruptionBudget', 'Role', 'Role', 'RoleBinding', 'RoleBinding', 'Service', 'ServiceAccount', 'ServiceAccount', ...hooks].sort(),
     );
   });
 
@@ -113,7 +113,7 @@ describe('helm template with the defaults', () => {
   });
 
   it('gives the operator cluster-wide access to what it reconciles and only its Lease and ConfigMap at home', () => {
-    const rules = one(ms, 'ClusterRole').rules as { apiGroups: string[]; resources: string[]; verbs: string[] }[];
+    const rules = one(ms, 'ClusterRole', 'bgtask-rel-bgtask-operator').rules as { apiGroups: string[]; resources: string[]; verbs: string[] }[];
     const verbs = (group: string, resource: string) => rules.filter((r) => r.apiGroups.includes(group) && r.resources.includes(resource)).flatMap((r) => r.verbs).sort();
     expect(verbs('workers.personal-assistant.io', 'backgroundtasks')).toEqual(['get', 'list', 'patch', 'watch']);
     expect(verbs('workers.personal-assistant.io', 'backgroundtasks/status')).toEqual(['get', 'patch']);
@@ -125,6 +125,17 @@ describe('helm template with the defaults', () => {
     const self = one(ms, 'Role', 'rel-bgtask-operator-self').rules;
     expect(self).toContainEqual({ apiGroups: ['coordination.k8s.io'], resources: ['leases'], resourceNames: ['rel-bgtask-operator'], verbs: ['get', 'update'] });
     expect(self).toContainEqual({ apiGroups: [''], resources: ['configmaps'], resourceNames: ['rel-bgtask-operator-families'], verbs: ['get', 'list', 'watch'] });
+  });
+
+  it('lets the operator read the BackgroundTask CRD, that one only, to compare it with its own every 5 minutes', () => {
+    const role = one(ms, 'ClusterRole', 'bgtask-rel-bgtask-operator-crd');
+    expect(role.rules).toEqual([
+      { apiGroups: ['apiextensions.k8s.io'], resources: ['customresourcedefinitions'], resourceNames: ['backgroundtasks.workers.personal-assistant.io'], verbs: ['get'] },
+    ]);
+    const binding = one(ms, 'ClusterRoleBinding', 'bgtask-rel-bgtask-operator-crd');
+    expect(binding.roleRef).toEqual({ apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: role.metadata.name });
+    expect(binding.subjects).toEqual([{ kind: 'ServiceAccount', name: 'rel-bgtask-operator', namespace: 'bgtask' }]);
+    expect(operatorSettings(ms).crdCheckSeconds).toBe(300);
   });
 
   it('lets runs get their task and patch its status, nothing more', () => {
@@ -219,6 +230,7 @@ describe('helm template with every optional feature', () => {
 
   it('alerts on consecutive failures, on no success within a multiple of the schedule interval (or ever), on queued runs and on no leader', () => {
     expect(rules(ms).map((r) => r.alert).sort()).toEqual([
+      'BackgroundTaskCRDOutdated',
       'BackgroundTaskFailingRepeatedly',
       'BackgroundTaskNeverSucceeded',
       'BackgroundTaskNoRecentSuccess',
@@ -234,6 +246,7 @@ describe('helm template with every optional feature', () => {
       `( max by (namespace, name, task) (bgtask_task_age_seconds{${job}}) unless on (namespace, name, task) max by (namespace, name, task) (bgtask_seconds_since_last_success{${job}}) ) > on (namespace, name, task) 3 * max by (namespace, name, task) (bgtask_schedule_interval_seconds{${job}})`,
     );
     expect(flat(rule(ms, 'BackgroundTaskRunsQueued').expr)).toBe(`max by (family) (bgtask_oldest_queued_run_seconds{${job}}) > 1800`);
+    expect(flat(rule(ms, 'BackgroundTaskCRDOutdated').expr)).toBe(`max(bgtask_crd_schema_state{${job}, state="outdated"}) == 1`);
     for (const r of rules(ms)) {
       expect(r.labels.severity, r.alert).toMatch(/^(warning|critical)$/);
       expect(r.annotations.summary, r.alert).toBeTruthy();
@@ -246,7 +259,15 @@ describe('helm template with every optional feature', () => {
   it('alerts on every task, not only the default ones, and on metrics the operator exports', () => {
     const names = rules(ms).flatMap((r) => [...r.expr.matchAll(/\b(bgtask_[a-z_]+)\{/g)].map((m) => m[1]));
     expect(new Set(names)).toEqual(
-      new Set(['bgtask_consecutive_failures', 'bgtask_seconds_since_last_success', 'bgtask_task_age_seconds', 'bgtask_schedule_interval_seconds', 'bgtask_oldest_queued_run_seconds', 'bgtask_leader']),
+      new Set([
+        'bgtask_consecutive_failures',
+        'bgtask_seconds_since_last_success',
+        'bgtask_task_age_seconds',
+        'bgtask_schedule_interval_seconds',
+        'bgtask_oldest_queued_run_seconds',
+        'bgtask_leader',
+        'bgtask_crd_schema_state',
+      ]),
     );
     for (const r of rules(ms)) expect(r.expr, r.alert).not.toMatch(/name="/);
     const exported = new Set(createMetrics({ defaultMetrics: false }).registry.getMetricsAsArray().map((m) => m.name));
@@ -317,10 +338,14 @@ describe('default tasks', () => {
 });
 
 describe('other configurations', () => {
-  it('narrows the operator to one namespace with a Role instead of a ClusterRole', () => {
+  it('narrows the operator to one namespace with a Role instead of a ClusterRole (but for reading its CRD, unless told not to)', () => {
     const ms = render({ set: { 'operator.watchNamespace': 'team-a' } });
-    expect(find(ms, 'ClusterRole')).toHaveLength(0);
-    expect(find(ms, 'ClusterRoleBinding')).toHaveLength(0);
+    expect(find(ms, 'ClusterRole').map((r) => r.metadata.name)).toEqual(['bgtask-rel-bgtask-operator-crd']);
+    expect(find(ms, 'ClusterRoleBinding').map((r) => r.metadata.name)).toEqual(['bgtask-rel-bgtask-operator-crd']);
+    const unchecked = render({ set: { 'operator.watchNamespace': 'team-a', 'operator.crdCheck.enabled': false } });
+    expect(find(unchecked, 'ClusterRole')).toHaveLength(0);
+    expect(find(unchecked, 'ClusterRoleBinding')).toHaveLength(0);
+    expect(operatorSettings(unchecked).crdCheckSeconds).toBe(0);
     expect(one(ms, 'Role', 'rel-bgtask-operator').metadata.namespace).toBe('team-a');
     expect(env(operatorContainer(ms)).WATCH_NAMESPACE).toBe('team-a');
     expect(find(ms, 'ServiceAccount', 'rel-bgtask-operator-runner').map((m) => m.metadata.namespace).sort()).toEqual(['bgtask', 'team-a']);

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
+import { CRD_NAME, SCHEMA_HASH_ANNOTATION, crdSchemaHash } from '../../crds/definition.ts';
 import { CRD_PATH, generateCrdYaml, isCrdUpToDate } from '../../crds/generate.ts';
 import { API_GROUP, API_VERSION, KIND, PLURAL } from '../../crds/schema.ts';
 
@@ -43,6 +44,16 @@ describe('the committed CRD', () => {
     });
     expect(crd.spec.versions).toHaveLength(1);
     expect(version).toMatchObject({ name: API_VERSION, served: true, storage: true, subresources: { status: {} } });
+  });
+
+  it('carries the hash of its spec, which the operator compares with its own; any change to the schema changes it', () => {
+    expect(crd.metadata).toEqual({ name: CRD_NAME, annotations: { [SCHEMA_HASH_ANNOTATION]: crdSchemaHash() } });
+    expect(crdSchemaHash()).toMatch(/^[0-9a-f]{16}$/);
+    // The committed YAML's spec is the very JSON the hash is taken of.
+    expect(crdSchemaHash(crd.spec)).toBe(crdSchemaHash());
+    const edited = structuredClone(crd.spec);
+    edited.versions[0].schema.openAPIV3Schema.properties.spec.properties.task.maxLength = 101;
+    expect(crdSchemaHash(edited)).not.toBe(crdSchemaHash());
   });
 
   it('gives `kubectl get bgt` its columns', () => {

@@ -17,8 +17,10 @@ describe('operator settings', () => {
       familiesConfigmap: 'bgtask-families',
       logLevel: 'info',
       watchStallSeconds: 90,
+      crdCheckSeconds: 300,
     });
     expect(s.kubeconfig).toBeUndefined();
+    expect(resolveSettings({ runnerImage: 'r' }, { CRD_CHECK_SECONDS: '0' }).crdCheckSeconds).toBe(0);
     expect(resolveSettings({ leaderElect: true, runnerImage: 'r' }, {}).leaderElect).toBe(true);
     expect(resolveSettings({ runnerImage: 'r' }, { LEADER_ELECT: '0' }).leaderElect).toBe(false);
   });
@@ -26,7 +28,7 @@ describe('operator settings', () => {
   it('names every invalid setting with its flag and variable', () => {
     let message = '';
     try {
-      resolveSettings({ workers: '0', namespace: 'Bad_NS', metricsAddr: 'x:y' }, {});
+      resolveSettings({ workers: '0', namespace: 'Bad_NS', metricsAddr: 'x:y', crdCheckSeconds: '-1' }, {});
     } catch (err) {
       message = (err as Error).message;
     }
@@ -34,6 +36,7 @@ describe('operator settings', () => {
     expect(message).toContain('--workers (WORKERS)');
     expect(message).toContain('--namespace (WATCH_NAMESPACE): must be a namespace name');
     expect(message).toContain('--metrics-addr (METRICS_ADDR): "x:y" is not a port or host:port');
+    expect(message).toContain('--crd-check-seconds (CRD_CHECK_SECONDS)');
   });
 
   it('parses listen addresses', () => {
