@@ -12,6 +12,7 @@ import type { validateTask as ValidateTask } from './task-definition.ts';
 import type { PluginToolkit } from './plugin-toolkit.ts';
 import type { AnyTask } from './task.ts';
 import { builtinTasks } from './tasks/index.ts';
+import { unknownTaskMessage } from './unknown-task.ts';
 
 export const TASK_NAME = new RegExp(TASK_NAME_PATTERN);
 
@@ -129,7 +130,7 @@ export async function loadRegistry(
     get: (name) => byName.get(name)?.task,
     require(name) {
       const found = byName.get(name)?.task;
-      if (!found) throw new InvalidInputError(`unknown task "${name}"; known tasks: ${names.join(', ')}`);
+      if (!found) throw new InvalidInputError(unknownTaskMessage(name, names));
       return found;
     },
   };

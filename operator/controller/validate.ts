@@ -11,6 +11,7 @@ import { effectiveResources, effectiveTimeoutSeconds } from './desired-cronjob.t
 import { quantityValue } from './quantity.ts';
 import { compileSchedule } from './schedule.ts';
 import { familyOf, type Family } from '../../crds/schema.ts';
+import { unknownTaskMessage } from '../../task-runner/unknown-task.ts';
 
 export type Validation =
   | { ok: true; meta: TaskMetadata; family: Family; familyConfig: FamilyConfig; schedule: CronSchedule }
@@ -33,8 +34,7 @@ export function validateTask(task: Task, registry: TaskCatalog, families: Famili
 
   const meta = registry.get(task.spec.task);
   if (!meta) {
-    const known = registry.tasks.map((t) => t.name).join(', ');
-    return invalid('spec.task', `unknown task ${JSON.stringify(task.spec.task)}; known tasks: ${known}`);
+    return invalid('spec.task', unknownTaskMessage(task.spec.task, registry.tasks.map((t) => t.name)));
   }
   const family = familyOf(task.spec.task);
 

@@ -76,7 +76,7 @@ describe('BackgroundTask → CronJob', () => {
       const c = condition(await status('typo'), 'Ready');
       return c?.status === 'False' ? c : undefined;
     }, 30_000);
-    expect(ready).toMatchObject({ reason: 'InvalidSpec', message: expect.stringContaining('spec.task: unknown task "maintenance.fixture-behaev"') });
+    expect(ready).toMatchObject({ reason: 'InvalidSpec', message: expect.stringContaining('spec.task: unknown task "maintenance.fixture-behaev" (did you mean maintenance.fixture-behave?)') });
     const events = await waitFor('an InvalidSpec Event', async () => {
       const list = await kubectlJson(['-n', ns, 'get', 'events.events.k8s.io', '--field-selector', 'regarding.name=typo']);
       return list.items.length > 0 ? list.items : undefined;

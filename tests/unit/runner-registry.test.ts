@@ -80,11 +80,18 @@ describe('loadRegistry', () => {
     expect(defaults('maintenance.optimize-database')).toMatchObject({ schedule: '0 3 * * 0', retry: { maxRetries: 3, delaySeconds: 3600 } });
   });
 
-  it('names the known tasks for an unknown one', async () => {
+  it('names the known tasks for an unknown one, and the nearest when it looks like a typo of it', async () => {
     const registry = await loadRegistry({});
-    expect(() => registry.require('maintenance.vacuum')).toThrow(
-      `unknown task "maintenance.vacuum"; known tasks: ${registry.tasks.map((t) => t.name).join(', ')}`,
+    const known = registry.tasks.map((t) => t.name).join(', ');
+    expect(() => registry.require('maintenance.vacuum')).toThrow(`unknown task "maintenance.vacuum"; known tasks: ${known}`);
+    // One letter dropped, two swapped, a family's plural: each within three edits of a real task.
+    expect(() => registry.require('maintenance.cleanup-old-sesions')).toThrow(
+      `unknown task "maintenance.cleanup-old-sesions" (did you mean maintenance.cleanup-old-sessions?); known tasks: ${known}`,
     );
+    expect(() => registry.require('email.porcess-queue')).toThrow('(did you mean email.process-queue?)');
+    expect(() => registry.require('emails.process-queue')).toThrow('(did you mean email.process-queue?)');
+    // Six edits away is another name, not a typo.
+    expect(() => registry.require('email.process')).toThrow(`unknown task "email.process"; known tasks: ${known}`);
   });
 
   it('adds plugin tasks: a factory, a list, or a plain task object', async () => {
