@@ -1,4 +1,5 @@
 import { InvalidInputError, describeError } from './errors.ts';
+import { paramsIssueMessage } from './params-issue.ts';
 import type { AnyTask } from './task.ts';
 
 /**
@@ -16,7 +17,7 @@ export function parseParams(task: AnyTask, json: string | undefined): unknown {
   }
   const result = task.params.safeParse(raw);
   if (!result.success) {
-    const problems = result.error.issues.map((i) => `${i.path.length > 0 ? i.path.join('.') : '(params)'}: ${i.message}`);
+    const problems = result.error.issues.map((i) => `${i.path.length > 0 ? i.path.join('.') : '(params)'}: ${paramsIssueMessage(task.params, i)}`);
     throw new InvalidInputError(`invalid params for ${task.name}: ${problems.join('; ')}`);
   }
   return result.data;

@@ -11,6 +11,7 @@ import { effectiveResources, effectiveTimeoutSeconds } from './desired-cronjob.t
 import { quantityValue } from './quantity.ts';
 import { compileSchedule } from './schedule.ts';
 import { familyOf, type Family } from '../../crds/schema.ts';
+import { paramsIssueMessage } from '../../task-runner/params-issue.ts';
 import { unknownTaskMessage } from '../../task-runner/unknown-task.ts';
 
 export type Validation =
@@ -41,7 +42,8 @@ export function validateTask(task: Task, registry: TaskCatalog, families: Famili
   const params = meta.params.safeParse(task.spec.params ?? {});
   if (!params.success) {
     const first = params.error.issues[0];
-    return { ok: false, field: ['spec.params', ...(first?.path ?? []).map(String)].join('.'), message: describeIssues(params.error.issues, 'spec.params') };
+    const issues = params.error.issues.map((i) => ({ path: i.path, message: paramsIssueMessage(meta.params, i) }));
+    return { ok: false, field: ['spec.params', ...(first?.path ?? []).map(String)].join('.'), message: describeIssues(issues, 'spec.params') };
   }
 
   let schedule: CronSchedule;

@@ -78,7 +78,7 @@ describe('run: invalid input exits 2, is reported, and touches nothing', () => {
     expect(exit.code).toBe(2);
     expect(exit.result?.outcome).toBe('InvalidInput');
     expect(exit.result?.message).toMatch(/batchSize: Too small: expected number to be >=1/);
-    expect(exit.result?.message).toMatch(/Unrecognized key: "maxBatchez"/);
+    expect(exit.result?.message).toMatch(/Unrecognized key: "maxBatchez"; did you mean maxBatches\?/);
   });
 
   it('params that are not JSON', async () => {

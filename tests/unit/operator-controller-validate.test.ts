@@ -22,7 +22,8 @@ describe('validateTask', () => {
   it.each([
     { name: 'an unknown task', spec: { task: 'email.nope' }, field: 'spec.task', message: /unknown task "email.nope"; known tasks: email.digest, maintenance.cleanup-old-sessions/ },
     { name: 'params failing the task\'s schema', spec: { params: { recipients: ['not-an-address'] } }, field: 'spec.params.recipients.0', message: /spec.params.recipients.0: Invalid email/ },
-    { name: 'an unknown param', spec: { params: { colour: 'red' } }, field: 'spec.params', message: /colour/ },
+    { name: 'an unknown param', spec: { params: { colour: 'red' } }, field: 'spec.params', message: /^spec\.params: Unrecognized key: "colour"$/ },
+    { name: 'a typo of a param', spec: { params: { recipient: ['a@example.com'] } }, field: 'spec.params', message: /^spec\.params: Unrecognized key: "recipient"; did you mean recipients\?$/ },
     { name: 'an unknown time zone', spec: { timeZone: 'Mars/Olympus' }, field: 'spec.timeZone', message: /unknown time zone "Mars\/Olympus"/ },
     { name: 'a schedule that never fires', spec: { schedule: '0 0 30 2 *' }, field: 'spec.schedule', message: /never fires/ },
     { name: 'a cron field out of range', spec: { schedule: '0 24 * * *' }, field: 'spec.schedule', message: /spec.schedule/ },

@@ -45,8 +45,17 @@ describe('params', () => {
     expect(err.message).toMatch(/optional\.1: Invalid option/);
   });
 
-  it('refuses unknown keys (a typo must not be silently ignored)', () => {
-    expect(rejection(() => parseParams(optimizeDatabase, '{"deadTupleRatoi":0.5}')).message).toMatch(/Unrecognized key: "deadTupleRatoi"/);
+  it('refuses unknown keys (a typo must not be silently ignored), naming the param a typo looks like', () => {
+    expect(rejection(() => parseParams(optimizeDatabase, '{"deadTupleRatoi":0.5}')).message).toBe(
+      'invalid params for maintenance.optimize-database: (params): Unrecognized key: "deadTupleRatoi"; did you mean deadTupleRatio?',
+    );
+    expect(rejection(() => parseParams(cleanupOldSessions, '{"batchsize":10,"colour":"red","maxbatch":2}')).message).toBe(
+      'invalid params for maintenance.cleanup-old-sessions: (params): Unrecognized keys: "batchsize", "colour", "maxbatch"; ' +
+        'did you mean batchSize (for "batchsize"), maxBatches (for "maxbatch")?',
+    );
+    expect(rejection(() => parseParams(cleanupOldSessions, '{"colour":"red"}')).message).toBe(
+      'invalid params for maintenance.cleanup-old-sessions: (params): Unrecognized key: "colour"',
+    );
   });
 
   it('refuses params that are not JSON, or not an object', () => {
