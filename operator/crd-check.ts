@@ -10,6 +10,7 @@ import type { Logger } from 'pino';
 import { CRD_NAME, SCHEMA_HASH_ANNOTATION } from '../crds/definition.ts';
 import { describeError, statusCode } from './kube/errors.ts';
 import type { RawApi } from './kube/raw-api.ts';
+import { CUSTOM_RESOURCE_DEFINITIONS, objectPath } from './kube/resources.ts';
 import { sleep } from './kube/sleep.ts';
 
 export type CrdState =
@@ -17,13 +18,11 @@ export type CrdState =
   | { state: 'outdated'; hash: string; served: string }
   | { state: 'unknown'; reason: string };
 
-const CRD_PATH = `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${CRD_NAME}`;
-
 /** Reads the served CRD's schema hash and compares it with `expected` (crdSchemaHash()). */
 export async function checkCrd(raw: RawApi, expected: string, signal?: AbortSignal): Promise<CrdState> {
   let served: string | undefined;
   try {
-    const crd = await raw.request<{ metadata?: { annotations?: Record<string, string> } }>(HttpMethod.GET, CRD_PATH, signal ? { signal } : {});
+    const crd = await raw.request<{ metadata?: { annotations?: Record<string, string> } }>(HttpMethod.GET, objectPath(CUSTOM_RESOURCE_DEFINITIONS, undefined, CRD_NAME), signal ? { signal } : {});
     served = crd.metadata?.annotations?.[SCHEMA_HASH_ANNOTATION];
   } catch (err) {
     const reason =
