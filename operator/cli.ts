@@ -2,12 +2,18 @@
  * operator run [flags]: the BackgroundTask operator. Every flag can also come from the
  * environment (the Helm chart sets env); a flag wins over its variable. Returns the exit code:
  * 0 after a graceful shutdown, 1 when leadership was lost or the operator failed, 2 for bad flags.
+ * operator crd print|apply: the BackgroundTask CRD this build was made with, as YAML, or made the
+ * cluster's (the chart's pre-upgrade hook); 0 when done, 1 when it failed.
  */
 import { Command, CommanderError } from 'commander';
 import pino, { type Logger } from 'pino';
 import * as z from 'zod';
+import { customResourceDefinitionYaml } from '../crds/definition.ts';
 import { DNS_LABEL_PATTERN, DNS_SUBDOMAIN_PATTERN } from '../crds/constants.ts';
 import { runnerEnvFromSchema, runnerEnvSchema, runnerVolumeMountsSchema, runnerVolumesSchema } from './config/runner-pod.ts';
+import { applyCrd } from './crd-apply.ts';
+import { loadKubeConfig } from './kube/clients.ts';
+import { RawApi } from './kube/raw-api.ts';
 import { runOperator } from './main.ts';
 
 const DNS_LABEL = new RegExp(DNS_LABEL_PATTERN);
@@ -183,6 +189,35 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
       }
     });
 
+  const crd = program.command('crd').description('the BackgroundTask CRD this operator was built with');
+  crd
+    .command('print')
+    .description('write it as YAML (the chart\'s crds/ file), e.g. for GitOps or `kubectl apply --server-side -f -`')
+    .action(() => {
+      process.stdout.write(customResourceDefinitionYaml());
+    });
+  crd
+    .command('apply')
+    .description('make the cluster serve it: server-side apply it (creating it, or bringing an older one up to date), then wait until it is Established; no write when it is served already. The chart runs this before every upgrade')
+    .option('--kubeconfig <path>', 'kubeconfig file (default: in-cluster service account, else $KUBECONFIG or ~/.kube/config)')
+    .option('--timeout-seconds <s>', 'how long to wait for the CRD to be Established (default 60)')
+    .action(async (flags: { kubeconfig?: string; timeoutSeconds?: string }) => {
+      const timeout = z.coerce.number().int().min(1).max(3600).default(60).safeParse(flags.timeoutSeconds);
+      if (!timeout.success) throw new SettingsError(`invalid settings: --timeout-seconds: ${timeout.error.issues[0]?.message}`);
+      const log = createLogger('info');
+      let raw: RawApi | undefined;
+      try {
+        raw = new RawApi(loadKubeConfig({ kubeconfig: flags.kubeconfig }).kubeConfig);
+        await applyCrd({ raw, log, establishedTimeoutMs: timeout.data * 1000 });
+      } catch (err) {
+        log.error({ err }, 'applying the CRD failed');
+        process.stderr.write(`operator: ${causeChain(err)}\n`);
+        exitCode = 1;
+      } finally {
+        await raw?.close();
+      }
+    });
+
   try {
     await program.parseAsync(argv);
     return exitCode;
@@ -195,6 +230,16 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     process.stderr.write(`operator: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
     return 1;
   }
+}
+
+/** "what failed: why: why that", from an error and its causes, for a one-line reason. */
+function causeChain(err: unknown): string {
+  const parts: string[] = [];
+  for (let e: unknown = err; e !== undefined && parts.length < 5; e = e instanceof Error ? e.cause : undefined) {
+    const message = e instanceof Error ? e.message : String(e);
+    if (!parts.some((p) => p.includes(message))) parts.push(message);
+  }
+  return parts.join(': ');
 }
 
 /** One JSON line per event on stdout, synchronous so the last lines are out before exit. */

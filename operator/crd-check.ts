@@ -58,7 +58,7 @@ export async function watchCrd(opts: CrdWatchOptions): Promise<void> {
         opts.log.warn(
           { crd: CRD_NAME, served: result.served, expected: result.hash },
           'the served CRD is not the one this operator was built with: fields it lacks are pruned from status and refused in spec; ' +
-            'apply the chart\'s crds/ (kubectl apply --server-side -f charts/bgtask-operator/crds/)',
+            'apply this build\'s CRD: `helm upgrade` does with crds.upgradeJob.enabled, or `operator crd apply`, or `kubectl apply --server-side -f` the chart\'s crds/',
         );
       } else opts.log.warn({ crd: CRD_NAME, reason: result.reason }, 'could not check the served CRD');
       last = result.state;

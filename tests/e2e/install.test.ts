@@ -2,6 +2,7 @@
 // Postgres and Redis, the seed's default tasks, the stock images. Installed once; the scenarios run in order against it, the last one
 // uninstalls.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CRD_NAME, SCHEMA_HASH_ANNOTATION, crdSchemaHash } from '../../crds/definition.ts';
 import { createNamespace, kubectl, kubectlJson, kubectlRaw, waitFor } from '../support/kube.ts';
 import {
   CHART,
@@ -22,6 +23,12 @@ import {
   waitForOutcome,
 } from '../support/e2e-helm.ts';
 import { startSmtpSink, sunkMail } from '../support/e2e-smtp.ts';
+import { ROOT } from '../support/platform.ts';
+
+interface ServedCrd {
+  metadata: { annotations: Record<string, string> };
+  spec: { versions: { additionalPrinterColumns: { name: string }[] }[] };
+}
 
 const DEFAULT_TASKS = {
   'ai-cleanup-old-logs': '0 2 * * *',
@@ -41,6 +48,13 @@ const SUSPENDED = ['ai-process-due-tasks', 'email-send-daily-summary'];
 const DEMO_VALUES = `${CHART}/ci/demo-values.yaml`;
 const BUNDLED = `${FULLNAME}-bundled`;
 
+/** Over the demo values: e-mail goes to the test's SMTP sink. */
+const VALUES = {
+  credentials: { smtp: { existingSecret: 'mail' } },
+  runner: { env: { EMAIL_FROM: 'assistant@example.com' } },
+  defaultTasks: { tasks: { 'email-process-queue': { suspend: false } } },
+};
+
 describe('helm install with bundled Postgres/Redis and the default tasks', () => {
   let ns: string;
   let uninstalled = false;
@@ -48,15 +62,7 @@ describe('helm install with bundled Postgres/Redis and the default tasks', () =>
     ns = await createNamespace('e2e-install');
     const smtpUrl = await startSmtpSink(ns, 'bgtask.local/task-runner:dev');
     await kubectl(['-n', ns, 'create', 'secret', 'generic', 'mail', `--from-literal=smtp-url=${smtpUrl}`]);
-    await installChart(
-      ns,
-      {
-        credentials: { smtp: { existingSecret: 'mail' } },
-        runner: { env: { EMAIL_FROM: 'assistant@example.com' } },
-        defaultTasks: { tasks: { 'email-process-queue': { suspend: false } } },
-      },
-      [DEMO_VALUES],
-    );
+    await installChart(ns, VALUES, [DEMO_VALUES]);
   });
   afterAll(async () => {
     if (ns && !uninstalled) await removeInstall(ns);
@@ -198,6 +204,32 @@ describe('helm install with bundled Postgres/Redis and the default tasks', () =>
     expect(pod?.status.phase).toBe('Succeeded');
     // It stays after uninstall (it is the user's): suspended, it adds no runs meanwhile.
     await kubectl(['-n', ns, 'patch', 'bgt', 'every-minute', '--type=merge', '-p', '{"spec":{"suspend":true}}']);
+  });
+
+  it('`helm upgrade` first brings the CRD an older release left behind up to this build\'s (the crd-upgrade hook)', async () => {
+    // What an older chart's crds/ leaves (Helm never upgrades them): another schema, here one
+    // without the wide Message column, and its hash.
+    const columns = async () => (await kubectlJson<ServedCrd>(['get', 'crd', CRD_NAME])).spec.versions[0]!.additionalPrinterColumns.map((c) => c.name);
+    const message = (await columns()).indexOf('Message');
+    expect(message).toBeGreaterThan(0);
+    try {
+      await kubectl(['patch', 'crd', CRD_NAME, '--type=json', '-p', JSON.stringify([{ op: 'remove', path: `/spec/versions/0/additionalPrinterColumns/${message}` }])]);
+      await kubectl(['annotate', '--overwrite', 'crd', CRD_NAME, `${SCHEMA_HASH_ANNOTATION}=0123456789abcdef`]);
+      expect(await columns()).not.toContain('Message');
+
+      await installChart(ns, VALUES, [DEMO_VALUES]); // helm upgrade, the same values
+      const crd = await kubectlJson<ServedCrd>(['get', 'crd', CRD_NAME]);
+      expect(crd.metadata.annotations[SCHEMA_HASH_ANNOTATION]).toBe(crdSchemaHash());
+      expect(await columns()).toContain('Message');
+      // The hook and its cluster-wide RBAC are gone once it succeeded.
+      expect((await kubectlRaw(['-n', ns, 'get', 'job', `${FULLNAME}-crd-upgrade`])).stderr).toMatch(/NotFound/);
+      expect((await kubectlRaw(['get', 'clusterrole', `${ns}-${FULLNAME}-crd-upgrade`])).stderr).toMatch(/NotFound/);
+    } finally {
+      await kubectl(['apply', '--server-side', '--force-conflicts', '-f', `${ROOT}/crds/workers.personal-assistant.io_backgroundtasks.yaml`]);
+    }
+    // The upgrade changed nothing else: the default tasks are all still Ready.
+    const rows = await getBgtTable(ns);
+    expect(rows.filter((r) => Object.hasOwn(DEFAULT_TASKS, r.NAME ?? '')).map((r) => r.READY)).toEqual(Object.keys(DEFAULT_TASKS).map(() => 'True'));
   });
 
   it('`helm uninstall` removes everything of the release but the CRD and the users\' tasks', async () => {

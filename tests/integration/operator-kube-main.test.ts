@@ -137,7 +137,7 @@ describe('operator main', () => {
       await waitFor('replica-e says so', async () => lines.some((l) => l.includes('not the one this operator was built with')), 30_000, 200);
       const warning = JSON.parse(lines.find((l) => l.includes('not the one this operator was built with'))!);
       expect(warning).toMatchObject({ level: 40, crd: CRD_NAME, served: '0123456789abcdef', expected: crdSchemaHash() });
-      expect(warning.msg).toContain('kubectl apply --server-side -f charts/bgtask-operator/crds/');
+      expect(warning.msg).toContain('`helm upgrade` does with crds.upgradeJob.enabled');
     } finally {
       await installCrd(); // the generated CRD again, its annotation with it
     }

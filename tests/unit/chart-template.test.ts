@@ -52,11 +52,36 @@ describe('helm template with the defaults', () => {
     ms = render();
   });
 
-  it('renders the operator, its RBAC, config, metrics Service, PDB, the helm test and the uninstall hook, nothing optional', () => {
-    const hooks = ['Job', 'Role', 'RoleBinding', 'ServiceAccount'];
+  it('renders the operator, its RBAC, config, metrics Service, PDB, the helm test, the uninstall and CRD upgrade hooks, nothing optional', () => {
+    const uninstall = ['Job', 'Role', 'RoleBinding', 'ServiceAccount'];
+    const crdUpgrade = ['Job', 'ClusterRole', 'ClusterRoleBinding', 'ServiceAccount'];
     expect(kinds(ms)).toEqual(
-      ['ClusterRole', 'ClusterRole', 'ClusterRoleBinding', 'ClusterRoleBinding', 'ConfigMap', 'Deployment', 'Pod', 'PodDisruptionBudget', 'Role', 'Role', 'RoleBinding', 'RoleBinding', 'Service', 'ServiceAccount', 'ServiceAccount', ...hooks].sort(),
+      ['ClusterRole', 'ClusterRole', 'ClusterRoleBinding', 'ClusterRoleBinding', 'ConfigMap', 'Deployment', 'Pod', 'PodDisruptionBudget', 'Role', 'Role', 'RoleBinding', 'RoleBinding', 'Service', 'ServiceAccount', 'ServiceAccount', ...uninstall, ...crdUpgrade].sort(),
     );
+  });
+
+  it('brings the CRD up to date before every upgrade and rollback, with the operator image, allowed to get and patch that CRD only', () => {
+    const job = one(ms, 'Job', 'rel-bgtask-operator-crd-upgrade');
+    expect(job.metadata.annotations?.['helm.sh/hook']).toBe('pre-upgrade,pre-rollback');
+    expect(job.metadata.annotations?.['helm.sh/hook-delete-policy']).toBe('before-hook-creation,hook-succeeded');
+    const pod = job.spec.template.spec;
+    expect(pod.serviceAccountName).toBe('rel-bgtask-operator-crd-upgrade');
+    // The image's ENTRYPOINT is node and the bundle; its CMD (run) is replaced.
+    expect(pod.containers[0].command).toBeUndefined();
+    expect(pod.containers[0].args).toEqual(['crd', 'apply']);
+    expect(pod.containers[0].image).toBe(operatorContainer(ms).image);
+    const role = one(ms, 'ClusterRole', 'bgtask-rel-bgtask-operator-crd-upgrade');
+    expect(role.rules).toEqual([
+      { apiGroups: ['apiextensions.k8s.io'], resources: ['customresourcedefinitions'], resourceNames: ['backgroundtasks.workers.personal-assistant.io'], verbs: ['get', 'patch'] },
+    ]);
+    const binding = one(ms, 'ClusterRoleBinding', 'bgtask-rel-bgtask-operator-crd-upgrade');
+    expect(binding.roleRef.name).toBe(role.metadata.name);
+    expect(binding.subjects).toEqual([{ kind: 'ServiceAccount', name: 'rel-bgtask-operator-crd-upgrade', namespace: 'bgtask' }]);
+    // Its RBAC exists before the Job (lower weight) and goes with it.
+    for (const m of [role, binding, one(ms, 'ServiceAccount', 'rel-bgtask-operator-crd-upgrade')]) {
+      expect(m.metadata.annotations?.['helm.sh/hook'], m.kind).toBe('pre-upgrade,pre-rollback');
+      expect(Number(m.metadata.annotations?.['helm.sh/hook-weight']), m.kind).toBeLessThan(Number(job.metadata.annotations?.['helm.sh/hook-weight']));
+    }
   });
 
   it('stops the operator and releases the default tasks\' runs in a pre-delete hook, with RBAC for that alone', () => {
@@ -172,7 +197,7 @@ describe('helm template with every optional feature', () => {
 
   it('sets image and pull policy on every container, and runs every pod as non-root with a read-only root', () => {
     const specs = podSpecs(ms);
-    expect(specs.length).toBe(6);
+    expect(specs.length).toBe(7);
     for (const { owner, spec } of specs) {
       expect(spec.securityContext?.runAsNonRoot, owner).toBe(true);
       for (const c of [...(spec.initContainers ?? []), ...spec.containers]) {
@@ -339,12 +364,14 @@ describe('default tasks', () => {
 
 describe('other configurations', () => {
   it('narrows the operator to one namespace with a Role instead of a ClusterRole (but for reading its CRD, unless told not to)', () => {
+    // The operator's own, not the CRD upgrade hook's (cluster-wide whatever it watches).
+    const operatorOwn = (manifests: Manifest[], kind: string) => find(manifests, kind).filter((m) => !m.metadata.annotations?.['helm.sh/hook']).map((r) => r.metadata.name);
     const ms = render({ set: { 'operator.watchNamespace': 'team-a' } });
-    expect(find(ms, 'ClusterRole').map((r) => r.metadata.name)).toEqual(['bgtask-rel-bgtask-operator-crd']);
-    expect(find(ms, 'ClusterRoleBinding').map((r) => r.metadata.name)).toEqual(['bgtask-rel-bgtask-operator-crd']);
+    expect(operatorOwn(ms, 'ClusterRole')).toEqual(['bgtask-rel-bgtask-operator-crd']);
+    expect(operatorOwn(ms, 'ClusterRoleBinding')).toEqual(['bgtask-rel-bgtask-operator-crd']);
     const unchecked = render({ set: { 'operator.watchNamespace': 'team-a', 'operator.crdCheck.enabled': false } });
-    expect(find(unchecked, 'ClusterRole')).toHaveLength(0);
-    expect(find(unchecked, 'ClusterRoleBinding')).toHaveLength(0);
+    expect(operatorOwn(unchecked, 'ClusterRole')).toHaveLength(0);
+    expect(operatorOwn(unchecked, 'ClusterRoleBinding')).toHaveLength(0);
     expect(operatorSettings(unchecked).crdCheckSeconds).toBe(0);
     expect(one(ms, 'Role', 'rel-bgtask-operator').metadata.namespace).toBe('team-a');
     expect(env(operatorContainer(ms)).WATCH_NAMESPACE).toBe('team-a');
@@ -383,6 +410,7 @@ describe('other configurations', () => {
     expect(images.sort()).toEqual(
       [
         'registry.example/op:1.2.3 Always',
+        'registry.example/op:1.2.3 Always', // CRD upgrade hook
         'registry.example/pg:15 IfNotPresent',
         'registry.example/pg:15 IfNotPresent', // the migration Job waits with pg_isready
         'registry.example/redis:7 Never',
@@ -435,6 +463,11 @@ describe('other configurations', () => {
   it('keeps a given bundled password in the database URL, escaped', () => {
     const secret = one(render({ set: { 'postgresql.enabled': true, 'postgresql.auth.password': 'p@ss/word' } }), 'Secret');
     expect(secret.stringData['database-url']).toBe('postgresql://postgres:p%40ss%2Fword@rel-bgtask-operator-postgresql:5432/bgtask');
+  });
+
+  it('leaves the CRD alone on upgrade when told to (crds.upgradeJob.enabled false)', () => {
+    const ms = render({ set: { 'crds.upgradeJob.enabled': false } });
+    expect(ms.filter((m) => m.metadata.name.includes('crd-upgrade'))).toEqual([]);
   });
 
   it('refuses bundled databases in a release outside the watched namespace', () => {

@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { backgroundTaskSchema } from '../../crds/schema.ts';
-import { generateCrdYaml } from '../../crds/generate.ts';
+import { customResourceDefinitionYaml } from '../../crds/definition.ts';
 import { invalidCases, validCases } from '../fixtures/crd/corpus.ts';
 
 const valid = validCases();
@@ -25,7 +25,7 @@ function celMessages(): string[] {
       else walk(value);
     }
   };
-  walk(parse(generateCrdYaml()));
+  walk(parse(customResourceDefinitionYaml()));
   return messages;
 }
 

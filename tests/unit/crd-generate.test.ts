@@ -6,8 +6,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { CRD_NAME, SCHEMA_HASH_ANNOTATION, crdSchemaHash } from '../../crds/definition.ts';
-import { CRD_PATH, generateCrdYaml, isCrdUpToDate } from '../../crds/generate.ts';
+import { CRD_NAME, SCHEMA_HASH_ANNOTATION, crdSchemaHash, customResourceDefinitionYaml } from '../../crds/definition.ts';
+import { CRD_PATH, isCrdUpToDate } from '../../crds/generate.ts';
 import { API_GROUP, API_VERSION, KIND, PLURAL } from '../../crds/schema.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -16,7 +16,7 @@ const version = crd.spec.versions[0];
 
 describe('the committed CRD', () => {
   it('is what the generator produces from crds/schema.ts (else: npm run generate)', () => {
-    expect(readFileSync(CRD_PATH, 'utf8')).toBe(generateCrdYaml());
+    expect(readFileSync(CRD_PATH, 'utf8')).toBe(customResourceDefinitionYaml());
   });
 
   it('passes `generate.ts --check`, run the way npm run generate runs it', () => {
@@ -28,7 +28,7 @@ describe('the committed CRD', () => {
   it('is reported stale when it differs from the schema or is missing', () => {
     const dir = mkdtempSync(join(tmpdir(), 'crd-'));
     const edited = join(dir, 'edited.yaml');
-    writeFileSync(edited, generateCrdYaml().replace('maxLength: 63', 'maxLength: 64'));
+    writeFileSync(edited, customResourceDefinitionYaml().replace('maxLength: 63', 'maxLength: 64'));
     expect(isCrdUpToDate(edited)).toBe(false);
     expect(isCrdUpToDate(join(dir, 'missing.yaml'))).toBe(false);
     expect(isCrdUpToDate(CRD_PATH)).toBe(true);

@@ -1,6 +1,9 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { main, parseListenAddress, resolveSettings } from '../../operator/cli.ts';
 import { runnerSettings } from '../../operator/main.ts';
+import { ROOT } from '../support/platform.ts';
 
 describe('operator settings', () => {
   it('takes defaults, environment variables, and flags over them', () => {
@@ -59,6 +62,42 @@ describe('operator settings', () => {
       process.stderr.write = write;
     }
     expect(stderr.join('')).toMatch(/--workers/);
+  });
+});
+
+describe('operator crd', () => {
+  /** Runs main() with stdout and stderr captured. */
+  async function capture(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+    const out: string[] = [];
+    const err: string[] = [];
+    const [writeOut, writeErr] = [process.stdout.write.bind(process.stdout), process.stderr.write.bind(process.stderr)];
+    process.stdout.write = ((chunk: string) => (out.push(String(chunk)), true)) as typeof process.stdout.write;
+    process.stderr.write = ((chunk: string) => (err.push(String(chunk)), true)) as typeof process.stderr.write;
+    try {
+      const code = await main(['node', 'operator', ...argv], {});
+      return { code, stdout: out.join(''), stderr: err.join('') };
+    } finally {
+      process.stdout.write = writeOut;
+      process.stderr.write = writeErr;
+    }
+  }
+
+  it('print writes the CRD the chart ships, byte for byte', async () => {
+    const r = await capture(['crd', 'print']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe(readFileSync(join(ROOT, 'charts/bgtask-operator/crds/workers.personal-assistant.io_backgroundtasks.yaml'), 'utf8'));
+  });
+
+  it('apply fails with exit 1 and a one-line reason, its cause included, when there is no cluster to reach', async () => {
+    const r = await capture(['crd', 'apply', '--kubeconfig', '/nonexistent/kubeconfig']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe('operator: could not load the kubeconfig /nonexistent/kubeconfig: ENOENT: no such file or directory, open \'/nonexistent/kubeconfig\'\n');
+  });
+
+  it('apply refuses a bad timeout before it connects, with exit 2', async () => {
+    const r = await capture(['crd', 'apply', '--timeout-seconds', '0', '--kubeconfig', '/nonexistent']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--timeout-seconds: .*>=1/);
   });
 });
 
