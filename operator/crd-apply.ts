@@ -13,10 +13,16 @@ import type { RawApi } from './kube/raw-api.ts';
 import { CUSTOM_RESOURCE_DEFINITIONS, objectPath } from './kube/resources.ts';
 import { sleep } from './kube/sleep.ts';
 
+interface Condition {
+  type: string;
+  status: string;
+  message?: string;
+}
+
 interface Crd {
-  metadata: { name: string; resourceVersion?: string; labels?: Record<string, string>; annotations?: Record<string, string> };
+  metadata: { name: string; annotations?: Record<string, string> };
   spec: Record<string, unknown>;
-  status?: { conditions?: { type: string; status: string; reason?: string; message?: string }[] };
+  status?: { conditions?: Condition[] };
 }
 
 export interface CrdApplyResult {
@@ -70,11 +76,11 @@ export async function applyCrd(opts: CrdApplyOptions): Promise<CrdApplyResult> {
 async function waitEstablished(opts: CrdApplyOptions, path: string): Promise<void> {
   const timeoutMs = opts.establishedTimeoutMs ?? 60_000;
   const deadline = Date.now() + timeoutMs;
-  let conditions: NonNullable<Crd['status']>['conditions'] = [];
+  let conditions: Condition[] = [];
   for (;;) {
     const crd = await opts.raw.request<Crd>(HttpMethod.GET, path, opts.signal ? { signal: opts.signal } : {});
     conditions = crd.status?.conditions ?? [];
-    const isTrue = (type: string) => conditions!.some((c) => c.type === type && c.status === 'True');
+    const isTrue = (type: string) => conditions.some((c) => c.type === type && c.status === 'True');
     if (isTrue('Established') && isTrue('NamesAccepted')) return;
     if (Date.now() >= deadline) break;
     await sleep(500, opts.signal);

@@ -421,6 +421,27 @@ describe('other configurations', () => {
     );
   });
 
+  it('pins every image to its digest when one is given, the operator\'s runs included', () => {
+    const digest = (c: string) => `sha256:${c.repeat(64)}`;
+    const ms = render({
+      set: {
+        'operator.image.digest': digest('a'),
+        'runner.image.digest': digest('b'),
+        'postgresql.enabled': true,
+        'postgresql.image.digest': digest('c'),
+        'redis.enabled': true,
+        'redis.image.digest': digest('d'),
+      },
+    });
+    const c = operatorContainer(ms);
+    expect(c.image).toBe(`bgtask.local/operator:dev@${digest('a')}`);
+    expect(env(c).RUNNER_IMAGE).toBe(`bgtask.local/task-runner:dev@${digest('b')}`);
+    const images = podSpecs(ms).flatMap(({ spec }) => [...(spec.initContainers ?? []), ...spec.containers].map((x: any) => x.image as string));
+    expect(images.length).toBeGreaterThan(5);
+    for (const image of images) expect(image).toMatch(/^bgtask\.local\/[a-z-]+:[\w.-]+@sha256:([a-d])\1{63}$/);
+    expect(() => render({ set: { 'runner.image.digest': 'sha256:short' } })).toThrow(/digest/);
+  });
+
   it('passes runner.env to every run through the operator and to the helm test as plain values, before the credentials', () => {
     const ms = render({ set: { 'defaultTasks.enabled': true, 'runner.env.EMAIL_FROM': 'me@example.com', 'credentials.smtp.existingSecret': 'mail' } });
     expect(operatorSettings(ms).runnerEnv).toEqual([

@@ -47,8 +47,10 @@ app.kubernetes.io/component: {{ index . 1 }}
 app.kubernetes.io/component: {{ index . 1 }}
 {{- end -}}
 
+{{- /* repository:tag, or repository:tag@digest when a digest pins it (the runtime pulls by digest). */ -}}
 {{- define "bgtask.image" -}}
 {{- printf "%s:%s" .repository (toString .tag) -}}
+{{- with .digest }}@{{ . }}{{ end -}}
 {{- end -}}
 
 {{- define "bgtask.operatorServiceAccount" -}}
