@@ -1,6 +1,7 @@
 // The product as `make up` installs it (charts/bgtask-operator/ci/demo-values.yaml): bundled
-// Postgres and Redis, the seed's default tasks, the stock images. Installed once; the scenarios run in order against it, the last one
-// uninstalls.
+// Postgres and Redis, the seed's default tasks, the stock images, in a namespace that enforces the
+// restricted Pod Security Standard. Installed once; the scenarios run in order against it, the
+// last one uninstalls.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CRD_NAME, SCHEMA_HASH_ANNOTATION, crdSchemaHash } from '../../crds/definition.ts';
 import { createNamespace, kubectl, kubectlJson, kubectlRaw, waitFor } from '../support/kube.ts';
@@ -60,6 +61,9 @@ describe('helm install with bundled Postgres/Redis and the default tasks', () =>
   let uninstalled = false;
   beforeAll(async () => {
     ns = await createNamespace('e2e-install');
+    // The Pod Security Standard a platform team sets on an application namespace: every pod of
+    // the release (operator, databases, hooks, helm test) and every run must be admitted under it.
+    await kubectl(['label', 'namespace', ns, 'pod-security.kubernetes.io/enforce=restricted']);
     const smtpUrl = await startSmtpSink(ns, 'bgtask.local/task-runner:dev');
     await kubectl(['-n', ns, 'create', 'secret', 'generic', 'mail', `--from-literal=smtp-url=${smtpUrl}`]);
     await installChart(ns, VALUES, [DEMO_VALUES]);
@@ -70,6 +74,12 @@ describe('helm install with bundled Postgres/Redis and the default tasks', () =>
       await releaseRuns(ns);
       await kubectlRaw(['delete', 'namespace', ns, '--wait=false']);
     }
+  });
+
+  it('runs in a namespace that enforces the restricted Pod Security Standard: a pod that does not meet it is refused there', async () => {
+    const probe = await kubectlRaw(['-n', ns, 'run', 'psa-probe', '--image=bgtask.local/task-runner:dev', '--restart=Never', '--dry-run=server']);
+    expect(probe.code).not.toBe(0);
+    expect(probe.stderr).toMatch(/violates PodSecurity "restricted:/);
   });
 
   it('brings the operator up: both replicas Ready, one holding the Lease', async () => {
@@ -115,12 +125,24 @@ describe('helm install with bundled Postgres/Redis and the default tasks', () =>
   });
 
   it('runs a task now on request: Last Run and Result Succeeded, counters in status', async () => {
-    await runNow(ns, 'ai-test-scheduler-connection', 'e2e-1');
-    const s = await waitForOutcome(ns, 'ai-test-scheduler-connection', 90_000, (x) => x.lastRun?.trigger === 'Manual' && x.succeeded === 1);
+    const name = 'ai-test-scheduler-connection';
+    // Its */30 schedule must not run it too while this test counts: start clear of the next one.
+    const next = Date.parse((await taskStatus(ns, name)).nextScheduleTime ?? '');
+    if (next - Date.now() < 60_000) {
+      await waitForOutcome(ns, name, 180_000, (s) => s.lastRun?.trigger === 'Schedule' && Date.parse(s.lastRun.startTime) >= next - 1_000);
+    }
+    // Nor one still running from just before.
+    const idle = await waitFor(`no run of ${name} active`, async () => {
+      const s = await taskStatus(ns, name);
+      return s.active?.length ? undefined : s;
+    }, 180_000);
+    const before = idle.succeeded ?? 0;
+    await runNow(ns, name, 'e2e-1');
+    const s = await waitForOutcome(ns, name, 90_000, (x) => x.lastRun?.trigger === 'Manual' && x.succeeded === before + 1);
     expect(s.lastRun).toMatchObject({ outcome: 'Succeeded', attempt: 1, summary: { postgres_ok: true, redis_ok: true, kubernetes_ok: true } });
     expect(s.consecutiveFailures).toBe(0);
     expect(Date.parse(s.lastSuccessfulTime ?? '')).toBeGreaterThan(Date.now() - 120_000);
-    const row = (await getBgtTable(ns)).find((r) => r.NAME === 'ai-test-scheduler-connection');
+    const row = (await getBgtTable(ns)).find((r) => r.NAME === name);
     expect(row?.RESULT).toBe('Succeeded');
     expect(row?.['LAST RUN']).toMatch(/^\d+s$/);
   });
