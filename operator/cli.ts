@@ -10,6 +10,7 @@ import pino, { type Logger } from 'pino';
 import * as z from 'zod';
 import { customResourceDefinitionYaml } from '../crds/definition.ts';
 import { DNS_LABEL_PATTERN, DNS_SUBDOMAIN_PATTERN } from '../crds/constants.ts';
+import { describeError as describeErrorChain } from '../task-runner/errors.ts';
 import { runnerEnvFromSchema, runnerEnvSchema, runnerVolumeMountsSchema, runnerVolumesSchema } from './config/runner-pod.ts';
 import { applyCrd } from './crd-apply.ts';
 import { loadKubeConfig } from './kube/clients.ts';
@@ -211,7 +212,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
         await applyCrd({ raw, log, establishedTimeoutMs: timeout.data * 1000 });
       } catch (err) {
         log.error({ err }, 'applying the CRD failed');
-        process.stderr.write(`operator: ${causeChain(err)}\n`);
+        process.stderr.write(`operator: ${describeErrorChain(err)}\n`);
         exitCode = 1;
       } finally {
         await raw?.close();
@@ -230,16 +231,6 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     process.stderr.write(`operator: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
     return 1;
   }
-}
-
-/** "what failed: why: why that", from an error and its causes, for a one-line reason. */
-function causeChain(err: unknown): string {
-  const parts: string[] = [];
-  for (let e: unknown = err; e !== undefined && parts.length < 5; e = e instanceof Error ? e.cause : undefined) {
-    const message = e instanceof Error ? e.message : String(e);
-    if (!parts.some((p) => p.includes(message))) parts.push(message);
-  }
-  return parts.join(': ');
 }
 
 /** One JSON line per event on stdout, synchronous so the last lines are out before exit. */
