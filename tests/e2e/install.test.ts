@@ -10,6 +10,7 @@ import {
   FULLNAME,
   RELEASE,
   applyTask,
+  clearOfSchedule,
   getBgtTable,
   helm,
   installChart,
@@ -126,17 +127,8 @@ describe('helm install with bundled Postgres/Redis and the default tasks', () =>
 
   it('runs a task now on request: Last Run and Result Succeeded, counters in status', async () => {
     const name = 'ai-test-scheduler-connection';
-    // Its */30 schedule must not run it too while this test counts: start clear of the next one.
-    const next = Date.parse((await taskStatus(ns, name)).nextScheduleTime ?? '');
-    if (next - Date.now() < 60_000) {
-      await waitForOutcome(ns, name, 180_000, (s) => s.lastRun?.trigger === 'Schedule' && Date.parse(s.lastRun.startTime) >= next - 1_000);
-    }
-    // Nor one still running from just before.
-    const idle = await waitFor(`no run of ${name} active`, async () => {
-      const s = await taskStatus(ns, name);
-      return s.active?.length ? undefined : s;
-    }, 180_000);
-    const before = idle.succeeded ?? 0;
+    // Its */30 schedule must not run it too while this test counts.
+    const before = (await clearOfSchedule(ns, name)).succeeded ?? 0;
     await runNow(ns, name, 'e2e-1');
     const s = await waitForOutcome(ns, name, 90_000, (x) => x.lastRun?.trigger === 'Manual' && x.succeeded === before + 1);
     expect(s.lastRun).toMatchObject({ outcome: 'Succeeded', attempt: 1, summary: { postgres_ok: true, redis_ok: true, kubernetes_ok: true } });
@@ -170,6 +162,8 @@ describe('helm install with bundled Postgres/Redis and the default tasks', () =>
   });
 
   it('maintenance.cleanup-old-sessions deletes the expired sessions in the in-cluster Postgres, and only those', async () => {
+    // Its schedule (04:00) must not run it too, and delete the sessions first, while this test counts.
+    const before = (await clearOfSchedule(ns, 'maintenance-cleanup-old-sessions')).succeeded ?? 0;
     await psql(ns, `
       INSERT INTO users (email) VALUES ('e2e@example.com');
       INSERT INTO user_sessions (user_id, token, expires_at)
@@ -177,7 +171,7 @@ describe('helm install with bundled Postgres/Redis and the default tasks', () =>
       INSERT INTO user_sessions (user_id, token, expires_at)
         SELECT id, 'valid-' || n, now() + interval '1 day' FROM users, generate_series(1, 2) n WHERE email = 'e2e@example.com';`);
     await runNow(ns, 'maintenance-cleanup-old-sessions', 'e2e-1');
-    const s = await waitForOutcome(ns, 'maintenance-cleanup-old-sessions', 90_000, (x) => x.lastRun?.trigger === 'Manual' && x.succeeded === 1);
+    const s = await waitForOutcome(ns, 'maintenance-cleanup-old-sessions', 90_000, (x) => x.lastRun?.trigger === 'Manual' && x.succeeded === before + 1);
     expect(s.lastRun).toMatchObject({ outcome: 'Succeeded', summary: { sessions_cleaned: 3 } });
     expect(await psql(ns, "SELECT string_agg(token, ',' ORDER BY token) FROM user_sessions")).toBe('valid-1,valid-2');
   });

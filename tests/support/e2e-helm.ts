@@ -133,6 +133,21 @@ export async function waitForOutcome(ns: string, name: string, timeoutMs: number
   }, timeoutMs);
 }
 
+/**
+ * For a test that counts a task's runs: returns the task's status once no scheduled run can land
+ * in the next minute (waiting out one due sooner until it has been counted) and none is active.
+ */
+export async function clearOfSchedule(ns: string, name: string): Promise<TaskStatus> {
+  const next = Date.parse((await taskStatus(ns, name)).nextScheduleTime ?? '');
+  if (next - Date.now() < 60_000) {
+    await waitForOutcome(ns, name, 180_000, (s) => s.lastRun?.trigger === 'Schedule' && Date.parse(s.lastRun.startTime) >= next - 1_000);
+  }
+  return waitFor(`no run of ${ns}/${name} active`, async () => {
+    const s = await taskStatus(ns, name);
+    return s.active?.length ? undefined : s;
+  }, 180_000);
+}
+
 /** `kubectl get bgt` (or `-o wide`) as a user sees it: one row per task, columns by header name. */
 export async function getBgtTable(ns: string, opts: { wide?: boolean } = {}): Promise<Record<string, string>[]> {
   const out = await kubectl(['-n', ns, 'get', 'bgt', ...(opts.wide ? ['-o', 'wide'] : [])]);
