@@ -8,7 +8,8 @@ import { HttpMethod, PatchStrategy } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { CRD_NAME, SCHEMA_HASH_ANNOTATION, customResourceDefinition } from '../crds/definition.ts';
 import { FIELD_MANAGER } from './kube/apply.ts';
-import { describeError, isNotFound, statusCode } from './kube/errors.ts';
+import { servedSchemaHash } from './crd-check.ts';
+import { describeError, statusCode } from './kube/errors.ts';
 import type { RawApi } from './kube/raw-api.ts';
 import { CUSTOM_RESOURCE_DEFINITIONS, objectPath } from './kube/resources.ts';
 import { sleep } from './kube/sleep.ts';
@@ -21,7 +22,6 @@ interface Condition {
 
 interface Crd {
   metadata: { name: string; annotations?: Record<string, string> };
-  spec: Record<string, unknown>;
   status?: { conditions?: Condition[] };
 }
 
@@ -38,35 +38,31 @@ export interface CrdApplyOptions {
   log: Logger;
   /** How long to wait for the CRD to be Established after the write. */
   establishedTimeoutMs?: number;
-  signal?: AbortSignal;
 }
 
 export async function applyCrd(opts: CrdApplyOptions): Promise<CrdApplyResult> {
   const desired = customResourceDefinition() as unknown as Crd;
   const hash = desired.metadata.annotations![SCHEMA_HASH_ANNOTATION]!;
   const path = objectPath(CUSTOM_RESOURCE_DEFINITIONS, undefined, CRD_NAME);
-  const signal = opts.signal ? { signal: opts.signal } : {};
-  let served: Crd | undefined;
+  let previous: string | undefined;
   try {
-    served = await opts.raw.request<Crd>(HttpMethod.GET, path, signal);
+    previous = await servedSchemaHash(opts.raw);
   } catch (err) {
-    if (!isNotFound(err)) throw new Error(`reading customresourcedefinitions/${CRD_NAME} failed: ${explain(err)}`, { cause: err });
+    throw new Error(`reading customresourcedefinitions/${CRD_NAME} failed: ${explain(err)}`, { cause: err });
   }
-  const previous = served ? (served.metadata.annotations?.[SCHEMA_HASH_ANNOTATION] ?? 'none') : undefined;
   if (previous === hash) {
     opts.log.info({ crd: CRD_NAME, hash }, 'the served CRD is already this build\'s: nothing to do');
     return { action: 'unchanged', hash, previous };
   }
-  const action = served ? 'updated' : 'created';
+  const action = previous ? 'updated' : 'created';
   try {
     await opts.raw.request(HttpMethod.PATCH, path, {
-      ...signal,
       body: desired,
       contentType: PatchStrategy.ServerSideApply,
       query: { fieldManager: FIELD_MANAGER, force: true },
     });
   } catch (err) {
-    throw new Error(`${served ? 'updating' : 'creating'} customresourcedefinitions/${CRD_NAME} failed: ${explain(err)}`, { cause: err });
+    throw new Error(`${previous ? 'updating' : 'creating'} customresourcedefinitions/${CRD_NAME} failed: ${explain(err)}`, { cause: err });
   }
   await waitEstablished(opts, path);
   opts.log.info({ crd: CRD_NAME, action, previous: previous ?? null, hash }, `the CRD is ${action} to this build's schema and Established`);
@@ -78,12 +74,12 @@ async function waitEstablished(opts: CrdApplyOptions, path: string): Promise<voi
   const deadline = Date.now() + timeoutMs;
   let conditions: Condition[] = [];
   for (;;) {
-    const crd = await opts.raw.request<Crd>(HttpMethod.GET, path, opts.signal ? { signal: opts.signal } : {});
+    const crd = await opts.raw.request<Crd>(HttpMethod.GET, path);
     conditions = crd.status?.conditions ?? [];
     const isTrue = (type: string) => conditions.some((c) => c.type === type && c.status === 'True');
     if (isTrue('Established') && isTrue('NamesAccepted')) return;
     if (Date.now() >= deadline) break;
-    await sleep(500, opts.signal);
+    await sleep(500);
   }
   const state = conditions.map((c) => `${c.type}=${c.status}${c.message ? ` (${c.message})` : ''}`).join(', ') || 'no conditions';
   throw new Error(`customresourcedefinitions/${CRD_NAME} was written but is not Established after ${timeoutMs / 1000} s: ${state}`);

@@ -8,7 +8,7 @@
 import { HttpMethod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { CRD_NAME, SCHEMA_HASH_ANNOTATION } from '../crds/definition.ts';
-import { describeError, statusCode } from './kube/errors.ts';
+import { describeError, isNotFound, statusCode } from './kube/errors.ts';
 import type { RawApi } from './kube/raw-api.ts';
 import { CUSTOM_RESOURCE_DEFINITIONS, objectPath } from './kube/resources.ts';
 import { sleep } from './kube/sleep.ts';
@@ -18,12 +18,26 @@ export type CrdState =
   | { state: 'outdated'; hash: string; served: string }
   | { state: 'unknown'; reason: string };
 
+/**
+ * The schema hash of the CRD the cluster serves: 'none' when it has no annotation (applied before
+ * the annotation existed: older than any build that checks), undefined when there is no CRD.
+ * Other failures throw. crd-apply.ts reads it too.
+ */
+export async function servedSchemaHash(raw: RawApi, signal?: AbortSignal): Promise<string | undefined> {
+  try {
+    const crd = await raw.request<{ metadata?: { annotations?: Record<string, string> } }>(HttpMethod.GET, objectPath(CUSTOM_RESOURCE_DEFINITIONS, undefined, CRD_NAME), signal ? { signal } : {});
+    return crd.metadata?.annotations?.[SCHEMA_HASH_ANNOTATION] ?? 'none';
+  } catch (err) {
+    if (isNotFound(err)) return undefined;
+    throw err;
+  }
+}
+
 /** Reads the served CRD's schema hash and compares it with `expected` (crdSchemaHash()). */
 export async function checkCrd(raw: RawApi, expected: string, signal?: AbortSignal): Promise<CrdState> {
   let served: string | undefined;
   try {
-    const crd = await raw.request<{ metadata?: { annotations?: Record<string, string> } }>(HttpMethod.GET, objectPath(CUSTOM_RESOURCE_DEFINITIONS, undefined, CRD_NAME), signal ? { signal } : {});
-    served = crd.metadata?.annotations?.[SCHEMA_HASH_ANNOTATION];
+    served = await servedSchemaHash(raw, signal);
   } catch (err) {
     const reason =
       statusCode(err) === 403
@@ -31,9 +45,9 @@ export async function checkCrd(raw: RawApi, expected: string, signal?: AbortSign
         : describeError(err);
     return { state: 'unknown', reason };
   }
+  if (served === undefined) return { state: 'unknown', reason: `customresourcedefinitions/${CRD_NAME} does not exist` };
   if (served === expected) return { state: 'current', hash: expected };
-  // A CRD applied before the annotation existed has none: older than any build that checks.
-  return { state: 'outdated', hash: expected, served: served ?? 'none' };
+  return { state: 'outdated', hash: expected, served };
 }
 
 export interface CrdWatchOptions {

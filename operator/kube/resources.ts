@@ -19,7 +19,7 @@ export const PODS: ResourceType = { group: '', version: 'v1', kind: 'Pod', plura
 export const CONFIG_MAPS: ResourceType = { group: '', version: 'v1', kind: 'ConfigMap', plural: 'configmaps', namespaced: true };
 export const LEASES: ResourceType = { group: 'coordination.k8s.io', version: 'v1', kind: 'Lease', plural: 'leases', namespaced: true };
 export const EVENTS: ResourceType = { group: 'events.k8s.io', version: 'v1', kind: 'Event', plural: 'events', namespaced: true };
-/** Read by name only: the served BackgroundTask CRD (crd-check.ts). */
+/** By name only: the BackgroundTask CRD, read (crd-check.ts) and applied (crd-apply.ts). */
 export const CUSTOM_RESOURCE_DEFINITIONS: ResourceType = {
   group: 'apiextensions.k8s.io',
   version: 'v1',

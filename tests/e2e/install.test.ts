@@ -25,7 +25,7 @@ import {
   waitForOutcome,
 } from '../support/e2e-helm.ts';
 import { startSmtpSink, sunkMail } from '../support/e2e-smtp.ts';
-import { ROOT } from '../support/platform.ts';
+import { installCrd } from '../support/runner-cluster.ts';
 
 interface ServedCrd {
   metadata: { annotations: Record<string, string> };
@@ -241,7 +241,7 @@ describe('helm install with bundled Postgres/Redis and the default tasks', () =>
       expect((await kubectlRaw(['-n', ns, 'get', 'job', `${FULLNAME}-crd-upgrade`])).stderr).toMatch(/NotFound/);
       expect((await kubectlRaw(['get', 'clusterrole', `${ns}-${FULLNAME}-crd-upgrade`])).stderr).toMatch(/NotFound/);
     } finally {
-      await kubectl(['apply', '--server-side', '--force-conflicts', '-f', `${ROOT}/crds/workers.personal-assistant.io_backgroundtasks.yaml`]);
+      await installCrd(); // the generated CRD again, whatever the test left
     }
     // The upgrade changed nothing else: the default tasks are all still Ready.
     const rows = await getBgtTable(ns);
