@@ -15,7 +15,7 @@ install_docker() {
   [ "$(id -u)" = 0 ] || die "Docker is not installed and installing it needs root: sudo apt-get install docker.io"
   command -v apt-get >/dev/null || die "Docker is not installed and this is not a Debian/Ubuntu host: install Docker Engine, then rerun"
   log "installing Docker Engine from Debian (docker.io)"
-  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker.io jq >/dev/null) ||
+  (apt_get update -qq && apt_get install -y -qq --no-install-recommends docker.io jq >/dev/null) ||
     die "apt-get install docker.io failed: check the Debian mirror in /etc/apt/sources.list"
 }
 
@@ -61,7 +61,7 @@ privileged_works() { docker run --rm --privileged "$PROBE_IMAGE" 2>&1; }
 install_runc_wrapper() {
   mkdir -p "$WRAPPER_DIR"
   install -m 0755 "$HACK_DIR/runc-wrapper.sh" "$WRAPPER"
-  command -v jq >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq jq >/dev/null
+  command -v jq >/dev/null || apt_get install -y -qq jq >/dev/null
   local cfg=/etc/docker/daemon.json cur='{}'
   mkdir -p /etc/docker
   [ -s "$cfg" ] && cur=$(cat "$cfg")

@@ -21,6 +21,6 @@ log "installing host packages: ${missing[*]}"
 policy=/usr/sbin/policy-rc.d
 [ -e "$policy" ] && keep_policy=1 || { printf '#!/bin/sh\nexit 101\n' >"$policy"; chmod +x "$policy"; }
 status=0
-{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; } || status=$?
+{ apt_get update -qq && apt_get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; } || status=$?
 [ -n "${keep_policy:-}" ] || rm -f "$policy"
 [ $status -eq 0 ] || die "apt-get install ${missing[*]} failed: check the Debian mirror in /etc/apt/sources.list"

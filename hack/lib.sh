@@ -21,6 +21,16 @@ HELM_BIN="$CACHE_DIR/helm-$HELM_VERSION/bin"
 NODE_HOME="$CACHE_DIR/node-$NODE_VERSION"
 export PATH="$NODE_HOME/bin:$K8S_BIN:$KIND_BIN:$HELM_BIN:$PATH"
 
+# apt-get for the scripts that install host packages, which may run side by side (the root
+# filesystems are built in parallel, Docker beside them): they take turns on one lock, and wait
+# for a dpkg lock that another apt (unattended-upgrades, say) holds instead of failing at once.
+apt_get() {
+  (
+    flock 5
+    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 "$@"
+  ) 5>"$CACHE_DIR/apt.lock"
+}
+
 log() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 

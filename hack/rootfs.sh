@@ -57,7 +57,7 @@ if [ -f "$out" ]; then echo "$out"; exit 0; fi
 
 command -v debootstrap >/dev/null || {
   [ "$(id -u)" = 0 ] || die "debootstrap is missing: sudo apt-get install debootstrap"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null || die "apt-get install debootstrap failed"
+  apt_get install -y -qq debootstrap >/dev/null || die "apt-get install debootstrap failed"
 }
 [ "$(id -u)" = 0 ] || die "building a root filesystem with debootstrap needs root"
 

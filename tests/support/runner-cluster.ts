@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { inject } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { API_GROUP, GROUP_VERSION, KIND, PLURAL } from '../../crds/constants.ts';
-import { kubectl, kubectlJson } from './kube.ts';
+import { kubectl, kubectlJson, waitFor } from './kube.ts';
 import { ROOT } from './platform.ts';
 
 export const RUNNER_IMAGE = 'bgtask.local/task-runner:dev';
@@ -40,7 +40,17 @@ export async function deployServices(ns: string, services: readonly ('postgres' 
   }
   await kubectl(['-n', ns, 'apply', '-f', '-'], { input: JSON.stringify({ apiVersion: 'v1', kind: 'List', items: wanted }) });
   await Promise.all(services.map((s) => kubectl(['-n', ns, 'rollout', 'status', `deployment/${s}`, '--timeout=180s'], { timeoutMs: 200_000 })));
+  // A Ready pod is not yet a reachable Service: until kube-proxy has programmed the new endpoint,
+  // the ClusterIP rejects connections (ECONNREFUSED). So each is probed the way clients reach
+  // it, by Service name, from inside its own pod.
+  await Promise.all(services.map((s) => waitFor(`${ns}/${s} answering through its Service`, () => kubectl(['-n', ns, 'exec', `deploy/${s}`, '--', 'sh', '-c', SERVICE_PROBES[s]]).then(() => true), 60_000, 500)));
 }
+
+/** A command run inside each service's pod that succeeds once the service answers through its Service name. */
+const SERVICE_PROBES = {
+  postgres: 'pg_isready -q -h postgres -p 5432 -U postgres -t 2',
+  redis: 'redis-cli -h redis -p 6379 -a "$REDIS_PASSWORD" --no-auth-warning ping | grep -q PONG',
+} as const;
 
 /**
  * DATABASE_URL built from the services Secret's password by the kubelet ($(VAR) expansion), so
