@@ -19,6 +19,8 @@ export interface CelValidation {
   rule: string;
   message: string;
   fieldPath?: string;
+  /** The rule sees `oldSelf` as an optional, so it also runs on create (CRDValidationRatcheting). */
+  optionalOldSelf?: boolean;
 }
 
 export const VALIDATIONS_KEY = 'x-kubernetes-validations';
@@ -101,12 +103,33 @@ export function atMostOneOf<T extends object>(fields: readonly (keyof T & string
   };
 }
 
+export interface WithRulesOptions {
+  /**
+   * The apiserver skips the rules when the value is the one the object already had. It evaluates
+   * every rule of an object on every write, status writes included, and still evaluates a rule
+   * whose value did not change (ratcheting only turns its failure into a warning): for the
+   * schedule's regular expressions that was 7% of the apiserver's CPU per status write
+   * (profiled). A value that did not change passed these rules when it was written, or was
+   * written before they existed, which ratcheting lets stand as well. Creates and changed values
+   * are checked in full; the zod side always is.
+   */
+  skipUnchanged?: boolean;
+}
+
+/** A CEL rule that holds when the value equals its old value, and otherwise is `rule`. */
+export function unlessUnchanged(rule: string): string {
+  return `(oldSelf.hasValue() && self == oldSelf.value()) || (${rule})`;
+}
+
 /** Attaches rules to a zod schema: as refinements, and as CRD metadata for the generator. */
-export function withRules<S extends z.ZodType>(schema: S, rules: readonly ValidationRule<z.output<S>>[]): S {
+export function withRules<S extends z.ZodType>(schema: S, rules: readonly ValidationRule<z.output<S>>[], opts: WithRulesOptions = {}): S {
   const existing = (schema.meta()?.[VALIDATIONS_KEY] as CelValidation[] | undefined) ?? [];
-  const validations: CelValidation[] = rules.map(({ rule, message, fieldPath }) =>
-    fieldPath === undefined ? { rule, message } : { rule, message, fieldPath },
-  );
+  const validations: CelValidation[] = rules.map(({ rule, message, fieldPath }) => ({
+    rule: opts.skipUnchanged ? unlessUnchanged(rule) : rule,
+    message,
+    ...(fieldPath === undefined ? {} : { fieldPath }),
+    ...(opts.skipUnchanged ? { optionalOldSelf: true } : {}),
+  }));
   const refined = schema.superRefine((value, ctx) => {
     for (const rule of rules) {
       if (rule.test(value)) continue;

@@ -87,6 +87,7 @@ const scheduleSchema = withRules(
     ...CRON_FIELDS.map((field, index) => matching(scheduleFieldPattern(index), cronFieldMessage(field), FIVE_FIELDS_PATTERN)),
     rangesAscending('must use ranges that go from low to high, e.g. MON-FRI or 22-23, not FRI-MON: split a wrapping range into a list such as 22-23,0-2'),
   ],
+  { skipUnchanged: true },
 );
 
 const timeZoneSchema = withRules(

@@ -109,6 +109,56 @@ describe('the apiserver rejects every invalid BackgroundTask with the expected m
   });
 });
 
+// The schedule's rules are skipped when the schedule is the one the object already had
+// (skipUnchanged in crds/rules.ts): a changed schedule must still meet every one of them.
+describe('on update, the apiserver checks a changed schedule and lets an unchanged one be', () => {
+  const name = 'crd-validation-update';
+  const object = { group: API_GROUP, version: API_VERSION, namespace: NAMESPACE, plural: PLURAL, name };
+  const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+
+  /** A merge patch of the stored task (dry run); resolves to the apiserver's 422 message, or undefined when accepted. */
+  async function dryRunPatch(body: object, subresource?: 'status'): Promise<string | undefined> {
+    try {
+      const params = { ...object, body, dryRun: 'All', fieldValidation: 'Strict' };
+      if (subresource) await customObjects.patchNamespacedCustomObjectStatus(params, mergePatch);
+      else await customObjects.patchNamespacedCustomObject(params, mergePatch);
+      return undefined;
+    } catch (error) {
+      if (!(error instanceof ApiException)) throw error;
+      if (error.code !== 422) throw new Error(`expected 422 Unprocessable Entity, got ${error.code}: ${JSON.stringify(error.body)}`);
+      return (typeof error.body === 'string' ? JSON.parse(error.body) : error.body).message as string;
+    }
+  }
+
+  beforeAll(async () => {
+    await customObjects.deleteNamespacedCustomObject(object).catch(() => undefined);
+    await customObjects.createNamespacedCustomObject({
+      ...object,
+      body: { apiVersion: `${API_GROUP}/${API_VERSION}`, kind: 'BackgroundTask', metadata: { name }, spec: { task: 'maintenance.cleanup-old-sessions', schedule: '*/5 9-17 * JAN-DEC MON-FRI' } },
+    });
+    return () => customObjects.deleteNamespacedCustomObject(object).then(() => undefined);
+  });
+
+  const scheduleCases = invalidCases().filter((c) => c.field === 'spec.schedule' && typeof (c.manifest.spec as { schedule?: unknown }).schedule === 'string');
+
+  it('has invalid schedules to try', () => {
+    expect(scheduleCases.length).toBeGreaterThan(10);
+  });
+
+  it.each(scheduleCases.map((c) => [c.file, c] as const))('refuses the schedule of %s', async (_file, { manifest, expect: expected }) => {
+    const message = await dryRunPatch({ spec: { schedule: (manifest.spec as { schedule: string }).schedule } });
+    expect(message, 'the apiserver accepted it').toBeDefined();
+    expect(message).toContain(expected);
+    expect(message).toContain('spec.schedule:');
+  });
+
+  it('accepts a new valid schedule, another spec change and a status write beside the unchanged one', async () => {
+    expect(await dryRunPatch({ spec: { schedule: '0 4 * * SUN' } })).toBeUndefined();
+    expect(await dryRunPatch({ spec: { suspend: true } })).toBeUndefined();
+    expect(await dryRunPatch({ status: { observedGeneration: 1 } }, 'status')).toBeUndefined();
+  });
+});
+
 describe('`kubectl explain` documents the API from the served CRD', () => {
   it.each([
     ['status.lastRun.attempt', /1 for the first attempt, 2 for its first retry/],
