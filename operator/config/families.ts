@@ -13,6 +13,7 @@ import { FAMILIES, type Family } from '../../crds/schema.ts';
 import { isQuantity, quantityValue } from '../controller/quantity.ts';
 import type { EventRecorder } from '../controller/deps.ts';
 import type { KubeObject } from '../kube/types.ts';
+import { canonicalJson } from '../kube/json.ts';
 
 export const FAMILIES_CONFIG_KEY = 'families.yaml';
 
@@ -140,12 +141,6 @@ function stripUndefined<T extends object>(value: T | undefined): Partial<T> {
 /** The families whose configuration differs between two configs: their tasks need reconciling again. */
 export function changedFamilies(before: FamiliesConfig, after: FamiliesConfig): Family[] {
   return FAMILIES.filter((f) => canonicalJson(before[f]) !== canonicalJson(after[f]));
-}
-
-function canonicalJson(value: unknown): string {
-  return JSON.stringify(value, (_key, v: unknown) =>
-    v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => a.localeCompare(b))) : v,
-  );
 }
 
 // ------------------------------------------------------------------------------- live config

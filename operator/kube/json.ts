@@ -8,8 +8,12 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-/** The value as JSON would carry it: toJSON applied (Dates become strings), undefined members dropped. */
-export function toJson(value: unknown): Json | undefined {
+/**
+ * The value as JSON would carry it: toJSON applied (Dates become strings), undefined members
+ * dropped; with `sorted`, each object's members in sorted key order (the canonical form, made in
+ * the same pass: a second, sorting copy was a sixth of the operator's allocation per task).
+ */
+export function toJson(value: unknown, sorted = false): Json | undefined {
   if (value === undefined || typeof value === 'function' || typeof value === 'symbol') return undefined;
   if (value === null || typeof value !== 'object') {
     if (typeof value === 'number' && !Number.isFinite(value)) return null; // as JSON.stringify does
@@ -17,27 +21,26 @@ export function toJson(value: unknown): Json | undefined {
     return value as Json;
   }
   const withToJson = value as { toJSON?: () => unknown };
-  if (typeof withToJson.toJSON === 'function') return toJson(withToJson.toJSON());
-  if (Array.isArray(value)) return value.map((v) => toJson(v) ?? null);
+  if (typeof withToJson.toJSON === 'function') return toJson(withToJson.toJSON(), sorted);
+  if (Array.isArray(value)) return value.map((v) => toJson(v, sorted) ?? null);
   const out: Record<string, Json> = {};
-  for (const [k, v] of Object.entries(value)) {
-    const j = toJson(v);
+  const keys = Object.keys(value);
+  if (sorted && !inOrder(keys)) keys.sort(); // sort() allocates a work array even for sorted input
+  for (const k of keys) {
+    const j = toJson((value as Record<string, unknown>)[k], sorted);
     if (j !== undefined) out[k] = j;
   }
   return out;
 }
 
-/** JSON with object keys sorted at every level: equal documents give equal strings. */
-export function canonicalJson(value: unknown): string {
-  return JSON.stringify(sortKeys(toJson(value) ?? null));
+function inOrder(keys: string[]): boolean {
+  for (let i = 1; i < keys.length; i++) if (keys[i - 1]! > keys[i]!) return false;
+  return true;
 }
 
-function sortKeys(v: Json): Json {
-  if (Array.isArray(v)) return v.map(sortKeys);
-  if (!isPlainObject(v)) return v;
-  const out: Record<string, Json> = {};
-  for (const k of Object.keys(v).sort()) out[k] = sortKeys(v[k] as Json);
-  return out;
+/** JSON with object keys sorted at every level: equal documents give equal strings. */
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(toJson(value, true) ?? null);
 }
 
 /** sha256 of the canonical JSON, base64url: short enough for an annotation value. */

@@ -19,6 +19,26 @@ describe('canonicalJson / hashJson / jsonEqual', () => {
     expect(hashJson({ a: 1 })).not.toBe(hashJson({ a: 2 }));
   });
 
+  it('writes what sorting every object\'s keys and then JSON.stringify wrote (hashes of it are stored on live CronJobs)', () => {
+    // The form before canonicalJson was written in one pass, as the reference.
+    const sortKeys = (v: unknown): unknown => {
+      if (Array.isArray(v)) return v.map(sortKeys);
+      if (v === null || typeof v !== 'object') return v;
+      const out: Record<string, unknown> = {};
+      for (const k of Object.keys(v).sort()) out[k] = sortKeys((v as Record<string, unknown>)[k]);
+      return out;
+    };
+    const reference = (v: unknown) => JSON.stringify(sortKeys(JSON.parse(JSON.stringify(v) ?? 'null'))) ?? 'null';
+    const sparse = [1, , 3]; // eslint-disable-line no-sparse-arrays
+    const values: unknown[] = [
+      null, undefined, 0, -0, 1.5e21, Number.NaN, 'x"\\\n', true, [], {}, sparse,
+      { b: 1, a: [{ z: 1, y: undefined, x: null }, undefined, () => 1], c: { '10': 1, '9': 2, '1a': 3, '': 4, '01': 5, '4294967295': 6, '4294967294': 7 } },
+      { t: new Date('2026-01-01T00:00:00Z'), n: { toJSON: () => ({ b: 2, a: 1 }) } },
+      { metadata: { labels: { 'app.kubernetes.io/name': 'x', '2': 'two', '1': 'one' } }, spec: { template: { spec: { containers: [{ name: 'c', env: [{ name: 'B', value: '1' }] }] } } } },
+    ];
+    for (const v of values) expect(canonicalJson(v), JSON.stringify(v)).toBe(reference(v));
+  });
+
   it('compares Dates by their JSON form', () => {
     expect(jsonEqual({ t: new Date('2026-01-01T00:00:00Z') }, { t: '2026-01-01T00:00:00.000Z' })).toBe(true);
   });
