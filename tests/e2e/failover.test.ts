@@ -1,8 +1,8 @@
 // Killing the leader mid-way: the standby takes the Lease over, and every scheduled run is
 // started, admitted and counted exactly once across the change of leader.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createNamespace, kubectl, kubectlJson, waitFor } from '../support/kube.ts';
-import { applyTask, fixtureValues, installChart, leaderPod, removeInstall, taskStatus, waitForOperator } from '../support/e2e-helm.ts';
+import { kubectl, kubectlJson, waitFor } from '../support/kube.ts';
+import { applyTask, createReleaseNamespace, fixtureValues, installChart, leaderPod, removeInstall, taskStatus, waitForOperator } from '../support/e2e-helm.ts';
 
 interface JobItem {
   metadata: { name: string; annotations?: Record<string, string>; ownerReferences?: { kind: string }[] };
@@ -15,7 +15,7 @@ const isComplete = (j: JobItem) => j.status.conditions?.some((c) => c.type === '
 describe('leader failover', () => {
   let ns: string;
   beforeAll(async () => {
-    ns = await createNamespace('e2e-failover');
+    ns = await createReleaseNamespace('e2e-failover');
     await installChart(ns, fixtureValues());
   });
   afterAll(async () => {

@@ -4,13 +4,14 @@
 // last one uninstalls.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CRD_NAME, SCHEMA_HASH_ANNOTATION, crdSchemaHash } from '../../crds/definition.ts';
-import { createNamespace, kubectl, kubectlJson, kubectlRaw, waitFor } from '../support/kube.ts';
+import { kubectl, kubectlJson, kubectlRaw, waitFor } from '../support/kube.ts';
 import {
   CHART,
   FULLNAME,
   RELEASE,
   applyTask,
   clearOfSchedule,
+  createReleaseNamespace,
   getBgtTable,
   helm,
   installChart,
@@ -61,10 +62,7 @@ describe('helm install with bundled Postgres/Redis and the default tasks', () =>
   let ns: string;
   let uninstalled = false;
   beforeAll(async () => {
-    ns = await createNamespace('e2e-install');
-    // The Pod Security Standard a platform team sets on an application namespace: every pod of
-    // the release (operator, databases, hooks, helm test) and every run must be admitted under it.
-    await kubectl(['label', 'namespace', ns, 'pod-security.kubernetes.io/enforce=restricted']);
+    ns = await createReleaseNamespace('e2e-install');
     const smtpUrl = await startSmtpSink(ns, 'bgtask.local/task-runner:dev');
     await kubectl(['-n', ns, 'create', 'secret', 'generic', 'mail', `--from-literal=smtp-url=${smtpUrl}`]);
     await installChart(ns, VALUES, [DEMO_VALUES]);

@@ -2,21 +2,8 @@
 // `helm upgrade` — with real pods, through the fixture images whose test task does what its
 // params say (tests/fixtures/plugins/operator-test-tasks.mjs, family maintenance).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createNamespace, kubectlJson, kubectlRaw, waitFor } from '../support/kube.ts';
-import {
-  FULLNAME,
-  RELEASE,
-  applyTask,
-  fixtureValues,
-  helm,
-  installChart,
-  mergeValues,
-  removeInstall,
-  runNow,
-  taskStatus,
-  waitForOperator,
-  waitForOutcome,
-} from '../support/e2e-helm.ts';
+import { kubectlJson, kubectlRaw, waitFor } from '../support/kube.ts';
+import { applyTask, createReleaseNamespace, fixtureValues, FULLNAME, helm, installChart, mergeValues, RELEASE, removeInstall, runNow, taskStatus, waitForOperator, waitForOutcome } from '../support/e2e-helm.ts';
 
 const FIXTURE = 'maintenance.fixture-behave';
 const NEVER = '0 0 1 1 *'; // runs come from run-now and retries only
@@ -38,7 +25,7 @@ async function jobsOf(ns: string, name: string): Promise<JobItem[]> {
 describe('runs with real pods', () => {
   let ns: string;
   beforeAll(async () => {
-    ns = await createNamespace('e2e-runs');
+    ns = await createReleaseNamespace('e2e-runs');
     await installChart(ns, values);
     await waitForOperator(ns);
   });

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inject } from 'vitest';
 import { FIXTURE_PLUGIN, FIXTURE_TAG } from './e2e-images.ts';
-import { kubectl, kubectlJson, kubectlRaw, waitFor } from './kube.ts';
+import { createNamespace, kubectl, kubectlJson, kubectlRaw, waitFor } from './kube.ts';
 import { ROOT } from './platform.ts';
 
 export const CHART = join(ROOT, 'charts/bgtask-operator');
@@ -54,6 +54,17 @@ export function mergeValues(...layers: Record<string, unknown>[]): Record<string
     }
   }
   return out;
+}
+
+/**
+ * A namespace for a release, enforcing the restricted Pod Security Standard as a platform team
+ * sets it on an application namespace: every pod of the release (operator, databases, hooks,
+ * helm test) and every run must be admitted under it.
+ */
+export async function createReleaseNamespace(prefix: string): Promise<string> {
+  const ns = await createNamespace(prefix);
+  await kubectl(['label', 'namespace', ns, 'pod-security.kubernetes.io/enforce=restricted']);
+  return ns;
 }
 
 /**
