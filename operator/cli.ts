@@ -6,7 +6,7 @@
  * cluster's (the chart's pre-upgrade hook); 0 when done, 1 when it failed.
  */
 import { Command, CommanderError } from 'commander';
-import pino, { type Logger } from 'pino';
+import pino, { type DestinationStream, type Logger } from 'pino';
 import * as z from 'zod';
 import { customResourceDefinitionYaml } from '../crds/definition.ts';
 import { DNS_LABEL_PATTERN, DNS_SUBDOMAIN_PATTERN } from '../crds/constants.ts';
@@ -142,7 +142,12 @@ export class SettingsError extends Error {
   override readonly name = 'SettingsError';
 }
 
-export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
+export interface MainOptions {
+  /** Where the JSON log lines go; default: stdout, synchronously. */
+  logTo?: DestinationStream;
+}
+
+export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = process.env, opts: MainOptions = {}): Promise<number> {
   let exitCode = 0;
   const program = new Command('operator')
     .description('Reconciles BackgroundTasks (workers.personal-assistant.io/v1alpha1) into CronJobs that run the task-runner')
@@ -174,7 +179,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     .option('--crd-check-seconds <s>', 'how often the served CRD is compared with the one this operator was built with; 0: never [CRD_CHECK_SECONDS] (default 300)')
     .action(async (flags: Record<string, unknown>) => {
       const settings = resolveSettings(flags, env);
-      const log = createLogger(settings.logLevel);
+      const log = createLogger(settings.logLevel, opts.logTo);
       const stop = new AbortController();
       const onSignal = (signal: NodeJS.Signals): void => {
         log.info({ signal }, 'shutting down');
@@ -205,7 +210,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     .action(async (flags: { kubeconfig?: string; timeoutSeconds?: string }) => {
       const timeout = z.coerce.number().int().min(1).max(3600).default(60).safeParse(flags.timeoutSeconds);
       if (!timeout.success) throw new SettingsError(`invalid settings: --timeout-seconds: ${timeout.error.issues[0]?.message}`);
-      const log = createLogger('info');
+      const log = createLogger('info', opts.logTo);
       let raw: RawApi | undefined;
       try {
         raw = new RawApi(loadKubeConfig({ kubeconfig: flags.kubeconfig }).kubeConfig);
@@ -233,8 +238,8 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   }
 }
 
-/** One JSON line per event on stdout, synchronous so the last lines are out before exit. */
-export function createLogger(level: string): Logger {
+/** One JSON line per event on stdout (or `to`), synchronous so the last lines are out before exit. */
+export function createLogger(level: string, to: DestinationStream = pino.destination({ dest: 1, sync: true })): Logger {
   return pino(
     {
       level,
@@ -243,7 +248,7 @@ export function createLogger(level: string): Logger {
       formatters: { level: (label) => ({ level: label }) },
       serializers: { err: pino.stdSerializers.errWithCause },
     },
-    pino.destination({ dest: 1, sync: true }),
+    to,
   );
 }
 

@@ -67,15 +67,17 @@ describe('operator settings', () => {
 
 describe('operator crd', () => {
   /** Runs main() with stdout and stderr captured. */
-  async function capture(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  async function capture(argv: string[]): Promise<{ code: number; stdout: string; stderr: string; log: Record<string, any>[] }> {
     const out: string[] = [];
     const err: string[] = [];
+    const log: Record<string, any>[] = [];
+    const logTo = { write: (line: string) => void log.push(JSON.parse(line)) };
     const [writeOut, writeErr] = [process.stdout.write.bind(process.stdout), process.stderr.write.bind(process.stderr)];
     process.stdout.write = ((chunk: string) => (out.push(String(chunk)), true)) as typeof process.stdout.write;
     process.stderr.write = ((chunk: string) => (err.push(String(chunk)), true)) as typeof process.stderr.write;
     try {
-      const code = await main(['node', 'operator', ...argv], {});
-      return { code, stdout: out.join(''), stderr: err.join('') };
+      const code = await main(['node', 'operator', ...argv], {}, { logTo });
+      return { code, stdout: out.join(''), stderr: err.join(''), log };
     } finally {
       process.stdout.write = writeOut;
       process.stderr.write = writeErr;
@@ -92,6 +94,8 @@ describe('operator crd', () => {
     const r = await capture(['crd', 'apply', '--kubeconfig', '/nonexistent/kubeconfig']);
     expect(r.code).toBe(1);
     expect(r.stderr).toBe('operator: could not load the kubeconfig /nonexistent/kubeconfig: ENOENT: no such file or directory, open \'/nonexistent/kubeconfig\'\n');
+    // and one JSON log line with the error and its cause, for the log pipeline
+    expect(r.log).toEqual([expect.objectContaining({ level: 'error', msg: 'applying the CRD failed', err: expect.objectContaining({ message: expect.stringContaining('could not load the kubeconfig'), cause: expect.objectContaining({ code: 'ENOENT' }) }) })]);
   });
 
   it('apply refuses a bad timeout before it connects, with exit 2', async () => {
