@@ -107,9 +107,9 @@ export interface WithRulesOptions {
   /**
    * The apiserver skips the rules when the value is the one the object already had. It evaluates
    * every rule of an object on every write, status writes included, and still evaluates a rule
-   * whose value did not change (ratcheting only turns its failure into a warning): for the
-   * schedule's regular expressions that was 7% of the apiserver's CPU per status write
-   * (profiled). A value that did not change passed these rules when it was written, or was
+   * whose value did not change (ratcheting only turns its failure into a warning): the
+   * schedule's regular expressions were up to 7% of the apiserver's CPU per status write
+   * (profiled with a schedule of ranges and names). A value that did not change passed these rules when it was written, or was
    * written before they existed, which ratcheting lets stand as well. Creates and changed values
    * are checked in full; the zod side always is.
    */
