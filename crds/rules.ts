@@ -117,7 +117,7 @@ export interface WithRulesOptions {
 }
 
 /** A CEL rule that holds when the value equals its old value, and otherwise is `rule`. */
-export function unlessUnchanged(rule: string): string {
+function unlessUnchanged(rule: string): string {
   return `(oldSelf.hasValue() && self == oldSelf.value()) || (${rule})`;
 }
 

@@ -3,7 +3,21 @@
 // params say (tests/fixtures/plugins/operator-test-tasks.mjs, family maintenance).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { kubectlJson, kubectlRaw, waitFor } from '../support/kube.ts';
-import { applyTask, createReleaseNamespace, fixtureValues, FULLNAME, helm, installChart, mergeValues, RELEASE, removeInstall, runNow, taskStatus, waitForOperator, waitForOutcome } from '../support/e2e-helm.ts';
+import {
+  FULLNAME,
+  RELEASE,
+  applyTask,
+  createReleaseNamespace,
+  fixtureValues,
+  helm,
+  installChart,
+  mergeValues,
+  removeInstall,
+  runNow,
+  taskStatus,
+  waitForOperator,
+  waitForOutcome,
+} from '../support/e2e-helm.ts';
 
 const FIXTURE = 'maintenance.fixture-behave';
 const NEVER = '0 0 1 1 *'; // runs come from run-now and retries only

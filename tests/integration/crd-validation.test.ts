@@ -65,17 +65,22 @@ async function dryRunCreate(manifest: Record<string, unknown>): Promise<string |
     });
     return undefined;
   } catch (error) {
-    if (!(error instanceof ApiException)) throw error;
-    const body = typeof error.body === 'string' ? error.body : JSON.stringify(error.body);
-    let message = body;
-    try {
-      message = (JSON.parse(body) as { message?: string }).message ?? body;
-    } catch {
-      // not JSON: keep the raw body
-    }
-    if (error.code !== 422) throw new Error(`expected 422 Unprocessable Entity, got ${error.code}: ${message}`);
-    return message;
+    return unprocessableMessage(error);
   }
+}
+
+/** The apiserver's message of a 422 Unprocessable Entity; any other error is rethrown. */
+function unprocessableMessage(error: unknown): string {
+  if (!(error instanceof ApiException)) throw error;
+  const body = typeof error.body === 'string' ? error.body : JSON.stringify(error.body);
+  let message = body;
+  try {
+    message = (JSON.parse(body) as { message?: string }).message ?? body;
+  } catch {
+    // not JSON: keep the raw body
+  }
+  if (error.code !== 422) throw new Error(`expected 422 Unprocessable Entity, got ${error.code}: ${message}`);
+  return message;
 }
 
 beforeAll(async () => {
@@ -124,9 +129,7 @@ describe('on update, the apiserver checks a changed schedule and lets an unchang
       else await customObjects.patchNamespacedCustomObject(params, mergePatch);
       return undefined;
     } catch (error) {
-      if (!(error instanceof ApiException)) throw error;
-      if (error.code !== 422) throw new Error(`expected 422 Unprocessable Entity, got ${error.code}: ${JSON.stringify(error.body)}`);
-      return (typeof error.body === 'string' ? JSON.parse(error.body) : error.body).message as string;
+      return unprocessableMessage(error);
     }
   }
 
