@@ -27,7 +27,7 @@ import { isNotFound } from '../../operator/kube/errors.ts';
 import { RawApi } from '../../operator/kube/raw-api.ts';
 import { BACKGROUND_TASKS, CONFIG_MAPS, CRON_JOBS, EVENTS, JOBS, LEASES, PODS, collectionPath, type ResourceType } from '../../operator/kube/resources.ts';
 import { median, report } from '../support/bench-report.ts';
-import { createNamespace, deleteNamespace, kubectl, waitFor } from '../support/kube.ts';
+import { createNamespace, deleteNamespace, installCrd, kubectl, waitFor } from '../support/kube.ts';
 import { cpuBetween, sampleMachineCpu, waitForQuietMachine, type CpuSample } from '../support/machine-cpu.ts';
 import { freePort } from '../support/runner-net.ts';
 import { ROOT } from '../support/platform.ts';
@@ -200,8 +200,7 @@ beforeAll(async () => {
   const kc = new KubeConfig();
   kc.loadFromFile(inject('kubeconfig'));
   raw = new RawApi(kc);
-  await kubectl(['apply', '--server-side', '--force-conflicts', '-f', `${ROOT}/crds/workers.personal-assistant.io_backgroundtasks.yaml`]);
-  await kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd/backgroundtasks.workers.personal-assistant.io']);
+  await installCrd();
 });
 
 afterAll(async () => {

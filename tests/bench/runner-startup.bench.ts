@@ -12,8 +12,8 @@ import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { API_GROUP } from '../../crds/constants.ts';
 import { median, report } from '../support/bench-report.ts';
-import { createNamespace, deleteNamespace } from '../support/kube.ts';
-import { createBackgroundTask, createServiceAccount, getBackgroundTask, hostApiAccess, installCrd, type HostApiAccess } from '../support/runner-cluster.ts';
+import { createNamespace, deleteNamespace, installCrd } from '../support/kube.ts';
+import { createBackgroundTask, createServiceAccount, getBackgroundTask, hostApiAccess, type HostApiAccess } from '../support/runner-cluster.ts';
 import { buildRunner, ROOT, RUNNER } from '../support/runner-process.ts';
 
 const ROUNDS = Number(process.env.BENCH_STARTUP_ROUNDS ?? 25);

@@ -4,7 +4,7 @@
 // last one uninstalls.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CRD_NAME, SCHEMA_HASH_ANNOTATION, crdSchemaHash } from '../../crds/definition.ts';
-import { kubectl, kubectlJson, kubectlRaw, waitFor } from '../support/kube.ts';
+import { installCrd, kubectl, kubectlJson, kubectlRaw, waitFor } from '../support/kube.ts';
 import {
   CHART,
   FULLNAME,
@@ -26,7 +26,6 @@ import {
   waitForOutcome,
 } from '../support/e2e-helm.ts';
 import { startSmtpSink, sunkMail } from '../support/e2e-smtp.ts';
-import { installCrd } from '../support/runner-cluster.ts';
 
 interface ServedCrd {
   metadata: { annotations: Record<string, string> };

@@ -1,53 +1,21 @@
 // The CRD at the real apiserver: it is accepted (structural, CEL compiles within the cost budget),
 // and a server-side dry-run create accepts every valid manifest of the corpus and rejects every
 // invalid one with the expected message, at the expected field.
-import { readFileSync } from 'node:fs';
-import {
-  ApiException,
-  ApiextensionsV1Api,
-  CustomObjectsApi,
-  KubeConfig,
-  PatchStrategy,
-  setHeaderOptions,
-  type V1CustomResourceDefinition,
-} from '@kubernetes/client-node';
+import { ApiException, CustomObjectsApi, KubeConfig, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
-import { parse } from 'yaml';
-import { CRD_PATH } from '../../crds/generate.ts';
 import { API_GROUP, API_VERSION, PLURAL } from '../../crds/schema.ts';
 import { invalidCases, validCases } from '../fixtures/crd/corpus.ts';
-import { kubectlRaw } from '../support/kube.ts';
+import { installCrd, kubectlRaw } from '../support/kube.ts';
 
-const FIELD_MANAGER = 'crd-validation-test';
 const NAMESPACE = 'default';
-const crd = parse(readFileSync(CRD_PATH, 'utf8')) as V1CustomResourceDefinition;
 
-let extensions: ApiextensionsV1Api;
 let customObjects: CustomObjectsApi;
 
 function connect(): void {
   // The integration globalSetup brings the cluster up and hands its kubeconfig over.
   const config = new KubeConfig();
   config.loadFromFile(inject('kubeconfig'));
-  extensions = config.makeApiClient(ApiextensionsV1Api);
   customObjects = config.makeApiClient(CustomObjectsApi);
-}
-
-/** Server-side apply of the generated CRD, then waits until the apiserver serves it. */
-async function installCrd(): Promise<void> {
-  const name = crd.metadata!.name!;
-  await extensions.patchCustomResourceDefinition(
-    { name, body: crd, fieldManager: FIELD_MANAGER, force: true },
-    setHeaderOptions('Content-Type', PatchStrategy.ServerSideApply),
-  );
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    const current = await extensions.readCustomResourceDefinition({ name });
-    const established = current.status?.conditions?.find((c) => c.type === 'Established');
-    if (established?.status === 'True') return;
-    if (Date.now() > deadline) throw new Error(`CRD ${name} not Established after 60 s: ${JSON.stringify(current.status)}`);
-    await new Promise((resolve) => setTimeout(resolve, 500));
-  }
 }
 
 /** A dry-run create; resolves to the apiserver's error message, or undefined when it accepted the object. */

@@ -7,8 +7,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { CRD_NAME, SCHEMA_HASH_ANNOTATION, crdSchemaHash, customResourceDefinition } from '../../crds/definition.ts';
 import { applyCrd } from '../../operator/crd-apply.ts';
 import { RawApi } from '../../operator/kube/raw-api.ts';
-import { kubectl, kubectlJson } from '../support/kube.ts';
-import { installCrd } from '../support/runner-cluster.ts';
+import { installCrd, kubectl, kubectlJson } from '../support/kube.ts';
 
 interface ServedCrd {
   metadata: { resourceVersion: string; labels?: Record<string, string>; annotations?: Record<string, string> };

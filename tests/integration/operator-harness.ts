@@ -16,7 +16,7 @@ import type { InformerStats } from '../../operator/kube/informer.ts';
 import { RawApi } from '../../operator/kube/raw-api.ts';
 import { createMetrics } from '../../operator/metrics.ts';
 import { ROOT } from '../support/platform.ts';
-import { kubectl, kubectlRaw, waitFor } from '../support/kube.ts';
+import { installCrd, kubectl, kubectlRaw, waitFor } from '../support/kube.ts';
 
 export const RUNNER_IMAGE = 'bgtask.local/task-runner:dev';
 export const RUNNER_SA = 'bgtask-runner';
@@ -27,8 +27,7 @@ const PLUGIN_MOUNT = '/plugins';
 
 /** Installs the CRD (idempotent) and what runs need in `namespace`: the runner's ServiceAccount and Role, the plugin ConfigMap. */
 export async function prepareNamespace(namespace: string): Promise<void> {
-  await kubectl(['apply', '--server-side', '--force-conflicts', '-f', join(ROOT, 'crds/workers.personal-assistant.io_backgroundtasks.yaml')]);
-  await kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd/backgroundtasks.workers.personal-assistant.io']);
+  await installCrd();
   const rbac = [
     { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: RUNNER_SA, namespace } },
     {

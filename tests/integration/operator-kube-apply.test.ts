@@ -3,7 +3,6 @@
 // resourceVersion unchanged), re-applied when the desired object or someone else's edit changes
 // things, and a field the desired object drops removed even from an object the POST created;
 // status merge patches skipped when equal; Events deduplicated into a series.
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import pino from 'pino';
 import { HttpMethod, KubeConfig } from '@kubernetes/client-node';
@@ -14,8 +13,7 @@ import { RawApi, type RequestOptions } from '../../operator/kube/raw-api.ts';
 import { CRON_JOBS, objectPath } from '../../operator/kube/resources.ts';
 import { compactCronJob } from '../../operator/kube/transforms.ts';
 import type { KubeObject } from '../../operator/kube/types.ts';
-import { ROOT } from '../support/platform.ts';
-import { createNamespace, deleteNamespace, kubectl, kubectlJson, waitFor } from '../support/kube.ts';
+import { createNamespace, deleteNamespace, installCrd, kubectl, kubectlJson, waitFor } from '../support/kube.ts';
 
 const log = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
 
@@ -64,8 +62,7 @@ describe('Applier and EventRecorder against the apiserver', () => {
     cronJobs = new Informer<CronJob>({ raw: new RawApi(kc), resource: CRON_JOBS, namespace: ns, log, transform: compactCronJob });
     cronJobs.start();
     await cronJobs.waitForSync();
-    await kubectl(['apply', '--server-side', '--force-conflicts', '-f', join(ROOT, 'crds/workers.personal-assistant.io_backgroundtasks.yaml')]);
-    await kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd/backgroundtasks.workers.personal-assistant.io']);
+    await installCrd();
   });
 
   afterAll(async () => {

@@ -7,8 +7,7 @@ import pino from 'pino';
 import { CRD_NAME, SCHEMA_HASH_ANNOTATION, crdSchemaHash } from '../../crds/definition.ts';
 import { resolveSettings } from '../../operator/cli.ts';
 import { runOperator } from '../../operator/main.ts';
-import { createNamespace, deleteNamespace, kubectl, kubectlJson, kubectlRaw, waitFor } from '../support/kube.ts';
-import { installCrd } from '../support/runner-cluster.ts';
+import { createNamespace, deleteNamespace, installCrd, kubectl, kubectlJson, kubectlRaw, waitFor } from '../support/kube.ts';
 import { freePort } from '../support/runner-net.ts';
 import { prepareNamespace, RUNNER_IMAGE } from './operator-harness.ts';
 

@@ -4,14 +4,13 @@
 // runner killed mid-batch, Postgres unreachable.
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { API_GROUP } from '../../crds/constants.ts';
-import { createNamespace, deleteNamespace, kubectl, kubectlJson } from '../support/kube.ts';
+import { createNamespace, deleteNamespace, installCrd, kubectl, kubectlJson } from '../support/kube.ts';
 import {
   createBackgroundTask,
   createServiceAccount,
   databaseEnv,
   deployPostgres,
   getBackgroundTask,
-  installCrd,
   psql,
   runJob,
   runnerJob,

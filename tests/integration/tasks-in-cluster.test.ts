@@ -19,13 +19,12 @@ import { calendar, startFakeIcs, vevent, type FakeIcs } from '../support/fake-ic
 import { startFakeNotion, type FakeNotion } from '../support/fake-notion.ts';
 import { completionFor, startFakeOpenAI, type FakeOpenAI } from '../support/fake-openai.ts';
 import { startFakeSmtp, type FakeSmtp } from '../support/fake-smtp.ts';
-import { createNamespace, deleteNamespace, kubectl, kubectlJson, waitFor } from '../support/kube.ts';
+import { createNamespace, deleteNamespace, installCrd, kubectl, kubectlJson, waitFor } from '../support/kube.ts';
 import { clearOfLocalMidnight } from '../support/local-midnight.ts';
 import {
   databaseEnv,
   deployServices,
   getBackgroundTask,
-  installCrd,
   psql,
   redisCli,
   redisEnv,

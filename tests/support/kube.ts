@@ -2,6 +2,8 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { inject } from 'vitest';
+import { API_GROUP, PLURAL } from '../../crds/constants.ts';
+import { CRD_PATH } from '../../crds/generate.ts';
 
 export interface KubectlResult { stdout: string; stderr: string; code: number }
 
@@ -75,4 +77,10 @@ export async function waitForPodTermination(ns: string, pod: string, timeoutMs: 
 /** Events of a namespace, oldest first, as one string (for failure messages). */
 export async function describeEvents(ns: string): Promise<string> {
   return (await kubectlRaw(['-n', ns, 'get', 'events', '--sort-by=.lastTimestamp'])).stdout;
+}
+
+/** Server-side apply of the generated CRD (idempotent; many test files apply it), then waits until it is Established. */
+export async function installCrd(): Promise<void> {
+  await kubectl(['apply', '--server-side', '--force-conflicts', '-f', CRD_PATH]);
+  await kubectl(['wait', '--for=condition=Established', '--timeout=60s', `crd/${PLURAL}.${API_GROUP}`]);
 }

@@ -14,17 +14,10 @@ import { kubectl, kubectlJson, waitFor } from './kube.ts';
 import { ROOT } from './platform.ts';
 
 export const RUNNER_IMAGE = 'bgtask.local/task-runner:dev';
-const CRD_FILE = join(ROOT, 'crds/workers.personal-assistant.io_backgroundtasks.yaml');
 const SERVICES_FILE = join(ROOT, 'hack/manifests/services.yaml');
 /** The Secret services.yaml creates, and the database its Postgres creates. */
 export const SERVICES_SECRET = 'bgtask-services';
 const DATABASE = 'bgtask';
-
-/** Server-side apply of the generated CRD (idempotent; other files apply it too), then waits until it serves. */
-export async function installCrd(): Promise<void> {
-  await kubectl(['apply', '--server-side', '--force-conflicts', '-f', CRD_FILE]);
-  await kubectl(['wait', '--for=condition=Established', '--timeout=60s', `crd/${PLURAL}.${API_GROUP}`]);
-}
 
 /** The Secret, Deployment and Service of Postgres from services.yaml (Redis left out), ready to serve. */
 export async function deployPostgres(ns: string): Promise<void> {
