@@ -1,12 +1,21 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the scripts and tests run on the host, when missing:
 # PostgreSQL 15 and Redis (process-level tests), debootstrap, jq, gcc, curl.
+# --no-services: all but PostgreSQL and Redis, which only the test tiers run on the host (`make up`).
 source "$(dirname "$0")/lib.sh"
 
+services=1
+case "${1:-}" in
+  '') ;;
+  --no-services) services= ;;
+  *) die "usage: $0 [--no-services]" ;;
+esac
 missing=()
 have() { command -v "$1" >/dev/null 2>&1; }
-[ -x /usr/lib/postgresql/15/bin/postgres ] || missing+=(postgresql-15)
-have redis-server || missing+=(redis-server)
+if [ -n "$services" ]; then
+  [ -x /usr/lib/postgresql/15/bin/postgres ] || missing+=(postgresql-15)
+  have redis-server || missing+=(redis-server)
+fi
 have debootstrap || missing+=(debootstrap)
 have jq || missing+=(jq)
 have gcc || missing+=(gcc libc6-dev)

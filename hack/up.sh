@@ -8,6 +8,8 @@ NS=bgtask-demo
 RELEASE=bgtask
 FULLNAME=$RELEASE-bgtask-operator
 
+# gcc (the pause binary, a probe image), jq, curl, debootstrap: a fresh machine may lack them.
+step "host packages" "$HACK_DIR/host-deps.sh" --no-services
 step "Node $NODE_VERSION" "$HACK_DIR/install-node.sh"
 export PATH="$ROOT_DIR/.tools/node/bin:$PATH"
 [ -f node_modules/.installed ] && [ node_modules/.installed -nt package-lock.json ] ||
