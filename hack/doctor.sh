@@ -50,8 +50,13 @@ if [ "$state" = running ] && kubectl get --raw=/readyz >/dev/null 2>&1; then
 elif [ -n "$state" ]; then missing "kind cluster '$CLUSTER_NAME'" "$state / not ready" "make cluster-up"
 else missing "kind cluster '$CLUSTER_NAME'" "absent" "make cluster-up"; fi
 
+echo "Host packages (make up and make test install them when missing)"
+for b in gcc jq curl debootstrap flock; do
+  command -v "$b" >/dev/null && ok "$b" "$(command -v "$b")" || missing "$b" "not installed" "hack/host-deps.sh --no-services"
+done
+
 echo "Host services (test runs start their own on free ports)"
 for b in /usr/lib/postgresql/15/bin/postgres redis-server; do
-  command -v "$b" >/dev/null && ok "$(basename "$b")" "$(command -v "$b")" || missing "$(basename "$b")" "not installed" "apt-get install postgresql-15 redis-server"
+  command -v "$b" >/dev/null && ok "$(basename "$b")" "$(command -v "$b")" || missing "$(basename "$b")" "not installed" "make host-deps"
 done
 exit 0

@@ -1,13 +1,37 @@
 // The platform scripts fail with one clear line that says what to do, not a stack of tool output.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ROOT } from '../support/platform.ts';
 
 const emptyCache = mkdtempSync(join(tmpdir(), 'bgtask-empty-cache-'));
-afterAll(() => rmSync(emptyCache, { recursive: true, force: true }));
+const fakeBin = mkdtempSync(join(tmpdir(), 'bgtask-fake-bin-'));
+afterAll(() => {
+  rmSync(emptyCache, { recursive: true, force: true });
+  rmSync(fakeBin, { recursive: true, force: true });
+});
+
+/**
+ * A PATH of the host's commands less `missing`, where `id -u` says 1000: host-deps.sh then names
+ * what it would install instead of running apt-get.
+ */
+function pathWithout(missing: string[]): string {
+  for (const dir of ['/usr/sbin', '/usr/bin', '/sbin', '/bin']) {
+    for (const name of readdirSync(dir)) {
+      if (missing.includes(name) || name === 'id') continue;
+      try {
+        symlinkSync(join(dir, name), join(fakeBin, name));
+      } catch {
+        // already linked from an earlier directory (/bin is /usr/bin on merged-/usr Debian)
+      }
+    }
+  }
+  writeFileSync(join(fakeBin, 'id'), '#!/bin/sh\necho 1000\n');
+  chmodSync(join(fakeBin, 'id'), 0o755);
+  return fakeBin;
+}
 
 function script(name: string, args: string[], env: Record<string, string>) {
   const r = spawnSync('bash', [join(ROOT, 'hack', name), ...args], {
@@ -38,6 +62,15 @@ describe('platform scripts on bad input', () => {
     expect(script('rootfs.sh', ['alpine'], {}).stderr).toBe(
       "error: unknown rootfs profile 'alpine' (kind-node, runtime, postgres, redis, kube-proxy)",
     );
+  });
+
+  it('host-deps.sh: refuses an unknown option, and --no-services leaves out the test tiers\' Redis (make up)', () => {
+    expect(script('host-deps.sh', ['--bogus'], {})).toEqual({ code: 1, stderr: 'error: usage: ' + join(ROOT, 'hack/host-deps.sh') + ' [--no-services]' });
+    const PATH = pathWithout(['redis-server']);
+    const all = script('host-deps.sh', [], { PATH });
+    expect(all.code).toBe(1);
+    expect(all.stderr).toMatch(/^error: missing host packages: (postgresql-15 )?redis-server; install them: sudo apt-get install /);
+    expect(script('host-deps.sh', ['--no-services'], { PATH })).toEqual({ code: 0, stderr: '' });
   });
 
   it('says the module proxy does not answer when it cannot be reached', () => {
