@@ -109,9 +109,9 @@ export interface WithRulesOptions {
    * every rule of an object on every write, status writes included, and still evaluates a rule
    * whose value did not change (ratcheting only turns its failure into a warning): the
    * schedule's regular expressions were up to 7% of the apiserver's CPU per status write
-   * (profiled with a schedule of ranges and names). A value that did not change passed these rules when it was written, or was
-   * written before they existed, which ratcheting lets stand as well. Creates and changed values
-   * are checked in full; the zod side always is.
+   * (profiled with a schedule of ranges and names). A value that did not change passed these
+   * rules when it was written, or was written before they existed, which ratcheting lets stand
+   * as well. Creates and changed values are checked in full; the zod side always is.
    */
   skipUnchanged?: boolean;
 }
