@@ -9,7 +9,8 @@
 //      the figure is the median round. The machine's CPU is printed beside it: on two cores the
 //      path through the operator is CPU-bound, and its CPU time ÷ cores is a floor no
 //      scheduling can beat. So is when kubectl's own apply returned: the time after it is the
-//      operator trailing kubectl, the time before it kubectl slowed by the work it causes.
+//      operator trailing kubectl, the time before it kubectl slowed by the work it causes. And so
+//      is this process's own CPU on each side (its watches), the instrument's share.
 //   2. Five idle minutes at 1,000 tasks: writes seen by watches on every kind the operator
 //      writes. Target 0.
 //   3. The operator's resident memory at 1,000 and at 5,000 tasks (steady and peak), run with
@@ -277,19 +278,23 @@ describe('operator at scale', () => {
       await quietMachine('direct', round);
       const directTracker = track(direct, TASKS, false);
       const directMachine = sampleMachineCpu();
+      const directSelf = process.cpuUsage();
       const directStart = performance.now();
       await kubectlApply(first.map((name) => cronJobBody(direct, name)));
       const directSeconds = ((await directTracker.done) - directStart) / 1000;
       const directCpu = cpuBetween(directMachine, sampleMachineCpu());
+      const directSelfCpu = cpuSeconds(process.cpuUsage(directSelf));
       directTracker.stop();
       const running = operator!;
       await quietMachine('through the operator', round);
       const cpuBefore = running.cpuSeconds();
       const operatorMachine = sampleMachineCpu();
+      const operatorSelf = process.cpuUsage();
       const { seconds: operatorSeconds, createdSeconds: kubectlSeconds } = await createTasks(managed, first, TASKS, 'kubectl');
       const operatorCpu = cpuBetween(operatorMachine, sampleMachineCpu());
       const operatorOwnCpu = running.cpuSeconds() - cpuBefore;
-      rounds.push({ directSeconds, operatorSeconds, kubectlSeconds, ratio: operatorSeconds / directSeconds, directCpu, operatorCpu, operatorOwnCpu });
+      const operatorSelfCpu = cpuSeconds(process.cpuUsage(operatorSelf));
+      rounds.push({ directSeconds, operatorSeconds, kubectlSeconds, ratio: operatorSeconds / directSeconds, directCpu, operatorCpu, operatorOwnCpu, directSelfCpu, operatorSelfCpu });
       if (round < ROUNDS) {
         await stopOperator();
         await deleteNamespacesAndWait([direct, managed]);
@@ -333,6 +338,7 @@ describe('operator at scale', () => {
       [`machine CPU busy (all processes, ${rounds[0]!.operatorCpu.cores} cores), direct (each round)`, `${seconds(rounds.map((r) => r.directCpu.busy))} s, ${seconds(rounds.map((r) => r.directCpu.busy / r.directSeconds))} cores on average`],
       ['machine CPU busy through the operator (each round)', `${seconds(rounds.map((r) => r.operatorCpu.busy))} s, ${seconds(rounds.map((r) => r.operatorCpu.busy / r.operatorSeconds))} cores on average`],
       ['of which the operator process (each round)', `${seconds(rounds.map((r) => r.operatorOwnCpu))} s`],
+      ['of which this benchmark process (its watches, kubectl\'s input), direct / through the operator (each round)', rounds.map((r) => `${r.directSelfCpu.toFixed(2)}/${r.operatorSelfCpu.toFixed(2)}`).join(' / ') + ' s'],
       ['CPU stolen by the hypervisor, direct / through the operator (each round)', rounds.map((r) => `${r.directCpu.steal.toFixed(1)}/${r.operatorCpu.steal.toFixed(1)}`).join(' / ') + ' s'],
       ['CPU floor of the ratio: machine CPU through the operator ÷ cores ÷ direct time (each round)', times(rounds.map((r) => floor(r, r.operatorCpu.busy)))],
       ['the same floor without the operator process\'s own CPU (each round)', times(rounds.map((r) => floor(r, r.operatorCpu.busy - r.operatorOwnCpu)))],
@@ -363,7 +369,12 @@ interface Round {
   operatorCpu: CpuSample;
   /** CPU seconds of the operator process while the tasks were created. */
   operatorOwnCpu: number;
+  /** CPU seconds of this process (the watches that time both sides) on each side. */
+  directSelfCpu: number;
+  operatorSelfCpu: number;
 }
+
+const cpuSeconds = (u: NodeJS.CpuUsage) => (u.user + u.system) / 1e6;
 
 /** Write requests the operator counted itself (bgtask_api_requests_total, every verb but GET). */
 async function apiWrites(port: number): Promise<number> {
