@@ -51,7 +51,8 @@ elif [ -n "$state" ]; then missing "kind cluster '$CLUSTER_NAME'" "$state / not 
 else missing "kind cluster '$CLUSTER_NAME'" "absent" "make cluster-up"; fi
 
 echo "Host packages (make up and make test install them when missing)"
-for b in gcc jq curl debootstrap flock; do
+for tool in "${HOST_TOOLS[@]}"; do
+  b=${tool%%:*}
   command -v "$b" >/dev/null && ok "$b" "$(command -v "$b")" || missing "$b" "not installed" "hack/host-deps.sh --no-services"
 done
 

@@ -16,11 +16,10 @@ if [ -n "$services" ]; then
   [ -x /usr/lib/postgresql/15/bin/postgres ] || missing+=(postgresql-15)
   have redis-server || missing+=(redis-server)
 fi
-have debootstrap || missing+=(debootstrap)
-have jq || missing+=(jq)
-have gcc || missing+=(gcc libc6-dev)
-have curl || missing+=(curl)
-have flock || missing+=(util-linux)
+for tool in "${HOST_TOOLS[@]}"; do
+  # shellcheck disable=SC2206 # one command's packages, split on purpose
+  have "${tool%%:*}" || missing+=(${tool#*:})
+done
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 [ "$(id -u)" = 0 ] || die "missing host packages: ${missing[*]}; install them: sudo apt-get install ${missing[*]}"

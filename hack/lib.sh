@@ -21,6 +21,10 @@ HELM_BIN="$CACHE_DIR/helm-$HELM_VERSION/bin"
 NODE_HOME="$CACHE_DIR/node-$NODE_VERSION"
 export PATH="$NODE_HOME/bin:$K8S_BIN:$KIND_BIN:$HELM_BIN:$PATH"
 
+# The commands the scripts run on the host besides Docker, each with the Debian packages that
+# provide it (space-separated): host-deps.sh installs them, doctor.sh reports them.
+HOST_TOOLS=(debootstrap:debootstrap jq:jq "gcc:gcc libc6-dev" curl:curl flock:util-linux)
+
 # apt-get for the scripts that install host packages, which may run side by side (the root
 # filesystems are built in parallel, Docker beside them): they take turns on one lock, and wait
 # for a dpkg lock that another apt (unattended-upgrades, say) holds instead of failing at once.

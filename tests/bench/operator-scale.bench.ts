@@ -283,7 +283,7 @@ describe('operator at scale', () => {
       await kubectlApply(first.map((name) => cronJobBody(direct, name)));
       const directSeconds = ((await directTracker.done) - directStart) / 1000;
       const directCpu = cpuBetween(directMachine, sampleMachineCpu());
-      const directSelfCpu = cpuSeconds(process.cpuUsage(directSelf));
+      const directSelfCpu = usageSeconds(process.cpuUsage(directSelf));
       directTracker.stop();
       const running = operator!;
       await quietMachine('through the operator', round);
@@ -293,7 +293,7 @@ describe('operator at scale', () => {
       const { seconds: operatorSeconds, createdSeconds: kubectlSeconds } = await createTasks(managed, first, TASKS, 'kubectl');
       const operatorCpu = cpuBetween(operatorMachine, sampleMachineCpu());
       const operatorOwnCpu = running.cpuSeconds() - cpuBefore;
-      const operatorSelfCpu = cpuSeconds(process.cpuUsage(operatorSelf));
+      const operatorSelfCpu = usageSeconds(process.cpuUsage(operatorSelf));
       rounds.push({ directSeconds, operatorSeconds, kubectlSeconds, ratio: operatorSeconds / directSeconds, directCpu, operatorCpu, operatorOwnCpu, directSelfCpu, operatorSelfCpu });
       if (round < ROUNDS) {
         await stopOperator();
@@ -374,7 +374,7 @@ interface Round {
   operatorSelfCpu: number;
 }
 
-const cpuSeconds = (u: NodeJS.CpuUsage) => (u.user + u.system) / 1e6;
+const usageSeconds = (u: NodeJS.CpuUsage) => (u.user + u.system) / 1e6;
 
 /** Write requests the operator counted itself (bgtask_api_requests_total, every verb but GET). */
 async function apiWrites(port: number): Promise<number> {
