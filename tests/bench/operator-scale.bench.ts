@@ -11,6 +11,11 @@
 //      scheduling can beat. So is when kubectl's own apply returned: the time after it is the
 //      operator trailing kubectl, the time before it kubectl slowed by the work it causes. And so
 //      is this process's own CPU on each side (its watches), the instrument's share.
+//      Beside them, in the same rounds, the same 1,000 tasks through the reference controller
+//      (tests/bench/reference-controller: the smallest controller written as Go operators are,
+//      client-go informers and work queue, making exactly the operator's three writes per task
+//      with its bodies and nothing else): the ratio a controller making those writes could reach
+//      on this machine, and its CPU per task beside the operator's.
 //   2. Five idle minutes at 1,000 tasks: writes seen by watches on every kind the operator
 //      writes. Target 0.
 //   3. The operator's resident memory at 1,000 and at 5,000 tasks (steady and peak), run with
@@ -21,7 +26,8 @@
 // BENCH_OPERATOR_TASKS, BENCH_OPERATOR_SCALE_TASKS, BENCH_OPERATOR_ROUNDS and BENCH_IDLE_SECONDS
 // shrink it for a quick look; BENCH_OPERATOR_WORKERS sets --workers (default: the operator's own).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { HttpMethod, KubeConfig } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { isNotFound } from '../../operator/kube/errors.ts';
@@ -44,15 +50,23 @@ const TASK_NAME = 'maintenance.cleanup-old-sessions';
 // Never due during the benchmark: no run starts, so only the operator's own work is measured.
 const SCHEDULE = '0 0 1 1 *';
 const MiB = 1024 * 1024;
+/** Built by hack/bench.sh from tests/bench/reference-controller. */
+const REFERENCE_CONTROLLER = process.env.BENCH_REFERENCE_CONTROLLER ?? `${ROOT}/.run/reference-controller`;
 
 let raw: RawApi;
-let operator: OperatorProcess | undefined;
+let operator: ControllerProcess | undefined;
+let reference: ControllerProcess | undefined;
 /** Namespaces made by the benchmark and not yet deleted. */
 const namespaces = new Set<string>();
+/** The template CronJob and status the reference controller is given. */
+const templateDir = mkdtempSync(`${tmpdir()}/bench-reference-`);
 
-interface OperatorProcess {
-  child: ChildProcess;
-  exit: Promise<number | null>;
+/** The operator's process, or the reference controller's. */
+interface ControllerProcess {
+  /** SIGTERM, and resolves when it has exited. */
+  stop(): Promise<void>;
+  /** Resolves with the exit code when the process exits. */
+  exited: Promise<number | null>;
   /** VmRSS and VmHWM (peak) of the process, in bytes. */
   memory(): { rss: number; peak: number };
   /** CPU seconds the process has used (user + system). */
@@ -70,9 +84,9 @@ function imageRuntime(): { flags: string[]; env: Record<string, string> } {
   return { flags, env };
 }
 
-function startOperator(kubeconfig: string, namespace: string, port: number): OperatorProcess {
+function startOperator(kubeconfig: string, namespace: string, port: number): ControllerProcess {
   const runtime = imageRuntime();
-  const child = spawn(
+  return follow(spawn(
     process.execPath,
     [
       ...runtime.flags,
@@ -82,7 +96,18 @@ function startOperator(kubeconfig: string, namespace: string, port: number): Ope
       ...(process.env.BENCH_OPERATOR_WORKERS ? ['--workers', process.env.BENCH_OPERATOR_WORKERS] : []),
     ],
     { cwd: ROOT, env: { PATH: process.env.PATH, POD_NAMESPACE: namespace, ...runtime.env }, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
+  ));
+}
+
+/** The reference controller for `namespace`, making the writes of the operator's template task. */
+function startReference(kubeconfig: string, namespace: string, port: number, templates: { cronJob: string; status: string }): ControllerProcess {
+  if (!existsSync(REFERENCE_CONTROLLER)) throw new Error(`${REFERENCE_CONTROLLER} is missing: hack/bench.sh builds it`);
+  const args = ['--kubeconfig', kubeconfig, '--namespace', namespace, '--cronjob', templates.cronJob, '--status', templates.status, '--addr', `127.0.0.1:${port}`];
+  return follow(spawn(REFERENCE_CONTROLLER, args, { env: { PATH: process.env.PATH }, stdio: ['ignore', 'pipe', 'pipe'] }));
+}
+
+/** A started controller process: its output, exit, memory and CPU. */
+function follow(child: ChildProcess): ControllerProcess {
   let out = '';
   const keep = (b: Buffer) => {
     out = (out + b.toString()).slice(-20_000);
@@ -91,8 +116,11 @@ function startOperator(kubeconfig: string, namespace: string, port: number): Ope
   child.stderr!.on('data', keep);
   const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   return {
-    child,
-    exit,
+    exited: exit,
+    async stop() {
+      child.kill('SIGTERM');
+      await exit;
+    },
     memory() {
       const status = readFileSync(`/proc/${child.pid}/status`, 'utf8');
       const kib = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN) * 1024;
@@ -179,7 +207,7 @@ async function kubectlApply(items: unknown[]): Promise<void> {
  * Ready with its CronJob; also when the creating client returned, so the report can say how far
  * the operator trailed the client.
  */
-async function createTasks(namespace: string, list: string[], expectTotal: number, how: 'kubectl' | 'concurrent'): Promise<{ seconds: number; createdSeconds: number }> {
+async function createTasks(controller: ControllerProcess, namespace: string, list: string[], expectTotal: number, how: 'kubectl' | 'concurrent'): Promise<{ seconds: number; createdSeconds: number }> {
   const tracker = track(namespace, expectTotal, true);
   const start = performance.now();
   try {
@@ -189,7 +217,8 @@ async function createTasks(namespace: string, list: string[], expectTotal: numbe
     const created = performance.now();
     const end = await Promise.race([
       tracker.done,
-      new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`not every task Ready within 20 min; operator said:\n${operator?.output()}`)), 1_200_000)),
+      controller.exited.then((code) => Promise.reject(new Error(`the controller exited (${code}) before every task was Ready; it said:\n${controller.output()}`))),
+      new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`not every task Ready within 20 min; the controller said:\n${controller.output()}`)), 1_200_000)),
     ]);
     return { seconds: (end - start) / 1000, createdSeconds: (created - start) / 1000 };
   } finally {
@@ -202,20 +231,26 @@ beforeAll(async () => {
   kc.loadFromFile(inject('kubeconfig'));
   raw = new RawApi(kc);
   await installCrd();
+  await earlierRunsGone();
 });
 
 afterAll(async () => {
   await stopOperator();
+  await stopReference();
   // Not waited for: the garbage collector takes thousands of objects at its own pace.
   for (const ns of namespaces) await deleteNamespace(ns).catch(() => undefined);
   await raw?.close();
+  rmSync(templateDir, { recursive: true, force: true });
 });
 
 async function stopOperator(): Promise<void> {
-  if (!operator) return;
-  operator.child.kill('SIGTERM');
-  await operator.exit;
+  await operator?.stop();
   operator = undefined;
+}
+
+async function stopReference(): Promise<void> {
+  await reference?.stop();
+  reference = undefined;
 }
 
 async function newNamespace(prefix: string): Promise<string> {
@@ -234,6 +269,15 @@ async function deleteNamespacesAndWait(list: string[]): Promise<void> {
   for (const ns of list) await waitFor(`namespace ${ns} deleted`, gone(ns), 600_000);
 }
 
+/**
+ * An earlier run's namespaces (deleted, not waited for, when it ended) gone before this one
+ * measures anything: the garbage collector is still busy with their thousands of objects.
+ */
+async function earlierRunsGone(): Promise<void> {
+  const list = await raw.request<any>(HttpMethod.GET, '/api/v1/namespaces');
+  await deleteNamespacesAndWait(list.items.map((n: any) => n.metadata.name as string).filter((n: string) => /^bench-(operator|direct|reference)-/.test(n)));
+}
+
 /** Each side of a round starts on a machine done with earlier work (see waitForQuietMachine). */
 async function quietMachine(side: string, round: number): Promise<void> {
   const { busyCores, quiet } = await waitForQuietMachine();
@@ -241,18 +285,43 @@ async function quietMachine(side: string, round: number): Promise<void> {
 }
 
 /** An operator process for `namespace`, ready. */
-async function operatorFor(namespace: string, port: number): Promise<OperatorProcess> {
-  const started = startOperator(inject('kubeconfig'), namespace, port);
-  operator = started;
-  await waitFor('the operator ready', async () => (await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => undefined))?.status === 200, 60_000, 200);
-  return started;
+async function operatorFor(namespace: string, port: number): Promise<ControllerProcess> {
+  operator = startOperator(inject('kubeconfig'), namespace, port);
+  await ready('the operator', port);
+  return operator;
+}
+
+/** Resolves when the process at `port` answers /readyz. */
+async function ready(what: string, port: number): Promise<void> {
+  await waitFor(`${what} ready`, async () => (await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => undefined))?.status === 200, 60_000, 200);
+}
+
+/**
+ * One round's tasks through the reference controller, in a namespace of its own that is gone again
+ * before the operator's side starts, so both run on the same cluster.
+ */
+async function referenceSide(list: string[], templates: { cronJob: string; status: string }, port: number, round: number): Promise<ReferenceRound> {
+  const namespace = await newNamespace('bench-reference');
+  const started = startReference(inject('kubeconfig'), namespace, port, templates);
+  reference = started;
+  try {
+    await ready('the reference controller', port);
+    await quietMachine('through the reference controller', round);
+    const cpuBefore = started.cpuSeconds();
+    const { seconds } = await createTasks(started, namespace, list, list.length, 'kubectl');
+    return { seconds, ownCpu: started.cpuSeconds() - cpuBefore, rss: started.memory().rss };
+  } finally {
+    await stopReference();
+    await deleteNamespacesAndWait([namespace]);
+  }
 }
 
 describe('operator at scale', () => {
   it(`creates ${TASKS} tasks within 1.5× direct CronJob creation, idles without writes, and stays small at ${SCALE_TASKS}`, async () => {
     // The operator's own CronJob for one task is the template of the direct ones, so both sides
-    // create the very same objects.
+    // create the very same objects; it and the task's status are the reference controller's.
     const port = await freePort();
+    const referencePort = await freePort();
     let managed = await newNamespace('bench-operator');
     await operatorFor(managed, port);
     await raw.request(HttpMethod.POST, collectionPath(BACKGROUND_TASKS, managed), { body: taskBody(managed, 'template') });
@@ -263,10 +332,18 @@ describe('operator at scale', () => {
       metadata: { name, namespace, labels: template.metadata.labels, annotations: template.metadata.annotations },
       spec: template.spec,
     });
+    const templateStatus = await waitFor('the template task Ready', async () => {
+      const task = await raw.request<any>(HttpMethod.GET, `${collectionPath(BACKGROUND_TASKS, managed)}/template`);
+      return task.status?.conditions?.some((c: any) => c.type === 'Ready' && c.status === 'True') ? task.status : undefined;
+    }, 60_000, 200);
+    const templates = { cronJob: `${templateDir}/cronjob.json`, status: `${templateDir}/status.json` };
+    writeFileSync(templates.cronJob, JSON.stringify(cronJobBody(managed, 'template')));
+    writeFileSync(templates.status, JSON.stringify(templateStatus));
     await raw.request(HttpMethod.DELETE, `${collectionPath(BACKGROUND_TASKS, managed)}/template`);
     await waitFor('the template task gone', async () => (await raw.request<any>(HttpMethod.GET, collectionPath(CRON_JOBS, managed))).items.length === 0, 60_000, 200);
 
-    // 1. Direct CronJobs, then the same through the operator, in rounds; the last round's tasks stay.
+    // 1. Direct CronJobs, then the same tasks through the reference controller and through the
+    // operator, in rounds; the last round's tasks stay.
     const first = names(0, TASKS);
     const rounds: Round[] = [];
     for (let round = 1; round <= ROUNDS; round++) {
@@ -285,16 +362,17 @@ describe('operator at scale', () => {
       const directCpu = cpuBetween(directMachine, sampleMachineCpu());
       const directSelfCpu = usageSeconds(process.cpuUsage(directSelf));
       directTracker.stop();
+      const viaReference = await referenceSide(first, templates, referencePort, round);
       const running = operator!;
       await quietMachine('through the operator', round);
       const cpuBefore = running.cpuSeconds();
       const operatorMachine = sampleMachineCpu();
       const operatorSelf = process.cpuUsage();
-      const { seconds: operatorSeconds, createdSeconds: kubectlSeconds } = await createTasks(managed, first, TASKS, 'kubectl');
+      const { seconds: operatorSeconds, createdSeconds: kubectlSeconds } = await createTasks(running, managed, first, TASKS, 'kubectl');
       const operatorCpu = cpuBetween(operatorMachine, sampleMachineCpu());
       const operatorOwnCpu = running.cpuSeconds() - cpuBefore;
       const operatorSelfCpu = usageSeconds(process.cpuUsage(operatorSelf));
-      rounds.push({ directSeconds, operatorSeconds, kubectlSeconds, ratio: operatorSeconds / directSeconds, directCpu, operatorCpu, operatorOwnCpu, directSelfCpu, operatorSelfCpu });
+      rounds.push({ directSeconds, operatorSeconds, kubectlSeconds, ratio: operatorSeconds / directSeconds, directCpu, operatorCpu, operatorOwnCpu, directSelfCpu, operatorSelfCpu, reference: viaReference });
       if (round < ROUNDS) {
         await stopOperator();
         await deleteNamespacesAndWait([direct, managed]);
@@ -313,7 +391,7 @@ describe('operator at scale', () => {
     const idle = running.memory();
 
     // 3. Scale to SCALE_TASKS.
-    const { seconds: scaleSeconds } = await createTasks(managed, names(TASKS, SCALE_TASKS), SCALE_TASKS, 'concurrent');
+    const { seconds: scaleSeconds } = await createTasks(running, managed, names(TASKS, SCALE_TASKS), SCALE_TASKS, 'concurrent');
     const scalePeak = running.memory().peak;
     await new Promise((r) => setTimeout(r, 30_000)); // settle: caches full, queues empty
     const atScale = running.memory();
@@ -342,6 +420,11 @@ describe('operator at scale', () => {
       ['CPU stolen by the hypervisor, direct / through the operator (each round)', rounds.map((r) => `${r.directCpu.steal.toFixed(1)}/${r.operatorCpu.steal.toFixed(1)}`).join(' / ') + ' s'],
       ['CPU floor of the ratio: machine CPU through the operator ÷ cores ÷ direct time (each round)', times(rounds.map((r) => floor(r, r.operatorCpu.busy)))],
       ['the same floor without the operator process\'s own CPU (each round)', times(rounds.map((r) => floor(r, r.operatorCpu.busy - r.operatorOwnCpu)))],
+      // The reference controller: the same tasks, the same three writes, the same cluster.
+      [`${TASKS} BackgroundTasks through the reference controller (client-go, the operator's writes and nothing else), until every task is Ready (each round)`, `${seconds(rounds.map((r) => r.reference.seconds))} s`],
+      ['its ratio to the direct CronJobs (each round)', times(rounds.map((r) => r.reference.seconds / r.directSeconds))],
+      ['its CPU per task created, beside the operator\'s (each round)', `${rounds.map((r) => ((r.reference.ownCpu * 1000) / TASKS).toFixed(1)).join(' / ')} ms`],
+      [`its RSS at ${TASKS} tasks (each round)`, `${rounds.map((r) => (r.reference.rss / MiB).toFixed(1)).join(' / ')} MiB`],
       [`writes in ${IDLE_SECONDS} idle s at ${TASKS} tasks, seen by watches (target 0)`, idleWrites.length],
       ['writes in the same window by the operator\'s own count', ownCount],
       [`RSS at ${TASKS} tasks, just Ready / after the idle window`, `${(at1000.rss / MiB).toFixed(1)} / ${(idle.rss / MiB).toFixed(1)} MiB`],
@@ -372,6 +455,15 @@ interface Round {
   /** CPU seconds of this process (the watches that time both sides) on each side. */
   directSelfCpu: number;
   operatorSelfCpu: number;
+  reference: ReferenceRound;
+}
+
+/** The same round's tasks through the reference controller. */
+interface ReferenceRound {
+  seconds: number;
+  /** CPU seconds of the reference controller while the tasks were created. */
+  ownCpu: number;
+  rss: number;
 }
 
 const usageSeconds = (u: NodeJS.CpuUsage) => (u.user + u.system) / 1e6;
