@@ -24,7 +24,8 @@
 // The figures are printed and written to the bench report, not asserted as timings; what is
 // asserted is that the runs really happened (every object there, every status Ready).
 // BENCH_OPERATOR_TASKS, BENCH_OPERATOR_SCALE_TASKS, BENCH_OPERATOR_ROUNDS and BENCH_IDLE_SECONDS
-// shrink it for a quick look; BENCH_OPERATOR_WORKERS sets --workers (default: the operator's own).
+// shrink it for a quick look; BENCH_OPERATOR_WORKERS sets --workers (default: the operator's own);
+// BENCH_REFERENCE_PROTOBUF=1 has the reference controller speak protobuf to the apiserver.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -102,7 +103,7 @@ function startOperator(kubeconfig: string, namespace: string, port: number): Con
 /** The reference controller for `namespace`, making the writes of the operator's template task. */
 function startReference(kubeconfig: string, namespace: string, port: number, templates: { cronJob: string; status: string }): ControllerProcess {
   if (!existsSync(REFERENCE_CONTROLLER)) throw new Error(`${REFERENCE_CONTROLLER} is missing: hack/bench.sh builds it`);
-  const args = ['--kubeconfig', kubeconfig, '--namespace', namespace, '--cronjob', templates.cronJob, '--status', templates.status, '--addr', `127.0.0.1:${port}`];
+  const args = ['--kubeconfig', kubeconfig, '--namespace', namespace, '--cronjob', templates.cronJob, '--status', templates.status, '--addr', `127.0.0.1:${port}`, ...(process.env.BENCH_REFERENCE_PROTOBUF ? ['--protobuf'] : [])];
   return follow(spawn(REFERENCE_CONTROLLER, args, { env: { PATH: process.env.PATH }, stdio: ['ignore', 'pipe', 'pipe'] }));
 }
 

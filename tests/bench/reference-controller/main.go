@@ -149,14 +149,15 @@ func main() {
 	statusFile := flag.String("status", "", `the operator's status of the task named "template", as JSON`)
 	addr := flag.String("addr", "", "address answering 200 to any request once the caches are synced")
 	workers := flag.Int("workers", 4, "concurrent reconciles, as the operator's default")
+	protobuf := flag.Bool("protobuf", false, "protobuf instead of JSON for CronJobs and Events (client-go's default is JSON)")
 	flag.Parse()
-	if err := run(*kubeconfig, *namespace, *cronJobFile, *statusFile, *addr, *workers); err != nil {
+	if err := run(*kubeconfig, *namespace, *cronJobFile, *statusFile, *addr, *workers, *protobuf); err != nil {
 		fmt.Fprintln(os.Stderr, "reference-controller:", err)
 		os.Exit(1)
 	}
 }
 
-func run(kubeconfig, namespace, cronJobFile, statusFile, addr string, workers int) error {
+func run(kubeconfig, namespace, cronJobFile, statusFile, addr string, workers int, protobuf bool) error {
 	cronJob, err := os.ReadFile(cronJobFile)
 	if err != nil {
 		return err
@@ -170,6 +171,9 @@ func run(kubeconfig, namespace, cronJobFile, statusFile, addr string, workers in
 		return err
 	}
 	cfg.QPS, cfg.Burst = -1, 0 // no client-side rate limit: the operator has none either
+	if protobuf {
+		cfg.ContentType = "application/vnd.kubernetes.protobuf"
+	}
 	kube, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return err
