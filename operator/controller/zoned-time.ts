@@ -14,11 +14,12 @@ export interface WallTime {
   weekday: number;
 }
 
-const formatters = new Map<string, Intl.DateTimeFormat>();
-
 export class UnknownTimeZoneError extends Error {
   override readonly name = 'UnknownTimeZoneError';
 }
+
+/** Zones by name: every task with the same time zone shares one (building it asks ICU twice). */
+const zones = new Map<string, Zone>();
 
 export class Zone {
   private readonly format: Intl.DateTimeFormat;
@@ -26,33 +27,32 @@ export class Zone {
   private readonly utc: boolean;
 
   private constructor(readonly name: string) {
-    let format = formatters.get(name);
-    if (!format) {
-      format = new Intl.DateTimeFormat('en-US', {
-        timeZone: name,
-        hourCycle: 'h23',
-        year: 'numeric',
-        month: 'numeric',
-        day: 'numeric',
-        hour: 'numeric',
-        minute: 'numeric',
-        second: 'numeric',
-        era: 'short',
-      });
-      formatters.set(name, format);
-    }
-    this.format = format;
-    this.utc = format.resolvedOptions().timeZone === 'UTC';
+    this.format = new Intl.DateTimeFormat('en-US', {
+      timeZone: name,
+      hourCycle: 'h23',
+      year: 'numeric',
+      month: 'numeric',
+      day: 'numeric',
+      hour: 'numeric',
+      minute: 'numeric',
+      second: 'numeric',
+      era: 'short',
+    });
+    this.utc = this.format.resolvedOptions().timeZone === 'UTC';
   }
 
   /** The zone called `name` (an empty or missing name is UTC); throws UnknownTimeZoneError. */
   static load(name: string | undefined): Zone {
     const zoneName = name === undefined || name === '' ? 'UTC' : name;
+    let zone = zones.get(zoneName);
+    if (zone) return zone;
     try {
-      return new Zone(zoneName);
+      zone = new Zone(zoneName);
     } catch (err) {
       throw new UnknownTimeZoneError(`unknown time zone ${JSON.stringify(zoneName)}`, { cause: err });
     }
+    zones.set(zoneName, zone); // only names ICU knows get here: a bounded set
+    return zone;
   }
 
   /** The wall-clock time at instant `ms`. */

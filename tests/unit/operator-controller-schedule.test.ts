@@ -100,6 +100,17 @@ describe('zones', () => {
     expect(() => compileSchedule('0 * * * *', 'Mars/Olympus_Mons')).toThrow(UnknownTimeZoneError);
   });
 
+  it('compiles each schedule in each zone once: tasks sharing them share the result', () => {
+    const daily = compileSchedule('0 4 * * *', 'Europe/Berlin');
+    expect(compileSchedule('0 4 * * *', 'Europe/Berlin')).toBe(daily);
+    expect(compileSchedule('0 4 * * *', 'Europe/Paris')).not.toBe(daily);
+    expect(compileSchedule('0 4 * * *', 'Europe/Paris').zone).not.toBe(daily.zone);
+    expect(compileSchedule('0 5 * * *', 'Europe/Berlin').zone).toBe(daily.zone);
+    // A rejected one is rejected every time, not remembered as something else.
+    expect(() => compileSchedule('0 4 * *', 'Europe/Berlin')).toThrow(CronSyntaxError);
+    expect(() => compileSchedule('0 4 * *', 'Europe/Berlin')).toThrow(CronSyntaxError);
+  });
+
   it('defaults to UTC', () => {
     expect(nextN('0 4 * * *', '', '2026-11-28T05:00:00Z', 1)).toEqual(['2026-11-29T04:00:00Z']);
   });
