@@ -2,7 +2,7 @@
 // are (client-go informers, a rate-limited work queue, four workers, expectations for its own
 // writes) that makes exactly the operator's three writes per BackgroundTask: the CronJob, the
 // CronJobCreated Event and a status merge patch, with the operator's own bodies (taken from a
-// task the operator reconciled, named "template"). It validates nothing and watches nothing
+// task the operator reconciled, whose name the benchmark passes). It validates nothing and watches nothing
 // else, so its cost is a floor for any controller making those writes; tests/bench/
 // operator-scale.bench.ts times it beside the operator and the direct CronJobs.
 package main
@@ -38,26 +38,25 @@ import (
 
 var taskGVR = schema.GroupVersionResource{Group: "workers.personal-assistant.io", Version: "v1alpha1", Resource: "backgroundtasks"}
 
-// templateName is the name of the task whose CronJob and status are the templates.
-const templateName = "template"
-
 // forTask is a template's compact JSON with every string value equal to the template task's name
 // (the object's name, its labels, the runner's BGTASK_NAME, status.cronJobName) set to name. A
-// value follows a colon; a key never does, so the pod spec's "template" key is left alone.
-func forTask(template []byte, name string) []byte {
-	return bytes.ReplaceAll(template, []byte(`:"`+templateName+`"`), []byte(`:"`+name+`"`))
+// value follows a colon; a key never does, so a key spelled like the name is left alone.
+func (r *reconciler) forTask(template []byte, name string) []byte {
+	return bytes.ReplaceAll(template, []byte(`:"`+r.templateName+`"`), []byte(`:"`+name+`"`))
 }
 
 type reconciler struct {
-	kube      *kubernetes.Clientset
-	dyn       *dynamic.DynamicClient
-	tasks     cache.Indexer
-	cronJobs  cache.Indexer
-	cronJob   []byte
-	status    []byte
-	mu        sync.Mutex
-	created   map[string]bool  // CronJobs created whose watch event may not have arrived yet
-	statusGen map[string]int64 // status written for this generation, same reason
+	kube     *kubernetes.Clientset
+	dyn      *dynamic.DynamicClient
+	tasks    cache.Indexer
+	cronJobs cache.Indexer
+	cronJob  []byte
+	status   []byte
+	// templateName is the name of the task whose CronJob and status are the templates.
+	templateName string
+	mu           sync.Mutex
+	created      map[string]bool  // CronJobs created whose watch event may not have arrived yet
+	statusGen    map[string]int64 // status written for this generation, same reason
 }
 
 func (r *reconciler) reconcile(ctx context.Context, key string) error {
@@ -76,7 +75,7 @@ func (r *reconciler) reconcile(ctx context.Context, key string) error {
 	r.mu.Unlock()
 	if !created {
 		var cj batchv1.CronJob
-		if err := json.Unmarshal(forTask(r.cronJob, name), &cj); err != nil {
+		if err := json.Unmarshal(r.forTask(r.cronJob, name), &cj); err != nil {
 			return fmt.Errorf("CronJob template: %w", err)
 		}
 		cj.Namespace = ns
@@ -115,7 +114,7 @@ func (r *reconciler) reconcile(ctx context.Context, key string) error {
 		return nil
 	}
 	var status map[string]any
-	if err := json.Unmarshal(forTask(r.status, name), &status); err != nil {
+	if err := json.Unmarshal(r.forTask(r.status, name), &status); err != nil {
 		return fmt.Errorf("status template: %w", err)
 	}
 	now := time.Now().UTC().Format(time.RFC3339)
@@ -126,7 +125,7 @@ func (r *reconciler) reconcile(ctx context.Context, key string) error {
 		condition["observedGeneration"] = generation
 		condition["lastTransitionTime"] = now
 		if message, ok := condition["message"].(string); ok { // "scheduled by CronJob template"
-			condition["message"] = strings.ReplaceAll(message, " "+templateName, " "+name)
+			condition["message"] = strings.ReplaceAll(message, " "+r.templateName, " "+name)
 		}
 	}
 	patch, err := json.Marshal(map[string]any{"status": status})
@@ -143,35 +142,47 @@ func (r *reconciler) reconcile(ctx context.Context, key string) error {
 }
 
 func main() {
-	kubeconfig := flag.String("kubeconfig", "", "kubeconfig file")
-	namespace := flag.String("namespace", "", "the namespace to watch")
-	cronJobFile := flag.String("cronjob", "", `the operator's CronJob for the task named "template", as JSON`)
-	statusFile := flag.String("status", "", `the operator's status of the task named "template", as JSON`)
-	addr := flag.String("addr", "", "address answering 200 to any request once the caches are synced")
-	workers := flag.Int("workers", 4, "concurrent reconciles, as the operator's default")
-	protobuf := flag.Bool("protobuf", false, "protobuf instead of JSON for CronJobs and Events (client-go's default is JSON)")
+	var o options
+	flag.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig file")
+	flag.StringVar(&o.namespace, "namespace", "", "the namespace to watch")
+	flag.StringVar(&o.templateName, "template-name", "", "the name of the task the operator reconciled into the templates")
+	flag.StringVar(&o.cronJobFile, "cronjob", "", "the operator's CronJob for that task, as JSON")
+	flag.StringVar(&o.statusFile, "status", "", "the operator's status of that task, as JSON")
+	flag.StringVar(&o.addr, "addr", "", "address answering 200 to any request once the caches are synced")
+	flag.IntVar(&o.workers, "workers", 4, "concurrent reconciles, as the operator's default")
+	flag.BoolVar(&o.protobuf, "protobuf", false, "protobuf instead of JSON for CronJobs and Events (client-go's default is JSON)")
 	flag.Parse()
-	if err := run(*kubeconfig, *namespace, *cronJobFile, *statusFile, *addr, *workers, *protobuf); err != nil {
+	if o.templateName == "" {
+		fmt.Fprintln(os.Stderr, "reference-controller: --template-name is required")
+		os.Exit(2)
+	}
+	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "reference-controller:", err)
 		os.Exit(1)
 	}
 }
 
-func run(kubeconfig, namespace, cronJobFile, statusFile, addr string, workers int, protobuf bool) error {
-	cronJob, err := os.ReadFile(cronJobFile)
+type options struct {
+	kubeconfig, namespace, templateName, cronJobFile, statusFile, addr string
+	workers                                                            int
+	protobuf                                                           bool
+}
+
+func run(o options) error {
+	cronJob, err := os.ReadFile(o.cronJobFile)
 	if err != nil {
 		return err
 	}
-	status, err := os.ReadFile(statusFile)
+	status, err := os.ReadFile(o.statusFile)
 	if err != nil {
 		return err
 	}
-	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	cfg, err := clientcmd.BuildConfigFromFlags("", o.kubeconfig)
 	if err != nil {
 		return err
 	}
 	cfg.QPS, cfg.Burst = -1, 0 // no client-side rate limit: the operator has none either
-	if protobuf {
+	if o.protobuf {
 		cfg.ContentType = "application/vnd.kubernetes.protobuf"
 	}
 	kube, err := kubernetes.NewForConfig(cfg)
@@ -183,8 +194,8 @@ func run(kubeconfig, namespace, cronJobFile, statusFile, addr string, workers in
 		return err
 	}
 	ctx := context.Background()
-	taskInformer := dynamicinformer.NewFilteredDynamicSharedInformerFactory(dyn, 0, namespace, nil).ForResource(taskGVR).Informer()
-	cronJobInformer := informers.NewSharedInformerFactoryWithOptions(kube, 0, informers.WithNamespace(namespace)).Batch().V1().CronJobs().Informer()
+	taskInformer := dynamicinformer.NewFilteredDynamicSharedInformerFactory(dyn, 0, o.namespace, nil).ForResource(taskGVR).Informer()
+	cronJobInformer := informers.NewSharedInformerFactoryWithOptions(kube, 0, informers.WithNamespace(o.namespace)).Batch().V1().CronJobs().Informer()
 	queue := workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[string]())
 	enqueue := func(obj any) {
 		if key, err := cache.MetaNamespaceKeyFunc(obj); err == nil {
@@ -206,8 +217,8 @@ func run(kubeconfig, namespace, cronJobFile, statusFile, addr string, workers in
 	if !cache.WaitForCacheSync(ctx.Done(), taskInformer.HasSynced, cronJobInformer.HasSynced) {
 		return fmt.Errorf("caches never synced")
 	}
-	r := &reconciler{kube: kube, dyn: dyn, tasks: taskInformer.GetIndexer(), cronJobs: cronJobInformer.GetIndexer(), cronJob: cronJob, status: status, created: map[string]bool{}, statusGen: map[string]int64{}}
-	for range workers {
+	r := &reconciler{kube: kube, dyn: dyn, tasks: taskInformer.GetIndexer(), cronJobs: cronJobInformer.GetIndexer(), cronJob: cronJob, status: status, templateName: o.templateName, created: map[string]bool{}, statusGen: map[string]int64{}}
+	for range o.workers {
 		go func() {
 			for {
 				key, quit := queue.Get()
@@ -227,5 +238,5 @@ func run(kubeconfig, namespace, cronJobFile, statusFile, addr string, workers in
 			}
 		}()
 	}
-	return http.ListenAndServe(addr, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) }))
+	return http.ListenAndServe(o.addr, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) }))
 }
