@@ -3,10 +3,8 @@
 //   node --experimental-strip-types crds/generate.ts --check  exits 1 when the committed YAML is stale
 import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { API_GROUP, PLURAL } from './constants.ts';
+import { CRD_PATH } from './crd-path.ts';
 import { customResourceDefinitionYaml } from './definition.ts';
-
-export const CRD_PATH = fileURLToPath(new URL(`./${API_GROUP}_${PLURAL}.yaml`, import.meta.url));
 
 /** Whether the CRD file at `path` is what the schema generates today. */
 export function isCrdUpToDate(path: string = CRD_PATH): boolean {

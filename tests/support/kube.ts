@@ -3,7 +3,7 @@ import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { inject } from 'vitest';
 import { API_GROUP, PLURAL } from '../../crds/constants.ts';
-import { CRD_PATH } from '../../crds/generate.ts';
+import { CRD_PATH } from '../../crds/crd-path.ts';
 
 export interface KubectlResult { stdout: string; stderr: string; code: number }
 

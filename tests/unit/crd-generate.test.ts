@@ -7,7 +7,8 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { CRD_NAME, SCHEMA_HASH_ANNOTATION, crdSchemaHash, customResourceDefinitionYaml } from '../../crds/definition.ts';
-import { CRD_PATH, isCrdUpToDate } from '../../crds/generate.ts';
+import { CRD_PATH } from '../../crds/crd-path.ts';
+import { isCrdUpToDate } from '../../crds/generate.ts';
 import { API_GROUP, API_VERSION, KIND, PLURAL } from '../../crds/schema.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));

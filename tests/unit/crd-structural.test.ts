@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import * as z from 'zod';
-import { CRD_PATH } from '../../crds/generate.ts';
+import { CRD_PATH } from '../../crds/crd-path.ts';
 import { NonStructuralSchemaError, toStructuralSchema } from '../../crds/structural.ts';
 
 type Node = Record<string, any>;
