@@ -6,12 +6,12 @@
 //      ratio. Target ≤ 1.5. Single runs on a 2-core VM move by ±20%, so this is done in rounds
 //      (each side in a fresh namespace, deleted and gone before the next side starts, and started
 //      on a quiet machine; the order of the sides turns round every round), each round's ratio
-//      from its own side-by-side pair;
-//      the figure is the median round. The machine's CPU is printed beside it: on two cores the
-//      path through the operator is CPU-bound, and its CPU time ÷ cores is a floor no
-//      scheduling can beat. So is when kubectl's own apply returned: the time after it is the
-//      operator trailing kubectl, the time before it kubectl slowed by the work it causes. And so
-//      is this process's own CPU on each side (its watches), the instrument's share.
+//      from its own side-by-side pair; the figure is the median round. The machine's CPU is
+//      printed beside it: on two cores the path through the operator is CPU-bound, and its CPU
+//      time ÷ cores is a floor no scheduling can beat. So is when kubectl's own apply returned:
+//      the time after it is the operator trailing kubectl, the time before it kubectl slowed by
+//      the work it causes. And so is this process's own CPU on each side (its watches), the
+//      instrument's share.
 //      Beside them, in the same rounds, the same 1,000 tasks through the reference controller
 //      (tests/bench/reference-controller: the smallest controller written as Go operators are,
 //      client-go informers and work queue, making exactly the operator's three writes per task
@@ -26,7 +26,8 @@
 // asserted is that the runs really happened (every object there, every status Ready).
 // BENCH_OPERATOR_TASKS, BENCH_OPERATOR_SCALE_TASKS, BENCH_OPERATOR_ROUNDS and BENCH_IDLE_SECONDS
 // shrink it for a quick look; BENCH_OPERATOR_WORKERS sets --workers (default: the operator's own);
-// BENCH_REFERENCE_PROTOBUF=1 has the reference controller speak protobuf to the apiserver.
+// BENCH_REFERENCE_PROTOBUF=1 has the reference controller speak protobuf to the apiserver;
+// BENCH_OPERATOR_NODE_FLAGS (e.g. "--max-semi-space-size=8") replaces the image's node flags.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
