@@ -2,9 +2,9 @@
 // are (client-go informers, a rate-limited work queue, four workers, expectations for its own
 // writes) that makes exactly the operator's three writes per BackgroundTask: the CronJob, the
 // CronJobCreated Event and a status merge patch, with the operator's own bodies (taken from a
-// task the operator reconciled, whose name the benchmark passes). It validates nothing and watches nothing
-// else, so its cost is a floor for any controller making those writes; tests/bench/
-// operator-scale.bench.ts times it beside the operator and the direct CronJobs.
+// task the operator reconciled, whose name the benchmark passes). It validates nothing and
+// watches nothing else, so its cost is a floor for any controller making those writes;
+// tests/bench/operator-scale.bench.ts times it beside the operator and the direct CronJobs.
 package main
 
 import (
