@@ -4,7 +4,8 @@
 // runner killed mid-batch, Postgres unreachable.
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { API_GROUP } from '../../crds/constants.ts';
-import { createNamespace, deleteNamespace, installCrd, kubectl, kubectlJson } from '../support/kube.ts';
+import { kindNode, nodeShell } from '../support/cluster-host.ts';
+import { createNamespace, deleteNamespace, installCrd, kubectl, kubectlJson, waitFor } from '../support/kube.ts';
 import {
   createBackgroundTask,
   createServiceAccount,
@@ -158,6 +159,13 @@ describe('the runner image in a Job', () => {
     const sa = await taskWithRunner('no-db');
     await kubectl(['-n', ns, 'create', 'service', 'clusterip', 'postgres-nowhere', '--tcp=5432:5432']);
     const service = await kubectlJson(['-n', ns, 'get', 'service', 'postgres-nowhere']);
+    // kube-proxy rejects connections to a Service without endpoints once it has written the rule
+    // for it. Before that a connection to the ClusterIP leaves the node, and on these machines
+    // something beyond it accepts any TCP connection and closes it ("Connection terminated
+    // unexpectedly" instead of ECONNREFUSED: a CI run lost that race).
+    const node = await kindNode();
+    const rejects = `-d ${service.spec.clusterIP}/32 `;
+    await waitFor('kube-proxy rejecting postgres-nowhere', async () => (await nodeShell(node, 'iptables-save -t filter')).split('\n').some((rule) => rule.includes(rejects) && rule.includes('-j REJECT')), 60_000, 250);
     const job = runnerJob(ns, {
       name: 'no-db-run-1',
       args: ['run', TASK],
