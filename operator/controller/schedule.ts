@@ -2,28 +2,25 @@
 // (pkg/controller/cronjob/utils.go: mostRecentScheduleTime, nextScheduleTimeDuration), so the
 // status's nextScheduleTime names the moment a Job will really be created, and the reconciler
 // can requeue itself for it.
+import { LRUCache } from 'lru-cache';
 import { parseCron, type CronSchedule } from './cron.ts';
 import { Zone } from './zoned-time.ts';
 
 /** The time zone a CronJob without spec.timeZone runs in; set explicitly so it never depends on the controller host. */
 export const DEFAULT_TIME_ZONE = 'Etc/UTC';
 
-/** Compiled schedules by time zone and expression, most recently used last: tasks share a few schedules. */
-const compiled = new Map<string, CronSchedule>();
-const COMPILED_CAPACITY = 256;
+/** Compiled schedules by time zone and expression: tasks share a few schedules. */
+const compiled = new LRUCache<string, CronSchedule>({ max: 256 });
 
 /** Parses a task's schedule in its time zone; throws CronSyntaxError or UnknownTimeZoneError. */
 export function compileSchedule(schedule: string, timeZone: string | undefined): CronSchedule {
   const zone = timeZone ?? DEFAULT_TIME_ZONE;
   const key = `${zone} ${schedule}`;
   let cron = compiled.get(key);
-  if (cron) {
-    compiled.delete(key); // re-inserted: Map order is the eviction order
-  } else {
-    cron = parseCron(schedule, Zone.load(zone));
-    if (compiled.size >= COMPILED_CAPACITY) compiled.delete(compiled.keys().next().value as string);
+  if (!cron) {
+    cron = parseCron(schedule, Zone.load(zone)); // a schedule that throws is not cached
+    compiled.set(key, cron);
   }
-  compiled.set(key, cron);
   return cron;
 }
 

@@ -5,6 +5,7 @@
 // task's generation; the families config is compared by identity (a new config is a new
 // object); registry and runner settings are fixed for the reconciler's life. Bounded: the
 // reconciles of one spec come close together, and a miss only costs the recomputation.
+import { LRUCache } from 'lru-cache';
 import type { FamiliesConfig } from '../config/families.ts';
 import type { Task } from './deps.ts';
 
@@ -15,24 +16,20 @@ interface Entry<V> {
 }
 
 export class SpecMemo<V> {
-  private readonly entries = new Map<string, Entry<V>>();
+  private readonly entries: LRUCache<string, Entry<V>>;
 
-  constructor(private readonly capacity = 512) {}
+  constructor(capacity = 512) {
+    this.entries = new LRUCache({ max: capacity });
+  }
 
   /** The value computed for this task's uid, generation and families config, computing it on a miss. */
   get(task: Task, families: FamiliesConfig, compute: () => V): V {
     const uid = task.metadata.uid;
     if (!uid) return compute();
     const hit = this.entries.get(uid);
-    if (hit && hit.generation === task.metadata.generation && hit.families === families) {
-      this.entries.delete(uid); // re-inserted: Map order is the eviction order
-      this.entries.set(uid, hit);
-      return hit.value;
-    }
+    if (hit && hit.generation === task.metadata.generation && hit.families === families) return hit.value;
     const value = compute();
-    this.entries.delete(uid);
     this.entries.set(uid, { generation: task.metadata.generation, families, value });
-    if (this.entries.size > this.capacity) this.entries.delete(this.entries.keys().next().value as string);
     return value;
   }
 
