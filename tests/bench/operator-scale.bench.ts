@@ -311,13 +311,12 @@ async function directSide(list: string[], cronJobBody: (namespace: string, name:
   try {
     await quietMachine('direct', round);
     const tracker = track(namespace, list.length, false);
-    const machine = sampleMachineCpu();
-    const self = process.cpuUsage();
-    const start = performance.now();
     try {
-      await kubectlApply(list.map((name) => cronJobBody(namespace, name)));
-      const seconds = ((await tracker.done) - start) / 1000;
-      return { seconds, cpu: cpuBetween(machine, sampleMachineCpu()), selfCpu: usageSeconds(process.cpuUsage(self)) };
+      return await withCpu(async () => {
+        const start = performance.now();
+        await kubectlApply(list.map((name) => cronJobBody(namespace, name)));
+        return { seconds: ((await tracker.done) - start) / 1000 };
+      });
     } finally {
       tracker.stop();
     }
@@ -331,10 +330,16 @@ async function operatorSide(namespace: string, list: string[], round: number): P
   const running = operator!;
   await quietMachine('through the operator', round);
   const cpuBefore = running.cpuSeconds();
+  const { seconds, createdSeconds, cpu, selfCpu } = await withCpu(() => createTasks(running, namespace, list, list.length, 'kubectl'));
+  return { seconds, kubectlSeconds: createdSeconds, cpu, ownCpu: running.cpuSeconds() - cpuBefore, selfCpu };
+}
+
+/** Runs `measure`, adding the machine's CPU and this process's CPU (the watches that time it) meanwhile. */
+async function withCpu<T>(measure: () => Promise<T>): Promise<T & { cpu: CpuSample; selfCpu: number }> {
   const machine = sampleMachineCpu();
   const self = process.cpuUsage();
-  const { seconds, createdSeconds } = await createTasks(running, namespace, list, list.length, 'kubectl');
-  return { seconds, kubectlSeconds: createdSeconds, cpu: cpuBetween(machine, sampleMachineCpu()), ownCpu: running.cpuSeconds() - cpuBefore, selfCpu: usageSeconds(process.cpuUsage(self)) };
+  const result = await measure();
+  return { ...result, cpu: cpuBetween(machine, sampleMachineCpu()), selfCpu: usageSeconds(process.cpuUsage(self)) };
 }
 
 /** One round's tasks through the reference controller, in a namespace of its own that is gone again before the next side starts. */
