@@ -466,6 +466,8 @@ describe('operator at scale', () => {
       ['its ratio to the direct CronJobs (each round)', times(rounds.map((r) => r.reference.seconds / r.direct.seconds))],
       ['its CPU per task created, beside the operator\'s (each round)', `${rounds.map((r) => ((r.reference.ownCpu * 1000) / TASKS).toFixed(1)).join(' / ')} ms`],
       [`its RSS at ${TASKS} tasks (each round)`, `${rounds.map((r) => (r.reference.rss / MiB).toFixed(1)).join(' / ')} MiB`],
+      // The operator beside the smallest controller making its writes: its own share of the gap.
+      ['the operator\'s time ÷ the reference controller\'s (each round)', times(rounds.map((r) => r.operator.seconds / r.reference.seconds))],
       [`writes in ${IDLE_SECONDS} idle s at ${TASKS} tasks, seen by watches (target 0)`, idleWrites.length],
       ['writes in the same window by the operator\'s own count', ownCount],
       [`RSS at ${TASKS} tasks, just Ready / after the idle window`, `${(at1000.rss / MiB).toFixed(1)} / ${(idle.rss / MiB).toFixed(1)} MiB`],
