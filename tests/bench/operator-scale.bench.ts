@@ -17,6 +17,8 @@
 //      client-go informers and work queue, making exactly the operator's three writes per task
 //      with its bodies and nothing else): the ratio a controller making those writes could reach
 //      on this machine, and its CPU per task beside the operator's.
+//      Both controllers authenticate as a ServiceAccount, by token, as the operator does when
+//      deployed (service-account-kubeconfig.ts); kubectl, on every side, as the cluster's admin.
 //   2. Five idle minutes at 1,000 tasks: writes seen by watches on every kind the operator
 //      writes. Target 0.
 //   3. The operator's resident memory at 1,000 and at 5,000 tasks (steady and peak), run with
@@ -41,6 +43,7 @@ import { createNamespace, deleteNamespace, installCrd, kubectl, waitFor } from '
 import { cpuBetween, sampleMachineCpu, waitForQuietMachine, type CpuSample } from '../support/machine-cpu.ts';
 import { freePort } from '../support/runner-net.ts';
 import { ROOT } from '../support/platform.ts';
+import { serviceAccountKubeconfig, type ServiceAccountKubeconfig } from '../support/service-account-kubeconfig.ts';
 import { watchWrites } from '../support/watch-writes.ts';
 
 const TASKS = Number(process.env.BENCH_OPERATOR_TASKS ?? 1_000);
@@ -55,12 +58,14 @@ const SCHEDULE = '0 0 1 1 *';
 /** The task whose CronJob and status are the direct side's and the reference controller's templates. */
 const TEMPLATE_TASK = 'template';
 /** Each side's namespaces start so; a run deletes what an earlier one left with these prefixes. */
-const NAMESPACE_PREFIX = { operator: 'bench-operator', direct: 'bench-direct', reference: 'bench-reference' } as const;
+const NAMESPACE_PREFIX = { operator: 'bench-operator', direct: 'bench-direct', reference: 'bench-reference', credentials: 'bench-credentials' } as const;
 const MiB = 1024 * 1024;
 /** Built by hack/bench.sh from tests/bench/reference-controller. */
 const REFERENCE_CONTROLLER = process.env.BENCH_REFERENCE_CONTROLLER ?? `${ROOT}/.run/reference-controller`;
 
 let raw: RawApi;
+/** The kubeconfig both controllers run with: a ServiceAccount's token. */
+let controllerCredentials: ServiceAccountKubeconfig | undefined;
 let operator: ControllerProcess | undefined;
 let reference: ControllerProcess | undefined;
 /** Namespaces made by the benchmark and not yet deleted. */
@@ -240,11 +245,20 @@ beforeAll(async () => {
   raw = new RawApi(kc);
   await installCrd();
   await earlierRunsGone();
+  controllerCredentials = await serviceAccountKubeconfig(raw, kc, {
+    namespace: await newNamespace(NAMESPACE_PREFIX.credentials),
+    name: 'controller',
+    clusterRole: 'cluster-admin',
+    binding: 'bgtask-bench-controller',
+    seconds: 6 * 3600,
+    path: `${templateDir}/controller.kubeconfig`,
+  });
 });
 
 afterAll(async () => {
   await stopOperator();
   await stopReference();
+  await controllerCredentials?.remove();
   // Not waited for: the garbage collector takes thousands of objects at its own pace.
   for (const ns of namespaces) await deleteNamespace(ns).catch(() => undefined);
   await raw?.close();
@@ -295,7 +309,7 @@ async function quietMachine(side: string, round: number): Promise<void> {
 
 /** An operator process for `namespace`, ready. */
 async function operatorFor(namespace: string, port: number): Promise<ControllerProcess> {
-  operator = startOperator(inject('kubeconfig'), namespace, port);
+  operator = startOperator(controllerCredentials!.path, namespace, port);
   await ready('the operator', port);
   return operator;
 }
@@ -345,7 +359,7 @@ async function withCpu<T>(measure: () => Promise<T>): Promise<T & { cpu: CpuSamp
 /** One round's tasks through the reference controller, in a namespace of its own that is gone again before the next side starts. */
 async function referenceSide(list: string[], templates: { cronJob: string; status: string }, port: number, round: number): Promise<ReferenceRound> {
   const namespace = await newNamespace(NAMESPACE_PREFIX.reference);
-  const started = startReference(inject('kubeconfig'), namespace, port, templates);
+  const started = startReference(controllerCredentials!.path, namespace, port, templates);
   reference = started;
   try {
     await ready('the reference controller', port);
