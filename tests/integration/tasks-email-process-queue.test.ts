@@ -1,6 +1,6 @@
 // email.process-queue as a process against real Redis and a loopback SMTP server reached through
 // nodemailer: FIFO delivery with Message-IDs from the item ids, no re-send of an item already
-// sent, a dead run's items returned after the visibility timeout, dead letters, SMTP down, and
+// sent (or of a second copy claimed in the same run), a refused item not retried in the same run, a dead run's items returned after the visibility timeout, dead letters, SMTP down, and
 // SIGTERM in the middle without losing or duplicating an e-mail.
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
@@ -88,17 +88,29 @@ describe(TASK, () => {
     expect(await redis.hget(`${Q}:attempts`, live)).toBeNull();
   });
 
-  it('retries a 4xx refusal in later runs and dead-letters it after maxAttempts; a 5xx at once; invalid items at once', async () => {
+  it('sends one of two copies of an item claimed in the same run, and the next run acks the other as a duplicate', async () => {
+    await enqueue(mail('twice-1'), mail('twice-1'), mail('once-1'));
+    const first = await runRunner(['run', TASK], env());
+    expect(first.code, first.stdout).toBe(0);
+    expect(first.result?.summary).toMatchObject({ sent: 2, released: 1, queued_remaining: 1 });
+    const second = await runRunner(['run', TASK], env());
+    expect(second.result?.summary).toMatchObject({ sent: 0, duplicates_skipped: 1, queued_remaining: 0 });
+    expect(smtp.received.map((m) => m.messageId).sort()).toEqual(['<once-1@bgtask.example>', '<twice-1@bgtask.example>']);
+  });
+
+  // One send at a time: the refused item comes round again in the same run, and must wait for the next.
+  it('retries a 4xx refusal in later runs, not again in the same one, and dead-letters it after maxAttempts; a 5xx at once; invalid items at once', async () => {
     smtp.behaviour = {
       refuseRecipient: (a) =>
         a.startsWith('busy') ? { code: 451, message: 'mailbox busy, try later' } : a.startsWith('gone') ? { code: 550, message: 'no such user here' } : undefined,
     };
     await enqueue(mail('busy-1'), mail('gone-1'), 'not json at all', JSON.stringify({ id: 'no-body', to: 'x@example.org', subject: 's' }), mail('ok-1'));
-    const params = ['--params', '{"maxAttempts":3}'];
+    const params = ['--params', '{"maxAttempts":3,"concurrency":1}'];
     const first = await runRunner(['run', TASK, ...params], env());
     expect(first.code, first.stdout).toBe(0);
-    expect(first.result?.summary).toMatchObject({ sent: 1, failed_attempts: 1, dead_lettered: 3, queued_remaining: 1 });
-    await runRunner(['run', TASK, ...params], env());
+    expect(first.result?.summary).toMatchObject({ sent: 1, failed_attempts: 1, dead_lettered: 3, released: 1, queued_remaining: 1 });
+    const second = await runRunner(['run', TASK, ...params], env());
+    expect(second.result?.summary).toMatchObject({ sent: 0, failed_attempts: 1, dead_lettered: 0, queued_remaining: 1 });
     const third = await runRunner(['run', TASK, ...params], env());
     expect(third.result?.summary).toMatchObject({ sent: 0, failed_attempts: 0, dead_lettered: 1, queued_remaining: 0 });
     const dead = (await redis.lrange(`${Q}:dead`, 0, -1)).map((d) => JSON.parse(d) as { item: string; error: string; attempts: number });

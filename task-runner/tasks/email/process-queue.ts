@@ -71,6 +71,13 @@ export default defineTask({
     // together at the end, newest first, so the queue keeps its order.
     const toRelease: string[] = [];
     const claimOrder = new Map<string, number>();
+    // A refused item goes to the back of the queue; claimed again in this run, the run has come
+    // round the whole queue: it goes back untried and the run stops claiming, so its next attempt
+    // is the next run's (the retry delay), not seconds later until maxAttempts dead-letters it.
+    const refusedThisRun = new Set<string>();
+    // Ids this run has started: a second copy of one (a producer's repeated push) claimed in the
+    // same run is not sent beside the first but returned, and the next run acks it if the first was sent.
+    const startedIds = new Set<string>();
     let claimedTotal = 0;
     let drained = false;
     let sent = 0;
@@ -80,8 +87,15 @@ export default defineTask({
       while (buffer.length === 0) {
         if (stopped() || drained || claimedTotal >= p.maxMessages) return undefined;
         claiming ??= queue.claim(Math.min(p.batchSize, p.maxMessages - claimedTotal)).then((items) => {
-          for (const item of items) claimOrder.set(item, claimedTotal++);
-          buffer.push(...items);
+          for (const item of items) {
+            claimOrder.set(item, claimedTotal++);
+            if (refusedThisRun.has(item)) {
+              toRelease.push(item);
+              drained = true;
+            } else {
+              buffer.push(item);
+            }
+          }
           if (items.length === 0) drained = true;
         }).finally(() => (claiming = undefined));
         await claiming;
@@ -106,6 +120,11 @@ export default defineTask({
         ctx.count('duplicates_skipped');
         return;
       }
+      if (startedIds.has(item.id)) {
+        toRelease.push(raw);
+        return;
+      }
+      startedIds.add(item.id);
       const from = item.from ?? defaultFrom;
       if (!from) {
         await queue.fail(raw, 'no sender: the item names none and neither the from param nor EMAIL_FROM is set', true);
@@ -123,6 +142,7 @@ export default defineTask({
           return;
         }
         const outcome = await queue.fail(raw, describeError(err), kind === 'permanent');
+        if (outcome === 'requeued') refusedThisRun.add(raw);
         ctx.count(outcome === 'dead' ? 'dead_lettered' : 'failed_attempts');
         ctx.log.warn({ id: item.id, kind, outcome, err }, 'e-mail refused');
         return;
