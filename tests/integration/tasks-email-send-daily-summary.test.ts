@@ -47,7 +47,9 @@ beforeAll(async () => {
     `INSERT INTO calendar_events (user_id, calendar_id, uid, summary, location, starts_at, ends_at, status) VALUES
      ($1, 'default', 'e1', 'Dentist', 'Main St', ${localDay(ada, 0, '15:00')}, ${localDay(ada, 0, '16:00')}, 'confirmed'),
      ($1, 'default', 'e2', 'Cancelled thing', NULL, ${localDay(ada, 0, '17:00')}, ${localDay(ada, 0, '18:00')}, 'cancelled'),
-     ($1, 'default', 'e3', 'Tomorrow thing', NULL, ${localDay(ada, 1, '10:00')}, ${localDay(ada, 1, '11:00')}, 'confirmed')`,
+     ($1, 'default', 'e3', 'Tomorrow thing', NULL, ${localDay(ada, 1, '10:00')}, ${localDay(ada, 1, '11:00')}, 'confirmed'),
+     ($1, 'default', 'e4', 'Yesterday till midnight', NULL, ${localDay(ada, -1, '22:00')}, ${localDay(ada, 0, '00:00')}, 'confirmed'),
+     ($1, 'default', 'e5', 'Midnight start', NULL, ${localDay(ada, 0, '00:00')}, ${localDay(ada, 0, '00:00')}, 'confirmed')`,
     [ada],
   );
 });
@@ -79,6 +81,9 @@ describe(TASK, () => {
     expect(body).toContain('15:00=E2=80=9316:00  Dentist (Main St)');
     expect(body).not.toContain('Cancelled thing');
     expect(body).not.toContain('Tomorrow thing');
+    // An end is exclusive (iCalendar's DTEND): what ended at midnight was yesterday's.
+    expect(body).not.toContain('Yesterday till midnight');
+    expect(body).toContain('Midnight start');
     expect(body).toContain('News digest: Three headlines.');
     expect(body).toContain("Yesterday's background runs (2):");
     expect(body).toContain('sync.calendar-events: 1 failed');

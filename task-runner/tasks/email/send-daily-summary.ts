@@ -83,9 +83,10 @@ export default defineTask({
              WHERE r.user_id = $1 AND r.created_at >= $2 AND r.created_at < $3 ORDER BY r.created_at`,
             [user.id, yesterday, start],
           ),
+          // Today's events: starting today, or begun earlier and still going (an end is exclusive).
           ctx.db.query<{ summary: string; starts_at: Date; ends_at: Date | null; all_day: boolean; location: string | null }>(
             `SELECT summary, starts_at, ends_at, all_day, location FROM calendar_events
-             WHERE user_id = $1 AND status <> 'cancelled' AND starts_at < $3 AND COALESCE(ends_at, starts_at) >= $2 ORDER BY starts_at, id`,
+             WHERE user_id = $1 AND status <> 'cancelled' AND starts_at < $3 AND (starts_at >= $2 OR ends_at > $2) ORDER BY starts_at, id`,
             [user.id, start, end],
           ),
         ]);
