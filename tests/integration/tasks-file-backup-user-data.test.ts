@@ -1,14 +1,15 @@
 // file.backup-user-data and file.restore-user-data as processes: a gzipped, checksummed archive of
 // every user table and the user-data tree, retention of the newest N, and a restore into an EMPTY
 // freshly migrated database and an empty directory that matches the source row by row and file by
-// file; a corrupted archive and a non-empty target are refused.
+// file; a corrupted archive, a manifest naming paths outside the archive and a non-empty target
+// are refused.
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type pg from 'pg';
-import { list } from 'tar';
+import { create, extract, list } from 'tar';
 import { freshDatabase, migrated, testPool } from '../support/runner-db.ts';
 import { buildRunner, runRunner } from '../support/runner-process.ts';
 
@@ -159,6 +160,67 @@ describe('file.backup-user-data / file.restore-user-data', () => {
       rmSync(join(backups, copy));
       rmSync(join(backups, `${copy}.sha256`));
       await target.end();
+    }
+  });
+
+  it('refuses an archive whose manifest names a path outside it (exit 2), and writes nothing outside', async () => {
+    const targetUrl = await migrated(await freshDatabase(inject('pgUrl'), 'tasks_backup_escape'));
+    const target = testPool(targetUrl);
+    const crafted = archive!.replace('backup-1', 'backup-escape');
+    const unpacked = mkdtempSync(join(base, 'unpacked-'));
+    // A file beside the archives, named by the manifest with its true checksum: were the path
+    // followed, it would pass every check and be copied two levels above the target.
+    const planted = join(backups, 'planted.txt');
+    writeFileSync(planted, 'planted');
+    try {
+      await extract({ file: join(backups, archive!), cwd: unpacked });
+      const manifest = JSON.parse(readFileSync(join(unpacked, 'manifest.json'), 'utf8'));
+      manifest.files.push({ path: '../../planted.txt', size: 7, sha256: createHash('sha256').update('planted').digest('hex'), mtimeMs: Date.now() });
+      writeFileSync(join(unpacked, 'manifest.json'), JSON.stringify(manifest));
+      await create({ gzip: true, file: join(backups, crafted), cwd: unpacked }, readdirSync(unpacked));
+      writeFileSync(join(backups, `${crafted}.sha256`), `${createHash('sha256').update(readFileSync(join(backups, crafted))).digest('hex')}  ${crafted}\n`);
+      const restored = join(base, 'restored-escape', 'data');
+      const exit = await runRunner(['run', 'file.restore-user-data', '--params', JSON.stringify({ archive: crafted })], env(targetUrl, restored));
+      expect(exit.code, exit.stdout).toBe(2);
+      expect(exit.result?.message).toBe(`archive ${crafted} names paths outside it in its manifest: files/../../planted.txt`);
+      expect((await target.query('SELECT 1 FROM users')).rowCount).toBe(0);
+      expect(existsSync(join(base, 'planted.txt'))).toBe(false);
+    } finally {
+      rmSync(unpacked, { recursive: true, force: true });
+      rmSync(planted, { force: true });
+      rmSync(join(backups, crafted), { force: true });
+      rmSync(join(backups, `${crafted}.sha256`), { force: true });
+      await target.end();
+    }
+  });
+
+  it("removes what killed runs left (staging copies, half-written sidecars) once older than any live run, and nothing younger", async () => {
+    const weekAndADay = new Date(Date.now() - 8 * 24 * 3600 * 1000);
+    const plant = (name: string, dir: boolean, old: boolean) => {
+      const at = join(backups, name);
+      if (dir) {
+        mkdirSync(join(at, 'files'), { recursive: true });
+        writeFileSync(join(at, 'files/copy'), 'a copy');
+      } else {
+        writeFileSync(at, 'half');
+      }
+      if (old) utimesSync(at, weekAndADay, weekAndADay);
+      return at;
+    };
+    const old = [plant('.staging-old1', true, true), plant('.restore-old2', true, true), plant('user-data-20260101T000000Z-x.tar.gz.sha256.partial', false, true)];
+    const live = plant('.staging-live', true, false);
+    try {
+      const exit = await runRunner(['run', 'file.backup-user-data'], { ...env(sourceUrl), BGTASK_RUN_ID: 'backup-leftovers' });
+      expect(exit.code, exit.stdout).toBe(0);
+      expect(exit.result?.summary).toMatchObject({ leftovers_removed: 3 });
+      for (const at of old) expect(existsSync(at), at).toBe(false);
+      expect(existsSync(join(live, 'files/copy'))).toBe(true);
+    } finally {
+      rmSync(live, { recursive: true, force: true });
+      for (const f of archives().filter((a) => a.includes('backup-leftovers'))) {
+        rmSync(join(backups, f));
+        rmSync(join(backups, `${f}.sha256`));
+      }
     }
   });
 

@@ -43,6 +43,9 @@ export default defineTask({
     if (ctx.dryRun) return `dry run: would write ${path.join(backupDir, name)}`;
 
     await fs.mkdir(backupDir, { recursive: true });
+    const leftovers = await archive.removeLeftovers(backupDir, started);
+    ctx.set('leftovers_removed', leftovers.length);
+    if (leftovers.length > 0) ctx.log.warn({ leftovers }, 'removed what killed runs left in the backup directory');
     const staging = await fs.mkdtemp(path.join(backupDir, '.staging-'));
     try {
       const manifest: import('./user-data-archive.ts').Manifest = {

@@ -22,7 +22,7 @@ export default defineTask({
   async run(ctx) {
     const p = ctx.params;
     const env = ctx.requireSettings(['BGTASK_BACKUP_DIR', 'BGTASK_USER_DATA_ROOT']);
-    const [{ checkRoots }, { withTransaction }, fs, path, archive, tar] = await Promise.all([
+    const [{ checkRoots, isInside }, { withTransaction }, fs, path, archive, tar] = await Promise.all([
       import('../../services/file-roots.ts'),
       import('../../services/postgres.ts'),
       import('node:fs/promises'),
@@ -77,6 +77,12 @@ export default defineTask({
       if (manifest.format !== archive.FORMAT || manifest.version !== archive.FORMAT_VERSION) {
         throw new InvalidInputError(`archive ${name} is format ${manifest.format} v${manifest.version}, not ${archive.FORMAT} v${archive.FORMAT_VERSION}`);
       }
+      // The manifest names files by path: none may lead out of the archive (or, restored, out of the target).
+      const outside = [...manifest.tables.map((t) => t.file), ...manifest.files.map((f) => `files/${f.path}`)].filter((member) => {
+        const full = path.resolve(staging, member);
+        return full === staging || !isInside(full, staging) || (member.startsWith('files/') && !isInside(path.resolve(target, member.slice('files/'.length)), target));
+      });
+      if (outside.length > 0) throw new InvalidInputError(`archive ${name} names paths outside it in its manifest: ${outside.join(', ')}`);
       for (const member of [...manifest.tables.map((t) => ({ path: t.file, sha256: t.sha256 })), ...manifest.files.map((f) => ({ path: `files/${f.path}`, sha256: f.sha256 }))]) {
         const digest = await archive.sha256File(path.join(staging, member.path));
         if (digest !== member.sha256) throw new InvalidInputError(`checksum mismatch inside ${name}: ${member.path} has sha256 ${digest}, the manifest says ${member.sha256}`);

@@ -5,6 +5,8 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
+import { readdir, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
 
 export const FORMAT = 'bgtask-user-data';
 export const FORMAT_VERSION = 1;
@@ -34,6 +36,26 @@ export interface Manifest {
   migrations: string[];
   tables: { table: string; file: string; rows: number; sha256: string }[];
   files: { path: string; size: number; sha256: string; mtimeMs: number }[];
+}
+
+/**
+ * What a killed run (OOM, the hard timeout, a node lost) leaves in the backup directory: a
+ * backup's staging copy of everything and its half-written sidecar, a restore's unpacked archive.
+ */
+export const LEFTOVER_PATTERN = /^(\.staging-|\.restore-)|\.sha256\.partial$/;
+/** No run lives longer than this (the CRD's limit on timeoutSeconds: a week). */
+const LONGEST_RUN_MS = 7 * 24 * 3600 * 1000;
+
+/** Removes leftovers older than any live run can be; returns their names. */
+export async function removeLeftovers(dir: string, now: Date): Promise<string[]> {
+  const removed: string[] = [];
+  for (const name of (await readdir(dir)).filter((n) => LEFTOVER_PATTERN.test(n))) {
+    const { mtimeMs } = await stat(join(dir, name));
+    if (now.getTime() - mtimeMs <= LONGEST_RUN_MS) continue;
+    await rm(join(dir, name), { recursive: true, force: true });
+    removed.push(name);
+  }
+  return removed;
 }
 
 export async function sha256File(path: string): Promise<string> {
