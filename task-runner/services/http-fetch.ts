@@ -40,7 +40,24 @@ export async function conditionalGet(url: string, options: ConditionalOptions): 
     await response.body?.cancel();
     throw new Error(`GET ${host}: the body of ${declared} bytes exceeds the limit of ${options.maxBytes}`);
   }
-  const body = await response.text();
-  if (Buffer.byteLength(body) > options.maxBytes) throw new Error(`GET ${host}: the body exceeds the limit of ${options.maxBytes} bytes`);
+  const body = await readCapped(response, options.maxBytes, host);
   return { modified: true, body, etag: response.headers.get('etag'), lastModified: response.headers.get('last-modified') };
+}
+
+/**
+ * The body as text, read no further than maxBytes: a chunked answer declares no length, and a
+ * compressed one is counted as decoded, so neither can fill memory before the limit is seen.
+ */
+async function readCapped(response: Response, maxBytes: number, host: string): Promise<string> {
+  if (!response.body) return '';
+  const decoder = new TextDecoder();
+  let size = 0;
+  let text = '';
+  // Leaving the loop by throwing cancels the stream, and with it the download.
+  for await (const chunk of response.body) {
+    size += chunk.byteLength;
+    if (size > maxBytes) throw new Error(`GET ${host}: the body exceeds the limit of ${maxBytes} bytes`);
+    text += decoder.decode(chunk, { stream: true });
+  }
+  return text + decoder.decode();
 }
