@@ -1,9 +1,10 @@
 /**
  * Chat completions against an OpenAI-compatible endpoint through the official `openai` client.
  * The client retries 408/409/429/5xx and connection failures itself, with exponential backoff
- * that honours Retry-After; what is left after its retries is either "the endpoint is
- * unreachable" (nothing answered: the work should wait for the next run) or an answer that
- * failed the request (the work failed).
+ * that honours Retry-After. What is left after its retries is either the endpoint's problem
+ * (nothing answered, it stayed overloaded, or it refuses our credentials: every request would meet
+ * the same, so the work waits for the next run) or an answer that refused this request (the work
+ * failed).
  */
 export interface ChatMessage {
   role: 'system' | 'user';
@@ -18,8 +19,12 @@ export interface Completion {
 
 export interface ChatClient {
   complete(messages: ChatMessage[], signal: AbortSignal): Promise<Completion>;
-  /** True when no HTTP answer came back at all (refused, reset, timed out), after the client's retries. */
-  isUnreachable(err: unknown): boolean;
+  /**
+   * Why the endpoint, not this request, failed, after the client's retries: no HTTP answer at
+   * all (refused, reset, timed out), or 401, 403, 408, 409, 429 or 5xx. Undefined for an answer
+   * that refused this request (400, 404, 422 …).
+   */
+  endpointProblem(err: unknown): string | undefined;
 }
 
 export interface ChatClientOptions {
@@ -32,8 +37,11 @@ export interface ChatClientOptions {
   temperature?: number | undefined;
 }
 
+/** Answers about the endpoint or our account, not the request: 401/403 credentials, 408/409/429 load. */
+const ENDPOINT_STATUSES = new Set([401, 403, 408, 409, 429]);
+
 export async function openChatClient(options: ChatClientOptions): Promise<ChatClient> {
-  const { default: OpenAI, APIConnectionError } = await import('openai');
+  const { default: OpenAI, APIConnectionError, APIError } = await import('openai');
   const client = new OpenAI({
     baseURL: options.baseURL,
     // A local OpenAI-compatible server may need no key, but the client insists on one.
@@ -51,6 +59,11 @@ export async function openChatClient(options: ChatClientOptions): Promise<ChatCl
       if (typeof text !== 'string') throw new Error(`the completion from ${options.baseURL} has no message content`);
       return { text, model: response.model, totalTokens: response.usage?.total_tokens };
     },
-    isUnreachable: (err) => err instanceof APIConnectionError,
+    endpointProblem(err) {
+      if (err instanceof APIConnectionError) return 'the LLM endpoint is unreachable';
+      const status = err instanceof APIError ? err.status : undefined;
+      if (status !== undefined && (ENDPOINT_STATUSES.has(status) || status >= 500)) return `the LLM endpoint answered HTTP ${status}`;
+      return undefined;
+    },
   };
 }

@@ -1,7 +1,7 @@
 // ai.process-due-tasks as a process against real Postgres and a loopback OpenAI-compatible
 // endpoint driven through the official client: results stored, recurring tasks rescheduled in
 // their time zone, notifications queued, failures isolated, retries with backoff, an unreachable
-// LLM leaving the work due, and two runners never taking the same task.
+// or still-overloaded LLM leaving the work due, and two runners never taking the same task.
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
 import type pg from 'pg';
 import { badRequest, completionFor, rateLimited, serverError, startFakeOpenAI, type FakeOpenAI } from '../support/fake-openai.ts';
@@ -144,13 +144,26 @@ describe(TASK, () => {
     expect(times[2]! - times[1]!).toBeGreaterThanOrEqual(1950); // Retry-After: 2
   });
 
-  it('fails the task once the retries are spent on 5xx', async () => {
-    const id = await addTask({ title: 'always overloaded' });
+  // The endpoint's trouble, not the task's: a daily task must not end for good over one outage.
+  it('once the retries are spent on 5xx, leaves the tasks due (a recurring one keeps its time), exits 1, and the next run does them', async () => {
+    const daily = await addTask({ title: 'always overloaded', schedule_type: 'daily', schedule_config: { time: '07:00' } });
+    const other = await addTask({ title: 'behind it' });
+    const before = (await taskRow(daily)).next_run_at;
     llm.script([serverError(), serverError()], '/v1/chat/completions');
-    const exit = await runRunner(['run', TASK, '--params', '{"maxRetries":1}'], env());
-    expect(exit.code).toBe(1);
+    const exit = await runRunner(['run', TASK, '--params', '{"maxRetries":1,"concurrency":1}'], env());
+    expect(exit.code, exit.stdout).toBe(1);
+    expect(exit.result?.message).toContain('the LLM endpoint answered HTTP 503; the claimed tasks stay due for the next run');
+    expect(exit.result?.summary).toMatchObject({ tasks_failed: 0, tasks_succeeded: 0 });
     expect(llm.requests).toHaveLength(2);
-    expect(await taskRow(id)).toMatchObject({ status: 'failed' });
+    expect(await taskRow(daily)).toMatchObject({ status: 'active', due: true, run_count: 0, claimed_by: null, next_run_at: before });
+    expect((await taskRow(daily)).last_error).toContain('the LLM endpoint answered HTTP 503');
+    expect(await taskRow(other)).toMatchObject({ status: 'active', due: true, run_count: 0 });
+    expect((await db.query('SELECT 1 FROM ai_task_results')).rowCount).toBe(0);
+
+    const up = await runRunner(['run', TASK], env());
+    expect(up.code, up.stdout).toBe(0);
+    expect(await taskRow(daily)).toMatchObject({ status: 'active', due: false, run_count: 1, last_error: null });
+    expect(await taskRow(other)).toMatchObject({ status: 'completed', run_count: 1 });
   });
 
   it('leaves tasks due when the LLM is unreachable, exits 1, and the next run does them', async () => {
@@ -165,7 +178,7 @@ describe(TASK, () => {
     expect(down.result?.summary).toMatchObject({ tasks_failed: 0, tasks_left_due: 2 });
     for (const id of [a, b]) expect(await taskRow(id)).toMatchObject({ status: 'active', due: true, run_count: 0, claimed_by: null });
     expect((await taskRow(a)).next_run_at).toEqual(before);
-    expect((await taskRow(a)).last_error).toContain('LLM unreachable');
+    expect((await taskRow(a)).last_error).toContain('the LLM endpoint is unreachable');
     expect((await db.query('SELECT 1 FROM ai_task_results')).rowCount).toBe(0);
 
     const up = await runRunner(['run', TASK], env());

@@ -85,7 +85,9 @@ export default defineTask({
     const llm = await openChatClient({ baseURL, apiKey, model, maxRetries, timeoutMs: requestTimeoutSeconds * 1000 });
     for (const key of ['tasks_processed', 'tasks_succeeded', 'tasks_failed', 'tasks_left_due']) ctx.count(key, 0);
 
-    let unreachable: unknown;
+    // The endpoint's problem (llm.endpointProblem), not a task's: the first one seen, and what it is.
+    let endpointFailure: unknown;
+    let endpointProblem = '';
     const failures: string[] = [];
     let claimedTotal = 0;
 
@@ -120,8 +122,8 @@ export default defineTask({
 
     const execute = async (task: ClaimedTask) => {
       ctx.count('tasks_processed');
-      // An LLM found unreachable, or a stop asked for, leaves the rest due for the next run.
-      if (unreachable !== undefined || ctx.signal.aborted) return release(task, null);
+      // An LLM endpoint found failing, or a stop asked for, leaves the rest due for the next run.
+      if (endpointFailure !== undefined || ctx.signal.aborted) return release(task, null);
       let next: Date | null;
       try {
         // Before spending an LLM call: a schedule that cannot be computed fails the task now.
@@ -142,9 +144,10 @@ export default defineTask({
         );
       } catch (err) {
         if (ctx.signal.aborted) return release(task, null);
-        if (llm.isUnreachable(err)) {
-          unreachable ??= err;
-          return release(task, `LLM unreachable: ${describeError(err)}`);
+        const problem = llm.endpointProblem(err);
+        if (problem !== undefined) {
+          if (endpointFailure === undefined) [endpointFailure, endpointProblem] = [err, problem];
+          return release(task, `${problem}: ${describeError(err)}`);
         }
         return fail(task, err);
       }
@@ -184,7 +187,7 @@ export default defineTask({
     };
 
     // Claimed a few at a time (as many as run at once), so a claim is held only while it is worked on.
-    while (claimedTotal < limit && unreachable === undefined) {
+    while (claimedTotal < limit && endpointFailure === undefined) {
       ctx.signal.throwIfAborted();
       const { rows } = await ctx.db.query<ClaimedTask>(CLAIM, [runId, ctx.clock.now(), Math.min(concurrency, limit - claimedTotal), leaseSeconds]);
       if (rows.length === 0) break;
@@ -200,8 +203,8 @@ export default defineTask({
       }
     }
     ctx.signal.throwIfAborted();
-    if (unreachable !== undefined) {
-      throw new Error(`the LLM endpoint is unreachable; the claimed tasks stay due for the next run`, { cause: unreachable });
+    if (endpointFailure !== undefined) {
+      throw new Error(`${endpointProblem}; the claimed tasks stay due for the next run`, { cause: endpointFailure });
     }
     if (failures.length > 0) {
       throw new Error(`${failures.length} of ${claimedTotal} AI tasks failed: ${failures.join('; ')}`);
