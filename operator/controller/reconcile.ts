@@ -257,10 +257,12 @@ export function createReconciler(deps: ReconcileDeps): (key: string) => Promise<
     return caches.pods.byIndex(PODS_BY_JOB, `${job.metadata?.namespace}/${job.metadata?.name}`);
   }
 
+  /** The task a Job is a run of: by its label, and of this incarnation (not one deleted and made again). */
   function taskOfJob(job: Job): Task | undefined {
     const taskName = job.metadata?.labels?.[TASK_NAME_LABEL];
     const namespace = job.metadata?.namespace;
-    return taskName && namespace ? caches.tasks.get(namespace, taskName) : undefined;
+    const task = taskName && namespace ? caches.tasks.get(namespace, taskName) : undefined;
+    return task && ofIncarnation(job, task) ? task : undefined;
   }
 }
 
@@ -296,13 +298,14 @@ function familiesOf(jobs: readonly Job[]): Family[] {
 function partitionByIncarnation(jobs: readonly Job[], task: Task): { own: Job[]; stale: Job[] } {
   const own: Job[] = [];
   const stale: Job[] = [];
-  const born = Date.parse(task.metadata.creationTimestamp ?? '');
-  for (const job of jobs) {
-    const taskOwner = job.metadata?.ownerReferences?.find((o) => o.kind === TASK_KIND);
-    const mine = taskOwner ? taskOwner.uid === task.metadata.uid : !(Date.parse(job.metadata?.creationTimestamp ?? '') < born);
-    (mine ? own : stale).push(job);
-  }
+  for (const job of jobs) (ofIncarnation(job, task) ? own : stale).push(job);
   return { own, stale };
+}
+
+function ofIncarnation(job: Job, task: Task): boolean {
+  const taskOwner = job.metadata?.ownerReferences?.find((o) => o.kind === TASK_KIND);
+  if (taskOwner) return taskOwner.uid === task.metadata.uid;
+  return !(Date.parse(job.metadata?.creationTimestamp ?? '') < Date.parse(task.metadata.creationTimestamp ?? ''));
 }
 
 /** Where the CronJob controller counts schedules from: its last schedule, else its creation, else now. */

@@ -160,7 +160,8 @@ export function runOf(job: Job, pods: readonly Pod[], lastRun: LastRun | undefin
     attempt: Number.isInteger(attempt) && attempt >= 1 ? attempt : 1,
     createdAt: job.metadata?.creationTimestamp ?? '',
     queued: suspended && !result && !deleting,
-    admitted: !suspended || job.status?.startTime !== undefined || result !== undefined || hasFinalizer,
+    // Not the finalizer: run-now and retry Jobs carry it from their creation, while they wait.
+    admitted: !suspended || job.status?.startTime !== undefined || result !== undefined,
     deleting,
     hasFinalizer,
   };

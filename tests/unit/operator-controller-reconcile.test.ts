@@ -267,6 +267,14 @@ describe('reconcile', () => {
     expect(result.requeueAfterMs).toBe(60_000);
   });
 
+  it('does not admit a waiting run of an earlier task of the same name (deleted, not yet collected)', async () => {
+    const earlier = makeTask({ uid: 'uid-earlier' });
+    const w = world({ tasks: [makeTask()], jobs: [makeJob('manual-old', { task: earlier, owner: 'BackgroundTask', suspended: true, finalizer: true })] });
+    await w.reconcile(KEY);
+    expect(w.calls.filter((c) => c.path.includes('/jobs/manual-old') && c.method === 'PATCH' && JSON.stringify(c.body).includes('"suspend":false'))).toEqual([]);
+    expect(w.events).not.toContainEqual(expect.objectContaining({ reason: 'RunStarted' }));
+  });
+
   it('does not admit the waiting runs of a suspended task', async () => {
     const w = world({ tasks: [makeTask({ spec: { suspend: true } })], jobs: [makeJob('digest-2', { suspended: true })] });
     await w.reconcile(KEY);

@@ -153,6 +153,15 @@ describe('status.lastRun', () => {
     expect(newestRun(runs, undefined)).toEqual({});
   });
 
+  // The operator creates run-now and retry Jobs with the run-accounting finalizer already on.
+  it('ignores a queued run-now Job, finalizer and all: the last run stays the one that ran', () => {
+    const ran = makeJob('scheduled', { task, createdAt: '2026-11-28T10:00:00Z', failed: { at: '2026-11-28T10:01:00Z' } });
+    const waiting = makeJob('manual', { task, suspended: true, finalizer: true, createdAt: '2026-11-28T11:00:00Z', trigger: 'Manual' });
+    const runs = runsOf([ran, waiting], () => [], undefined);
+    expect(runs.find((r) => r.id === 'manual')).toMatchObject({ queued: true, admitted: false, hasFinalizer: true });
+    expect(newestRun(runs, undefined).run?.id).toBe('scheduled');
+  });
+
   it('says TimedOut where the runner said Interrupted and the deadline killed it', () => {
     const job = makeJob('run-1', { failed: deadline });
     const run = runOf(job, [makePod(job, { terminated: { exitCode: 143, message: runnerReport('run-1', 'Interrupted') } })], undefined);
