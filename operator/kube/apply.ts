@@ -4,12 +4,16 @@
 //     create is a POST). The hash of the desired object rides along in an annotation; when the
 //     cached live object carries the same hash, the request is skipped. A spec edited by someone
 //     else bumps the object's generation past the one our last apply produced, and that re-applies.
+//     With no memory of an apply (a restarted operator, a new leader), the cached spec is compared
+//     with the desired one (what the cache holds of it); if it matches, its generation becomes the
+//     baseline for later edits.
 //   patchStatus(): a JSON merge patch of /status holding only the members that differ from the
 //     cached object; nothing to send, no request.
+import { isDeepStrictEqual } from 'node:util';
 import type { Logger } from 'pino';
 import { HttpMethod, PatchStrategy } from '@kubernetes/client-node';
 import { API_GROUP } from '../../crds/schema.ts';
-import { isConflict } from './errors.ts';
+import { StaleObjectError, isConflict } from './errors.ts';
 import { ownsByUpdate, upgradedManagedFields, type ManagedFieldsEntry } from './field-ownership.ts';
 import { objectKey } from './keys.ts';
 import { hashJson, partialMergePatch } from './json.ts';
@@ -19,6 +23,8 @@ import type { KubeObject } from './types.ts';
 
 export const FIELD_MANAGER = 'bgtask-operator';
 export const APPLIED_HASH_ANNOTATION = `${API_GROUP}/applied-hash`;
+/** The CronJob spec fields the operator's cache leaves out (slimCronJob in transforms.ts). */
+export const UNCACHED_CRONJOB_SPEC_FIELDS: readonly string[] = ['jobTemplate'];
 
 export interface ApplyResult<T> {
   /** false when the live object already matched and no request was made. */
@@ -80,7 +86,7 @@ export class Applier {
     const name = desired.metadata?.name;
     if (!name) throw new Error(`apply: desired ${desired.kind} has no metadata.name`);
     const memoKey = `${desired.kind}/${objectKey(desired)}`;
-    if (live && live.metadata?.annotations?.[APPLIED_HASH_ANNOTATION] === hash && !this.editedSince(memoKey, live)) {
+    if (live && live.metadata?.annotations?.[APPLIED_HASH_ANNOTATION] === hash && !this.editedSince(memoKey, live, desired)) {
       this.stats.appliesSkipped++;
       return { changed: false, object: live as T };
     }
@@ -111,7 +117,9 @@ export class Applier {
   /**
    * Merge-patches the status subresource of a BackgroundTask with the members of `status` that
    * differ from `task.status` (the cached object). Members not named in `status` are left alone
-   * (the task-runner owns lastRun); a member set to undefined is removed.
+   * (the task-runner owns lastRun); a member set to undefined is removed. The patch carries the
+   * cached resourceVersion: a status computed from a stale copy (counters folded on an old base)
+   * is refused with a StaleObjectError instead of overwriting a newer one.
    */
   async patchStatus<T extends KubeObject & { status?: object }>(task: T, status: Record<string, unknown>): Promise<StatusPatchResult<T>> {
     const patch = partialMergePatch(task.status as Record<string, unknown> | undefined, status);
@@ -125,10 +133,11 @@ export class Applier {
     try {
       object = await this.opts.raw.request<T>(HttpMethod.PATCH, objectPath(BACKGROUND_TASKS, task.metadata?.namespace, name, 'status'), {
         query: { fieldManager: this.fieldManager },
-        body: { status: patch },
+        body: { metadata: { resourceVersion: task.metadata?.resourceVersion }, status: patch },
         contentType: PatchStrategy.MergePatch,
       });
     } catch (err) {
+      if (isConflict(err)) throw new StaleObjectError(`the status of ${objectKey(task)} changed since resourceVersion ${task.metadata?.resourceVersion}, which this one was computed from`, { cause: err });
       throw new Error(`status patch of ${objectKey(task)} failed`, { cause: err });
     }
     this.stats.statusPatches++;
@@ -178,10 +187,12 @@ export class Applier {
   }
 
   // The cached object may lag behind our own last apply (lower generation): that is not an edit.
-  private editedSince(memoKey: string, live: KubeObject): boolean {
+  private editedSince(memoKey: string, live: KubeObject, desired: KubeObject): boolean {
     const last = this.applied.get(memoKey);
-    if (!last || last.uid !== live.metadata?.uid) return false;
-    return (live.metadata?.generation ?? 0) > last.generation;
+    if (last && last.uid === live.metadata?.uid) return (live.metadata?.generation ?? 0) > last.generation;
+    if (!specMatches(live, desired)) return true;
+    this.remember(memoKey, live);
+    return false;
   }
 
   private remember(memoKey: string, result: KubeObject): void {
@@ -193,4 +204,14 @@ export class Applier {
     const cap = this.opts.rememberGenerations ?? 20_000;
     if (this.applied.size > cap) this.applied.delete(this.applied.keys().next().value as string);
   }
+}
+
+/**
+ * Whether every field the desired spec sets (an undefined one is not sent, so not owned) and the
+ * cache keeps is the same in the live spec.
+ */
+function specMatches(live: KubeObject, desired: KubeObject): boolean {
+  const want = (desired as { spec?: Record<string, unknown> }).spec ?? {};
+  const have = (live as { spec?: Record<string, unknown> }).spec ?? {};
+  return Object.entries(want).every(([field, value]) => value === undefined || UNCACHED_CRONJOB_SPEC_FIELDS.includes(field) || isDeepStrictEqual(have[field], value));
 }

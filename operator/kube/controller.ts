@@ -2,7 +2,7 @@
 // A failure requeues the key with its backoff; a success forgets the backoff and, when asked,
 // requeues it after the given delay. The queue guarantees one worker per key at a time.
 import type { Logger } from 'pino';
-import { describeError } from './errors.ts';
+import { StaleObjectError, describeError } from './errors.ts';
 import type { WorkQueue } from './workqueue.ts';
 
 export interface ReconcileResult {
@@ -70,7 +70,9 @@ export class Controller {
       } catch (err) {
         queue.addRateLimited(key);
         observer?.reconciled('error', (performance.now() - started) / 1000);
-        log.error({ key, err, error: describeError(err), requeues: queue.numRequeues(key) }, 'reconcile failed: requeued with backoff');
+        // A cache behind a write of someone else's is routine (the runner's report, say): not an error.
+        const stale = err instanceof StaleObjectError;
+        log[stale ? 'debug' : 'error']({ key, err, error: describeError(err), requeues: queue.numRequeues(key) }, stale ? 'reconcile computed from a stale copy: requeued with backoff' : 'reconcile failed: requeued with backoff');
       } finally {
         queue.done(key);
       }

@@ -13,6 +13,15 @@ export function statusCode(err: unknown): number | undefined {
   return undefined;
 }
 
+/**
+ * A write refused (409) because the object changed since the cached copy it was computed from:
+ * nothing is broken, the cache is behind. The reconcile runs again, with backoff, and by then
+ * reads the newer object.
+ */
+export class StaleObjectError extends Error {
+  override readonly name = 'StaleObjectError';
+}
+
 export const isNotFound = (err: unknown): boolean => statusCode(err) === 404;
 export const isConflict = (err: unknown): boolean => statusCode(err) === 409;
 /** 410: the resourceVersion asked for has been compacted away; the only way on is a fresh list. */

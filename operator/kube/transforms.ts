@@ -9,7 +9,7 @@
 //     gives each its own copy of every string; sharing one copy of each short string cut the
 //     heap of 5,000 cached CronJobs from 18.9 to 13.1 MiB (measured), and made ingest faster.
 import type { V1Job, V1Pod } from '@kubernetes/client-node';
-import { FIELD_MANAGER } from './apply.ts';
+import { FIELD_MANAGER, UNCACHED_CRONJOB_SPEC_FIELDS } from './apply.ts';
 import { keepUpdateOwnership } from './field-ownership.ts';
 import { stripManagedFields } from './informer.ts';
 import type { KubeObject, Wire } from './types.ts';
@@ -100,8 +100,7 @@ export function slimCronJob<T extends KubeObject>(obj: T): T {
   if (cronJob.spec) {
     // A new spec, not `delete`: the spec object may be shared (a shallow copy of the desired
     // CronJob, which later runs are made from, is one).
-    const { jobTemplate: _dropped, ...rest } = cronJob.spec;
-    cronJob.spec = rest;
+    cronJob.spec = Object.fromEntries(Object.entries(cronJob.spec).filter(([field]) => !UNCACHED_CRONJOB_SPEC_FIELDS.includes(field)));
   }
   return compact(obj);
 }

@@ -1,12 +1,14 @@
 // Writes that cost nothing when nothing changed, against the real apiserver: created by POST,
 // server-side apply skipped when the cached object carries the desired hash (no request,
 // resourceVersion unchanged), re-applied when the desired object or someone else's edit changes
-// things, and a field the desired object drops removed even from an object the POST created;
+// things (after a restart too, when the cached spec differs from the desired one), and a field the
+// desired object drops removed even from an object the POST created;
 // status merge patches skipped when equal; Events deduplicated into a series.
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import pino from 'pino';
 import { HttpMethod, KubeConfig } from '@kubernetes/client-node';
 import { APPLIED_HASH_ANNOTATION, Applier, FIELD_MANAGER } from '../../operator/kube/apply.ts';
+import { StaleObjectError } from '../../operator/kube/errors.ts';
 import { KubeEventRecorder, REPORTING_CONTROLLER, apiEventSink } from '../../operator/kube/events.ts';
 import { Informer } from '../../operator/kube/informer.ts';
 import { RawApi, type RequestOptions } from '../../operator/kube/raw-api.ts';
@@ -113,10 +115,39 @@ describe('Applier and EventRecorder against the apiserver', () => {
     const result = await applier.apply(desiredCronJob(ns, '30 4 * * *'), edited);
     expect(result.changed).toBe(true);
     expect(result.object.spec?.suspend).toBe(false);
-    // And a restarted operator (no memory of its applies) trusts the hash: no write.
+    // A restarted operator (no memory of its applies) finds the cached spec as desired: no request.
     const fresh = new Applier({ raw, log });
     const live = await cachedAt(result.object.metadata?.resourceVersion);
+    const sentBefore = raw.sent.length;
     expect((await fresh.apply(desiredCronJob(ns, '30 4 * * *'), live)).changed).toBe(false);
+    expect(raw.sent.length).toBe(sentBefore);
+  });
+
+  const suspendedByHand = async () => {
+    await kubectl(['-n', ns, 'patch', 'cronjob', 'applied', '--type=merge', '-p', '{"spec":{"suspend":true}}']);
+    return waitFor('the edit in the cache', async () => {
+      const c = cronJobs.store.get(ns, 'applied');
+      return c?.spec?.suspend === true ? c : undefined;
+    }, 20_000, 50);
+  };
+
+  it('after a restart, takes back an edit made while it was down, and one made after it', async () => {
+    // Edited while no operator ran: the hash still matches, the spec does not.
+    const whileDown = await suspendedByHand();
+    const restarted = new Applier({ raw, log });
+    const first = await restarted.apply(desiredCronJob(ns, '30 4 * * *'), whileDown);
+    expect(first.changed).toBe(true);
+    expect(first.object.spec?.suspend).toBe(false);
+    await cachedAt(first.object.metadata?.resourceVersion);
+
+    // Restarted again, it first sees the CronJob as desired: that generation is its baseline.
+    const again = new Applier({ raw, log });
+    expect((await again.apply(desiredCronJob(ns, '30 4 * * *'), cronJobs.store.get(ns, 'applied'))).changed).toBe(false);
+    const after = await suspendedByHand();
+    const second = await again.apply(desiredCronJob(ns, '30 4 * * *'), after);
+    expect(second.changed).toBe(true);
+    expect(second.object.spec?.suspend).toBe(false);
+    await cachedAt(second.object.metadata?.resourceVersion);
   });
 
   it('removes a field the desired object drops from a CronJob it created by POST', async () => {
@@ -163,6 +194,10 @@ describe('Applier and EventRecorder against the apiserver', () => {
 
     const removed = await applier.patchStatus(first.object as Task, { failed: undefined, succeeded: 2 });
     expect(removed.object?.status).toEqual({ succeeded: 2, family: 'maintenance' });
+
+    // Computed from a copy older than the object (a cache behind): refused, nothing overwritten.
+    await expect(applier.patchStatus(task, { succeeded: 1, failed: 0 })).rejects.toThrow(StaleObjectError);
+    expect((await raw.request<Task>(HttpMethod.GET, path)).status).toEqual({ succeeded: 2, family: 'maintenance' });
   });
 
   it('records repeated events as one Event with a series count', async () => {
