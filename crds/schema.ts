@@ -183,11 +183,14 @@ const envFromSourceSchema = withRules(
   [exactlyOneOf(['secretRef', 'configMapRef'], 'must set exactly one of secretRef or configMapRef')],
 );
 
+/** A task's name is also a label value (on its CronJob, Jobs and Pods): at most 63 characters. */
+export const TASK_NAME_MAX_LENGTH = 63;
+
 export const backgroundTaskSpecSchema = withRules(
   z.object({
     task: z
       .string()
-      .max(100)
+      .max(TASK_NAME_MAX_LENGTH)
       .regex(new RegExp(TASK_NAME_PATTERN))
       .describe(`The task to run, <family>.<name> with family one of ${FAMILIES.join(', ')}; e.g. email.digest.`),
     schedule: scheduleSchema,

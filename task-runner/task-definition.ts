@@ -4,7 +4,7 @@
 // which a run does not need and whose construction costs start-up time.
 import * as z from 'zod';
 import { BACKOFF_KINDS, FAMILIES, TASK_NAME_PATTERN } from '../crds/constants.ts';
-import { backgroundTaskSpecSchema } from '../crds/schema.ts';
+import { TASK_NAME_MAX_LENGTH, backgroundTaskSpecSchema } from '../crds/schema.ts';
 import { InvalidInputError } from './errors.ts';
 import { TASK_NAME, describeCandidate, isZodSchema } from './registry.ts';
 import type { AnyTask } from './task.ts';
@@ -17,7 +17,7 @@ function taskDefinitionSchema(): z.ZodType {
   const spec = backgroundTaskSpecSchema.shape;
   definitionSchema = z
     .object({
-      name: z.string().max(100).regex(TASK_NAME, `must be <family>.<task> in lowercase kebab-case (${TASK_NAME_PATTERN})`),
+      name: z.string().max(TASK_NAME_MAX_LENGTH).regex(TASK_NAME, `must be <family>.<task> in lowercase kebab-case (${TASK_NAME_PATTERN})`),
       family: z.enum(FAMILIES),
       description: z.string().min(1),
       params: z.custom<z.ZodType>(isZodSchema, 'must be a zod schema'),

@@ -45,6 +45,7 @@ describe('validateTask', () => {
     ['an unknown family', { name: 'chores.sweep', family: 'chores' }, /family: Invalid option/],
     ['a name outside its family', { name: 'email.example-task' }, /name: must start with its family/],
     ['upper case in the name', { name: 'sync.ExampleTask' }, /name: must be <family>.<task>/],
+    ['a name of 64 characters (a label value holds 63)', { name: `sync.${'x'.repeat(59)}` }, /name: Too big: expected string to have <=63 characters/],
     ['params that are not a zod schema', { params: { limit: 'number' } }, /params: must be a zod schema/],
     ['no run function', { run: 'go' }, /run: must be a function/],
     ['a schedule with six fields', { defaults: { ...valid().defaults, schedule: '0 0 * * * *' } }, /defaults.schedule: /],
