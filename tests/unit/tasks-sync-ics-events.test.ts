@@ -52,7 +52,10 @@ describe('eventsFromIcs', () => {
     const windowed = eventsFromIcs(feed, { ...wide, from: new Date('2027-02-01T00:00:00Z'), to: new Date('2027-02-05T23:59:59Z') });
     expect(windowed.rows.map((r) => r.startsAt.toISOString())).toEqual(['01', '02', '03', '04', '05'].map((d) => `2027-02-${d}T09:00:00.000Z`));
     expect(windowed.rows.every((r) => r.recurrenceId?.getTime() === r.startsAt.getTime() && r.rrule === 'FREQ=DAILY')).toBe(true);
-    expect(eventsFromIcs(feed, { ...wide, maxOccurrences: 50 }).truncated).toBe(1);
+    const cut = eventsFromIcs(feed, { ...wide, maxOccurrences: 50 });
+    expect(cut.truncated).toBe(1);
+    // Skipped as well: the caller keeps what it stored of the series rather than deleting it.
+    expect(cut.skipped).toEqual([{ uid: 'daily', reason: 'recurring event daily has more than 50 occurrences up to 2027-02-20T09:00:00.000Z: expanded no further' }]);
   });
 
   it.each([

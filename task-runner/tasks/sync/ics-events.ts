@@ -147,12 +147,15 @@ export function eventsFromIcs(text: string, options: ExpandOptions): ParsedFeed 
     const iterator = master.iterator();
     let seen = 0;
     for (let next = iterator.next(); next; next = iterator.next()) {
-      if (++seen > options.maxOccurrences) {
-        truncated++;
-        break;
-      }
       const start = instant(next, startTzid);
       if (start > options.to) break;
+      if (++seen > options.maxOccurrences) {
+        // Not expanded to the end of the window (or not even to its start): what is stored of
+        // the series is kept, not deleted as gone from the feed.
+        truncated++;
+        skipped.push({ uid, reason: `recurring event ${uid} has more than ${options.maxOccurrences} occurrences up to ${start.toISOString()}: expanded no further` });
+        break;
+      }
       const override = overrides.get(start.getTime());
       if (override) {
         overrides.delete(start.getTime());
