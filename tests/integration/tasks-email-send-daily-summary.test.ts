@@ -118,6 +118,22 @@ describe(TASK, () => {
     expect(rows).toEqual([{ status: 'sent', attempts: 2 }]);
   });
 
+  it("fails while another run's claim is fresh (it may have died mid-send), and takes the claim over once it is old", async () => {
+    const date = await localDate(ada);
+    await db.query("INSERT INTO daily_summary_deliveries (user_id, summary_date, status, message_id, claimed_at) VALUES ($1, $2, 'sending', 'x', now() - interval '5 minutes')", [ada, date]);
+    const first = await runRunner(['run', TASK], env());
+    expect(first.code, first.stdout).toBe(1);
+    expect(first.result?.summary).toMatchObject({ summaries_sent: 1, claimed_elsewhere: 1, already_sent: 0 });
+    expect(first.result?.message).toBe(`the daily summaries of users ${ada} are claimed by another run, which may have died; a retry takes them over once the claim is 15 minutes old`);
+    expect(smtp.received.map((m) => m.to[0])).toEqual(['bob@example.org']);
+
+    await db.query("UPDATE daily_summary_deliveries SET claimed_at = now() - interval '16 minutes' WHERE user_id = $1", [ada]);
+    const retry = await runRunner(['run', TASK], { ...env(), BGTASK_TRIGGER: 'Retry', BGTASK_ATTEMPT: '2' });
+    expect(retry.code, retry.stdout).toBe(0);
+    expect(retry.result?.summary).toMatchObject({ summaries_sent: 1, already_sent: 1, claimed_elsewhere: 0 });
+    expect(smtp.received.map((m) => m.to[0])).toEqual(['bob@example.org', 'ada@example.org']);
+  });
+
   it('exits 1 when SMTP is down and sends everything on the retry', async () => {
     const port = await closedPort();
     const down = await runRunner(['run', TASK], env({ SMTP_URL: `smtp://127.0.0.1:${port}` }));

@@ -48,12 +48,16 @@ export default defineTask({
     if (!from) throw new InvalidInputError('invalid configuration: email.send-daily-summary needs a sender: the from param or EMAIL_FROM');
     const domain = from.replace(/>$/, '').split('@').pop()!;
     const { rows: users } = await ctx.db.query<Recipient>('SELECT id, email, display_name, timezone FROM users WHERE daily_summary_opt_in ORDER BY id');
-    for (const key of ['summaries_sent', 'already_sent', 'summaries_failed']) ctx.count(key, 0);
+    for (const key of ['summaries_sent', 'already_sent', 'summaries_failed', 'claimed_elsewhere']) ctx.count(key, 0);
     ctx.set('users', users.length);
     if (ctx.dryRun) return `dry run: up to ${countNoun(users.length, 'summary', 'summaries')} would be sent`;
 
     const mailer = await openMailer(env.SMTP_URL, { pool: true, maxConnections: p.maxConnections, timeoutMs: p.smtpTimeoutSeconds * 1000 });
     const failures: string[] = [];
+    // Users whose summary another run claimed less than TIMEOUT_SECONDS ago: sending it now, or
+    // dead (killed mid-send). Not done until it says so: this run fails, and a retry after the
+    // claim's timeout takes it over.
+    const elsewhere: string[] = [];
     let unavailable: unknown;
     try {
       for (const user of users) {
@@ -69,7 +73,13 @@ export default defineTask({
         const messageId = `<daily-summary-${user.id}-${date}@${domain}>`;
         const claimed = await ctx.db.query(CLAIM, [user.id, date, messageId, ctx.clock.now(), TIMEOUT_SECONDS]);
         if (claimed.rowCount === 0) {
-          ctx.count('already_sent');
+          const { rows } = await ctx.db.query<{ status: string }>('SELECT status FROM daily_summary_deliveries WHERE user_id = $1 AND summary_date = $2', [user.id, date]);
+          if (rows[0]?.status === 'sent') {
+            ctx.count('already_sent');
+          } else {
+            ctx.count('claimed_elsewhere');
+            elsewhere.push(user.id);
+          }
           continue;
         }
         const [start, end, yesterday] = [today.toJSDate(), today.plus({ days: 1 }).toJSDate(), today.minus({ days: 1 }).toJSDate()];
@@ -117,6 +127,9 @@ export default defineTask({
     }
     if (unavailable !== undefined) throw new Error('the SMTP server is unavailable; the remaining summaries go out on the retry', { cause: unavailable });
     if (failures.length > 0) throw new Error(`${failures.length} of ${users.length} daily summaries failed: ${failures.join('; ')}`);
+    if (elsewhere.length > 0) {
+      throw new Error(`the daily summaries of users ${elsewhere.join(', ')} are claimed by another run, which may have died; a retry takes them over once the claim is ${TIMEOUT_SECONDS / 60} minutes old`);
+    }
     return `sent ${countNoun(users.length, 'daily summary', 'daily summaries')} (or had sent them already)`;
   },
 });
