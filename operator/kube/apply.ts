@@ -187,6 +187,7 @@ export class Applier {
   }
 
   // The cached object may lag behind our own last apply (lower generation): that is not an edit.
+  // With no memory of an apply, a live spec that matches becomes the baseline (remembered here).
   private editedSince(memoKey: string, live: KubeObject, desired: KubeObject): boolean {
     const last = this.applied.get(memoKey);
     if (last && last.uid === live.metadata?.uid) return (live.metadata?.generation ?? 0) > last.generation;

@@ -106,12 +106,17 @@ describe('Applier and EventRecorder against the apiserver', () => {
     await cachedAt(changed.object.metadata?.resourceVersion);
   });
 
-  it('takes its fields back when someone else edits the spec (the generation moves past its own apply)', async () => {
+  /** Suspends the CronJob by hand, as someone else would, and returns it once the cache shows the edit. */
+  const suspendedByHand = async () => {
     await kubectl(['-n', ns, 'patch', 'cronjob', 'applied', '--type=merge', '-p', '{"spec":{"suspend":true}}']);
-    const edited = await waitFor('the edit in the cache', async () => {
+    return waitFor('the edit in the cache', async () => {
       const c = cronJobs.store.get(ns, 'applied');
       return c?.spec?.suspend === true ? c : undefined;
     }, 20_000, 50);
+  };
+
+  it('takes its fields back when someone else edits the spec (the generation moves past its own apply)', async () => {
+    const edited = await suspendedByHand();
     const result = await applier.apply(desiredCronJob(ns, '30 4 * * *'), edited);
     expect(result.changed).toBe(true);
     expect(result.object.spec?.suspend).toBe(false);
@@ -122,14 +127,6 @@ describe('Applier and EventRecorder against the apiserver', () => {
     expect((await fresh.apply(desiredCronJob(ns, '30 4 * * *'), live)).changed).toBe(false);
     expect(raw.sent.length).toBe(sentBefore);
   });
-
-  const suspendedByHand = async () => {
-    await kubectl(['-n', ns, 'patch', 'cronjob', 'applied', '--type=merge', '-p', '{"spec":{"suspend":true}}']);
-    return waitFor('the edit in the cache', async () => {
-      const c = cronJobs.store.get(ns, 'applied');
-      return c?.spec?.suspend === true ? c : undefined;
-    }, 20_000, 50);
-  };
 
   it('after a restart, takes back an edit made while it was down, and one made after it', async () => {
     // Edited while no operator ran: the hash still matches, the spec does not.

@@ -16,8 +16,8 @@ export interface ServiceAccountKubeconfig {
 
 /**
  * Makes ServiceAccount `name` in `namespace`, binds it to `clusterRole` by ClusterRoleBinding
- * `binding` (replacing one of that name), and writes a kubeconfig
- * for `admin`'s cluster that authenticates with a token for it, valid for `seconds`.
+ * `binding` (replacing one of that name), and writes a kubeconfig for `admin`'s cluster that
+ * authenticates with a token for it, valid for `seconds`.
  */
 export async function serviceAccountKubeconfig(raw: RawApi, admin: KubeConfig, opts: { namespace: string; name: string; clusterRole: string; binding: string; seconds: number; path: string }): Promise<ServiceAccountKubeconfig> {
   const { namespace, name, clusterRole, binding, seconds, path } = opts;
@@ -47,8 +47,5 @@ export async function serviceAccountKubeconfig(raw: RawApi, admin: KubeConfig, o
     currentContext: name,
   });
   writeFileSync(path, kc.exportConfig(), { mode: 0o600 });
-  return {
-    path,
-    remove,
-  };
+  return { path, remove };
 }

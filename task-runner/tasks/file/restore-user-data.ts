@@ -77,13 +77,18 @@ export default defineTask({
       if (manifest.format !== archive.FORMAT || manifest.version !== archive.FORMAT_VERSION) {
         throw new InvalidInputError(`archive ${name} is format ${manifest.format} v${manifest.version}, not ${archive.FORMAT} v${archive.FORMAT_VERSION}`);
       }
-      // The manifest names files by path: none may lead out of the archive (or, restored, out of the target).
-      const outside = [...manifest.tables.map((t) => t.file), ...manifest.files.map((f) => `files/${f.path}`)].filter((member) => {
-        const full = path.resolve(staging, member);
-        return full === staging || !isInside(full, staging) || (member.startsWith('files/') && !isInside(path.resolve(target, member.slice('files/'.length)), target));
+      const members = [
+        ...manifest.tables.map((t) => ({ path: t.file, sha256: t.sha256, root: staging })),
+        // A file that stays inside files/ is restored to the same place inside the target.
+        ...manifest.files.map((f) => ({ path: `files/${f.path}`, sha256: f.sha256, root: path.join(staging, 'files') })),
+      ];
+      // The manifest names members by path: none may lead out of the archive (or out of the target).
+      const outside = members.filter((m) => {
+        const full = path.resolve(staging, m.path);
+        return full === m.root || !isInside(full, m.root);
       });
-      if (outside.length > 0) throw new InvalidInputError(`archive ${name} names paths outside it in its manifest: ${outside.join(', ')}`);
-      for (const member of [...manifest.tables.map((t) => ({ path: t.file, sha256: t.sha256 })), ...manifest.files.map((f) => ({ path: `files/${f.path}`, sha256: f.sha256 }))]) {
+      if (outside.length > 0) throw new InvalidInputError(`archive ${name} names paths outside it in its manifest: ${outside.map((m) => m.path).join(', ')}`);
+      for (const member of members) {
         const digest = await archive.sha256File(path.join(staging, member.path));
         if (digest !== member.sha256) throw new InvalidInputError(`checksum mismatch inside ${name}: ${member.path} has sha256 ${digest}, the manifest says ${member.sha256}`);
       }
