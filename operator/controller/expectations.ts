@@ -19,7 +19,8 @@
 // were created, these echoes were most of the operator's 2.6 reconciles per task. The echo can
 // arrive before the write's own response (both come over the same connection), so events of an
 // object with a write in flight are held until the response says which one is the echo; any
-// other event held meanwhile sends the task round again.
+// other event held meanwhile sends the task round again. Unless a reconcile of the task was put
+// off while it waited for this write: then the echo is what it waited for, and brings it back.
 export type WrittenKind = 'task' | 'cronJob';
 
 /** The cache had no such object when it was written (the write created it). */
@@ -36,6 +37,8 @@ interface Expectation {
   /** While the write is in flight: the resourceVersions of the object's events held (undefined: a deletion). */
   held?: (string | undefined)[];
   deadline: number;
+  /** A reconcile was put off until the cache shows this write: its echo must bring the task back. */
+  deferred?: boolean;
 }
 
 export class WriteExpectations {
@@ -101,7 +104,7 @@ export class WriteExpectations {
       return true;
     }
     this.pending.delete(id(kind, key));
-    return resourceVersion !== undefined && resourceVersion === e.result;
+    return resourceVersion !== undefined && resourceVersion === e.result && !e.deferred;
   }
 
   /** Forgets every expectation of a task (it is gone). */
@@ -112,7 +115,8 @@ export class WriteExpectations {
 
   /**
    * How long to wait for the cache to show a write of `kind` for `key`, given the resourceVersion
-   * the cache holds now (ABSENT for none); 0 when there is nothing to wait for.
+   * the cache holds now (ABSENT for none); 0 when there is nothing to wait for. A caller that
+   * waits is owed a reconcile when the write shows up, so its echo is no longer suppressed.
    */
   waitMs(kind: WrittenKind, key: string, cached: string, now: number): number {
     const e = this.pending.get(id(kind, key));
@@ -121,6 +125,7 @@ export class WriteExpectations {
       this.pending.delete(id(kind, key));
       return 0;
     }
+    e.deferred = true;
     return e.deadline - now;
   }
 

@@ -48,6 +48,19 @@ describe('WriteExpectations: the echo of a write', () => {
     expect(e.size).toBe(0);
   });
 
+  it('lets the echo through when a reconcile was put off waiting for it', () => {
+    // An event of a Job arrives between the status write and its echo: that reconcile waits for
+    // the echo, so the echo must bring the task back rather than leave it to the deadline.
+    const e = new WriteExpectations(10_000);
+    e.expect('task', 'ns/a', '100', 0, '101');
+    expect(e.waitMs('task', 'ns/a', '100', 5)).toBe(9_995);
+    expect(e.observed('task', 'ns/a', '101')).toBe(false);
+    expect(e.size).toBe(0);
+    // Without a reconcile waiting, the same echo is still suppressed.
+    e.expect('cronJob', 'ns/a', ABSENT, 0, '7');
+    expect(e.observed('cronJob', 'ns/a', '7')).toBe(true);
+  });
+
   it('holds events that arrive while the write is in flight, and settles them by its response', () => {
     const e = new WriteExpectations();
     // The echo arrives before the response: held, then recognised; the cache has the write already.
