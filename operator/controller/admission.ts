@@ -92,6 +92,12 @@ export interface AdmissionDeps {
 
 export interface AdmissionOutcome extends AdmissionPlan {
   concurrency: number;
+  /**
+   * Jobs whose admission the apiserver refused (a quota, a webhook, a conflict): they stay
+   * waiting, and the Jobs behind them were tried in their place — one refused Job must not hold
+   * up its family or fail the reconciles of the family's other tasks.
+   */
+  failed: { job: Job; error: unknown }[];
 }
 
 /** How long a Job admitted by this process counts as running without the cache confirming it. */
@@ -125,14 +131,28 @@ export class FamilyAdmission {
     if (!recent) this.recent.set(family, (recent = new Map()));
     this.forgetConfirmed(recent, jobs);
     const plan = planAdmission(jobs, concurrency, new Set(recent.keys()), mayRun);
+    // The planned Jobs first, then the ones behind them for a slot one of those could not take.
+    const slots = plan.admit.length;
+    const candidates = [...plan.admit, ...plan.waiting.filter(mayRun)];
     const admitted: Job[] = [];
-    for (const job of plan.admit) {
-      const result = await this.deps.admit(job);
+    const failed: AdmissionOutcome['failed'] = [];
+    const tried = new Set<Job>();
+    for (const job of candidates) {
+      if (admitted.length === slots) break;
+      tried.add(job);
+      let result: Job | undefined;
+      try {
+        result = await this.deps.admit(job);
+      } catch (error) {
+        failed.push({ job, error });
+        continue;
+      }
       if (!result) continue; // deleted meanwhile: it takes no slot
       recent.set(job.metadata?.uid ?? '', this.deps.now());
       admitted.push(job);
     }
-    return { admit: admitted, waiting: plan.waiting, running: plan.running, concurrency };
+    const waiting = [...plan.admit, ...plan.waiting].filter((job) => !tried.has(job) || failed.some((f) => f.job === job)).sort(byAge);
+    return { admit: admitted, waiting, running: plan.running, concurrency, failed };
   }
 
   /** Forgets admissions the cache now shows (unsuspended, finished or deleted) or that are too old to trust. */

@@ -119,6 +119,8 @@ export function createReconciler(deps: ReconcileDeps): (key: string) => Promise<
 
     // 4. Family admission.
     const slots = family ? await admitFamily(family) : undefined;
+    // A refused admission of one of this task's runs is retried with backoff, after the status.
+    const admissionError = slots?.failed.find((f) => f.job.metadata?.labels?.[TASK_NAME_LABEL] === name && f.job.metadata?.namespace === namespace)?.error;
 
     // 5. Run-now and retries.
     const runs = runsOf(own, podsOf, task.status?.lastRun);
@@ -161,6 +163,7 @@ export function createReconciler(deps: ReconcileDeps): (key: string) => Promise<
     ]);
 
     if (applyError) throw applyError;
+    if (admissionError) throw admissionError;
 
     // 8. Requeue.
     if (again) return { requeueAfterMs: 0 };
@@ -183,6 +186,13 @@ export function createReconciler(deps: ReconcileDeps): (key: string) => Promise<
       const owner = taskOfJob(job);
       if (owner) events.record(owner, 'Normal', 'RunStarted', `run ${job.metadata?.name} admitted (family ${family}: ${outcome.running + i + 1} of ${concurrency} running)`, 'Admit');
     });
+    for (const { job, error } of outcome.failed) {
+      const owner = taskOfJob(job);
+      const message = `run ${job.metadata?.name} could not be admitted (family ${family}): ${describeError((error as Error).cause ?? error)}`;
+      if (!announced.first(`refused/${job.metadata?.uid}/${message}`)) continue; // said already
+      log.warn({ job: job.metadata?.name, namespace: job.metadata?.namespace, family, err: describeError(error) }, 'admission refused');
+      if (owner) events.record(owner, 'Warning', 'AdmissionFailed', message, 'Admit');
+    }
     for (const job of outcome.waiting) {
       const owner = taskOfJob(job);
       if (owner && announced.first(`queued/${job.metadata?.uid}`)) {

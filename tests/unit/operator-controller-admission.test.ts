@@ -113,8 +113,27 @@ describe('FamilyAdmission', () => {
     store.upsert(waiting('b', 2));
     const admission = new FamilyAdmission({ jobs: store, admit: async (job) => (job.metadata?.name === 'gone' ? undefined : job), now: () => 0 });
     const first = await admission.admit('email', 1, always);
-    expect(names(first.admit)).toEqual([]);
-    store.remove('assistant/gone');
-    expect(names((await admission.admit('email', 1, always)).admit)).toEqual(['b']);
+    expect(names(first.admit)).toEqual(['b']); // the slot it would have taken goes to the next
+    expect(names(first.waiting)).toEqual([]);
+  });
+
+  it('tries the next Job when the apiserver refuses one, and reports the refusal', async () => {
+    const store = new Store<Job>(JOB_INDEXERS);
+    for (const job of [waiting('refused', 1), waiting('b', 2), waiting('c', 3)]) store.upsert(job);
+    const refusal = new Error('exceeded quota: jobs');
+    const admission = new FamilyAdmission({
+      jobs: store,
+      admit: async (job) => {
+        if (job.metadata?.name === 'refused') throw refusal;
+        return job;
+      },
+      now: () => 0,
+    });
+    const outcome = await admission.admit('email', 1, always);
+    expect(names(outcome.admit)).toEqual(['b']);
+    expect(outcome.failed.map((f) => [f.job.metadata?.name, f.error])).toEqual([['refused', refusal]]);
+    expect(names(outcome.waiting)).toEqual(['refused', 'c']);
+    // b now holds the only slot: c waits, and refused is tried again when a slot frees.
+    expect(names((await admission.admit('email', 1, always)).admit)).toEqual([]);
   });
 });

@@ -267,6 +267,35 @@ describe('reconcile', () => {
     expect(result.requeueAfterMs).toBe(60_000);
   });
 
+  it('lets the next waiting run in when one admission is refused, and fails only the refused run\'s task', async () => {
+    const families = parseFamiliesConfig('email: { concurrency: 1 }');
+    const other = makeTask({ name: 'other', uid: 'uid-other' });
+    const quota = Object.assign(new Error('jobs "other-1" is forbidden: exceeded quota'), { code: 403 });
+    const w = world({
+      tasks: [makeTask(), other],
+      jobs: [
+        makeJob('other-1', { task: other, suspended: true, createdAt: '2026-11-28T10:00:00Z' }),
+        makeJob('digest-2', { suspended: true, createdAt: '2026-11-28T11:00:00Z' }),
+      ],
+      families,
+      fail: (method, path) => (method === 'PATCH' && path.endsWith('/jobs/other-1') ? quota : undefined),
+    });
+    // digest's reconcile: other-1 is refused, digest-2 takes the slot, digest's status is written.
+    await w.reconcile(KEY);
+    const admits = w.calls.filter((c) => c.method === 'PATCH' && c.path.includes('/jobs/')).map((c) => c.path.split('/').pop());
+    expect(admits).toEqual(['other-1', 'digest-2']);
+    expect(w.events).toContainEqual(expect.objectContaining({ type: 'Warning', reason: 'AdmissionFailed', regarding: 'other', note: expect.stringContaining('exceeded quota') }));
+    expect(w.statusPatch()).toBeDefined();
+    // other's own reconcile fails after its status, for a backoff retry; the Warning is not repeated.
+    w.settle();
+    w.jobs.upsert(makeJob('digest-2', { suspended: false, createdAt: '2026-11-28T11:00:00Z' }));
+    await expect(w.reconcile(`${NS}/other`)).resolves.toEqual(expect.anything()); // full: nothing tried
+    w.settle();
+    w.jobs.remove(`${NS}/digest-2`);
+    await expect(w.reconcile(`${NS}/other`)).rejects.toThrow('admitting Job assistant/other-1 failed');
+    expect(w.events.filter((e) => e.reason === 'AdmissionFailed')).toHaveLength(1);
+  });
+
   it('does not admit a waiting run of an earlier task of the same name (deleted, not yet collected)', async () => {
     const earlier = makeTask({ uid: 'uid-earlier' });
     const w = world({ tasks: [makeTask()], jobs: [makeJob('manual-old', { task: earlier, owner: 'BackgroundTask', suspended: true, finalizer: true })] });
