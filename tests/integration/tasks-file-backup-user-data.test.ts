@@ -122,7 +122,8 @@ describe('file.backup-user-data / file.restore-user-data', () => {
     const target = testPool(targetUrl);
     const restored = join(base, 'restored');
     try {
-      const exit = await runRunner(['run', 'file.restore-user-data', '--params', JSON.stringify({ archive })], env(targetUrl, restored));
+      // Two rows per statement: full batches and a last partial one.
+      const exit = await runRunner(['run', 'file.restore-user-data', '--params', JSON.stringify({ archive, batchRows: 2 })], env(targetUrl, restored));
       expect(exit.code, exit.stdout).toBe(0);
       expect(exit.result?.summary).toMatchObject({ archive, tables: 9, rows: 12, files: 3 });
       for (const table of TABLES) expect(await tableRows(target, table), table).toEqual(await tableRows(source, table));
@@ -138,6 +139,25 @@ describe('file.backup-user-data / file.restore-user-data', () => {
       expect(again.code).toBe(2);
       expect(again.result?.message).toContain('refusing to restore into a database that already has');
     } finally {
+      await target.end();
+    }
+  });
+
+  it("takes for `latest` the newest archive that has its sidecar, not one a killed backup left without", async () => {
+    const targetUrl = await migrated(await freshDatabase(inject('pgUrl'), 'tasks_backup_latest'));
+    const target = testPool(targetUrl);
+    const orphan = 'user-data-20991231T235959Z-killed.tar.gz';
+    writeFileSync(join(backups, orphan), readFileSync(join(backups, archive!)));
+    try {
+      const exit = await runRunner(['run', 'file.restore-user-data', '--dry-run'], env(targetUrl, join(base, 'restored-latest')));
+      expect(exit.code, exit.stdout).toBe(0);
+      expect(exit.result?.summary).toMatchObject({ archive });
+      // Named explicitly, it is refused for want of its checksum.
+      const named = await runRunner(['run', 'file.restore-user-data', '--dry-run', '--params', JSON.stringify({ archive: orphan })], env(targetUrl, join(base, 'restored-latest')));
+      expect(named.code).toBe(2);
+      expect(named.result?.message).toMatch(`archive ${orphan} has no readable checksum file ${orphan}.sha256: ENOENT`);
+    } finally {
+      rmSync(join(backups, orphan), { force: true });
       await target.end();
     }
   });
@@ -207,16 +227,24 @@ describe('file.backup-user-data / file.restore-user-data', () => {
       if (old) utimesSync(at, weekAndADay, weekAndADay);
       return at;
     };
-    const old = [plant('.staging-old1', true, true), plant('.restore-old2', true, true), plant('user-data-20260101T000000Z-x.tar.gz.sha256.partial', false, true)];
+    const old = [
+      plant('.staging-old1', true, true),
+      plant('.restore-old2', true, true),
+      plant('user-data-20260101T000000Z-x.tar.gz.sha256.partial', false, true),
+      plant('user-data-20260101T000000Z-y.tar.gz', false, true), // renamed into place, killed before its sidecar
+    ];
     const live = plant('.staging-live', true, false);
+    const finishing = plant('user-data-20260102T000000Z-z.tar.gz', false, false);
     try {
       const exit = await runRunner(['run', 'file.backup-user-data'], { ...env(sourceUrl), BGTASK_RUN_ID: 'backup-leftovers' });
       expect(exit.code, exit.stdout).toBe(0);
-      expect(exit.result?.summary).toMatchObject({ leftovers_removed: 3 });
+      expect(exit.result?.summary).toMatchObject({ leftovers_removed: 4, backups_removed: 0 });
       for (const at of old) expect(existsSync(at), at).toBe(false);
       expect(existsSync(join(live, 'files/copy'))).toBe(true);
+      expect(existsSync(finishing)).toBe(true);
     } finally {
       rmSync(live, { recursive: true, force: true });
+      rmSync(finishing, { force: true });
       for (const f of archives().filter((a) => a.includes('backup-leftovers'))) {
         rmSync(join(backups, f));
         rmSync(join(backups, `${f}.sha256`));
@@ -224,12 +252,18 @@ describe('file.backup-user-data / file.restore-user-data', () => {
     }
   });
 
-  it('keeps only the newest `keep` archives', async () => {
+  it('keeps only the newest `keep` archives, counting only whole ones', async () => {
+    // An archive without its sidecar yet (a backup finishing, or killed a moment ago) is neither
+    // counted nor removed by retention; the leftover sweep takes it once it is a week old.
+    const finishing = join(backups, 'user-data-20260102T000000Z-finishing.tar.gz');
+    writeFileSync(finishing, 'not yet');
     for (let i = 2; i <= 5; i++) {
       await new Promise((r) => setTimeout(r, 1100)); // archive names carry the second
       const exit = await runRunner(['run', 'file.backup-user-data', '--params', '{"keep":3}'], { ...env(sourceUrl), BGTASK_RUN_ID: `backup-${i}` });
       expect(exit.code, exit.stdout).toBe(0);
     }
+    expect(existsSync(finishing)).toBe(true);
+    rmSync(finishing);
     expect(archives().map((a) => /-(backup-\d)\.tar\.gz$/.exec(a)?.[1])).toEqual(['backup-3', 'backup-4', 'backup-5']);
     expect(readdirSync(backups).filter((f) => f.endsWith('.sha256'))).toHaveLength(3);
   });

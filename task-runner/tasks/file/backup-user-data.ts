@@ -113,6 +113,7 @@ export default defineTask({
                   }
                 },
                 createWriteStream(path.join(staging, 'files', relPath)),
+                { signal: ctx.signal },
               );
               manifest.files.push({ path: relPath, size, sha256: hash.digest('hex'), mtimeMs });
               ctx.count('files');
@@ -132,8 +133,7 @@ export default defineTask({
       // Written under a temporary name and renamed: an archive under its final name is whole.
       const final = path.join(backupDir, name);
       const partial = path.join(staging, name);
-      ctx.signal.throwIfAborted();
-      await tar.create({ gzip: true, cwd: staging, file: partial, portable: true }, ['manifest.json', 'db', 'files']);
+      await pipeline(tar.create({ gzip: true, cwd: staging, portable: true }, ['manifest.json', 'db', 'files']), createWriteStream(partial), { signal: ctx.signal });
       const digest = await archive.sha256File(partial);
       await fs.rename(partial, final);
       await fs.writeFile(`${final}.sha256.partial`, archive.sidecarLine(digest, name));
@@ -143,8 +143,9 @@ export default defineTask({
       ctx.set('backup_size_bytes', size);
       ctx.set('sha256', digest);
 
-      // Retention: names sort by time; only after the new archive is in place.
-      const archives = (await fs.readdir(backupDir)).filter((f) => archive.ARCHIVE_PATTERN.test(f)).sort();
+      // Retention: names sort by time; only after the new archive is in place, and only whole
+      // archives count (one a killed run left without its sidecar goes with the leftovers).
+      const archives = archive.completeArchives(await fs.readdir(backupDir));
       const old = archives.slice(0, Math.max(0, archives.length - p.keep));
       for (const f of old) {
         await fs.rm(path.join(backupDir, f));

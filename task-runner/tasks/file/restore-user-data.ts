@@ -22,20 +22,24 @@ export default defineTask({
   async run(ctx) {
     const p = ctx.params;
     const env = ctx.requireSettings(['BGTASK_BACKUP_DIR', 'BGTASK_USER_DATA_ROOT']);
-    const [{ checkRoots, isInside }, { withTransaction }, fs, path, archive, tar] = await Promise.all([
+    const [{ checkRoots, isInside }, { withTransaction }, fs, path, archive, tar, { createReadStream }, { createInterface }] = await Promise.all([
       import('../../services/file-roots.ts'),
       import('../../services/postgres.ts'),
       import('node:fs/promises'),
       import('node:path'),
       import('./user-data-archive.ts'),
       import('tar'),
+      import('node:fs'),
+      import('node:readline'),
     ]);
     const [backupRoot, dataRoot] = await checkRoots([env.BGTASK_BACKUP_DIR, env.BGTASK_USER_DATA_ROOT], env.BGTASK_FILE_ROOTS, 'backup directory or user-data root');
     if (!backupRoot!.real) throw new InvalidInputError(`backup directory ${backupRoot!.given} does not exist`);
     const backupDir = backupRoot!.real;
-    const names = (await fs.readdir(backupDir)).filter((f) => archive.ARCHIVE_PATTERN.test(f)).sort();
-    const name = p.archive === 'latest' ? names.at(-1) : p.archive;
-    if (!name) throw new InvalidInputError(`no archive in ${backupDir}`);
+    const listing = await fs.readdir(backupDir);
+    const names = listing.filter((f) => archive.ARCHIVE_PATTERN.test(f));
+    // `latest` is the newest whole archive: one without its sidecar is from a killed backup.
+    const name = p.archive === 'latest' ? archive.completeArchives(listing).at(-1) : p.archive;
+    if (!name) throw new InvalidInputError(`no complete archive (with its .sha256) in ${backupDir}`);
     if (!archive.ARCHIVE_PATTERN.test(name) || !names.includes(name)) throw new InvalidInputError(`archive ${name} is not a backup in ${backupDir}`);
     const file = path.join(backupDir, name);
     ctx.set('archive', name);
@@ -98,13 +102,25 @@ export default defineTask({
         for (const { table, file: member, rows } of manifest.tables) {
           ctx.signal.throwIfAborted();
           if (!archive.USER_TABLES.some((t) => t.table === table)) throw new InvalidInputError(`archive ${name} holds an unknown table ${table}`);
-          const lines = (await fs.readFile(path.join(staging, member), 'utf8')).split('\n').filter(Boolean);
-          if (lines.length !== rows) throw new InvalidInputError(`${member} holds ${lines.length} rows, the manifest says ${rows}`);
-          for (let i = 0; i < lines.length; i += p.batchRows) {
-            await client.query(`INSERT INTO ${table} OVERRIDING SYSTEM VALUE SELECT * FROM json_populate_recordset(NULL::${table}, $1::json)`, [
-              `[${lines.slice(i, i + p.batchRows).join(',')}]`,
-            ]);
+          // Line by line, a batch at a time: a table need not fit in memory (or in one string).
+          let count = 0;
+          let batch: string[] = [];
+          const insert = async () => {
+            await client.query(`INSERT INTO ${table} OVERRIDING SYSTEM VALUE SELECT * FROM json_populate_recordset(NULL::${table}, $1::json)`, [`[${batch.join(',')}]`]);
+            batch = [];
+          };
+          for await (const line of createInterface({ input: createReadStream(path.join(staging, member)), crlfDelay: Infinity })) {
+            if (!line) continue;
+            count++;
+            batch.push(line);
+            if (batch.length === p.batchRows) {
+              ctx.signal.throwIfAborted();
+              await insert();
+            }
           }
+          if (batch.length > 0) await insert();
+          // The transaction is rolled back: nothing of a table that does not match its manifest stays.
+          if (count !== rows) throw new InvalidInputError(`${member} holds ${count} rows, the manifest says ${rows}`);
           const { rows: identity } = await client.query<{ column_name: string }>(
             "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = $1 AND is_identity = 'YES'",
             [table],

@@ -46,10 +46,26 @@ export const LEFTOVER_PATTERN = /^(\.staging-|\.restore-)|\.sha256\.partial$/;
 /** No run lives longer than this (the CRD's limit on timeoutSeconds: a week). */
 const LONGEST_RUN_MS = 7 * 24 * 3600 * 1000;
 
-/** Removes leftovers older than any live run can be; returns their names. */
+/**
+ * The archives of a directory listing that are whole, oldest first: a backup renames its archive
+ * into place, then writes its sidecar, so one without a sidecar is from a run killed in between
+ * (or still finishing), and is neither restored as `latest` nor counted as a kept backup.
+ */
+export function completeArchives(names: readonly string[]): string[] {
+  const present = new Set(names);
+  return names.filter((n) => ARCHIVE_PATTERN.test(n) && present.has(`${n}.sha256`)).sort();
+}
+
+/**
+ * Removes leftovers older than any live run can be — staging copies, half-written sidecars and
+ * archives that never got their sidecar; returns their names.
+ */
 export async function removeLeftovers(dir: string, now: Date): Promise<string[]> {
   const removed: string[] = [];
-  for (const name of (await readdir(dir)).filter((n) => LEFTOVER_PATTERN.test(n))) {
+  const names = await readdir(dir);
+  const complete = new Set(completeArchives(names));
+  const orphans = names.filter((n) => ARCHIVE_PATTERN.test(n) && !complete.has(n));
+  for (const name of [...names.filter((n) => LEFTOVER_PATTERN.test(n)), ...orphans]) {
     const { mtimeMs } = await stat(join(dir, name));
     if (now.getTime() - mtimeMs <= LONGEST_RUN_MS) continue;
     await rm(join(dir, name), { recursive: true, force: true });
