@@ -16,7 +16,7 @@
 // schedule) hold the detail and their table tests.
 import { FAMILIES, KIND as TASK_KIND, type Family } from '../../crds/schema.ts';
 import { Applier, desiredHash } from '../kube/apply.ts';
-import { describeError } from '../kube/errors.ts';
+import { IncompleteReconcileError, describeError } from '../kube/errors.ts';
 import { splitKey } from '../kube/keys.ts';
 import { FamilyAdmission, mayTakeSlot } from './admission.ts';
 import type { CronJob, Job, Pod, ReconcileDeps, Task } from './deps.ts';
@@ -31,7 +31,7 @@ import { decideRetry, retryPolicy } from './retries.ts';
 import { planRunNow } from './run-now.ts';
 import { SpecMemo } from './spec-memo.ts';
 import { newestRun, runsOf, type Run } from './runs.ts';
-import { nextScheduleTime } from './schedule.ts';
+import { compileSchedule, nextScheduleTime } from './schedule.ts';
 import { CONDITION_READY, buildStatus, countedThrough, type NotReady } from './status.ts';
 import { validateTask, type Validation } from './validate.ts';
 import { jobWrites, taskWrites } from './writes.ts';
@@ -68,7 +68,9 @@ export function createReconciler(deps: ReconcileDeps): (key: string) => Promise<
       expectations.forget(key);
       specs.forget(task?.metadata.uid);
       await Promise.all(labelled.filter(holdsFinalizer).map((job) => jobs.release(job, fieldManager)));
-      for (const family of familiesOf(labelled)) await admitFamily(family);
+      // Its last Job may be gone from the cache already (that deletion brought us here): with
+      // no Job left to name the family, every family is offered the slot it may have freed.
+      for (const family of labelled.length > 0 ? familiesOf(labelled) : FAMILIES) await admitFamily(family);
       return {};
     }
     const cronName = cronJobName(name);
@@ -97,7 +99,8 @@ export function createReconciler(deps: ReconcileDeps): (key: string) => Promise<
     }
 
     // 3. The CronJob.
-    let applyError: unknown;
+    // Writes that failed: the reconcile goes on (the status says what it can) and fails at the end.
+    const failures: unknown[] = [];
     // Another event of the task's objects arrived while a write of ours was in flight.
     let again = false;
     if (validation.ok && desired) {
@@ -111,7 +114,7 @@ export function createReconciler(deps: ReconcileDeps): (key: string) => Promise<
           cronJob = applied.object;
         }
       } catch (err) {
-        applyError = err;
+        failures.push(err);
         notReady = { reason: 'CronJobFailed', message: `applying CronJob ${cronName} failed: ${describeError((err as Error).cause ?? err)}` };
         if (!alreadySaid(task, notReady)) events.record(task, 'Warning', 'CronJobFailed', notReady.message, 'Apply');
       }
@@ -120,19 +123,20 @@ export function createReconciler(deps: ReconcileDeps): (key: string) => Promise<
     // 4. Family admission.
     const slots = family ? await admitFamily(family) : undefined;
     // A refused admission of one of this task's runs is retried with backoff, after the status.
-    const admissionError = slots?.failed.find((f) => f.job.metadata?.labels?.[TASK_NAME_LABEL] === name && f.job.metadata?.namespace === namespace)?.error;
+    failures.push(...(slots?.failed ?? []).filter((f) => f.job.metadata?.labels?.[TASK_NAME_LABEL] === name && f.job.metadata?.namespace === namespace).map((f) => f.error));
 
     // 5. Run-now and retries.
     const runs = runsOf(own, podsOf, task.status?.lastRun);
     const newest = newestRun(runs, task.status?.lastRun);
     let retryDueAt: number | undefined;
     if (validation.ok && desired) {
-      await startRunNow(task, validation, desired);
-      retryDueAt = await startDueRetry(task, validation, desired, runs, newest, now.getTime());
+      await startRunNow(task, validation, desired).catch((err: unknown) => failed(failures, task, err, 'RunNowFailed', 'starting the run-now Job failed'));
+      retryDueAt = await startDueRetry(task, validation, desired, runs, newest, now.getTime()).catch((err: unknown) => failed(failures, task, err, 'RetryFailed', 'starting the retry Job failed'));
     }
 
-    // 6. Status.
-    const next = validation.ok && !task.spec.suspend ? nextScheduleTime(validation.schedule, earliestSchedule(cronJob, now), now.getTime()) : undefined;
+    // 6. Status. With an invalid spec the CronJob kept from before still fires: its next time is the truth.
+    const schedule = validation.ok ? validation.schedule : keptSchedule(cronJob);
+    const next = schedule && !task.spec.suspend && !cronJob?.spec?.suspend ? nextScheduleTime(schedule, earliestSchedule(cronJob, now), now.getTime()) : undefined;
     const { status, folded, foldAt } = buildStatus({
       task,
       family,
@@ -162,20 +166,27 @@ export function createReconciler(deps: ReconcileDeps): (key: string) => Promise<
       ...chores.remove.map((run) => jobs.remove(run.job)),
     ]);
 
-    if (applyError) throw applyError;
-    if (admissionError) throw admissionError;
-
     // 8. Requeue.
-    if (again) return { requeueAfterMs: 0 };
     const moments = [
       next === undefined ? undefined : next + AFTER_SCHEDULE_MS,
       retryDueAt,
       foldAt,
       runs.some((r) => r.queued) ? now.getTime() + QUEUED_RECHECK_MS : undefined,
     ].filter((t): t is number => t !== undefined);
-    if (moments.length === 0) return {};
-    return { requeueAfterMs: Math.min(MAX_REQUEUE_MS, Math.max(MIN_REQUEUE_MS, Math.min(...moments) - now.getTime())) };
+    const due = moments.length === 0 ? undefined : Math.min(MAX_REQUEUE_MS, Math.max(MIN_REQUEUE_MS, Math.min(...moments) - now.getTime()));
+    // A failure is retried with backoff, but not past a moment that was due anyway.
+    if (failures.length > 0) throw new IncompleteReconcileError(failures[0], due);
+    if (again) return { requeueAfterMs: 0 };
+    return due === undefined ? {} : { requeueAfterMs: due };
   };
+
+  /** A write of step 5 failed: said once as a Warning, and the reconcile fails at its end. */
+  function failed(failures: unknown[], task: Task, err: unknown, reason: string, what: string): undefined {
+    failures.push(err);
+    const message = `${what}: ${describeError((err as Error).cause ?? err)}`;
+    if (announced.first(`${reason}/${task.metadata.uid}/${message}`)) events.record(task, 'Warning', reason, message, 'Run');
+    return undefined;
+  }
 
   // ------------------------------------------------------------------------------------ steps
 
@@ -280,6 +291,17 @@ export function createReconciler(deps: ReconcileDeps): (key: string) => Promise<
 function alreadySaid(task: Task, notReady: NotReady): boolean {
   const ready = task.status?.conditions?.find((c) => c.type === CONDITION_READY);
   return ready?.status === 'False' && ready.reason === notReady.reason && ready.message === notReady.message;
+}
+
+/** The schedule of a CronJob applied earlier (kept while the task's spec is invalid), if it compiles. */
+function keptSchedule(cronJob: CronJob | undefined): ReturnType<typeof compileSchedule> | undefined {
+  const schedule = cronJob?.spec?.schedule;
+  if (!schedule) return undefined;
+  try {
+    return compileSchedule(schedule, cronJob.spec?.timeZone);
+  } catch {
+    return undefined; // not one this operator wrote: no next time to promise
+  }
 }
 
 function holdsFinalizer(job: Job): boolean {

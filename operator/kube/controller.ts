@@ -2,7 +2,7 @@
 // A failure requeues the key with its backoff; a success forgets the backoff and, when asked,
 // requeues it after the given delay. The queue guarantees one worker per key at a time.
 import type { Logger } from 'pino';
-import { StaleObjectError, describeError } from './errors.ts';
+import { IncompleteReconcileError, StaleObjectError, describeError } from './errors.ts';
 import type { WorkQueue } from './workqueue.ts';
 
 export interface ReconcileResult {
@@ -68,7 +68,7 @@ export class Controller {
         if (after !== undefined && after >= 0) queue.addAfter(key, after);
         observer?.reconciled(after !== undefined ? 'requeue' : 'success', (performance.now() - started) / 1000);
       } catch (err) {
-        queue.addRateLimited(key);
+        queue.addRateLimited(key, err instanceof IncompleteReconcileError ? err.requeueAfterMs : undefined);
         observer?.reconciled('error', (performance.now() - started) / 1000);
         // A cache behind a write of someone else's is routine (the runner's report, say): not an error.
         const stale = err instanceof StaleObjectError;

@@ -22,6 +22,22 @@ export class StaleObjectError extends Error {
   override readonly name = 'StaleObjectError';
 }
 
+/**
+ * A reconcile that did all it could but some of its writes failed (their cause attached). It is
+ * retried with backoff, yet never later than `requeueAfterMs`, the next moment it had to act on
+ * anyway (a schedule, a retry's due time), so a failing write does not put those off.
+ */
+export class IncompleteReconcileError extends Error {
+  override readonly name = 'IncompleteReconcileError';
+  constructor(
+    cause: unknown,
+    readonly requeueAfterMs: number | undefined,
+  ) {
+    const inner = (cause as Error | undefined)?.cause;
+    super(inner === undefined ? describeError(cause) : `${describeError(cause)}: ${describeError(inner)}`, { cause });
+  }
+}
+
 export const isNotFound = (err: unknown): boolean => statusCode(err) === 404;
 export const isConflict = (err: unknown): boolean => statusCode(err) === 409;
 /** 410: the resourceVersion asked for has been compacted away; the only way on is a fresh list. */

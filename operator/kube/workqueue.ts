@@ -72,8 +72,9 @@ export class WorkQueue {
     this.armTimer();
   }
 
-  addRateLimited(key: string): void {
-    this.addAfter(key, this.rateLimiter.when(key));
+  /** Adds the key after its backoff, or after `atMostMs` if that is sooner (the failure still counts). */
+  addRateLimited(key: string, atMostMs = Number.POSITIVE_INFINITY): void {
+    this.addAfter(key, Math.min(this.rateLimiter.when(key), atMostMs));
   }
 
   /** Ends the key's backoff (after a success). It does not unqueue the key. */

@@ -7,6 +7,7 @@ import type { CronJob, Job, Pod, RunnerSettings, Task } from '../../operator/con
 import { JOB_INDEXERS, POD_INDEXERS, TASK_INDEXERS } from '../../operator/controller/indexes.ts';
 import { WriteExpectations } from '../../operator/controller/expectations.ts';
 import { createReconciler } from '../../operator/controller/reconcile.ts';
+import { IncompleteReconcileError } from '../../operator/kube/errors.ts';
 import type { RawApi } from '../../operator/kube/raw-api.ts';
 import { Store } from '../../operator/kube/store.ts';
 import { compactCronJob } from '../../operator/kube/transforms.ts';
@@ -372,6 +373,53 @@ describe('reconcile', () => {
       'PATCH /apis/batch/v1/namespaces/assistant/jobs/other-1',
     ]);
     expect(w.calls[0]!.body).toEqual({ metadata: { '$deleteFromPrimitiveList/finalizers': ['workers.personal-assistant.io/run-accounting'] } });
+  });
+
+  it("offers every family the slot when a gone task's last Job has left the cache too", async () => {
+    const other = makeTask({ name: 'other', uid: 'uid-other' });
+    const w = world({ tasks: [other], jobs: [makeJob('other-1', { task: other, suspended: true })], families: parseFamiliesConfig('email: { concurrency: 1 }') });
+    expect(await w.reconcile(KEY)).toEqual({});
+    expect(w.calls.map((c) => `${c.method} ${c.path}`)).toEqual(['PATCH /apis/batch/v1/namespaces/assistant/jobs/other-1']);
+  });
+
+  it('writes the status and says why when a run-now Job cannot be created, then fails for a retry no later than its next moment', async () => {
+    const quota = Object.assign(new Error('jobs "digest-now" is forbidden: exceeded quota'), { code: 403 });
+    const finished = makeJob('digest-1', { createdAt: '2026-11-28T08:00:00Z', complete: '2026-11-28T08:00:40Z' });
+    const w = world({
+      tasks: [makeTask({ annotations: { 'workers.personal-assistant.io/run-now': '1764324000' } })],
+      jobs: [finished],
+      fail: (method, path) => (method === 'POST' && path.endsWith('/jobs') ? quota : undefined),
+    });
+    const failure = await w.reconcile(KEY).then(() => undefined, (err: unknown) => err);
+    expect(failure).toBeInstanceOf(IncompleteReconcileError);
+    expect((failure as IncompleteReconcileError).message).toContain('exceeded quota');
+    expect((failure as IncompleteReconcileError).requeueAfterMs).toBe(3_600_000);
+    expect(w.statusPatch()?.status).toMatchObject({ succeeded: 1 }); // the finished run is counted all the same
+    expect(w.calls.some((c) => c.path.endsWith('/backgroundtasks/digest'))).toBe(false); // the token stays unanswered: tried again
+    expect(w.events).toContainEqual(expect.objectContaining({ type: 'Warning', reason: 'RunNowFailed', note: expect.stringContaining('exceeded quota') }));
+  });
+
+  it('keeps the moment a retry is due when the CronJob cannot be applied', async () => {
+    const forbidden = Object.assign(new Error('cronjobs.batch "digest" is forbidden'), { code: 403 });
+    const task = makeTask({ spec: { retry: { delaySeconds: 120, backoff: 'Fixed' } } });
+    const job = makeJob('digest-1', { task, createdAt: '2026-11-28T11:58:00Z', failed: { at: '2026-11-28T11:59:00Z' } });
+    const w = world({ tasks: [task], jobs: [job], pods: [makePod(job, { terminated: { exitCode: 1 } })], fail: (method, path) => (path.includes('/cronjobs') ? forbidden : undefined) });
+    const failure = await w.reconcile(KEY).then(() => undefined, (err: unknown) => err);
+    expect(failure).toBeInstanceOf(IncompleteReconcileError);
+    expect((failure as IncompleteReconcileError).requeueAfterMs).toBe(60_000);
+  });
+
+  it('with an invalid spec, reports the next time of the CronJob kept from before', async () => {
+    const w = world({ tasks: [makeTask()] });
+    await w.reconcile(KEY);
+    w.settle();
+    const cached = w.tasks.get(NS, 'digest')!;
+    w.tasks.upsert({ ...cached, metadata: { ...cached.metadata, generation: 2 }, spec: { ...cached.spec, task: 'email.nope' } });
+    const result = await w.reconcile(KEY);
+    expect(w.statusPatch()?.status.conditions).toContainEqual(expect.objectContaining({ reason: 'InvalidSpec' }));
+    w.settle();
+    expect(w.tasks.get(NS, 'digest')?.status?.nextScheduleTime).toBe('2026-11-29T08:00:00Z');
+    expect(result.requeueAfterMs).toBe(3_600_000);
   });
 
   it('lifts the finalizer of a deleted Job only once the stored status has counted it', async () => {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import pino from 'pino';
 import { Controller, type ControllerObserver, type ReconcileResult } from '../../operator/kube/controller.ts';
+import { IncompleteReconcileError } from '../../operator/kube/errors.ts';
 import { ItemExponentialRateLimiter } from '../../operator/kube/rate-limiter.ts';
 import { WorkQueue } from '../../operator/kube/workqueue.ts';
 
@@ -85,6 +86,27 @@ describe('Controller', () => {
     expect(gaps[1]).toBeGreaterThanOrEqual(9);
     expect(gaps[2]).toBeGreaterThanOrEqual(19);
     expect(queue.numRequeues('ns/a')).toBe(0);
+    await controller.stop(1000);
+  });
+
+  it('retries an incomplete reconcile with backoff, but no later than the moment it was due anyway', async () => {
+    // Backoff of 10 minutes from the first failure; the reconcile had a retry due in 30 ms.
+    const queue = new WorkQueue({ rateLimiter: new ItemExponentialRateLimiter(600_000, 1_000_000) });
+    const times: number[] = [];
+    const controller = new Controller({
+      queue,
+      workers: 1,
+      log,
+      reconcile: async () => {
+        times.push(Date.now());
+        if (times.length === 1) throw new IncompleteReconcileError(new Error('quota'), 30);
+        return {};
+      },
+    });
+    controller.start();
+    queue.add('ns/a');
+    await until('the retry at the due moment', () => times.length === 2);
+    expect((times[1] as number) - (times[0] as number)).toBeGreaterThanOrEqual(25);
     await controller.stop(1000);
   });
 
