@@ -199,7 +199,9 @@ export const backgroundTaskSpecSchema = withRules(
     concurrencyPolicy: z
       .enum(CONCURRENCY_POLICIES)
       .default('Forbid')
-      .describe('What to do when a run is due while the previous one is still going: Forbid skips it, Allow runs both, Replace stops the old one.'),
+      .describe(
+        'What to do when a run is due while the previous one is still going: Forbid skips it (and a retry or run-now waits for the running one: runs never overlap), Allow runs both, Replace stops the old one.',
+      ),
     startingDeadlineSeconds: z
       .int()
       .min(10)

@@ -57,24 +57,39 @@ const byAge = (a: Job, b: Job) =>
 /**
  * Which of a family's Jobs to admit: the oldest suspended ones, while running < concurrency.
  * `admittedRecently` holds uids admitted by this process that may still look suspended in the
- * cache. A Job `mayRun` refuses (its task suspended or invalid) waits without taking a slot.
+ * cache. A Job `mayRun` refuses (its task suspended or invalid) waits without taking a slot. Jobs
+ * with the same `exclusive` key (the runs of one task whose concurrencyPolicy forbids overlap)
+ * run one at a time: a retry or run-now Job waits while a scheduled run of its task is going, and
+ * the other way round, as the CronJob controller cannot see the operator's own Jobs.
  */
-export function planAdmission(jobs: readonly Job[], concurrency: number, admittedRecently: ReadonlySet<string>, mayRun: (job: Job) => boolean): AdmissionPlan {
+export function planAdmission(
+  jobs: readonly Job[],
+  concurrency: number,
+  admittedRecently: ReadonlySet<string>,
+  mayRun: (job: Job) => boolean,
+  exclusive: (job: Job) => string | undefined = () => undefined,
+): AdmissionPlan {
   let running = 0;
+  const busy = new Set<string>();
   const suspended: Job[] = [];
   for (const job of jobs) {
     if (isFinished(job)) continue;
     const admitted = job.spec?.suspend !== true || admittedRecently.has(job.metadata?.uid ?? '');
-    if (admitted) running++;
-    else if (!job.metadata?.deletionTimestamp) suspended.push(job);
+    if (admitted) {
+      running++;
+      const key = exclusive(job);
+      if (key !== undefined) busy.add(key);
+    } else if (!job.metadata?.deletionTimestamp) suspended.push(job);
   }
   suspended.sort(byAge);
   const admit: Job[] = [];
   const waiting: Job[] = [];
   let free = Math.max(0, concurrency - running);
   for (const job of suspended) {
-    if (free > 0 && mayRun(job)) {
+    const key = exclusive(job);
+    if (free > 0 && mayRun(job) && (key === undefined || !busy.has(key))) {
       admit.push(job);
+      if (key !== undefined) busy.add(key);
       free--;
     } else {
       waiting.push(job);
@@ -111,12 +126,10 @@ export class FamilyAdmission {
   constructor(private readonly deps: AdmissionDeps) {}
 
   /** Admits what the family has room for. Calls for one family run one after the other. */
-  admit(family: Family, concurrency: number, mayRun: (job: Job) => boolean): Promise<AdmissionOutcome> {
+  admit(family: Family, concurrency: number, mayRun: (job: Job) => boolean, exclusive?: (job: Job) => string | undefined): Promise<AdmissionOutcome> {
+    const run = () => this.admitLocked(family, concurrency, mayRun, exclusive);
     const previous = this.locks.get(family) ?? Promise.resolve();
-    const next = previous.then(
-      () => this.admitLocked(family, concurrency, mayRun),
-      () => this.admitLocked(family, concurrency, mayRun),
-    );
+    const next = previous.then(run, run);
     this.locks.set(family, next);
     // Drop the chain once it is idle so the map does not grow with settled promises.
     void next.finally(() => {
@@ -125,34 +138,40 @@ export class FamilyAdmission {
     return next;
   }
 
-  private async admitLocked(family: Family, concurrency: number, mayRun: (job: Job) => boolean): Promise<AdmissionOutcome> {
+  private async admitLocked(family: Family, concurrency: number, mayRun: (job: Job) => boolean, exclusive?: (job: Job) => string | undefined): Promise<AdmissionOutcome> {
     const jobs = this.deps.jobs.byIndex(JOBS_BY_FAMILY, family);
     let recent = this.recent.get(family);
     if (!recent) this.recent.set(family, (recent = new Map()));
     this.forgetConfirmed(recent, jobs);
-    const plan = planAdmission(jobs, concurrency, new Set(recent.keys()), mayRun);
-    // The planned Jobs first, then the ones behind them for a slot one of those could not take.
-    const slots = plan.admit.length;
-    const candidates = [...plan.admit, ...plan.waiting.filter(mayRun)];
     const admitted: Job[] = [];
     const failed: AdmissionOutcome['failed'] = [];
-    const tried = new Set<Job>();
-    for (const job of candidates) {
-      if (admitted.length === slots) break;
-      tried.add(job);
-      let result: Job | undefined;
-      try {
-        result = await this.deps.admit(job);
-      } catch (error) {
-        failed.push({ job, error });
-        continue;
+    // Jobs that took no slot: refused by the apiserver, or deleted meanwhile.
+    const passed = new Set<Job>();
+    const gone = new Set<Job>();
+    let running: number | undefined;
+    // Plan, admit; when one could not take its slot, plan again without it for the Jobs behind.
+    for (;;) {
+      const plan = planAdmission(jobs, concurrency, new Set(recent.keys()), (job) => !passed.has(job) && mayRun(job), exclusive);
+      running ??= plan.running;
+      let slotLeft = false;
+      for (const job of plan.admit) {
+        let result: Job | undefined;
+        try {
+          result = await this.deps.admit(job);
+        } catch (error) {
+          failed.push({ job, error });
+        }
+        if (!result) {
+          passed.add(job);
+          if (!failed.some((f) => f.job === job)) gone.add(job);
+          slotLeft = true;
+          continue;
+        }
+        recent.set(job.metadata?.uid ?? '', this.deps.now());
+        admitted.push(job);
       }
-      if (!result) continue; // deleted meanwhile: it takes no slot
-      recent.set(job.metadata?.uid ?? '', this.deps.now());
-      admitted.push(job);
+      if (!slotLeft) return { admit: admitted, waiting: plan.waiting.filter((job) => !gone.has(job)), running, concurrency, failed };
     }
-    const waiting = [...plan.admit, ...plan.waiting].filter((job) => !tried.has(job) || failed.some((f) => f.job === job)).sort(byAge);
-    return { admit: admitted, waiting, running: plan.running, concurrency, failed };
   }
 
   /** Forgets admissions the cache now shows (unsuspended, finished or deleted) or that are too old to trust. */

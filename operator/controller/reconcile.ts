@@ -192,7 +192,7 @@ export function createReconciler(deps: ReconcileDeps): (key: string) => Promise<
 
   async function admitFamily(family: Family) {
     const concurrency = deps.families()[family].concurrency;
-    const outcome = await admission.admit(family, concurrency, mayRun);
+    const outcome = await admission.admit(family, concurrency, mayRun, runsExclusively);
     outcome.admit.forEach((job, i) => {
       const owner = taskOfJob(job);
       if (owner) events.record(owner, 'Normal', 'RunStarted', `run ${job.metadata?.name} admitted (family ${family}: ${outcome.running + i + 1} of ${concurrency} running)`, 'Admit');
@@ -216,6 +216,12 @@ export function createReconciler(deps: ReconcileDeps): (key: string) => Promise<
   /** A waiting Job may take a slot unless its task is gone, or suspended (run-now Jobs excepted). */
   function mayRun(job: Job): boolean {
     return mayTakeSlot(job, taskOfJob(job));
+  }
+
+  /** Runs of a task with concurrencyPolicy Forbid never overlap, its retries and run-now Jobs included. */
+  function runsExclusively(job: Job): string | undefined {
+    const task = taskOfJob(job);
+    return task && (task.spec.concurrencyPolicy ?? 'Forbid') === 'Forbid' ? `${task.metadata.namespace}/${task.metadata.name}` : undefined;
   }
 
   async function startRunNow(task: Task, validation: Extract<Validation, { ok: true }>, desired: CronJob): Promise<void> {

@@ -42,6 +42,18 @@ describe('planAdmission', () => {
     expect(plan.admit).toEqual([]);
   });
 
+  it('runs the Jobs of one exclusive task one at a time, and lets other tasks take the slots', () => {
+    const other = makeTask({ name: 'other', uid: 'uid-other' });
+    const taskOf = (job: Job) => job.metadata?.labels?.['workers.personal-assistant.io/task-name'];
+    // digest's retry runs, so its scheduled run waits; of other's two runs, the older goes first.
+    const jobs = [running('digest-retry', 0), waiting('digest-sched', 1), waiting('other-1', 2, { task: other }), waiting('other-2', 3, { task: other })];
+    const plan = planAdmission(jobs, 4, new Set(), always, taskOf);
+    expect(names(plan.admit)).toEqual(['other-1']);
+    expect(names(plan.waiting)).toEqual(['digest-sched', 'other-2']);
+    // Without the rule every one of them takes a slot.
+    expect(names(planAdmission(jobs, 4, new Set(), always).admit)).toEqual(['digest-sched', 'other-1', 'other-2']);
+  });
+
   it('skips Jobs that may not run (task suspended) without spending a slot on them', () => {
     const plan = planAdmission([waiting('held', 1), waiting('b', 2)], 1, new Set(), (job) => job.metadata?.name !== 'held');
     expect(names(plan.admit)).toEqual(['b']);

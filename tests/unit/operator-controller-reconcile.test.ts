@@ -297,6 +297,23 @@ describe('reconcile', () => {
     expect(w.events.filter((e) => e.reason === 'AdmissionFailed')).toHaveLength(1);
   });
 
+  it('holds a scheduled run while a retry of the same task runs (concurrencyPolicy Forbid), not with Allow', async () => {
+    for (const policy of ['Forbid', 'Allow'] as const) {
+      const task = makeTask({ spec: { concurrencyPolicy: policy } });
+      const w = world({
+        tasks: [task],
+        jobs: [
+          makeJob('digest-retry2-1', { task, trigger: 'Retry', attempt: 2, createdAt: '2026-11-28T11:00:00Z' }),
+          makeJob('digest-2', { task, suspended: true, createdAt: '2026-11-28T11:30:00Z' }),
+        ],
+      });
+      await w.reconcile(KEY);
+      const admitted = w.calls.some((c) => c.method === 'PATCH' && c.path.endsWith('/jobs/digest-2'));
+      expect(admitted, policy).toBe(policy === 'Allow');
+      if (policy === 'Forbid') expect(w.statusPatch()?.status.active).toContainEqual({ name: 'digest-2', runId: 'digest-2', queued: true });
+    }
+  });
+
   it('does not admit a waiting run of an earlier task of the same name (deleted, not yet collected)', async () => {
     const earlier = makeTask({ uid: 'uid-earlier' });
     const w = world({ tasks: [makeTask()], jobs: [makeJob('manual-old', { task: earlier, owner: 'BackgroundTask', suspended: true, finalizer: true })] });
