@@ -13,9 +13,11 @@ export async function drainBounded<T>(
   let failure: { err: unknown } | undefined;
   const worker = async () => {
     while (!failure && !stop()) {
-      const item = await next();
-      if (item === undefined) return;
       try {
+        // A failing next() (a claim from Redis, say) stops the pulling like a failing work(),
+        // and the others still finish what they hold before the caller hears of it.
+        const item = await next();
+        if (item === undefined) return;
         await work(item);
       } catch (err) {
         failure ??= { err };
