@@ -21,8 +21,8 @@ export interface ChatClient {
   complete(messages: ChatMessage[], signal: AbortSignal): Promise<Completion>;
   /**
    * Why the endpoint, not this request, failed, after the client's retries: no HTTP answer at
-   * all (refused, reset, timed out), or 401, 403, 408, 409, 429 or 5xx. Undefined for an answer
-   * that refused this request (400, 404, 422 …).
+   * all (refused, reset, timed out), or 401, 403, 404, 405, 408, 409, 429 or 5xx. Undefined for
+   * an answer that refused this request (400, 422 …).
    */
   endpointProblem(err: unknown): string | undefined;
 }
@@ -37,8 +37,12 @@ export interface ChatClientOptions {
   temperature?: number | undefined;
 }
 
-/** Answers about the endpoint or our account, not the request: 401/403 credentials, 408/409/429 load. */
-const ENDPOINT_STATUSES = new Set([401, 403, 408, 409, 429]);
+/**
+ * Answers about the endpoint or our account, not the request, which every request would get:
+ * 401/403 credentials, 404/405 a model or route that does not exist there (a misspelt model, a
+ * base URL without /v1), 408/409/429 load.
+ */
+const ENDPOINT_STATUSES = new Set([401, 403, 404, 405, 408, 409, 429]);
 
 export async function openChatClient(options: ChatClientOptions): Promise<ChatClient> {
   const { default: OpenAI, APIConnectionError, APIError } = await import('openai');

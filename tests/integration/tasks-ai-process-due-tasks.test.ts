@@ -4,7 +4,7 @@
 // or still-overloaded LLM leaving the work due, and two runners never taking the same task.
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
 import type pg from 'pg';
-import { badRequest, completionFor, rateLimited, serverError, startFakeOpenAI, type FakeOpenAI } from '../support/fake-openai.ts';
+import { badRequest, completionFor, modelNotFound, rateLimited, serverError, startFakeOpenAI, type FakeOpenAI } from '../support/fake-openai.ts';
 import type { FakeResponse, RecordedRequest } from '../support/fake-http.ts';
 import { freshDatabase, migrated, testPool } from '../support/runner-db.ts';
 import { closedPort } from '../support/runner-net.ts';
@@ -164,6 +164,17 @@ describe(TASK, () => {
     expect(up.code, up.stdout).toBe(0);
     expect(await taskRow(daily)).toMatchObject({ status: 'active', due: false, run_count: 1, last_error: null });
     expect(await taskRow(other)).toMatchObject({ status: 'completed', run_count: 1 });
+  });
+
+  it('leaves tasks due when the model does not exist there (404, as every request would get), exits 1', async () => {
+    const daily = await addTask({ title: 'misconfigured', schedule_type: 'daily', schedule_config: { time: '07:00' } });
+    const before = (await taskRow(daily)).next_run_at;
+    llm.script([modelNotFound('gpt-4o-mni')], '/v1/chat/completions');
+    const exit = await runRunner(['run', TASK, '--params', '{"maxRetries":0}'], env());
+    expect(exit.code, exit.stdout).toBe(1);
+    expect(exit.result?.message).toContain('the LLM endpoint answered HTTP 404');
+    expect(await taskRow(daily)).toMatchObject({ status: 'active', due: true, run_count: 0, claimed_by: null, next_run_at: before });
+    expect((await db.query('SELECT 1 FROM ai_task_results')).rowCount).toBe(0);
   });
 
   it('leaves tasks due when the LLM is unreachable, exits 1, and the next run does them', async () => {

@@ -49,6 +49,12 @@ export const serverError = (): FakeResponse => ({
   status: 503,
   body: { error: { message: 'The server is overloaded or not ready yet.', type: 'server_error', code: null } },
 });
+/** What OpenAI answers for a model it does not have. */
+export const modelNotFound = (model: string): FakeResponse => ({
+  status: 404,
+  body: { error: { message: `The model \`${model}\` does not exist or you do not have access to it.`, type: 'invalid_request_error', param: null, code: 'model_not_found' } },
+});
+
 export const badRequest = (message: string): FakeResponse => ({
   status: 400,
   body: { error: { message, type: 'invalid_request_error', code: null } },
