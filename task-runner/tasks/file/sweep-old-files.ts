@@ -105,6 +105,7 @@ export async function sweepOldFiles(root: string, options: SweepOptions): Promis
     }
     try {
       for await (const entry of handle) {
+        options.signal.throwIfAborted(); // a flat directory of a million files is one long loop
         const path = join(dir, entry.name);
         if (entry.isDirectory()) {
           if (!(await sweepDir(path, false))) remaining++;
@@ -126,7 +127,7 @@ export async function sweepOldFiles(root: string, options: SweepOptions): Promis
         inFlight.add(op);
       }
     } catch (err) {
-      // An abort (throwIfAborted below) passes through; a failed read of the directory is recorded.
+      // An abort (throwIfAborted above) passes through; a failed read of the directory is recorded.
       if (options.signal.aborted) throw err;
       fail(dir, err);
       remaining++;
