@@ -65,7 +65,7 @@ export default defineTask({
         for (const { table, orderBy } of archive.USER_TABLES) {
           ctx.signal.throwIfAborted();
           const file = `db/${table}.jsonl`;
-          const out = createWriteStream(path.join(staging, file));
+          const out = archive.openChunkedFile(path.join(staging, file));
           const hash = crypto.createHash('sha256');
           let rows = 0;
           for (let offset = 0; ; offset += p.batchRows) {
@@ -75,11 +75,11 @@ export default defineTask({
             );
             const text = batch.map((r) => `${r.j}\n`).join('');
             hash.update(text);
-            if (!out.write(text)) await new Promise<void>((resolve) => out.once('drain', () => resolve()));
+            await out.write(text);
             rows += batch.length;
             if (batch.length < p.batchRows) break;
           }
-          await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
+          await out.close();
           manifest.tables.push({ table, file, rows, sha256: hash.digest('hex') });
           ctx.count('rows', rows);
         }

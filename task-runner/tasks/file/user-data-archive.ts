@@ -4,7 +4,9 @@
  * the manifest and a sha256sum-style sidecar (<archive>.sha256) for the archive as a whole.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { once } from 'node:events';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { finished } from 'node:stream/promises';
 import { readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 
@@ -87,4 +89,25 @@ export function sidecarLine(hex: string, name: string): string {
 
 export function parseSidecar(text: string): string | undefined {
   return /^([0-9a-f]{64})\s/.exec(text)?.[1];
+}
+
+/**
+ * A file written chunk by chunk, waiting when the stream is full. A write error (a full disk)
+ * rejects the pending or next write, or the close: without a listener it would escape the task's
+ * promise, and a wait for 'drain' would never end.
+ */
+export function openChunkedFile(path: string): { write(text: string): Promise<void>; close(): Promise<void> } {
+  const out = createWriteStream(path);
+  const settled = finished(out);
+  settled.catch(() => undefined); // observed by write() and close(); not an unhandled rejection meanwhile
+  return {
+    async write(text) {
+      if (!out.write(text)) await Promise.race([once(out, 'drain'), settled]);
+      if (out.errored) throw out.errored;
+    },
+    async close() {
+      out.end();
+      await settled;
+    },
+  };
 }
