@@ -33,6 +33,15 @@ describe('eventsFromIcs', () => {
     expect(parsed.rows.map((r) => r.uid)).toEqual(['good']);
   });
 
+  it('ends each all-day occurrence at midnight of its zone, also across a DST change', () => {
+    // Weekly on Sundays; 2025-03-30 and 2025-10-26 are the days Europe/Berlin changes its clocks.
+    const feed = cal('BEGIN:VEVENT', 'UID:sunday', 'DTSTAMP:20250101T000000Z', 'DTSTART;VALUE=DATE:20250323', 'DTEND;VALUE=DATE:20250324', 'RRULE:FREQ=WEEKLY;COUNT=33', 'SUMMARY:Sunday', 'END:VEVENT');
+    const rows = eventsFromIcs(feed, wide).rows;
+    expect(rows.find((r) => r.startsAt.getTime() === Date.parse('2025-03-30T00:00:00+01:00'))).toMatchObject({ endsAt: new Date('2025-03-30T22:00:00Z') }); // 23 hours
+    expect(rows.find((r) => r.startsAt.getTime() === Date.parse('2025-10-26T00:00:00+02:00'))).toMatchObject({ endsAt: new Date('2025-10-26T23:00:00Z') }); // 25 hours
+    expect(rows.find((r) => r.startsAt.getTime() === Date.parse('2025-03-23T00:00:00+01:00'))).toMatchObject({ endsAt: new Date('2025-03-23T23:00:00Z') });
+  });
+
   it('skips a series whole when one of its overrides is bad, and never takes its overrides for orphans', () => {
     const feed = cal(
       'BEGIN:VEVENT', 'UID:weekly', 'DTSTAMP:20270101T000000Z', 'DTSTART:20270104T090000Z', 'DTEND:20270104T100000Z', 'RRULE:FREQ=WEEKLY;COUNT=4', 'END:VEVENT',

@@ -144,6 +144,15 @@ export function eventsFromIcs(text: string, options: ExpandOptions): ParsedFeed 
     const rrule = rule ? String(rule) : null;
     const lengthMs = base.endsAt ? base.endsAt.getTime() - base.startsAt.getTime() : 0;
     const startTzid = tzidOf(vevent, 'dtstart');
+    // An all-day occurrence lasts whole days of its zone, 23 or 25 hours on a DST change: its end
+    // is counted in days from its own date, not a fixed number of milliseconds from its start.
+    const endOf = (occurrence: ICAL.Time, start: Date): Date | null => {
+      if (!base.endsAt) return null;
+      if (!occurrence.isDate) return new Date(start.getTime() + lengthMs);
+      const end = occurrence.clone();
+      end.addDuration(master.duration);
+      return instant(end, startTzid);
+    };
     const iterator = master.iterator();
     let seen = 0;
     for (let next = iterator.next(); next; next = iterator.next()) {
@@ -163,8 +172,9 @@ export function eventsFromIcs(text: string, options: ExpandOptions): ParsedFeed 
         if (row.startsAt <= options.to && (row.endsAt ?? row.startsAt) >= options.from) add({ ...row, recurrenceId: start, rrule });
         continue;
       }
-      if (start.getTime() + lengthMs < options.from.getTime()) continue;
-      add({ ...base, recurrenceId: start, startsAt: start, endsAt: base.endsAt ? new Date(start.getTime() + lengthMs) : null, rrule });
+      const endsAt = endOf(next, start);
+      if ((endsAt ?? start).getTime() < options.from.getTime()) continue;
+      add({ ...base, recurrenceId: start, startsAt: start, endsAt, rrule });
     }
     // Overrides that moved an occurrence from outside the window into it, or name one the rule lacks.
     for (const [recurrence, override] of overrides) {
