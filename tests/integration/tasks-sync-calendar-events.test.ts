@@ -35,7 +35,8 @@ afterAll(async () => {
 });
 beforeEach(async () => {
   await db.query('TRUNCATE calendar_events, task_runs');
-  await db.query('UPDATE calendar_feeds SET etag = NULL, last_modified = NULL, last_status = NULL, last_error = NULL');
+  await db.query('UPDATE calendar_feeds SET etag = NULL, last_modified = NULL, last_status = NULL, last_error = NULL, expanded_at = NULL, expanded_timezone = NULL');
+  await db.query("UPDATE users SET timezone = 'Europe/Berlin' WHERE id = $1", [ada]);
   ics.requests.length = 0;
 });
 
@@ -94,6 +95,27 @@ describe(TASK, () => {
     expect(adaRequest.headers['if-none-match']).toBe(etag);
     expect(adaRequest.headers['if-modified-since']).toBeTruthy();
     expect((await db.query('SELECT id, synced_at FROM calendar_events ORDER BY id')).rows).toEqual(before.rows);
+  });
+
+  it('still fetches and expands an unchanged feed whole once its expansion is a day old, or its user moved zone', async () => {
+    ics.publish('ada', ADA_ICS);
+    ics.publish('bob', calendar());
+    expect((await runRunner(['run', TASK, '--params', WIDE], env())).code).toBe(0);
+    // A day later the stored occurrences reach a day less far: fetched without validators.
+    await db.query("UPDATE calendar_feeds SET expanded_at = expanded_at - interval '25 hours' WHERE user_id = $1", [ada]);
+    ics.requests.length = 0;
+    const later = await runRunner(['run', TASK, '--params', WIDE], env());
+    expect(later.code, later.stdout).toBe(0);
+    expect(later.result?.summary).toMatchObject({ feeds_synced: 1, feeds_not_modified: 1 });
+    expect(ics.requests.find((r) => r.path === '/feeds/ada.ics')!.headers['if-none-match']).toBeUndefined();
+    expect(ics.requests.find((r) => r.path === '/feeds/bob.ics')!.headers['if-none-match']).toBeTruthy();
+    // Ada moves to Lisbon: her floating and all-day events are hers in the new zone.
+    await db.query("UPDATE users SET timezone = 'Europe/Lisbon' WHERE id = $1", [ada]);
+    const moved = await runRunner(['run', TASK, '--params', WIDE], env());
+    expect(moved.result?.summary).toMatchObject({ feeds_synced: 1, feeds_not_modified: 1 });
+    const birthday = (await events(ada)).find((e) => e.uid.startsWith('birthday'))!;
+    expect(iso(birthday.starts_at)).toBe('2027-03-10T00:00:00.000Z'); // Lisbon midnight (UTC+0 in March)
+    expect((await db.query('SELECT expanded_timezone FROM calendar_feeds WHERE user_id = $1', [ada])).rows).toEqual([{ expanded_timezone: 'Europe/Lisbon' }]);
   });
 
   it('updates changed events and removes the ones gone from the feed', async () => {

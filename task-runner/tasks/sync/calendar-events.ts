@@ -11,6 +11,8 @@ interface Feed {
   etag: string | null;
   last_modified: string | null;
   timezone: string;
+  expanded_at: Date | null;
+  expanded_timezone: string | null;
 }
 
 const UPSERT = `
@@ -43,6 +45,12 @@ export default defineTask({
     timeoutSeconds: z.int().min(1).max(600).default(60).describe('time one feed download may take'),
     maxFeedBytes: z.int().min(1024).max(500 * 1024 * 1024).default(50 * 1024 * 1024).describe('larger feeds are refused'),
     maxOccurrences: z.int().min(1).max(1_000_000).default(50_000).describe('occurrences looked at per recurring event at most'),
+    expandEveryHours: z
+      .int()
+      .min(1)
+      .max(24 * 365)
+      .default(24)
+      .describe('an unchanged feed is still fetched and expanded whole this often, so recurring events keep reaching futureDays ahead'),
   }),
   defaults: {
     schedule: '0 * * * *',
@@ -61,7 +69,7 @@ export default defineTask({
       import('../../services/postgres.ts'),
     ]);
     const { rows: feeds } = await ctx.db.query<Feed>(
-      `SELECT f.id, f.user_id, f.calendar_id, f.url, f.etag, f.last_modified, u.timezone
+      `SELECT f.id, f.user_id, f.calendar_id, f.url, f.etag, f.last_modified, f.expanded_at, f.expanded_timezone, u.timezone
        FROM calendar_feeds f JOIN users u ON u.id = f.user_id WHERE f.enabled ORDER BY f.user_id, f.calendar_id`,
     );
     for (const key of ['feeds_synced', 'feeds_not_modified', 'feeds_failed', 'events_synced', 'events_removed', 'events_skipped', 'conflicts']) ctx.count(key, 0);
@@ -75,9 +83,12 @@ export default defineTask({
       const label = `user ${feed.user_id} calendar ${feed.calendar_id}`;
       const started = performance.now();
       try {
+        // The validators only while the stored expansion still reaches far enough, in the user's zone.
+        const fresh =
+          feed.expanded_at !== null && feed.expanded_timezone === feed.timezone && ctx.clock.now().getTime() - feed.expanded_at.getTime() < p.expandEveryHours * 3_600_000;
         const fetched = await conditionalGet(feed.url, {
-          etag: feed.etag,
-          lastModified: feed.last_modified,
+          etag: fresh ? feed.etag : null,
+          lastModified: fresh ? feed.last_modified : null,
           timeoutMs: p.timeoutSeconds * 1000,
           maxBytes: p.maxFeedBytes,
           signal: ctx.signal,
@@ -175,8 +186,9 @@ export default defineTask({
           [feed.user_id, feed.calendar_id, now, kept],
         );
         await client.query(
-          "UPDATE calendar_feeds SET etag = $2, last_modified = $3, last_synced_at = $4, last_status = 'synced', last_error = $5 WHERE id = $1",
-          [feed.id, fetched.etag, fetched.lastModified, now, note],
+          `UPDATE calendar_feeds SET etag = $2, last_modified = $3, last_synced_at = $4, last_status = 'synced', last_error = $5,
+             expanded_at = $4, expanded_timezone = $6 WHERE id = $1`,
+          [feed.id, fetched.etag, fetched.lastModified, now, note, feed.timezone],
         );
         return rowCount ?? 0;
       }, { log: ctx.log });
