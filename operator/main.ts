@@ -19,7 +19,7 @@ import { Controller } from './kube/controller.ts';
 import { KubeEventRecorder, apiEventSink } from './kube/events.ts';
 import { Informer, type InformerHandle } from './kube/informer.ts';
 import { LeaderElector, defaultIdentity } from './kube/leader-election.ts';
-import { CONFIG_MAPS } from './kube/resources.ts';
+import { CONFIG_MAPS, writableWhenFenced } from './kube/resources.ts';
 import { createMetrics } from './metrics.ts';
 
 export interface RunContext {
@@ -130,6 +130,8 @@ export async function runOperator(settings: OperatorSettings, ctx: RunContext): 
         onStoppedLeading: (reason) => {
           metrics.setLeader(false);
           lost = reason;
+          // Another operator may lead already: nothing still running here writes a task, a CronJob or a Job.
+          clients.raw.fenceWrites(new Error(`leadership lost: ${reason}`), writableWhenFenced);
           stop.abort(new Error(`leadership lost: ${reason}`));
         },
       });
@@ -197,7 +199,10 @@ interface ShutdownParts {
 async function shutDown(p: ShutdownParts): Promise<void> {
   const started = Date.now();
   const drained = await p.controller.stop(p.timeoutMs);
-  if (!drained) p.log.warn({ timeoutMs: p.timeoutMs }, 'in-flight reconciles did not finish in time');
+  if (!drained) {
+    p.log.warn({ timeoutMs: p.timeoutMs }, 'in-flight reconciles did not finish in time: their writes are stopped before the lease is handed over');
+    p.raw.fenceWrites(new Error('shutdown: reconciles still running when the lease is handed over'), writableWhenFenced);
+  }
   await withTimeout(p.events.flush(), 5_000, () => p.log.warn('pending events not written'));
   // A lost lease is not ours to release; a graceful stop hands it over at once.
   if (p.elector && !p.lost) await p.elector.release();

@@ -2,7 +2,8 @@
 // A failure requeues the key with its backoff; a success forgets the backoff and, when asked,
 // requeues it after the given delay. The queue guarantees one worker per key at a time.
 import type { Logger } from 'pino';
-import { IncompleteReconcileError, StaleObjectError, describeError } from './errors.ts';
+import { IncompleteReconcileError, StaleObjectError, causedBy, describeError } from './errors.ts';
+import { WritesFencedError } from './raw-api.ts';
 import type { WorkQueue } from './workqueue.ts';
 
 export interface ReconcileResult {
@@ -70,9 +71,11 @@ export class Controller {
       } catch (err) {
         queue.addRateLimited(key, err instanceof IncompleteReconcileError ? err.requeueAfterMs : undefined);
         observer?.reconciled('error', (performance.now() - started) / 1000);
-        // A cache behind a write of someone else's is routine (the runner's report, say): not an error.
-        const stale = err instanceof StaleObjectError;
-        log[stale ? 'debug' : 'error']({ key, err, error: describeError(err), requeues: queue.numRequeues(key) }, stale ? 'reconcile computed from a stale copy: requeued with backoff' : 'reconcile failed: requeued with backoff');
+        // A cache behind a write of someone else's is routine (the runner's report, say), and so is
+        // a write stopped on the way out (leadership lost): neither is an error.
+        if (causedBy(err, WritesFencedError)) log.info({ key, error: describeError(err) }, 'reconcile stopped: writes are fenced');
+        else if (err instanceof StaleObjectError) log.debug({ key, err, error: describeError(err), requeues: queue.numRequeues(key) }, 'reconcile computed from a stale copy: requeued with backoff');
+        else log.error({ key, err, error: describeError(err), requeues: queue.numRequeues(key) }, 'reconcile failed: requeued with backoff');
       } finally {
         queue.done(key);
       }

@@ -38,6 +38,16 @@ export class IncompleteReconcileError extends Error {
   }
 }
 
+/** Whether `err` or any error in its chain of causes is a `type`. */
+export function causedBy(err: unknown, type: abstract new (...args: never[]) => Error): boolean {
+  let e: unknown = err;
+  for (let depth = 0; e instanceof Error && depth < 10; depth++) {
+    if (e instanceof type) return true;
+    e = (e as Error).cause;
+  }
+  return false;
+}
+
 export const isNotFound = (err: unknown): boolean => statusCode(err) === 404;
 export const isConflict = (err: unknown): boolean => statusCode(err) === 409;
 /** 410: the resourceVersion asked for has been compacted away; the only way on is a fresh list. */

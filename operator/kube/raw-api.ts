@@ -39,12 +39,20 @@ export interface WatchEvent<T = unknown> {
 
 const DEFAULT_TIMEOUT_MS = 30_000;
 
+/** A write refused because writes were fenced (leadership lost, or a shutdown that ran out of time). */
+export class WritesFencedError extends Error {
+  override readonly name = 'WritesFencedError';
+}
+
 export class RawApi {
   private readonly origin: string;
   /** Path prefix of the server URL (a proxy may serve the API under one), without trailing slash. */
   private readonly basePath: string;
   /** The shared connection pool (TLS settings of the kubeconfig as first read); undefined for plain HTTP. */
   private dispatcher: Promise<Dispatcher | undefined> | undefined;
+  /** Set by fenceWrites: aborts the writes in flight, and says which paths may still be written. */
+  private fence: { allow: (path: string) => boolean } | undefined;
+  private readonly writes = new AbortController();
 
   constructor(
     private readonly kc: KubeConfig,
@@ -57,10 +65,26 @@ export class RawApi {
     this.basePath = url.pathname.replace(/\/+$/, '');
   }
 
+  /**
+   * From now on refuses every write whose path `allow` rejects, and aborts those in flight. After
+   * the lease is lost (or a shutdown's drain ran out of time and the lease is about to be handed
+   * over) another operator may be leading: a reconcile still running here must not write after
+   * that. The lease itself and Events stay writable.
+   */
+  fenceWrites(reason: Error, allow: (path: string) => boolean): void {
+    if (this.fence) return;
+    this.fence = { allow };
+    this.writes.abort(new WritesFencedError(`writes stopped: ${reason.message}`, { cause: reason }));
+  }
+
   /** Sends one request and returns the parsed JSON answer; throws ApiException for non-2xx answers. */
   async request<T>(method: HttpMethod, path: string, opts: RequestOptions = {}): Promise<T> {
     const signals = [AbortSignal.timeout(opts.timeoutMs ?? DEFAULT_TIMEOUT_MS)];
     if (opts.signal) signals.push(opts.signal);
+    if (method !== HttpMethod.GET) {
+      if (this.fence && !this.fence.allow(path)) throw this.writes.signal.reason as Error;
+      if (!this.fence) signals.push(this.writes.signal);
+    }
     const res = await this.send(method, path, opts, AbortSignal.any(signals));
     const text = await res.body.text();
     if (res.statusCode < 200 || res.statusCode > 299) throw apiError(method, path, res.statusCode, text, res.headers);

@@ -58,3 +58,8 @@ export function objectPath(rt: ResourceType, namespace: string | undefined, name
   const base = `${collectionPath(rt, rt.namespaced ? namespace : undefined)}/${encodeURIComponent(name)}`;
   return subresource ? `${base}/${subresource}` : base;
 }
+
+/** What may still be written once writes are fenced (raw-api.ts): the lease, to hand it over, and Events. */
+export function writableWhenFenced(path: string): boolean {
+  return [LEASES, EVENTS].some((rt) => path.startsWith(`/apis/${rt.group}/`));
+}
