@@ -91,7 +91,10 @@ export async function runOperator(settings: OperatorSettings, ctx: RunContext): 
       return silence > stallLimitMs ? `no list, event or bookmark for ${Math.round(silence / 1000)} s` : undefined;
     },
   }));
-  const readiness: Check[] = informers.map((inf) => ({ name: `cache ${inf.name}`, check: () => (inf.hasSynced() ? undefined : 'not synced yet') }));
+  const readiness: Check[] = [
+    ...informers.map((inf) => ({ name: `cache ${inf.name}`, check: () => (inf.hasSynced() ? undefined : 'not synced yet') })),
+    { name: 'families config', check: () => families.unusable() },
+  ];
   const servers = await startServers(settings, liveness, readiness, metrics.registry);
 
   // Leadership lost, or a signal: either way, the one way out is below.
@@ -116,6 +119,14 @@ export async function runOperator(settings: OperatorSettings, ctx: RunContext): 
   try {
     await Promise.all(informers.map((inf) => inf.waitForSync(stop.signal)));
     log.info({ tasks: tasks.store.size, cronJobs: cronJobs.store.size, jobs: jobs.store.size, pods: pods.store.size }, 'caches synced');
+    // A refused ConfigMap at start leaves no last good config to keep: neither lead nor reconcile
+    // (the defaults would undo every family's settings) until a valid one arrives.
+    const waiting = families.unusable();
+    if (waiting) {
+      log.error({ configMap: settings.familiesConfigmap }, `${waiting}: waiting for a valid one before leading`);
+      await families.usable(stop.signal);
+      log.info({ configMap: settings.familiesConfigmap }, 'families config valid: going on');
+    }
     if (settings.leaderElect) {
       elector = new LeaderElector({
         raw: clients.raw,

@@ -157,6 +157,14 @@ export type FamiliesUpdate = { ok: true; changed: Family[] } | { ok: false; erro
  */
 export class FamiliesConfigHolder {
   private config: FamiliesConfig;
+  /**
+   * Set while this process has never taken a config from the ConfigMap and its latest version was
+   * refused: the defaults in `config` are then nobody's choice, and applying them would undo the
+   * families' settings on every task (a bad edit, then a restart). See `unusable()`.
+   */
+  private refusedBeforeAnyGood: FamiliesConfigError | undefined;
+  private hadGood = false;
+  private readonly waiters = new Set<() => void>();
 
   constructor(
     private readonly deps: { log: Logger; events: EventRecorder },
@@ -167,6 +175,30 @@ export class FamiliesConfigHolder {
 
   current(): FamiliesConfig {
     return this.config;
+  }
+
+  /**
+   * Why the config in force may not be used yet: the ConfigMap's version was refused and no good
+   * one was ever taken (after a restart the last good one is not known). Undefined once usable.
+   */
+  unusable(): string | undefined {
+    return this.refusedBeforeAnyGood && `families config refused and no earlier valid one to keep: ${this.refusedBeforeAnyGood.message}`;
+  }
+
+  /** Resolves once the config is usable (at once if it is); rejects when `signal` aborts first. */
+  async usable(signal: AbortSignal): Promise<void> {
+    while (this.unusable() !== undefined) {
+      signal.throwIfAborted();
+      await new Promise<void>((resolve) => {
+        const wake = () => {
+          this.waiters.delete(wake);
+          signal.removeEventListener('abort', wake);
+          resolve();
+        };
+        this.waiters.add(wake);
+        signal.addEventListener('abort', wake, { once: true });
+      });
+    }
   }
 
   /**
@@ -181,11 +213,19 @@ export class FamiliesConfigHolder {
     } catch (err) {
       const error = err instanceof FamiliesConfigError ? err : new FamiliesConfigError(String(err), { cause: err });
       this.deps.log.error({ err: error, configMap: configMap?.metadata?.name }, `families config rejected, keeping the previous one: ${error.message}`);
-      if (configMap) this.deps.events.record(configMap, 'Warning', 'InvalidFamiliesConfig', `${error.message}; the previous configuration stays in force`, 'LoadConfig');
+      if (this.hadGood) {
+        if (configMap) this.deps.events.record(configMap, 'Warning', 'InvalidFamiliesConfig', `${error.message}; the previous configuration stays in force`, 'LoadConfig');
+      } else {
+        this.refusedBeforeAnyGood = error;
+        if (configMap) this.deps.events.record(configMap, 'Warning', 'InvalidFamiliesConfig', `${error.message}; this operator has no valid configuration to keep and waits for one`, 'LoadConfig');
+      }
       return { ok: false, error };
     }
     const changed = changedFamilies(this.config, next);
     this.config = next;
+    this.hadGood = true;
+    this.refusedBeforeAnyGood = undefined;
+    for (const wake of this.waiters) wake();
     if (changed.length > 0) this.deps.log.info({ changed }, 'families config changed');
     return { ok: true, changed };
   }

@@ -121,6 +121,27 @@ describe('operator main', () => {
     expect(await holder()).toBe('intruder'); // not released: it was not ours any more
   });
 
+  it('with a refused families ConfigMap at start, neither leads nor reconciles until a valid one arrives', async () => {
+    const configMap = (text: string) => JSON.stringify({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'bgtask-families', namespace: ns }, data: { 'families.yaml': text } });
+    await kubectl(['apply', '-f', '-'], { input: configMap('maintenance: { concurrency: lots }') });
+    await kubectl(['-n', ns, 'delete', 'lease', 'bgtask-operator', '--ignore-not-found']); // the intruder's, above
+    try {
+      const f = await start('replica-f');
+      await waitFor('replica-f to report the refused config', async () => (await get(f.port, '/readyz').catch(() => ({ status: 0, body: '' }))).body.includes('families config refused'), 30_000, 100);
+      expect((await get(f.port, '/readyz')).status).toBe(503);
+      await new Promise((r) => setTimeout(r, 3_000));
+      expect(await leaderGauge(f)).toBe('0');
+      expect(await holder().catch(() => undefined)).toBeUndefined(); // not even campaigning
+      await kubectl(['apply', '-f', '-'], { input: configMap('maintenance: { concurrency: 2 }') });
+      await waitFor('replica-f leading with the valid config', async () => (await leaderGauge(f)) === '1', 30_000, 100);
+      expect((await get(f.port, '/readyz')).status).toBe(200);
+      f.stop.abort();
+      expect(await f.exit).toBe(0);
+    } finally {
+      await kubectl(['-n', ns, 'delete', 'configmap', 'bgtask-families', '--ignore-not-found']);
+    }
+  });
+
   it('reports whether the served CRD is the one it was built with, and sees a re-applied CRD without a restart', async () => {
     const crdState = async (r: Replica) => [...(await get(r.port, '/metrics')).body.matchAll(/^bgtask_crd_schema_state\{state="(\w+)"\} 1$/gm)].map((m) => m[1]);
     const d = await start('replica-d', { crdCheckSeconds: '1' });

@@ -112,6 +112,34 @@ describe('FamiliesConfigHolder', () => {
     );
   });
 
+  it('is unusable while its first version is refused (the defaults are nobody\'s choice), and usable from the first good one on', async () => {
+    const { holder, events } = make();
+    expect(holder.unusable()).toBeUndefined(); // no ConfigMap at all: the defaults are the config
+    holder.update(configMap('email: { concurrency: many }'));
+    expect(holder.unusable()).toMatch(/^families config refused and no earlier valid one to keep: .*email\.concurrency/);
+    expect(events.record).toHaveBeenCalledWith(expect.anything(), 'Warning', 'InvalidFamiliesConfig', expect.stringContaining('waits for one'), 'LoadConfig');
+    let usable = false;
+    const waiting = holder.usable(new AbortController().signal).then(() => (usable = true));
+    await new Promise((r) => setTimeout(r, 10));
+    expect(usable).toBe(false);
+    holder.update(configMap('email: { concurrency: 3 }'));
+    await waiting;
+    expect(holder.unusable()).toBeUndefined();
+    // A bad version after a good one keeps the good one, and stays usable.
+    holder.update(configMap('email: { concurrency: many }'));
+    expect(holder.unusable()).toBeUndefined();
+    expect(holder.current().email.concurrency).toBe(3);
+  });
+
+  it('stops waiting for a usable config when told to stop', async () => {
+    const { holder } = make();
+    holder.update(configMap('email: [unclosed'));
+    const stop = new AbortController();
+    const waiting = holder.usable(stop.signal);
+    stop.abort(new Error('SIGTERM'));
+    await expect(waiting).rejects.toThrow('SIGTERM');
+  });
+
   it('goes back to the defaults when the ConfigMap or its key is gone', () => {
     const { holder } = make();
     holder.update(configMap('maintenance: { concurrency: 0 }'));
