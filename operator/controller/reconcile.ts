@@ -18,7 +18,7 @@ import { FAMILIES, KIND as TASK_KIND, type Family } from '../../crds/schema.ts';
 import { Applier, desiredHash } from '../kube/apply.ts';
 import { IncompleteReconcileError, describeError } from '../kube/errors.ts';
 import { splitKey } from '../kube/keys.ts';
-import { FamilyAdmission, mayTakeSlot } from './admission.ts';
+import { FamilyAdmission, isFinished, mayTakeSlot } from './admission.ts';
 import type { CronJob, Job, Pod, ReconcileDeps, Task } from './deps.ts';
 import { desiredCronJob, desiredRunJob } from './desired-cronjob.ts';
 import { ABSENT } from './expectations.ts';
@@ -163,6 +163,9 @@ export function createReconciler(deps: ReconcileDeps): (key: string) => Promise<
     await Promise.all([
       ...chores.release.map((run) => jobs.release(run.job, fieldManager)),
       ...stale.filter(holdsFinalizer).map((job) => jobs.release(job, fieldManager)),
+      // Runs of a deleted earlier task of this name that never started: nobody will admit them,
+      // and a CronJob taken over from that task would count them as active for ever.
+      ...stale.filter(neverStarted).map((job) => jobs.remove(job)),
       ...chores.remove.map((run) => jobs.remove(run.job)),
     ]);
 
@@ -308,6 +311,10 @@ function keptSchedule(cronJob: CronJob | undefined): ReturnType<typeof compileSc
   } catch {
     return undefined; // not one this operator wrote: no next time to promise
   }
+}
+
+function neverStarted(job: Job): boolean {
+  return job.spec?.suspend === true && !isFinished(job) && !job.metadata?.deletionTimestamp;
 }
 
 function holdsFinalizer(job: Job): boolean {

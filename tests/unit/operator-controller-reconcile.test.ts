@@ -320,6 +320,8 @@ describe('reconcile', () => {
     await w.reconcile(KEY);
     expect(w.calls.filter((c) => c.path.includes('/jobs/manual-old') && c.method === 'PATCH' && JSON.stringify(c.body).includes('"suspend":false'))).toEqual([]);
     expect(w.events).not.toContainEqual(expect.objectContaining({ reason: 'RunStarted' }));
+    // It never started and never will: deleted (a CronJob taken over from the earlier task would count it as active).
+    expect(w.calls.filter((c) => c.method === 'DELETE').map((c) => c.path)).toEqual(['/apis/batch/v1/namespaces/assistant/jobs/manual-old']);
   });
 
   it('does not admit the waiting runs of a suspended task', async () => {
