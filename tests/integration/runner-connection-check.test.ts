@@ -75,11 +75,17 @@ describe(TASK, () => {
     expect(exit.result?.message).toBe(`required checks failed: postgres (postgres check failed: connect ECONNREFUSED 127.0.0.1:${port})`);
   });
 
-  it('fails with the cause when Redis is down', async () => {
+  it('fails with the cause when Redis is down, still reporting Postgres, unless Redis is optional', async () => {
     const port = await closedPort();
     const exit = await runRunner(['run', TASK], { ...services(), REDIS_URL: `redis://127.0.0.1:${port}` });
     expect(exit.code).toBe(1);
-    expect(exit.result?.message).toBe(`redis at 127.0.0.1:${port} is unreachable: connect ECONNREFUSED 127.0.0.1:${port}`);
+    expect(exit.result?.summary).toMatchObject({ postgres_ok: true, redis_ok: false });
+    expect(exit.result?.message).toBe(`required checks failed: redis (redis check failed: redis at 127.0.0.1:${port} is unreachable: connect ECONNREFUSED 127.0.0.1:${port})`);
+    const tolerated = await runRunner(['run', TASK, '--params', '{"optional":["redis"]}'], { ...services(), REDIS_URL: `redis://127.0.0.1:${port}` });
+    expect(tolerated.code, tolerated.stdout).toBe(0);
+    expect(tolerated.result).toMatchObject({ outcome: 'Succeeded', summary: { postgres_ok: true, redis_ok: false }, message: 'checked postgres, redis; optional failing: redis' });
+    const unset = await runRunner(['run', TASK, '--params', '{"optional":["redis"]}'], { ...services(), REDIS_URL: '' });
+    expect(unset.result).toMatchObject({ outcome: 'Succeeded', summary: { redis_ok: false } });
   });
 
   it('checks the Kubernetes API when one is configured, and fails when it does not answer', async () => {

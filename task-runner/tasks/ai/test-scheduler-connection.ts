@@ -19,7 +19,9 @@ export default defineTask({
     timeoutSeconds: 120,
     softTimeoutSeconds: 90,
   },
-  needs: { postgres: true, redis: true },
+  // Redis is opened by its own check, not by the runner before the task: one service down must
+  // not hide the others' answers, and `optional: ["redis"]` must be able to tolerate it.
+  needs: { postgres: true },
   async run(ctx) {
     const { timeoutMs, optional } = ctx.params;
     const probes = new Map<CheckName, () => Promise<Record<string, SummaryValue>>>();
@@ -28,9 +30,17 @@ export default defineTask({
       return { postgres_version: rows[0]?.v ?? '' };
     });
     probes.set('redis', async () => {
-      const answer = await ctx.redis.ping();
-      if (answer !== 'PONG') throw new Error(`PING answered ${answer}`);
-      return {};
+      const url = ctx.env.REDIS_URL;
+      if (!url) throw new Error('REDIS_URL is not set');
+      const { connectRedis } = await import('../../services/redis.ts');
+      const redis = await connectRedis(url, { connectTimeoutMs: timeoutMs, log: ctx.log });
+      try {
+        const answer = await redis.ping();
+        if (answer !== 'PONG') throw new Error(`PING answered ${answer}`);
+        return {};
+      } finally {
+        redis.disconnect();
+      }
     });
     const endpoint = kubeEndpoint(ctx.env);
     if (endpoint) {
