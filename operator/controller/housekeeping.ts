@@ -16,10 +16,12 @@ export interface Housekeeping {
 }
 
 /**
+ * `awaitingRetry` names a failed run whose retry is not started yet: its Job stays whatever the
+ * limits say, as the retry copies its arguments.
  * `countedThrough` is the watermark of the status as read from the cache — not of a status just
  * computed — so a finalizer is lifted only once the count that includes the run is stored.
  */
-export function planHousekeeping(runs: readonly Run[], taskUid: string, limits: HistoryLimits, countedThrough: number): Housekeeping {
+export function planHousekeeping(runs: readonly Run[], taskUid: string, limits: HistoryLimits, countedThrough: number, awaitingRetry?: string): Housekeeping {
   const release = runs.filter((r) => r.hasFinalizer && r.deleting && (!r.result || Date.parse(r.result.finishedAt) <= countedThrough));
 
   const ownFinished = runs
@@ -27,6 +29,6 @@ export function planHousekeeping(runs: readonly Run[], taskUid: string, limits: 
     .sort((a, b) => Date.parse(b.result!.finishedAt) - Date.parse(a.result!.finishedAt) || b.id.localeCompare(a.id));
   const succeeded = ownFinished.filter((r) => r.result!.outcome === 'Succeeded');
   const failed = ownFinished.filter((r) => r.result!.outcome !== 'Succeeded');
-  const remove = [...succeeded.slice(limits.successfulRuns), ...failed.slice(limits.failedRuns)];
+  const remove = [...succeeded.slice(limits.successfulRuns), ...failed.slice(limits.failedRuns)].filter((r) => r.id !== awaitingRetry);
   return { release, remove };
 }

@@ -128,10 +128,10 @@ export function createReconciler(deps: ReconcileDeps): (key: string) => Promise<
     // 5. Run-now and retries.
     const runs = runsOf(own, podsOf, task.status?.lastRun);
     const newest = newestRun(runs, task.status?.lastRun);
-    let retryDueAt: number | undefined;
+    let retryDue: { at: number; of: string } | undefined;
     if (validation.ok && desired) {
       await startRunNow(task, validation, desired).catch((err: unknown) => failed(failures, task, err, 'RunNowFailed', 'starting the run-now Job failed'));
-      retryDueAt = await startDueRetry(task, validation, desired, runs, newest, now.getTime()).catch((err: unknown) => failed(failures, task, err, 'RetryFailed', 'starting the retry Job failed'));
+      retryDue = await startDueRetry(task, validation, desired, runs, newest, now.getTime()).catch((err: unknown) => failed(failures, task, err, 'RetryFailed', 'starting the retry Job failed'));
     }
 
     // 6. Status. With an invalid spec the CronJob kept from before still fires: its next time is the truth.
@@ -159,7 +159,9 @@ export function createReconciler(deps: ReconcileDeps): (key: string) => Promise<
 
     // 7. Housekeeping.
     const history = { ...DEFAULT_HISTORY, ...task.spec.history };
-    const chores = planHousekeeping(runs, task.metadata.uid ?? '', history, countedThrough(current));
+    // A failed run waiting for its retry keeps its Job: the retry takes its arguments (a run-now's
+    // params overrides) from it, even with history.failedRuns 0.
+    const chores = planHousekeeping(runs, task.metadata.uid ?? '', history, countedThrough(current), retryDue?.of);
     await Promise.all([
       ...chores.release.map((run) => jobs.release(run.job, fieldManager)),
       ...stale.filter(holdsFinalizer).map((job) => jobs.release(job, fieldManager)),
@@ -172,7 +174,7 @@ export function createReconciler(deps: ReconcileDeps): (key: string) => Promise<
     // 8. Requeue.
     const moments = [
       next === undefined ? undefined : next + AFTER_SCHEDULE_MS,
-      retryDueAt,
+      retryDue?.at,
       foldAt,
       runs.some((r) => r.queued) ? now.getTime() + QUEUED_RECHECK_MS : undefined,
     ].filter((t): t is number => t !== undefined);
@@ -248,7 +250,7 @@ export function createReconciler(deps: ReconcileDeps): (key: string) => Promise<
     runs: readonly Run[],
     newest: ReturnType<typeof newestRun>,
     now: number,
-  ): Promise<number | undefined> {
+  ): Promise<{ at: number; of: string } | undefined> {
     const decision = decideRetry({ task, policy: retryPolicy(task, validation.meta), newest, runs, now });
     if (decision.kind === 'none') return undefined;
     if (decision.kind === 'wait') {
@@ -256,7 +258,7 @@ export function createReconciler(deps: ReconcileDeps): (key: string) => Promise<
         const at = new Date(decision.dueAt).toISOString();
         events.record(task, 'Normal', 'RetryScheduled', `run ${decision.failedRunId} ended ${newest.lastRun?.outcome}: attempt ${decision.attempt} starts at ${at}`, 'Retry');
       }
-      return decision.dueAt;
+      return { at: decision.dueAt, of: decision.failedRunId };
     }
     const job = desiredRunJob({
       cronJob: desired,

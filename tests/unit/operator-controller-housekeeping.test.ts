@@ -4,8 +4,8 @@ import { runsOf } from '../../operator/controller/runs.ts';
 import { TASK_UID, makeJob } from './operator-controller-fixtures.ts';
 
 const COUNTED = Date.parse('2026-11-28T10:00:10Z');
-const plan = (jobs: ReturnType<typeof makeJob>[], limits = { successfulRuns: 1, failedRuns: 1 }) => {
-  const chores = planHousekeeping(runsOf(jobs, () => [], undefined), TASK_UID, limits, COUNTED);
+const plan = (jobs: ReturnType<typeof makeJob>[], limits = { successfulRuns: 1, failedRuns: 1 }, awaitingRetry?: string) => {
+  const chores = planHousekeeping(runsOf(jobs, () => [], undefined), TASK_UID, limits, COUNTED, awaitingRetry);
   return { release: chores.release.map((r) => r.id), remove: chores.remove.map((r) => r.id) };
 };
 
@@ -31,5 +31,7 @@ describe('planHousekeeping', () => {
     const jobs = [own('s1', 10, true), own('s2', 20, true), own('s3', 30, true), own('f1', 11, false), own('f2', 21, false), makeJob('scheduled', { complete: '2026-11-28T08:00:30Z' })];
     expect(plan(jobs, { successfulRuns: 2, failedRuns: 1 }).remove).toEqual(['s1', 'f1']);
     expect(plan(jobs, { successfulRuns: 0, failedRuns: 0 }).remove).toEqual(['s3', 's2', 's1', 'f2', 'f1']);
+    // A failed run whose retry is still to start keeps its Job: the retry copies its arguments.
+    expect(plan(jobs, { successfulRuns: 0, failedRuns: 0 }, 'f2').remove).toEqual(['s3', 's2', 's1', 'f1']);
   });
 });

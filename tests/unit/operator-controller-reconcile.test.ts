@@ -364,6 +364,20 @@ describe('reconcile', () => {
     expect(w.events).toContainEqual(expect.objectContaining({ reason: 'RetryStarted' }));
   });
 
+  it("retries a failed run-now with its params overrides, even when history keeps no failed Job", async () => {
+    const task = makeTask({ spec: { retry: { delaySeconds: 120, backoff: 'Fixed' }, history: { successfulRuns: 0, failedRuns: 0 } } });
+    const manual = makeJob('digest-now-1', { task, owner: 'BackgroundTask', trigger: 'Manual', createdAt: '2026-11-28T11:58:00Z', failed: { at: '2026-11-28T11:59:00Z' } });
+    manual.spec!.template.spec!.containers[0]!.args = ['run', 'email.digest', '--params', '{"note":"override"}'];
+    const w = world({ tasks: [task], jobs: [manual], pods: [makePod(manual, { terminated: { exitCode: 1 } })] });
+    await w.reconcile(KEY);
+    expect(w.calls.some((c) => c.method === 'DELETE')).toBe(false); // kept while its retry waits
+    w.settle();
+    w.setNow('2026-11-28T12:01:00Z');
+    await w.reconcile(KEY);
+    const retry = w.calls.find(isJobCreate)?.body as Job;
+    expect(retry.spec?.template.spec?.containers[0]?.args).toEqual(['run', 'email.digest', '--params', '{"note":"override"}']);
+  });
+
   it('never retries invalid input', async () => {
     const job = makeJob('digest-1', { createdAt: '2026-11-28T08:00:00Z', failed: { at: '2026-11-28T08:00:10Z' } });
     const w = world({ tasks: [makeTask()], jobs: [job], pods: [makePod(job, { terminated: { exitCode: 2 } })] });
