@@ -143,6 +143,34 @@ describe('file.backup-user-data / file.restore-user-data', () => {
     }
   });
 
+  it('completes a restore that was stopped while copying files, and refuses a root holding anything else', async () => {
+    const targetUrl = await migrated(await freshDatabase(inject('pgUrl'), 'tasks_backup_resume'));
+    const target = testPool(targetUrl);
+    const restored = join(base, 'restored-resume');
+    try {
+      // What a restore killed while copying leaves: some files in place, one half-copied, no rows.
+      mkdirSync(join(restored, '1/notes/2027'), { recursive: true });
+      writeFileSync(join(restored, '1/notes/2027/jan.md'), readFileSync(join(userData, '1/notes/2027/jan.md')));
+      writeFileSync(join(restored, '1/avatar.png.restore-partial'), 'half');
+      const exit = await runRunner(['run', 'file.restore-user-data', '--params', JSON.stringify({ archive })], env(targetUrl, restored));
+      expect(exit.code, exit.stdout).toBe(0);
+      expect(tree(restored)).toEqual(tree(userData));
+      for (const table of TABLES) expect(await tableRows(target, table), table).toEqual(await tableRows(source, table));
+
+      // A file no restore of this archive writes: refused, nothing touched.
+      const otherUrl = await migrated(await freshDatabase(inject('pgUrl'), 'tasks_backup_foreign'));
+      const other = join(base, 'restored-foreign');
+      mkdirSync(other);
+      writeFileSync(join(other, 'mine.txt'), 'keep me');
+      const refused = await runRunner(['run', 'file.restore-user-data', '--params', JSON.stringify({ archive })], env(otherUrl, other));
+      expect(refused.code).toBe(2);
+      expect(refused.result?.message).toBe(`refusing to restore into the non-empty user-data root ${other}: it holds a file this archive does not restore (mine.txt)`);
+      expect(readdirSync(other)).toEqual(['mine.txt']);
+    } finally {
+      await target.end();
+    }
+  });
+
   it("takes for `latest` the newest archive that has its sidecar, not one a killed backup left without", async () => {
     const targetUrl = await migrated(await freshDatabase(inject('pgUrl'), 'tasks_backup_latest'));
     const target = testPool(targetUrl);

@@ -58,8 +58,6 @@ export default defineTask({
     const { rows: existing } = await ctx.db.query<{ n: string }>('SELECT count(*) AS n FROM users');
     if (Number(existing[0]?.n) > 0) throw new InvalidInputError(`refusing to restore into a database that already has ${existing[0]?.n} users: restore into an empty one`);
     const target = dataRoot!.real ?? dataRoot!.given;
-    if (dataRoot!.real && (await fs.readdir(target)).length > 0) throw new InvalidInputError(`refusing to restore into the non-empty user-data root ${target}`);
-    if (ctx.dryRun) return `dry run: ${name} verified; it would be restored`;
 
     const staging = await fs.mkdtemp(path.join(backupDir, '.restore-'));
     try {
@@ -95,6 +93,31 @@ export default defineTask({
       for (const member of members) {
         const digest = await archive.sha256File(path.join(staging, member.path));
         if (digest !== member.sha256) throw new InvalidInputError(`checksum mismatch inside ${name}: ${member.path} has sha256 ${digest}, the manifest says ${member.sha256}`);
+      }
+
+      // The target must be empty, or hold only what an interrupted restore of this archive left.
+      if (dataRoot!.real) {
+        const foreign = await archive.filesNotRestoredBy(target, manifest);
+        if (foreign.length > 0) {
+          throw new InvalidInputError(
+            `refusing to restore into the non-empty user-data root ${target}: it holds ${foreign.length === 1 ? 'a file' : 'files'} this archive does not restore (${foreign.slice(0, 3).join(', ')}${foreign.length > 3 ? ', …' : ''})`,
+          );
+        }
+      }
+      if (ctx.dryRun) return `dry run: ${name} verified; it would be restored`;
+
+      // Files first, each under a temporary name and renamed, then the rows in one transaction: a
+      // restore stopped on the way leaves an empty database and this archive's files, which a
+      // second run of it accepts and completes.
+      await fs.mkdir(target, { recursive: true });
+      for (const f of manifest.files) {
+        ctx.signal.throwIfAborted();
+        const to = path.join(target, f.path);
+        await fs.mkdir(path.dirname(to), { recursive: true });
+        await fs.copyFile(path.join(staging, 'files', f.path), `${to}${archive.PARTIAL_SUFFIX}`);
+        await fs.utimes(`${to}${archive.PARTIAL_SUFFIX}`, new Date(f.mtimeMs), new Date(f.mtimeMs));
+        await fs.rename(`${to}${archive.PARTIAL_SUFFIX}`, to);
+        ctx.count('files');
       }
 
       // All rows in one transaction, ids kept (OVERRIDING SYSTEM VALUE), identity sequences moved past them.
@@ -134,16 +157,6 @@ export default defineTask({
           ctx.count('rows', rows);
         }
       }, { log: ctx.log });
-
-      await fs.mkdir(target, { recursive: true });
-      for (const f of manifest.files) {
-        ctx.signal.throwIfAborted();
-        const to = path.join(target, f.path);
-        await fs.mkdir(path.dirname(to), { recursive: true });
-        await fs.copyFile(path.join(staging, 'files', f.path), to);
-        await fs.utimes(to, new Date(f.mtimeMs), new Date(f.mtimeMs));
-        ctx.count('files');
-      }
       ctx.set('tables', manifest.tables.length);
       return `restored ${name}: ${countNoun(manifest.tables.length, 'table')}, ${countNoun(manifest.files.length, 'file')}`;
     } finally {

@@ -7,8 +7,8 @@ import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { finished } from 'node:stream/promises';
-import { readdir, rm, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { lstat, readdir, rm, stat } from 'node:fs/promises';
+import { join, relative } from 'node:path';
 
 export const FORMAT = 'bgtask-user-data';
 export const FORMAT_VERSION = 1;
@@ -110,4 +110,28 @@ export function openChunkedFile(path: string): { write(text: string): Promise<vo
       await settled;
     },
   };
+}
+
+/** A restored file is written under its name plus this, then renamed into place. */
+export const PARTIAL_SUFFIX = '.restore-partial';
+
+/**
+ * The files under `root` (relative paths, at most `limit`) that a restore of `manifest` would not
+ * write: anything but this archive's files and their half-copied `PARTIAL_SUFFIX` versions. Empty
+ * for an empty root, and for one an interrupted restore of the same archive left behind.
+ */
+export async function filesNotRestoredBy(root: string, manifest: Pick<Manifest, 'files'>, limit = 10): Promise<string[]> {
+  const restored = new Set(manifest.files.flatMap((f) => [f.path, `${f.path}${PARTIAL_SUFFIX}`]));
+  const foreign: string[] = [];
+  const walk = async (dir: string): Promise<void> => {
+    for (const entry of await readdir(dir, { withFileTypes: true })) {
+      if (foreign.length >= limit) return;
+      const full = join(dir, entry.name);
+      const rel = relative(root, full);
+      if (entry.isDirectory()) await walk(full);
+      else if (!entry.isFile() || !restored.has(rel)) foreign.push(rel);
+    }
+  };
+  if ((await lstat(root)).isDirectory()) await walk(root);
+  return foreign;
 }
