@@ -147,6 +147,7 @@ export function createReconciler(deps: ReconcileDeps): (key: string) => Promise<
       nextScheduleTime: next,
       // Stable wording (no live counts), so a waiting task's status does not change while it waits.
       queuedMessage: slots && family ? `family ${family} runs ${slots.concurrency} at once` : undefined,
+      waitingFor: runningRunOf(task)?.metadata?.name,
       now,
     });
     const statusWrite = await expectations.write('task', key, task.metadata.resourceVersion ?? ABSENT, now.getTime(), () => applier.patchStatus(task, statusMembers(status)), (r) => r.object?.metadata?.resourceVersion);
@@ -212,7 +213,9 @@ export function createReconciler(deps: ReconcileDeps): (key: string) => Promise<
     for (const job of outcome.waiting) {
       const owner = taskOfJob(job);
       if (owner && announced.first(`queued/${job.metadata?.uid}`)) {
-        events.record(owner, 'Normal', 'RunQueued', `run ${job.metadata?.name} waits for a slot of family ${family} (${outcome.running} of ${concurrency} running)`, 'Queue');
+        const running = runningRunOf(owner);
+        const why = running ? `for run ${running.metadata?.name} of the task to finish (concurrencyPolicy Forbid)` : `for a slot of family ${family} (${outcome.running} of ${concurrency} running)`;
+        events.record(owner, 'Normal', 'RunQueued', `run ${job.metadata?.name} waits ${why}`, 'Queue');
       }
     }
     return outcome;
@@ -221,6 +224,13 @@ export function createReconciler(deps: ReconcileDeps): (key: string) => Promise<
   /** A waiting Job may take a slot unless its task is gone, or suspended (run-now Jobs excepted). */
   function mayRun(job: Job): boolean {
     return mayTakeSlot(job, taskOfJob(job));
+  }
+
+  /** With concurrencyPolicy Forbid, the run of `task` that its waiting runs wait for, if one is going. */
+  function runningRunOf(task: Task): Job | undefined {
+    if ((task.spec.concurrencyPolicy ?? 'Forbid') !== 'Forbid') return undefined;
+    const jobsOfTask = caches.jobs.byIndex(JOBS_BY_TASK, `${task.metadata.namespace}/${task.metadata.name}`);
+    return jobsOfTask.find((j) => ofIncarnation(j, task) && j.spec?.suspend !== true && !isFinished(j) && !j.metadata?.deletionTimestamp);
   }
 
   /** Runs of a task with concurrencyPolicy Forbid never overlap, its retries and run-now Jobs included. */

@@ -31,8 +31,10 @@ export interface StatusInput {
   runs: readonly Run[];
   notReady?: NotReady | undefined;
   nextScheduleTime?: number | undefined;
-  /** For each queued run: why it waits (its family's slots). */
+  /** For each queued run: why it waits (its family's slots, or a run of its own still going). */
   queuedMessage?: string | undefined;
+  /** The queued runs wait for this run of the task (concurrencyPolicy Forbid), not for a slot. */
+  waitingFor?: string | undefined;
   now: Date;
 }
 
@@ -98,7 +100,7 @@ export function buildStatus(input: StatusInput): StatusResult {
   const conditions: ConditionUpdate[] = [readyCondition(input)];
   const lastRunCondition = lastRunSucceededCondition(lastRun);
   if (lastRunCondition) conditions.push(lastRunCondition);
-  conditions.push(queuedCondition(runs, input.queuedMessage));
+  conditions.push(queuedCondition(runs, input.queuedMessage, input.waitingFor));
 
   const status: BackgroundTaskStatus = {
     cronJobName: input.cronJobName,
@@ -134,9 +136,12 @@ function lastRunSucceededCondition(lastRun: LastRun | undefined): ConditionUpdat
   return { type: CONDITION_LAST_RUN_SUCCEEDED, status: 'False', reason: lastRun.outcome, message: `${what} ended ${lastRun.outcome}${lastRun.message ? `: ${lastRun.message}` : ''}` };
 }
 
-function queuedCondition(runs: readonly Run[], message: string | undefined): ConditionUpdate {
+function queuedCondition(runs: readonly Run[], message: string | undefined, waitingFor: string | undefined): ConditionUpdate {
   const queued = runs.filter((r) => r.queued);
   if (queued.length === 0) return { type: CONDITION_QUEUED, status: 'False', reason: 'NoQueuedRuns', message: 'no run is waiting for a slot' };
   const names = queued.map((r) => r.id).join(', ');
+  if (waitingFor) {
+    return { type: CONDITION_QUEUED, status: 'True', reason: 'WaitingForRunningRun', message: `${names} ${queued.length === 1 ? 'waits' : 'wait'} for run ${waitingFor} to finish (concurrencyPolicy Forbid)` };
+  }
   return { type: CONDITION_QUEUED, status: 'True', reason: 'WaitingForFamilySlot', message: `${names} ${queued.length === 1 ? 'waits' : 'wait'} for a slot${message ? `: ${message}` : ''}` };
 }

@@ -310,7 +310,13 @@ describe('reconcile', () => {
       await w.reconcile(KEY);
       const admitted = w.calls.some((c) => c.method === 'PATCH' && c.path.endsWith('/jobs/digest-2'));
       expect(admitted, policy).toBe(policy === 'Allow');
-      if (policy === 'Forbid') expect(w.statusPatch()?.status.active).toContainEqual({ name: 'digest-2', runId: 'digest-2', queued: true });
+      if (policy === 'Forbid') {
+        expect(w.statusPatch()?.status.active).toContainEqual({ name: 'digest-2', runId: 'digest-2', queued: true });
+        expect(w.statusPatch()?.status.conditions).toContainEqual(
+          expect.objectContaining({ type: 'Queued', status: 'True', reason: 'WaitingForRunningRun', message: 'digest-2 waits for run digest-retry2-1 to finish (concurrencyPolicy Forbid)' }),
+        );
+        expect(w.events).toContainEqual(expect.objectContaining({ reason: 'RunQueued', note: 'run digest-2 waits for run digest-retry2-1 of the task to finish (concurrencyPolicy Forbid)' }));
+      }
     }
   });
 
