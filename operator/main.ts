@@ -42,7 +42,7 @@ export async function runOperator(settings: OperatorSettings, ctx: RunContext): 
   const { log, signal } = ctx;
   const { kubeConfig, source } = loadKubeConfig({ kubeconfig: settings.kubeconfig });
   const metrics = createMetrics();
-  const clients = { raw: new RawApi(kubeConfig, { observe: (method, code) => metrics.apiRequest(method, code) }) };
+  const clients = { raw: new RawApi(kubeConfig, { observe: (method, code) => metrics.apiRequest(method, code), unfenced: writableWhenFenced }) };
   const podName = settings.podName ?? hostname();
   const ownNamespace = settings.podNamespace ?? kubeConfig.getContextObject(kubeConfig.getCurrentContext())?.namespace ?? 'default';
   log.info(
@@ -119,6 +119,8 @@ export async function runOperator(settings: OperatorSettings, ctx: RunContext): 
   try {
     await Promise.all(informers.map((inf) => inf.waitForSync(stop.signal)));
     log.info({ tasks: tasks.store.size, cronJobs: cronJobs.store.size, jobs: jobs.store.size, pods: pods.store.size }, 'caches synced');
+    // No ConfigMap at all: the defaults are the configuration, a good one to keep.
+    if (!familyConfigMaps.store.get(ownNamespace, settings.familiesConfigmap)) loop.applyFamilies(undefined);
     // A refused ConfigMap at start leaves no last good config to keep: neither lead nor reconcile
     // (the defaults would undo every family's settings) until a valid one arrives.
     const waiting = families.unusable();
@@ -142,7 +144,7 @@ export async function runOperator(settings: OperatorSettings, ctx: RunContext): 
           metrics.setLeader(false);
           lost = reason;
           // Another operator may lead already: nothing still running here writes a task, a CronJob or a Job.
-          clients.raw.fenceWrites(new Error(`leadership lost: ${reason}`), writableWhenFenced);
+          clients.raw.fenceWrites(new Error(`leadership lost: ${reason}`));
           stop.abort(new Error(`leadership lost: ${reason}`));
         },
       });
@@ -212,7 +214,7 @@ async function shutDown(p: ShutdownParts): Promise<void> {
   const drained = await p.controller.stop(p.timeoutMs);
   if (!drained) {
     p.log.warn({ timeoutMs: p.timeoutMs }, 'in-flight reconciles did not finish in time: their writes are stopped before the lease is handed over');
-    p.raw.fenceWrites(new Error('shutdown: reconciles still running when the lease is handed over'), writableWhenFenced);
+    p.raw.fenceWrites(new Error('shutdown: reconciles still running when the lease is handed over'));
   }
   await withTimeout(p.events.flush(), 5_000, () => p.log.warn('pending events not written'));
   // A lost lease is not ours to release; a graceful stop hands it over at once.

@@ -8,6 +8,7 @@
 // runs as one leader), and the count of running Jobs includes the Jobs this process admitted
 // that the cache has not caught up with yet.
 import type { Family } from '../../crds/schema.ts';
+import { statusInChain } from '../kube/errors.ts';
 import { objectKey } from '../kube/keys.ts';
 import type { ReadonlyStore } from '../kube/store.ts';
 import type { Job, Task } from './deps.ts';
@@ -86,7 +87,7 @@ export function planAdmission(
   const waiting: Job[] = [];
   let free = Math.max(0, concurrency - running);
   for (const job of suspended) {
-    const key = exclusive(job);
+    const key = free > 0 && mayRun(job) ? exclusive(job) : undefined;
     if (free > 0 && mayRun(job) && (key === undefined || !busy.has(key))) {
       admit.push(job);
       if (key !== undefined) busy.add(key);
@@ -96,6 +97,16 @@ export function planAdmission(
     }
   }
   return { admit, waiting, running };
+}
+
+/**
+ * Whether the apiserver refused this Job for a reason of its own — a quota, an admission webhook,
+ * a conflict with a change to it (403, 409, 422) — so the Jobs behind it may still be admitted.
+ * Anything else (no answer, 429, 5xx, writes fenced) would refuse them all alike.
+ */
+function refusedForItself(error: unknown): boolean {
+  const code = statusInChain(error);
+  return code === 403 || code === 409 || code === 422;
 }
 
 export interface AdmissionDeps {
@@ -145,32 +156,43 @@ export class FamilyAdmission {
     this.forgetConfirmed(recent, jobs);
     const admitted: Job[] = [];
     const failed: AdmissionOutcome['failed'] = [];
-    // Jobs that took no slot: refused by the apiserver, or deleted meanwhile.
+    // Jobs that took no slot: refused by the apiserver (`failed`), or deleted meanwhile (`gone`).
     const passed = new Set<Job>();
     const gone = new Set<Job>();
     let running: number | undefined;
-    // Plan, admit; when one could not take its slot, plan again without it for the Jobs behind.
+    // Plan, admit; when one could not take its slot, plan again without it for the Jobs behind —
+    // unless the failure was not the Job's own (the apiserver down or overloaded, writes fenced):
+    // the Jobs behind would fail the same way, so the rest waits for the next reconcile.
     for (;;) {
       const plan = planAdmission(jobs, concurrency, new Set(recent.keys()), (job) => !passed.has(job) && mayRun(job), exclusive);
       running ??= plan.running;
+      const outcome = () => ({ admit: admitted, waiting: plan.waiting.filter((job) => !gone.has(job)), running: running!, concurrency, failed });
       let slotLeft = false;
-      for (const job of plan.admit) {
+      for (const [i, job] of plan.admit.entries()) {
         let result: Job | undefined;
         try {
           result = await this.deps.admit(job);
         } catch (error) {
           failed.push({ job, error });
+          passed.add(job);
+          if (!refusedForItself(error)) {
+            plan.waiting.push(...plan.admit.slice(i));
+            plan.waiting.sort(byAge);
+            return outcome();
+          }
+          slotLeft = true;
+          continue;
         }
         if (!result) {
           passed.add(job);
-          if (!failed.some((f) => f.job === job)) gone.add(job);
+          gone.add(job);
           slotLeft = true;
           continue;
         }
         recent.set(job.metadata?.uid ?? '', this.deps.now());
         admitted.push(job);
       }
-      if (!slotLeft) return { admit: admitted, waiting: plan.waiting.filter((job) => !gone.has(job)), running, concurrency, failed };
+      if (!slotLeft) return outcome();
     }
   }
 

@@ -16,8 +16,8 @@ export interface Housekeeping {
 }
 
 /**
- * `awaitingRetry` names a failed run whose retry is not started yet: its Job stays whatever the
- * limits say, as the retry copies its arguments.
+ * `awaitingRetry` names a failed run a retry may still copy its arguments from: its Job stays
+ * whatever the limits say.
  * `countedThrough` is the watermark of the status as read from the cache — not of a status just
  * computed — so a finalizer is lifted only once the count that includes the run is stored.
  */

@@ -16,7 +16,8 @@
 // schedule) hold the detail and their table tests.
 import { FAMILIES, KIND as TASK_KIND, type Family } from '../../crds/schema.ts';
 import { Applier, desiredHash } from '../kube/apply.ts';
-import { IncompleteReconcileError, describeError } from '../kube/errors.ts';
+import { IncompleteReconcileError, causedBy, describeError } from '../kube/errors.ts';
+import { WritesFencedError } from '../kube/raw-api.ts';
 import { splitKey } from '../kube/keys.ts';
 import { FamilyAdmission, isFinished, mayTakeSlot } from './admission.ts';
 import type { CronJob, Job, Pod, ReconcileDeps, Task } from './deps.ts';
@@ -27,7 +28,7 @@ import { JOBS_BY_TASK, PODS_BY_JOB } from './indexes.ts';
 import { FAMILY_LABEL, RETRY_OF_ANNOTATION, RUN_FINALIZER, RUN_NOW_HANDLED_ANNOTATION, RUN_NOW_TOKEN_ANNOTATION, TASK_NAME_LABEL } from './labels.ts';
 import { Announced } from './memory.ts';
 import { cronJobName } from './names.ts';
-import { decideRetry, retryPolicy } from './retries.ts';
+import { RETRYABLE_OUTCOMES, decideRetry, retryPolicy } from './retries.ts';
 import { planRunNow } from './run-now.ts';
 import { SpecMemo } from './spec-memo.ts';
 import { newestRun, runsOf, type Run } from './runs.ts';
@@ -55,6 +56,8 @@ export function createReconciler(deps: ReconcileDeps): (key: string) => Promise<
   const tasks = taskWrites(deps.clients.raw);
   const admission = new FamilyAdmission({ jobs: caches.jobs, admit: (job) => jobs.admit(job, fieldManager), now: () => deps.clock().getTime() });
   const announced = new Announced();
+  /** The family each live task was last seen in: its deletion frees a slot there even once its Jobs are gone. */
+  const familyOfTask = new Map<string, Family>();
   const specs = new SpecMemo<{ validation: Validation; desired?: CronJob; hash?: string }>();
 
   return async function reconcile(key) {
@@ -68,9 +71,13 @@ export function createReconciler(deps: ReconcileDeps): (key: string) => Promise<
       expectations.forget(key);
       specs.forget(task?.metadata.uid);
       await Promise.all(labelled.filter(holdsFinalizer).map((job) => jobs.release(job, fieldManager)));
-      // Its last Job may be gone from the cache already (that deletion brought us here): with
-      // no Job left to name the family, every family is offered the slot it may have freed.
-      for (const family of labelled.length > 0 ? familiesOf(labelled) : FAMILIES) await admitFamily(family);
+      // Its last Job may be gone from the cache already (that deletion brought us here): the
+      // family it was seen in is offered the slot it may have freed too.
+      const families = new Set(familiesOf(labelled));
+      const seen = familyOfTask.get(key);
+      if (seen) families.add(seen);
+      familyOfTask.delete(key);
+      for (const family of families) await admitFamily(family);
       return {};
     }
     const cronName = cronJobName(name);
@@ -82,7 +89,8 @@ export function createReconciler(deps: ReconcileDeps): (key: string) => Promise<
     );
     if (waitMs > 0) return { requeueAfterMs: waitMs };
     const { own, stale } = partitionByIncarnation(labelled, task);
-    const family = familyOfTask(task);
+    const family = familyOf(task);
+    if (family) familyOfTask.set(key, family);
 
     // 2. Validate (and, when valid, compute the desired CronJob): once per spec.
     const families = deps.families();
@@ -114,6 +122,7 @@ export function createReconciler(deps: ReconcileDeps): (key: string) => Promise<
           cronJob = applied.object;
         }
       } catch (err) {
+        if (causedBy(err, WritesFencedError)) throw err; // not ours to write any more: nothing to report
         failures.push(err);
         notReady = { reason: 'CronJobFailed', message: `applying CronJob ${cronName} failed: ${describeError((err as Error).cause ?? err)}` };
         if (!alreadySaid(task, notReady)) events.record(task, 'Warning', 'CronJobFailed', notReady.message, 'Apply');
@@ -128,10 +137,10 @@ export function createReconciler(deps: ReconcileDeps): (key: string) => Promise<
     // 5. Run-now and retries.
     const runs = runsOf(own, podsOf, task.status?.lastRun);
     const newest = newestRun(runs, task.status?.lastRun);
-    let retryDue: { at: number; of: string } | undefined;
+    let retryDueAt: number | undefined;
     if (validation.ok && desired) {
       await startRunNow(task, validation, desired).catch((err: unknown) => failed(failures, task, err, 'RunNowFailed', 'starting the run-now Job failed'));
-      retryDue = await startDueRetry(task, validation, desired, runs, newest, now.getTime()).catch((err: unknown) => failed(failures, task, err, 'RetryFailed', 'starting the retry Job failed'));
+      retryDueAt = await startDueRetry(task, validation, desired, runs, newest, now.getTime()).catch((err: unknown) => failed(failures, task, err, 'RetryFailed', 'starting the retry Job failed'));
     }
 
     // 6. Status. With an invalid spec the CronJob kept from before still fires: its next time is the truth.
@@ -147,23 +156,30 @@ export function createReconciler(deps: ReconcileDeps): (key: string) => Promise<
       nextScheduleTime: next,
       // Stable wording (no live counts), so a waiting task's status does not change while it waits.
       queuedMessage: slots && family ? `family ${family} runs ${slots.concurrency} at once` : undefined,
-      waitingFor: runningRunOf(task)?.metadata?.name,
+      waitingFor: task.spec.suspend ? undefined : runningRunOf(task)?.metadata?.name, // suspended: it waits for the task
       now,
     });
-    const statusWrite = await expectations.write('task', key, task.metadata.resourceVersion ?? ABSENT, now.getTime(), () => applier.patchStatus(task, statusMembers(status)), (r) => r.object?.metadata?.resourceVersion);
-    const patched = statusWrite.result;
-    again ||= statusWrite.again;
     // The status as it now stands: the echo of a status write does not bring the task back, so
     // what the write made durable (runs counted) is acted on here, not in a reconcile after it.
-    const current = patched.object?.status ?? task.status;
-    for (const run of folded) announceFinished(task, run, family);
+    let current = task.status;
+    try {
+      const statusWrite = await expectations.write('task', key, task.metadata.resourceVersion ?? ABSENT, now.getTime(), () => applier.patchStatus(task, statusMembers(status)), (r) => r.object?.metadata?.resourceVersion);
+      again ||= statusWrite.again;
+      current = statusWrite.result.object?.status ?? task.status;
+      for (const run of folded) announceFinished(task, run, family);
+    } catch (err) {
+      if (causedBy(err, WritesFencedError)) throw err;
+      failures.push(err); // nothing folded is announced: the counts were not stored
+    }
 
     // 7. Housekeeping.
     const history = { ...DEFAULT_HISTORY, ...task.spec.history };
-    // A failed run waiting for its retry keeps its Job: the retry takes its arguments (a run-now's
-    // params overrides) from it, even with history.failedRuns 0.
-    const chores = planHousekeeping(runs, task.metadata.uid ?? '', history, countedThrough(current), retryDue?.of);
-    await Promise.all([
+    // The newest run, failed in a way that is retried, keeps its Job until a newer run exists (its
+    // retry, or the next one): a retry copies its arguments (a run-now's params overrides) from it,
+    // whatever history.failedRuns says and however long the retry is held up.
+    const retryable = newest.run?.result && RETRYABLE_OUTCOMES.has(newest.run.result.outcome) ? newest.run.id : undefined;
+    const chores = planHousekeeping(runs, task.metadata.uid ?? '', history, countedThrough(current), retryable);
+    const chored = await Promise.allSettled([
       ...chores.release.map((run) => jobs.release(run.job, fieldManager)),
       ...stale.filter(holdsFinalizer).map((job) => jobs.release(job, fieldManager)),
       // Runs of a deleted earlier task of this name that never started: nobody will admit them,
@@ -171,11 +187,17 @@ export function createReconciler(deps: ReconcileDeps): (key: string) => Promise<
       ...stale.filter(neverStarted).map((job) => jobs.remove(job)),
       ...chores.remove.map((run) => jobs.remove(run.job)),
     ]);
+    for (const r of chored) {
+      if (r.status === 'rejected') {
+        if (causedBy(r.reason, WritesFencedError)) throw r.reason;
+        failures.push(r.reason);
+      }
+    }
 
     // 8. Requeue.
     const moments = [
       next === undefined ? undefined : next + AFTER_SCHEDULE_MS,
-      retryDue?.at,
+      retryDueAt,
       foldAt,
       runs.some((r) => r.queued) ? now.getTime() + QUEUED_RECHECK_MS : undefined,
     ].filter((t): t is number => t !== undefined);
@@ -188,6 +210,7 @@ export function createReconciler(deps: ReconcileDeps): (key: string) => Promise<
 
   /** A write of step 5 failed: said once as a Warning, and the reconcile fails at its end. */
   function failed(failures: unknown[], task: Task, err: unknown, reason: string, what: string): undefined {
+    if (causedBy(err, WritesFencedError)) throw err;
     failures.push(err);
     const message = `${what}: ${describeError((err as Error).cause ?? err)}`;
     if (announced.first(`${reason}/${task.metadata.uid}/${message}`)) events.record(task, 'Warning', reason, message, 'Run');
@@ -199,6 +222,8 @@ export function createReconciler(deps: ReconcileDeps): (key: string) => Promise<
   async function admitFamily(family: Family) {
     const concurrency = deps.families()[family].concurrency;
     const outcome = await admission.admit(family, concurrency, mayRun, runsExclusively);
+    const fenced = outcome.failed.find((f) => causedBy(f.error, WritesFencedError));
+    if (fenced) throw fenced.error;
     outcome.admit.forEach((job, i) => {
       const owner = taskOfJob(job);
       if (owner) events.record(owner, 'Normal', 'RunStarted', `run ${job.metadata?.name} admitted (family ${family}: ${outcome.running + i + 1} of ${concurrency} running)`, 'Admit');
@@ -230,7 +255,8 @@ export function createReconciler(deps: ReconcileDeps): (key: string) => Promise<
   function runningRunOf(task: Task): Job | undefined {
     if ((task.spec.concurrencyPolicy ?? 'Forbid') !== 'Forbid') return undefined;
     const jobsOfTask = caches.jobs.byIndex(JOBS_BY_TASK, `${task.metadata.namespace}/${task.metadata.name}`);
-    return jobsOfTask.find((j) => ofIncarnation(j, task) && j.spec?.suspend !== true && !isFinished(j) && !j.metadata?.deletionTimestamp);
+    // One being deleted still runs until its pods are gone, and admission still counts it.
+    return jobsOfTask.find((j) => ofIncarnation(j, task) && j.spec?.suspend !== true && !isFinished(j));
   }
 
   /** Runs of a task with concurrencyPolicy Forbid never overlap, its retries and run-now Jobs included. */
@@ -260,7 +286,7 @@ export function createReconciler(deps: ReconcileDeps): (key: string) => Promise<
     runs: readonly Run[],
     newest: ReturnType<typeof newestRun>,
     now: number,
-  ): Promise<{ at: number; of: string } | undefined> {
+  ): Promise<number | undefined> {
     const decision = decideRetry({ task, policy: retryPolicy(task, validation.meta), newest, runs, now });
     if (decision.kind === 'none') return undefined;
     if (decision.kind === 'wait') {
@@ -268,7 +294,7 @@ export function createReconciler(deps: ReconcileDeps): (key: string) => Promise<
         const at = new Date(decision.dueAt).toISOString();
         events.record(task, 'Normal', 'RetryScheduled', `run ${decision.failedRunId} ended ${newest.lastRun?.outcome}: attempt ${decision.attempt} starts at ${at}`, 'Retry');
       }
-      return { at: decision.dueAt, of: decision.failedRunId };
+      return decision.dueAt;
     }
     const job = desiredRunJob({
       cronJob: desired,
@@ -333,7 +359,7 @@ function holdsFinalizer(job: Job): boolean {
   return job.metadata?.finalizers?.includes(RUN_FINALIZER) ?? false;
 }
 
-function familyOfTask(task: Task): Family | undefined {
+function familyOf(task: Task): Family | undefined {
   const prefix = task.spec.task.slice(0, task.spec.task.indexOf('.'));
   return (FAMILIES as readonly string[]).includes(prefix) ? (prefix as Family) : undefined;
 }

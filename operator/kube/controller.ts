@@ -74,7 +74,7 @@ export class Controller {
         // A cache behind a write of someone else's is routine (the runner's report, say), and so is
         // a write stopped on the way out (leadership lost): neither is an error.
         if (causedBy(err, WritesFencedError)) log.info({ key, error: describeError(err) }, 'reconcile stopped: writes are fenced');
-        else if (err instanceof StaleObjectError) log.debug({ key, err, error: describeError(err), requeues: queue.numRequeues(key) }, 'reconcile computed from a stale copy: requeued with backoff');
+        else if (causedBy(err, StaleObjectError)) log.debug({ key, err, error: describeError(err), requeues: queue.numRequeues(key) }, 'reconcile computed from a stale copy: requeued with backoff');
         else log.error({ key, err, error: describeError(err), requeues: queue.numRequeues(key) }, 'reconcile failed: requeued with backoff');
       } finally {
         queue.done(key);

@@ -13,6 +13,17 @@ export function statusCode(err: unknown): number | undefined {
   return undefined;
 }
 
+/** The HTTP status of `err` or of the first error in its chain of causes that has one. */
+export function statusInChain(err: unknown): number | undefined {
+  let e: unknown = err;
+  for (let depth = 0; e !== undefined && depth < 10; depth++) {
+    const code = statusCode(e);
+    if (code !== undefined) return code;
+    e = e instanceof Error ? e.cause : undefined;
+  }
+  return undefined;
+}
+
 /**
  * A write refused (409) because the object changed since the cached copy it was computed from:
  * nothing is broken, the cache is behind. The reconcile runs again, with backoff, and by then

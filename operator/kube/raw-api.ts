@@ -30,6 +30,8 @@ export interface RequestOptions {
 export interface RawApiOptions {
   /** Told of every request's outcome: the HTTP status, or 'error' when no answer came. */
   observe?: (method: string, code: number | 'error') => void;
+  /** Paths still written once writes are fenced (fenceWrites); by default none. */
+  unfenced?: (path: string) => boolean;
 }
 
 export interface WatchEvent<T = unknown> {
@@ -50,8 +52,7 @@ export class RawApi {
   private readonly basePath: string;
   /** The shared connection pool (TLS settings of the kubeconfig as first read); undefined for plain HTTP. */
   private dispatcher: Promise<Dispatcher | undefined> | undefined;
-  /** Set by fenceWrites: aborts the writes in flight, and says which paths may still be written. */
-  private fence: { allow: (path: string) => boolean } | undefined;
+  /** Aborted by fenceWrites: the fenced writes in flight end, and new ones are refused. */
   private readonly writes = new AbortController();
 
   constructor(
@@ -66,14 +67,14 @@ export class RawApi {
   }
 
   /**
-   * From now on refuses every write whose path `allow` rejects, and aborts those in flight. After
-   * the lease is lost (or a shutdown's drain ran out of time and the lease is about to be handed
-   * over) another operator may be leading: a reconcile still running here must not write after
-   * that. The lease itself and Events stay writable.
+   * From now on refuses every write but those to `unfenced` paths, and aborts those in flight.
+   * After the lease is lost (or a shutdown's drain ran out of time and the lease is about to be
+   * handed over) another operator may be leading: a reconcile still running here must not send
+   * writes after that (one the apiserver already took is not undone). The lease itself and Events
+   * stay writable.
    */
-  fenceWrites(reason: Error, allow: (path: string) => boolean): void {
-    if (this.fence) return;
-    this.fence = { allow };
+  fenceWrites(reason: Error): void {
+    if (this.writes.signal.aborted) return;
     this.writes.abort(new WritesFencedError(`writes stopped: ${reason.message}`, { cause: reason }));
   }
 
@@ -81,9 +82,9 @@ export class RawApi {
   async request<T>(method: HttpMethod, path: string, opts: RequestOptions = {}): Promise<T> {
     const signals = [AbortSignal.timeout(opts.timeoutMs ?? DEFAULT_TIMEOUT_MS)];
     if (opts.signal) signals.push(opts.signal);
-    if (method !== HttpMethod.GET) {
-      if (this.fence && !this.fence.allow(path)) throw this.writes.signal.reason as Error;
-      if (!this.fence) signals.push(this.writes.signal);
+    if (method !== HttpMethod.GET && !this.opts.unfenced?.(path)) {
+      if (this.writes.signal.aborted) throw this.writes.signal.reason as Error;
+      signals.push(this.writes.signal);
     }
     const res = await this.send(method, path, opts, AbortSignal.any(signals));
     const text = await res.body.text();

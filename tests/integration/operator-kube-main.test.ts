@@ -142,6 +142,22 @@ describe('operator main', () => {
     }
   });
 
+  it('started without a families ConfigMap, keeps the defaults (and stays ready) when a refused one appears', async () => {
+    const g = await start('replica-g');
+    await waitFor('replica-g ready', async () => (await get(g.port, '/readyz').catch(() => ({ status: 0 }))).status === 200, 30_000, 100);
+    await kubectl(['apply', '-f', '-'], {
+      input: JSON.stringify({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'bgtask-families', namespace: ns }, data: { 'families.yaml': 'email: { concurrency: lots }' } }),
+    });
+    try {
+      await waitFor('the refusal reported', async () => (await kubectlRaw(['-n', ns, 'get', 'events', '--field-selector', 'reason=InvalidFamiliesConfig', '-o', 'name'])).stdout.trim() !== '', 30_000, 200);
+      expect((await get(g.port, '/readyz')).status).toBe(200);
+      g.stop.abort();
+      expect(await g.exit).toBe(0);
+    } finally {
+      await kubectl(['-n', ns, 'delete', 'configmap', 'bgtask-families', '--ignore-not-found']);
+    }
+  });
+
   it('reports whether the served CRD is the one it was built with, and sees a re-applied CRD without a restart', async () => {
     const crdState = async (r: Replica) => [...(await get(r.port, '/metrics')).body.matchAll(/^bgtask_crd_schema_state\{state="(\w+)"\} 1$/gm)].map((m) => m[1]);
     const d = await start('replica-d', { crdCheckSeconds: '1' });

@@ -132,7 +132,7 @@ describe('FamilyAdmission', () => {
   it('tries the next Job when the apiserver refuses one, and reports the refusal', async () => {
     const store = new Store<Job>(JOB_INDEXERS);
     for (const job of [waiting('refused', 1), waiting('b', 2), waiting('c', 3)]) store.upsert(job);
-    const refusal = new Error('exceeded quota: jobs');
+    const refusal = Object.assign(new Error('exceeded quota: jobs'), { code: 403 });
     const admission = new FamilyAdmission({
       jobs: store,
       admit: async (job) => {
@@ -147,5 +147,24 @@ describe('FamilyAdmission', () => {
     expect(names(outcome.waiting)).toEqual(['refused', 'c']);
     // b now holds the only slot: c waits, and refused is tried again when a slot frees.
     expect(names((await admission.admit('email', 1, always)).admit)).toEqual([]);
+  });
+
+  it('stops at a failure that would refuse every Job alike (the apiserver overloaded), leaving the rest waiting', async () => {
+    const store = new Store<Job>(JOB_INDEXERS);
+    for (const job of [waiting('a', 1), waiting('b', 2), waiting('c', 3)]) store.upsert(job);
+    const tried: string[] = [];
+    const admission = new FamilyAdmission({
+      jobs: store,
+      admit: async (job) => {
+        tried.push(job.metadata!.name!);
+        throw Object.assign(new Error('the server is currently unable to handle the request'), { code: 503 });
+      },
+      now: () => 0,
+    });
+    const outcome = await admission.admit('email', 2, always);
+    expect(tried).toEqual(['a']);
+    expect(names(outcome.admit)).toEqual([]);
+    expect(names(outcome.waiting)).toEqual(['a', 'b', 'c']);
+    expect(outcome.failed).toHaveLength(1);
   });
 });

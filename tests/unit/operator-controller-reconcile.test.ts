@@ -7,7 +7,8 @@ import type { CronJob, Job, Pod, RunnerSettings, Task } from '../../operator/con
 import { JOB_INDEXERS, POD_INDEXERS, TASK_INDEXERS } from '../../operator/controller/indexes.ts';
 import { WriteExpectations } from '../../operator/controller/expectations.ts';
 import { createReconciler } from '../../operator/controller/reconcile.ts';
-import { IncompleteReconcileError } from '../../operator/kube/errors.ts';
+import { IncompleteReconcileError, causedBy } from '../../operator/kube/errors.ts';
+import { WritesFencedError } from '../../operator/kube/raw-api.ts';
 import type { RawApi } from '../../operator/kube/raw-api.ts';
 import { Store } from '../../operator/kube/store.ts';
 import { compactCronJob } from '../../operator/kube/transforms.ts';
@@ -414,9 +415,15 @@ describe('reconcile', () => {
     expect(w.calls[0]!.body).toEqual({ metadata: { '$deleteFromPrimitiveList/finalizers': ['workers.personal-assistant.io/run-accounting'] } });
   });
 
-  it("offers every family the slot when a gone task's last Job has left the cache too", async () => {
+  it("offers its family the slot when a gone task's last Job has left the cache too", async () => {
     const other = makeTask({ name: 'other', uid: 'uid-other' });
-    const w = world({ tasks: [other], jobs: [makeJob('other-1', { task: other, suspended: true })], families: parseFamiliesConfig('email: { concurrency: 1 }') });
+    const running = makeJob('digest-1', { createdAt: '2026-11-28T11:00:00Z' });
+    const w = world({ tasks: [makeTask(), other], jobs: [running, makeJob('other-1', { task: other, suspended: true })], families: parseFamiliesConfig('email: { concurrency: 1 }') });
+    await w.reconcile(KEY); // seen alive, in family email, its run taking the only slot
+    expect(w.calls.some((c) => c.path.endsWith('/jobs/other-1'))).toBe(false);
+    w.settle();
+    w.tasks.remove(KEY);
+    w.jobs.remove(`${NS}/digest-1`); // deleted with it, and already gone from the cache
     expect(await w.reconcile(KEY)).toEqual({});
     expect(w.calls.map((c) => `${c.method} ${c.path}`)).toEqual(['PATCH /apis/batch/v1/namespaces/assistant/jobs/other-1']);
   });
@@ -436,6 +443,24 @@ describe('reconcile', () => {
     expect(w.statusPatch()?.status).toMatchObject({ succeeded: 1 }); // the finished run is counted all the same
     expect(w.calls.some((c) => c.path.endsWith('/backgroundtasks/digest'))).toBe(false); // the token stays unanswered: tried again
     expect(w.events).toContainEqual(expect.objectContaining({ type: 'Warning', reason: 'RunNowFailed', note: expect.stringContaining('exceeded quota') }));
+  });
+
+  it('stops at once, saying nothing, when its writes are fenced (leadership lost)', async () => {
+    const fenced = new WritesFencedError('writes stopped: leadership lost: renew deadline passed');
+    const w = world({ tasks: [makeTask()], fail: () => fenced });
+    const failure = await w.reconcile(KEY).then(() => undefined, (err: unknown) => err);
+    expect(causedBy(failure, WritesFencedError)).toBe(true);
+    expect(failure).not.toBeInstanceOf(IncompleteReconcileError);
+    expect(w.calls.map((c) => c.method)).toEqual(['POST']); // the CronJob create, refused; no status write
+    expect(w.events).toEqual([]);
+  });
+
+  it('goes on to housekeeping when the status write fails, and fails at the end', async () => {
+    const stale = Object.assign(new Error('the object has been modified'), { code: 409 });
+    const w = world({ tasks: [makeTask()], fail: (method, path) => (path.endsWith('/status') ? stale : undefined) });
+    const failure = await w.reconcile(KEY).then(() => undefined, (err: unknown) => err);
+    expect(failure).toBeInstanceOf(IncompleteReconcileError);
+    expect((failure as IncompleteReconcileError).requeueAfterMs).toBe(3_600_000);
   });
 
   it('keeps the moment a retry is due when the CronJob cannot be applied', async () => {

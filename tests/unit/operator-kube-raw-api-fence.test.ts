@@ -27,7 +27,7 @@ async function apiserver(): Promise<{ raw: RawApi; seen: string[] }> {
     contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
     currentContext: 'x',
   });
-  return { raw: new RawApi(kc), seen };
+  return { raw: new RawApi(kc, { unfenced: writableWhenFenced }), seen };
 }
 
 describe('RawApi.fenceWrites', () => {
@@ -35,10 +35,13 @@ describe('RawApi.fenceWrites', () => {
     const { raw, seen } = await apiserver();
     const job = '/apis/batch/v1/namespaces/a/jobs/run-1';
     const inFlight = raw.request(HttpMethod.PATCH, job, { body: { spec: { suspend: false } } });
+    const refused = expect(inFlight).rejects.toBeInstanceOf(WritesFencedError);
     await new Promise((r) => setTimeout(r, 100));
     const started = Date.now();
-    raw.fenceWrites(new Error('leadership lost: renew deadline passed'), writableWhenFenced);
-    await expect(inFlight).rejects.toBeInstanceOf(WritesFencedError);
+    const lease = raw.request(HttpMethod.PUT, '/apis/coordination.k8s.io/v1/namespaces/a/leases/bgtask-operator', { body: {} });
+    raw.fenceWrites(new Error('leadership lost: renew deadline passed'));
+    await lease; // a lease write in flight is not aborted
+    await refused;
     expect(Date.now() - started).toBeLessThan(1_000);
 
     const before = seen.length;

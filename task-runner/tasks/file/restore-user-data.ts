@@ -94,6 +94,12 @@ export default defineTask({
         const digest = await archive.sha256File(path.join(staging, member.path));
         if (digest !== member.sha256) throw new InvalidInputError(`checksum mismatch inside ${name}: ${member.path} has sha256 ${digest}, the manifest says ${member.sha256}`);
       }
+      // Everything the rows step would refuse, refused before anything is written.
+      for (const { table, file: member, rows } of manifest.tables) {
+        if (!archive.USER_TABLES.some((t) => t.table === table)) throw new InvalidInputError(`archive ${name} holds an unknown table ${table}`);
+        const lines = await archive.countLines(path.join(staging, member));
+        if (lines !== rows) throw new InvalidInputError(`${member} holds ${lines} rows, the manifest says ${rows}`);
+      }
 
       // The target must be empty, or hold only what an interrupted restore of this archive left.
       if (dataRoot!.real) {
@@ -124,7 +130,6 @@ export default defineTask({
       await withTransaction(ctx.db, async (client) => {
         for (const { table, file: member, rows } of manifest.tables) {
           ctx.signal.throwIfAborted();
-          if (!archive.USER_TABLES.some((t) => t.table === table)) throw new InvalidInputError(`archive ${name} holds an unknown table ${table}`);
           // Line by line, a batch at a time: a table need not fit in memory (or in one string).
           let count = 0;
           let batch: string[] = [];
@@ -142,7 +147,7 @@ export default defineTask({
             }
           }
           if (batch.length > 0) await insert();
-          // The transaction is rolled back: nothing of a table that does not match its manifest stays.
+          // Counted before (countLines); checked again as read, in case the file changed since.
           if (count !== rows) throw new InvalidInputError(`${member} holds ${count} rows, the manifest says ${rows}`);
           const { rows: identity } = await client.query<{ column_name: string }>(
             "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = $1 AND is_identity = 'YES'",

@@ -82,6 +82,15 @@ export async function sha256File(path: string): Promise<string> {
   return hash.digest('hex');
 }
 
+/** The rows of a table dump: one JSON object per line (row_to_json escapes newlines inside). */
+export async function countLines(path: string): Promise<number> {
+  let lines = 0;
+  for await (const chunk of createReadStream(path)) {
+    for (let i = (chunk as Buffer).indexOf(10); i !== -1; i = (chunk as Buffer).indexOf(10, i + 1)) lines++;
+  }
+  return lines;
+}
+
 /** `<hex>  <name>` as sha256sum writes it, so `sha256sum -c` checks the archive too. */
 export function sidecarLine(hex: string, name: string): string {
   return `${hex}  ${name}\n`;
