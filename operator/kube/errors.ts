@@ -13,13 +13,20 @@ export function statusCode(err: unknown): number | undefined {
   return undefined;
 }
 
-/** The HTTP status of `err` or of the first error in its chain of causes that has one. */
-export function statusInChain(err: unknown): number | undefined {
+/** `err` and the errors of its chain of causes, outermost first (at most 10: a cycle ends). */
+function* causeChain(err: unknown): Generator<unknown> {
   let e: unknown = err;
   for (let depth = 0; e !== undefined && depth < 10; depth++) {
+    yield e;
+    e = e instanceof Error ? e.cause : undefined;
+  }
+}
+
+/** The HTTP status of `err` or of the first error in its chain of causes that has one. */
+export function statusInChain(err: unknown): number | undefined {
+  for (const e of causeChain(err)) {
     const code = statusCode(e);
     if (code !== undefined) return code;
-    e = e instanceof Error ? e.cause : undefined;
   }
   return undefined;
 }
@@ -51,11 +58,7 @@ export class IncompleteReconcileError extends Error {
 
 /** Whether `err` or any error in its chain of causes is a `type`. */
 export function causedBy(err: unknown, type: abstract new (...args: never[]) => Error): boolean {
-  let e: unknown = err;
-  for (let depth = 0; e instanceof Error && depth < 10; depth++) {
-    if (e instanceof type) return true;
-    e = (e as Error).cause;
-  }
+  for (const e of causeChain(err)) if (e instanceof type) return true;
   return false;
 }
 

@@ -60,6 +60,12 @@ describe('operator main', () => {
   /** Writes the families ConfigMap the replicas watch (in their own namespace). */
   const putFamilies = (text: string) =>
     kubectl(['apply', '-f', '-'], { input: JSON.stringify({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'bgtask-families', namespace: ns }, data: { 'families.yaml': text } }) });
+  /** Runs `body`, then deletes the families ConfigMap it wrote, so later tests start without one. */
+  const thenRemoveFamilies = async (body: () => Promise<void>) => {
+    await thenRemoveFamilies(async () => {
+      await body();
+    });
+  };
 
   const holder = async (): Promise<string | undefined> =>
     (await kubectlJson<{ spec?: { holderIdentity?: string } }>(['-n', ns, 'get', 'lease', 'bgtask-operator'])).spec?.holderIdentity;
@@ -128,7 +134,7 @@ describe('operator main', () => {
   it('with a refused families ConfigMap at start, neither leads nor reconciles until a valid one arrives', async () => {
     await putFamilies('maintenance: { concurrency: lots }');
     await kubectl(['-n', ns, 'delete', 'lease', 'bgtask-operator', '--ignore-not-found']); // the intruder's, above
-    try {
+    await thenRemoveFamilies(async () => {
       const f = await start('replica-f');
       await waitFor('replica-f to report the refused config', async () => (await get(f.port, '/readyz').catch(() => ({ status: 0, body: '' }))).body.includes('families config refused'), 30_000, 100);
       expect((await get(f.port, '/readyz')).status).toBe(503);
@@ -140,25 +146,21 @@ describe('operator main', () => {
       expect((await get(f.port, '/readyz')).status).toBe(200);
       f.stop.abort();
       expect(await f.exit).toBe(0);
-    } finally {
-      await kubectl(['-n', ns, 'delete', 'configmap', 'bgtask-families', '--ignore-not-found']);
-    }
+    });
   });
 
   it('started without a families ConfigMap, keeps the defaults (and stays ready) when a refused one appears', async () => {
     const g = await start('replica-g');
     await waitFor('replica-g ready', async () => (await get(g.port, '/readyz').catch(() => ({ status: 0 }))).status === 200, 30_000, 100);
     await putFamilies('email: { concurrency: lots }');
-    try {
+    await thenRemoveFamilies(async () => {
       // The defaults it started with are a configuration to keep, and its Warning says so.
       const notes = async () => (await kubectlJson<{ items: { note?: string }[] }>(['-n', ns, 'get', 'events.events.k8s.io', '--field-selector', 'reason=InvalidFamiliesConfig'])).items.map((e) => e.note ?? '');
       await waitFor('the refusal reported', async () => (await notes()).some((n) => n.includes('the previous configuration stays in force')), 30_000, 200);
       expect((await get(g.port, '/readyz')).status).toBe(200);
       g.stop.abort();
       expect(await g.exit).toBe(0);
-    } finally {
-      await kubectl(['-n', ns, 'delete', 'configmap', 'bgtask-families', '--ignore-not-found']);
-    }
+    });
   });
 
   it('reports whether the served CRD is the one it was built with, and sees a re-applied CRD without a restart', async () => {
