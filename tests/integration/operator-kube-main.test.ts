@@ -62,9 +62,11 @@ describe('operator main', () => {
     kubectl(['apply', '-f', '-'], { input: JSON.stringify({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'bgtask-families', namespace: ns }, data: { 'families.yaml': text } }) });
   /** Runs `body`, then deletes the families ConfigMap it wrote, so later tests start without one. */
   const thenRemoveFamilies = async (body: () => Promise<void>) => {
-    await thenRemoveFamilies(async () => {
+    try {
       await body();
-    });
+    } finally {
+      await kubectl(['-n', ns, 'delete', 'configmap', 'bgtask-families', '--ignore-not-found']);
+    }
   };
 
   const holder = async (): Promise<string | undefined> =>
