@@ -38,6 +38,19 @@ describe('values.schema.json', () => {
     expect(r.stderr).toMatch(message);
   });
 
+  it('refuses a runs\' variable given twice (the operator would refuse RUNNER_ENV at start), naming both places and the fix', () => {
+    const set = { 'credentials.llm.existingSecret': 'llm', 'runner.env.LLM_BASE_URL': 'http://ollama:11434/v1' };
+    const r = helm(templateArgs({ set }));
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/the runs' variable LLM_BASE_URL is given by runner.env and by credentials.llm.env: keep one \(a credential's entry is removed with credentials.llm.env.LLM_BASE_URL=null\)/);
+    // Two credentials naming one variable.
+    const twice = helm(templateArgs({ set: { 'credentials.smtp.existingSecret': 'smtp', 'credentials.notion.existingSecret': 'notion', 'credentials.notion.env.SMTP_URL': 'x' } }));
+    expect(twice.code).not.toBe(0);
+    expect(twice.stderr).toMatch(/the runs' variable SMTP_URL is given by credentials.notion.env and by credentials.smtp.env/);
+    // The fix the message names renders.
+    expect(helm([...templateArgs({ set }), '--set', 'credentials.llm.env.LLM_BASE_URL=null']).code).toBe(0);
+  });
+
   it('refuses several replicas without leader election, naming the fix', () => {
     const r = helm(templateArgs({ set: { 'operator.leaderElection.enabled': false } }));
     expect(r.code).not.toBe(0);

@@ -378,6 +378,19 @@ describe('other configurations', () => {
     expect(find(ms, 'ServiceAccount', 'rel-bgtask-operator-runner').map((m) => m.metadata.namespace).sort()).toEqual(['bgtask', 'team-a']);
   });
 
+  it('keeps the cluster-scoped names of a long namespace and release apart, each binding naming its own role', () => {
+    // Cut to 63 characters, all three came out as the same name: the install failed, or one hook replaced the operator's RBAC.
+    const namespace = 'personal-assistant-background-tasks-prod';
+    const ms = render({ namespace, set: { fullnameOverride: 'assistant-bgtask-operator' } });
+    const roles = find(ms, 'ClusterRole').map((r) => r.metadata.name);
+    expect(roles.sort()).toEqual([`${namespace}-assistant-bgtask-operator`, `${namespace}-assistant-bgtask-operator-crd`, `${namespace}-assistant-bgtask-operator-crd-upgrade`].sort());
+    for (const binding of find(ms, 'ClusterRoleBinding')) {
+      expect(roles).toContain(binding.roleRef.name);
+      expect(binding.metadata.name).toBe(binding.roleRef.name);
+    }
+    expect(new Set(find(ms, 'ClusterRoleBinding').map((b) => b.metadata.name)).size).toBe(3);
+  });
+
   it('migrates before install and upgrade against an external database', () => {
     const job = one(render({ set: { 'credentials.database.existingSecret': 'db' } }), 'Job', 'rel-bgtask-operator-migrate');
     expect(job.metadata.annotations?.['helm.sh/hook']).toBe('pre-install,pre-upgrade');

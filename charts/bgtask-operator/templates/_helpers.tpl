@@ -23,6 +23,17 @@
 {{- printf "%s-%s" (include "bgtask.fullname" $root | trunc (int (sub 62 (len (index . 1))))) (index . 1) | trimSuffix "-" -}}
 {{- end -}}
 
+{{/*
+A cluster-scoped name: the release namespace, then a name derived from the fullname (include
+"bgtask.clusterName" (list . "suffix"), "" for the fullname itself). Not cut to 63 characters:
+RBAC names may be longer, and a cut would drop the suffix that keeps the release's names apart.
+*/}}
+{{- define "bgtask.clusterName" -}}
+{{- $root := index . 0 -}}
+{{- $suffix := index . 1 -}}
+{{- printf "%s-%s" $root.Release.Namespace (ternary (include "bgtask.child" (list $root $suffix)) (include "bgtask.fullname" $root) (ne $suffix "")) -}}
+{{- end -}}
+
 {{- define "bgtask.selectorLabels" -}}
 app.kubernetes.io/name: {{ include "bgtask.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
