@@ -34,7 +34,7 @@ export async function prepareNamespace(namespace: string): Promise<void> {
       apiVersion: 'rbac.authorization.k8s.io/v1',
       kind: 'Role',
       metadata: { name: RUNNER_SA, namespace },
-      rules: [{ apiGroups: ['workers.personal-assistant.io'], resources: ['backgroundtasks', 'backgroundtasks/status'], verbs: ['get', 'patch'] }],
+      rules: [{ apiGroups: ['workers.personal-assistant.io'], resources: ['backgroundtasks/status'], verbs: ['get', 'patch'] }],
     },
     {
       apiVersion: 'rbac.authorization.k8s.io/v1',

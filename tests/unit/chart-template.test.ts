@@ -163,12 +163,9 @@ describe('helm template with the defaults', () => {
     expect(operatorSettings(ms).crdCheckSeconds).toBe(300);
   });
 
-  it('lets runs get their task and patch its status, nothing more', () => {
+  it('lets runs get and patch the status subresource, nothing more (the runner reads nothing else)', () => {
     const role = one(ms, 'Role', 'rel-bgtask-operator-runner');
-    expect(role.rules).toEqual([
-      { apiGroups: ['workers.personal-assistant.io'], resources: ['backgroundtasks/status'], verbs: ['get', 'patch'] },
-      { apiGroups: ['workers.personal-assistant.io'], resources: ['backgroundtasks'], verbs: ['get'] },
-    ]);
+    expect(role.rules).toEqual([{ apiGroups: ['workers.personal-assistant.io'], resources: ['backgroundtasks/status'], verbs: ['get', 'patch'] }]);
     const binding = one(ms, 'RoleBinding', 'rel-bgtask-operator-runner');
     expect(binding.subjects).toEqual([{ kind: 'ServiceAccount', name: 'rel-bgtask-operator-runner', namespace: 'bgtask' }]);
   });
