@@ -53,9 +53,9 @@ export const metadataNameSchema = z.string().max(MAX_NAME_LENGTH);
  */
 const TIME_ZONE_PATTERN = '^[A-Za-z0-9_+][A-Za-z0-9_+.-]{0,13}(/[A-Za-z0-9_+][A-Za-z0-9_+.-]{0,13})*$';
 
-/** A resource quantity, as in core/v1 (`500m`, `1.5`, `256Mi`, `1e3`). */
+/** A resource quantity, as in core/v1 (`500m`, `1.5`, `256Mi`, `1e3`), not negative: no container may ask for less than nothing. */
 const QUANTITY_PATTERN =
-  '^(\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))))?$';
+  '^\\+?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))))?$';
 
 /** metav1.Condition's type and reason formats. */
 const CONDITION_TYPE_PATTERN =
@@ -95,7 +95,7 @@ const timeZoneSchema = withRules(
     .string()
     .max(64)
     .regex(new RegExp(TIME_ZONE_PATTERN))
-    .describe('IANA time zone the schedule is interpreted in, e.g. Europe/Berlin. Unset: the time zone of kube-controller-manager, UTC on most clusters.'),
+    .describe('IANA time zone the schedule is interpreted in, e.g. Europe/Berlin. Unset: Etc/UTC (the operator always sets the CronJob time zone, whatever zone the controller manager runs in).'),
   [notEqualIgnoringCase('Local', 'must name an IANA time zone such as Europe/Berlin: Local depends on where the controller runs')],
 );
 
@@ -114,7 +114,7 @@ const retrySchema = withRules(
 // Quantities are integers or strings, as in core/v1: x-kubernetes-int-or-string in the CRD.
 const quantity = (description: string) =>
   z
-    .union([z.int(), z.string().max(64).regex(new RegExp(QUANTITY_PATTERN))])
+    .union([z.int().min(0), z.string().max(64).regex(new RegExp(QUANTITY_PATTERN))])
     .meta({ 'x-kubernetes-int-or-string': true, description });
 
 const resourceList = (what: 'request' | 'limit', meaning: string) =>

@@ -58,7 +58,8 @@ export const DEFAULT_FAMILIES: FamiliesConfig = Object.freeze({
 const quantity = z
   .union([z.string(), z.number()])
   .transform((v) => String(v))
-  .refine(isQuantity, { message: 'must be a resource quantity such as 500m, 1, 256Mi or 1Gi' });
+  .refine(isQuantity, { message: 'must be a resource quantity such as 500m, 1, 256Mi or 1Gi' })
+  .refine((v) => (quantityValue(v) ?? 0) >= 0, { message: 'must not be negative' });
 
 const resourceList = z.strictObject({ cpu: quantity.optional(), memory: quantity.optional() });
 

@@ -25,6 +25,7 @@ describe('values.schema.json', () => {
     ['a misspelt key', { 'operator.replica': 2 }, /additional properties 'replica' not allowed/],
     ['a negative family concurrency', { 'families.ai.concurrency': -1 }, /families\/ai\/concurrency/],
     ['a malformed memory limit', { 'families.email.resources.limits.memory': '1 GB' }, /families\/email\/resources\/limits\/memory/],
+    ['a negative CPU request', { 'families.file.resources.requests.cpu': '-500m' }, /families\/file\/resources\/requests\/cpu/],
     ['a family the operator does not know', { 'families.video.concurrency': 1 }, /additional properties 'video' not allowed/],
     ['a default task outside the families', { 'defaultTasks.tasks.x.task': 'video.encode', 'defaultTasks.tasks.x.schedule': '* * * * *', 'defaultTasks.tasks.x.enabled': true }, /defaultTasks\/tasks\/x\/task/],
     ['a watch namespace that is no namespace name', { 'operator.watchNamespace': 'Team_A' }, /operator\/watchNamespace/],

@@ -53,6 +53,7 @@ sync:
     { name: 'an unknown field (a typo)', text: 'ai:\n  concurency: 2\n', message: 'concurency' },
     { name: 'a negative concurrency', text: 'ai:\n  concurrency: -1\n', message: 'ai.concurrency' },
     { name: 'a bad quantity', text: 'ai:\n  resources:\n    limits:\n      memory: lots\n', message: 'ai.resources.limits.memory' },
+    { name: 'a negative quantity', text: 'file:\n  resources:\n    requests:\n      cpu: -500m\n', message: 'file.resources.requests.cpu: must not be negative' },
     { name: 'a request above its limit', text: 'email:\n  resources:\n    requests:\n      memory: 2Gi\n', message: 'email.resources: the memory request 2Gi exceeds its limit 1Gi' },
     { name: 'YAML that does not parse', text: 'ai: [\n', message: 'not valid YAML' },
     { name: 'a list at the top', text: '- ai\n', message: '(file)' },
