@@ -374,7 +374,9 @@ async function referenceSide(list: string[], templates: { cronJob: string; statu
 }
 
 describe('operator at scale', () => {
-  it(`creates ${TASKS} tasks within 1.5× direct CronJob creation, idles without writes, and stays small at ${SCALE_TASKS}`, async () => {
+  // The ratio is a timing on a shared machine: printed beside its target and its baseline, not
+  // asserted. The idle writes and the memory are counts, asserted once printed.
+  it(`times ${TASKS} tasks against direct CronJob creation (target ≤ 1.5×, printed), idles without writes, and stays within 150 MiB at ${SCALE_TASKS}`, async () => {
     // The operator's own CronJob for one task is the template of the direct ones, so both sides
     // create the very same objects; it and the task's status are the reference controller's.
     const port = await freePort();
@@ -495,6 +497,8 @@ describe('operator at scale', () => {
     const list = await raw.request<any>(HttpMethod.GET, collectionPath(CRON_JOBS, managed));
     expect(list.items.length).toBe(SCALE_TASKS);
     expect(Number.isFinite(ratio)).toBe(true);
+    expect(idleWrites, 'writes while idle').toEqual([]);
+    expect(atScale.rss / MiB, `RSS at ${SCALE_TASKS} tasks, MiB`).toBeLessThanOrEqual(150);
   });
 });
 

@@ -62,7 +62,7 @@ describe('helm install with bundled Postgres/Redis and the default tasks', () =>
   let uninstalled = false;
   beforeAll(async () => {
     ns = await createReleaseNamespace('e2e-install');
-    const smtpUrl = await startSmtpSink(ns, 'bgtask.local/task-runner:dev');
+    const smtpUrl = await startSmtpSink(ns);
     await kubectl(['-n', ns, 'create', 'secret', 'generic', 'mail', `--from-literal=smtp-url=${smtpUrl}`]);
     await installChart(ns, VALUES, [DEMO_VALUES]);
   });

@@ -140,6 +140,8 @@ describe('runs', () => {
     expect(s.lastRun).toMatchObject({ outcome: 'TimedOut' });
     const [job] = await jobsOf('slow');
     const ended = Date.parse(s.lastRun.completionTime);
+    // Ended by its deadline of 8 s counted from the Job's start (both times in whole seconds).
+    expect(ended - Date.parse(job.status.startTime)).toBeGreaterThanOrEqual(7_000);
     expect(ended - Date.parse(job.status.startTime)).toBeLessThan(60_000);
   });
 });

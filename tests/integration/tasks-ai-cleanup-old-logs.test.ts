@@ -58,6 +58,19 @@ describe(TASK, () => {
     expect(rows[0]!.n).toBe(300);
   });
 
+  it('stops after maxBatches, says more is pending, and the next run goes on from there', async () => {
+    await seedRuns(2500, 300);
+    const first = await runRunner(['run', TASK, '--params', '{"batchSize":1000,"maxBatches":2}'], { DATABASE_URL: url });
+    expect(first.code, first.stdout).toBe(0);
+    expect(first.result?.summary).toMatchObject({ task_runs_deleted: 2000, more_pending: true });
+    const left = async () => (await db.query<{ n: number }>("SELECT count(*)::int AS n FROM task_runs WHERE task = 'x.y'")).rows[0]!.n;
+    expect(await left()).toBe(800); // 500 old, 300 recent
+    const second = await runRunner(['run', TASK, '--params', '{"batchSize":1000,"maxBatches":2}'], { DATABASE_URL: url });
+    expect(second.result?.summary).toMatchObject({ task_runs_deleted: 500 });
+    expect(second.result?.summary).not.toHaveProperty('more_pending');
+    expect(await left()).toBe(300);
+  });
+
   it('removes rotated log files past their age, never the live log or a symlink target', async () => {
     const outside = join(base, 'outside');
     mkdirSync(outside);

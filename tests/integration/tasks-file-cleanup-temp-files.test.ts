@@ -48,12 +48,15 @@ describe(TASK, () => {
   it('removes exactly the files older than maxAgeHours, and reports files_removed and bytes_freed', async () => {
     const old = [file(join(temp, 'a.tmp'), 100, 30), file(join(temp, 'sub/b.tmp'), 250, 48), file(join(temp, 'sub/deeper/c.tmp'), 7, 25)];
     const fresh = [file(join(temp, 'new.tmp'), 999, 1), file(join(temp, 'sub/new2.tmp'), 5, 23)];
+    mkdirSync(join(temp, 'empty-old'));
+    age(join(temp, 'empty-old'), 50); // old and empty: removeEmptyDirs would take it
     const exit = await run({ roots: [temp], maxAgeHours: 24 });
     expect(exit.code, exit.stdout).toBe(0);
     expect(exit.result?.summary).toEqual({ files_removed: 3, bytes_freed: 357, roots: 1 });
     for (const f of old) expect(existsSync(f)).toBe(false);
     for (const f of fresh) expect(existsSync(f)).toBe(true);
     expect(existsSync(join(temp, 'sub/deeper'))).toBe(true); // empty dirs stay unless asked
+    expect(existsSync(join(temp, 'empty-old'))).toBe(true);
   });
 
   it('never follows a symlink out of the root: links are judged and removed as links, their targets untouched', async () => {
@@ -84,8 +87,10 @@ describe(TASK, () => {
     expect(readdirSync(temp)).toEqual(['keep']);
     // A root left empty stays.
     rmSync(join(temp, 'keep'), { recursive: true });
+    age(temp, 50); // old and empty now, as any other directory removeEmptyDirs takes
     const again = await run({ roots: [temp], removeEmptyDirs: true });
     expect(again.code).toBe(0);
+    expect(again.result?.summary).toMatchObject({ dirs_removed: 0 });
     expect(existsSync(temp)).toBe(true);
   });
 

@@ -71,8 +71,10 @@ describe('changedFamilies', () => {
   });
 
   it('ignores key order', () => {
-    const a = parseFamiliesConfig('file: { resources: { limits: { cpu: "2", memory: 2Gi } } }');
-    const b = parseFamiliesConfig('file: { resources: { limits: { memory: 2Gi, cpu: "2" } } }');
+    // A nodeSelector keeps the order it was written in (resources are rebuilt over the defaults' keys).
+    const a = parseFamiliesConfig('file: { nodeSelector: { zone: a, disk: ssd } }');
+    const b = parseFamiliesConfig('file: { nodeSelector: { disk: ssd, zone: a } }');
+    expect(Object.keys(a.file.nodeSelector ?? {})).not.toEqual(Object.keys(b.file.nodeSelector ?? {}));
     expect(changedFamilies(a, b)).toEqual([]);
   });
 });
