@@ -120,6 +120,10 @@ describe('helm template with the defaults', () => {
     expect(operatorSettings(ms)).toMatchObject({ runnerImage: 'bgtask.local/task-runner:dev', runnerImagePullPolicy: 'IfNotPresent', leaderElect: true });
   });
 
+  it('lets a drain evict replicas that are not ready (they protect nothing)', () => {
+    expect(one(ms, 'PodDisruptionBudget').spec).toMatchObject({ maxUnavailable: 1, unhealthyPodEvictionPolicy: 'AlwaysAllow' });
+  });
+
   it('probes /healthz and /readyz and runs restricted', () => {
     const spec = one(ms, 'Deployment').spec.template.spec;
     const c = spec.containers[0];
@@ -206,8 +210,12 @@ describe('helm template with every optional feature', () => {
     }
   });
 
-  it('keeps the Postgres volume on uninstall', () => {
+  it('keeps the Postgres volume on uninstall, and the Secret with the password its data was made with', () => {
     expect(one(ms, 'PersistentVolumeClaim').metadata.annotations?.['helm.sh/resource-policy']).toBe('keep');
+    expect(one(ms, 'Secret', 'rel-bgtask-operator-bundled').metadata.annotations?.['helm.sh/resource-policy']).toBe('keep');
+    // Without persistence nothing outlives the release.
+    const ephemeral = render({ files: [ALL_FEATURES], set: { 'postgresql.persistence.enabled': false } });
+    expect(one(ephemeral, 'Secret', 'rel-bgtask-operator-bundled').metadata.annotations?.['helm.sh/resource-policy']).toBeUndefined();
   });
 
   it('migrates after install against the bundled Postgres, once it answers', () => {
