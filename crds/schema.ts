@@ -200,7 +200,7 @@ export const backgroundTaskSpecSchema = withRules(
       .enum(CONCURRENCY_POLICIES)
       .default('Forbid')
       .describe(
-        'What to do when a run is due while the previous one is still going: Forbid skips it (and a retry or run-now waits for the running one: runs never overlap), Allow runs both, Replace stops the old one.',
+        'What to do when a run is due while the previous one is still going: Forbid skips it (and a retry or run-now waits for the running one: runs never overlap), Allow runs both, Replace stops the old one (whatever started it: a newer run-now or retry replaces a running or waiting run of the task too).',
       ),
     startingDeadlineSeconds: z
       .int()

@@ -18,6 +18,12 @@ export const ATTEMPT_ANNOTATION = `${API_GROUP}/attempt`;
 export const RETRY_OF_ANNOTATION = `${API_GROUP}/retry-of`;
 /** On a manual Job: the run-now token it answers. */
 export const RUN_NOW_TOKEN_ANNOTATION = `${API_GROUP}/run-now-token`;
+/**
+ * On a Job the operator makes: when, to the millisecond. creationTimestamp has whole seconds, and
+ * a run-now made in the same second as the run it replaces (concurrencyPolicy Replace) must still
+ * come out as the newer one; its name, a hash of the token, says nothing of its age.
+ */
+export const CREATED_AT_ANNOTATION = `${API_GROUP}/created-at`;
 
 /** On a BackgroundTask, set by the user: a new value asks for one manual run. */
 export { RUN_NOW_ANNOTATION } from '../../crds/schema.ts';

@@ -25,10 +25,11 @@ import { desiredCronJob, desiredRunJob } from './desired-cronjob.ts';
 import { ABSENT } from './expectations.ts';
 import { planHousekeeping } from './housekeeping.ts';
 import { JOBS_BY_TASK, PODS_BY_JOB } from './indexes.ts';
-import { FAMILY_LABEL, RETRY_OF_ANNOTATION, RUN_FINALIZER, RUN_NOW_HANDLED_ANNOTATION, RUN_NOW_TOKEN_ANNOTATION, TASK_NAME_LABEL } from './labels.ts';
+import { CREATED_AT_ANNOTATION, FAMILY_LABEL, RETRY_OF_ANNOTATION, RUN_FINALIZER, RUN_NOW_HANDLED_ANNOTATION, RUN_NOW_TOKEN_ANNOTATION, TASK_NAME_LABEL } from './labels.ts';
 import { Announced } from './memory.ts';
 import { cronJobName } from './names.ts';
 import { RETRYABLE_OUTCOMES, decideRetry, retryPolicy } from './retries.ts';
+import { supersededRuns } from './replace.ts';
 import { planRunNow } from './run-now.ts';
 import { SpecMemo } from './spec-memo.ts';
 import { newestRun, runsOf, type Run } from './runs.ts';
@@ -142,6 +143,7 @@ export function createReconciler(deps: ReconcileDeps): (key: string) => Promise<
       await startRunNow(task, validation, desired).catch((err: unknown) => failed(failures, task, err, 'RunNowFailed', 'starting the run-now Job failed'));
       retryDueAt = await startDueRetry(task, validation, desired, runs, newest, now.getTime()).catch((err: unknown) => failed(failures, task, err, 'RetryFailed', 'starting the retry Job failed'));
     }
+    if (task.spec.concurrencyPolicy === 'Replace') await replaceSuperseded(task, runs, failures);
 
     // 6. Status. With an invalid spec the CronJob kept from before still fires: its next time is the truth.
     const schedule = validation.ok ? validation.schedule : keptSchedule(cronJob);
@@ -271,7 +273,7 @@ export function createReconciler(deps: ReconcileDeps): (key: string) => Promise<
     if (plan.kind === 'invalid') {
       events.record(task, 'Warning', 'InvalidRunNow', `run-now ${JSON.stringify(plan.token)} refused: ${plan.message}`, 'RunNow');
     } else {
-      const job = desiredRunJob({ cronJob: desired, task, name: plan.name, trigger: 'Manual', attempt: 1, args: plan.args, annotations: { [RUN_NOW_TOKEN_ANNOTATION]: plan.token } });
+      const job = desiredRunJob({ cronJob: desired, task, name: plan.name, trigger: 'Manual', attempt: 1, args: plan.args, annotations: { [RUN_NOW_TOKEN_ANNOTATION]: plan.token, [CREATED_AT_ANNOTATION]: deps.clock().toISOString() } });
       const created = await jobs.create(job, fieldManager);
       if (created) events.record(task, 'Normal', 'RunRequested', `run ${plan.name} created for run-now ${JSON.stringify(plan.token)}`, 'RunNow');
     }
@@ -303,11 +305,28 @@ export function createReconciler(deps: ReconcileDeps): (key: string) => Promise<
       trigger: 'Retry',
       attempt: decision.attempt,
       ...(decision.args ? { args: decision.args } : {}),
-      annotations: { [RETRY_OF_ANNOTATION]: decision.failedRunId },
+      annotations: { [RETRY_OF_ANNOTATION]: decision.failedRunId, [CREATED_AT_ANNOTATION]: deps.clock().toISOString() },
     });
     const created = await jobs.create(job, fieldManager);
     if (created) events.record(task, 'Normal', 'RetryStarted', `run ${decision.name} retries ${decision.failedRunId} (attempt ${decision.attempt})`, 'Retry');
     return undefined;
+  }
+
+  /** concurrencyPolicy Replace (replace.ts): the task's older unfinished runs give way to its newest. */
+  async function replaceSuperseded(task: Task, runs: readonly Run[], failures: unknown[]): Promise<void> {
+    const replacing = supersededRuns(runs);
+    if (!replacing) return;
+    const { by: newest, superseded } = replacing;
+    const removed = await Promise.allSettled(superseded.map((run) => jobs.remove(run.job)));
+    removed.forEach((r, i) => {
+      const run = superseded[i]!;
+      if (r.status === 'rejected') {
+        failed(failures, task, r.reason, 'ReplaceFailed', `stopping run ${run.id} for run ${newest.id} (concurrencyPolicy Replace) failed`);
+      } else if (announced.first(`replaced/${run.uid}`)) {
+        const what = run.admitted ? 'stopped' : 'dropped before it started';
+        events.record(task, 'Normal', 'RunReplaced', `run ${run.id} ${what}: run ${newest.id} replaces it (concurrencyPolicy Replace)`, 'Replace');
+      }
+    });
   }
 
   function announceFinished(task: Task, run: Run, family: Family | undefined): void {

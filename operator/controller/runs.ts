@@ -5,7 +5,7 @@
 //   3. what Kubernetes saw: the Job's conditions and the pod's container state.
 import { lastRunSchema, type LastRun, type RunOutcome, type RunTrigger, RUN_TRIGGERS } from '../../crds/schema.ts';
 import type { Job, Pod } from './deps.ts';
-import { ATTEMPT_ANNOTATION, RETRY_OF_ANNOTATION, RUN_FINALIZER, RUN_NOW_TOKEN_ANNOTATION, TRIGGER_ANNOTATION } from './labels.ts';
+import { ATTEMPT_ANNOTATION, CREATED_AT_ANNOTATION, RETRY_OF_ANNOTATION, RUN_FINALIZER, RUN_NOW_TOKEN_ANNOTATION, TRIGGER_ANNOTATION } from './labels.ts';
 import { RUNNER_CONTAINER } from './desired-cronjob.ts';
 
 export interface RunResult {
@@ -27,6 +27,8 @@ export interface Run {
   /** For a manual run: the run-now token it answers. */
   runNowToken?: string;
   createdAt: string;
+  /** When the Job was made, to the millisecond when the operator made it (CREATED_AT_ANNOTATION), else to the second. */
+  createdAtMs: number;
   /** When the run was admitted and started (the Job's status.startTime). */
   startedAt?: string;
   /** Waiting for a slot of its family: suspended, not finished, not being deleted. */
@@ -159,6 +161,7 @@ export function runOf(job: Job, pods: readonly Pod[], lastRun: LastRun | undefin
     trigger: triggerOf(annotations[TRIGGER_ANNOTATION]),
     attempt: Number.isInteger(attempt) && attempt >= 1 ? attempt : 1,
     createdAt: job.metadata?.creationTimestamp ?? '',
+    createdAtMs: preciseCreation(job),
     queued: suspended && !result && !deleting,
     // Not the finalizer: run-now and retry Jobs carry it from their creation, while they wait.
     admitted: !suspended || job.status?.startTime !== undefined || result !== undefined,
@@ -173,6 +176,11 @@ export function runOf(job: Job, pods: readonly Pod[], lastRun: LastRun | undefin
   if (result) run.result = result;
   if (report) run.report = report;
   return run;
+}
+
+function preciseCreation(job: Job): number {
+  const precise = Date.parse(job.metadata?.annotations?.[CREATED_AT_ANNOTATION] ?? '');
+  return Number.isNaN(precise) ? Date.parse(job.metadata?.creationTimestamp ?? '') : precise;
 }
 
 /** Oldest first: by creation time, then name (the CronJob controller's names sort by schedule). */

@@ -89,4 +89,36 @@ describe('family admission', () => {
     // Every admitted Job carries the run-accounting finalizer until its run is counted.
     for (const job of finished) expect(job.metadata.finalizers).toContain('workers.personal-assistant.io/run-accounting');
   });
+
+  it('concurrencyPolicy Replace: a run-now stops the task\'s running run and takes its slot, instead of queueing behind it', async () => {
+    const name = 'replacer';
+    const manifest = {
+      apiVersion: 'workers.personal-assistant.io/v1alpha1',
+      kind: 'BackgroundTask',
+      metadata: { name, namespace: ns },
+      spec: { task: 'maintenance.fixture-behave', schedule: '0 0 1 1 *', concurrencyPolicy: 'Replace', params: { sleepSeconds: 600, note: 'long' } },
+    };
+    await kubectl(['apply', '-f', '-'], { input: JSON.stringify(manifest) });
+    const ofTask = async () => (await kubectlJson(['-n', ns, 'get', 'jobs', '-l', `workers.personal-assistant.io/task-name=${name}`])).items;
+    await kubectl(['-n', ns, 'annotate', '--overwrite', 'backgroundtask', name, 'workers.personal-assistant.io/run-now=long']);
+    const [long] = await waitFor('the long run going', async () => {
+      const list = (await ofTask()).filter(running);
+      return list.length === 1 ? list : undefined;
+    }, 60_000);
+    // The family's one slot is taken by the long run: without Replace the short one would wait ten minutes.
+    await kubectl(['-n', ns, 'annotate', '--overwrite', 'backgroundtask', name, 'workers.personal-assistant.io/run-now=short', 'workers.personal-assistant.io/run-now-params={"sleepSeconds":1,"note":"short"}']);
+    const status = await waitFor('the short run counted', async () => {
+      const s = (await kubectlJson(['-n', ns, 'get', 'backgroundtask', name])).status ?? {};
+      return s.succeeded === 1 && s.lastRun?.summary?.note === 'short' ? s : undefined;
+    }, 120_000).catch(async (err: Error) => {
+      throw new Error(`${err.message}\n${await describeEvents(ns)}`, { cause: err });
+    });
+    expect(status.lastRun).toMatchObject({ trigger: 'Manual', outcome: 'Succeeded' });
+    // The long run is gone (or going), never counted, and the Event says who replaced it.
+    const left = await ofTask();
+    expect(left.find((j: any) => j.metadata.uid === long.metadata.uid && !j.metadata.deletionTimestamp)).toBeUndefined();
+    const said = `run ${long.metadata.name} stopped: run ${status.lastRun.runId} replaces it (concurrencyPolicy Replace)`;
+    await waitFor('the RunReplaced Event', async () => ((await describeEvents(ns)).includes(said) ? true : undefined), 30_000);
+    expect(status.failed ?? 0).toBe(0);
+  });
 });

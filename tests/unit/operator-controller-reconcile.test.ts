@@ -321,6 +321,48 @@ describe('reconcile', () => {
     }
   });
 
+  it('with concurrencyPolicy Replace, a newer run of any kind replaces the older ones, running or waiting (once, with an Event); not with Allow', async () => {
+    for (const policy of ['Replace', 'Allow'] as const) {
+      const task = makeTask({ spec: { concurrencyPolicy: policy } });
+      const jobs = [
+        // A scheduled run going, a retry waiting for a slot, and a run-now behind both; one finished run.
+        makeJob('digest-1', { task, createdAt: '2026-11-28T09:00:00Z', complete: '2026-11-28T09:01:00Z' }),
+        makeJob('digest-2', { task, createdAt: '2026-11-28T10:00:00Z' }),
+        makeJob('digest-retry2-1', { task, trigger: 'Retry', attempt: 2, owner: 'BackgroundTask', suspended: true, finalizer: true, createdAt: '2026-11-28T10:05:00Z' }),
+        makeJob('digest-manual-x', { task, trigger: 'Manual', owner: 'BackgroundTask', suspended: true, finalizer: true, createdAt: '2026-11-28T10:10:00Z' }),
+      ];
+      const w = world({ tasks: [task], jobs, families: { ...DEFAULT_FAMILIES, email: { ...DEFAULT_FAMILIES.email, concurrency: 1 } } });
+      await w.reconcile(KEY);
+      const deleted = w.calls.filter((c) => c.method === 'DELETE').map((c) => c.path.split('/').pop());
+      if (policy === 'Allow') {
+        expect(deleted).toEqual([]);
+        continue;
+      }
+      expect(deleted).toEqual(['digest-2', 'digest-retry2-1']);
+      expect(w.events.filter((e) => e.reason === 'RunReplaced').map((e) => e.note)).toEqual([
+        'run digest-2 stopped: run digest-manual-x replaces it (concurrencyPolicy Replace)',
+        'run digest-retry2-1 dropped before it started: run digest-manual-x replaces it (concurrencyPolicy Replace)',
+      ]);
+      // The next reconcile, the deletions not yet seen, deletes again (idempotent) but says nothing new.
+      w.settle();
+      await w.reconcile(KEY);
+      expect(w.events.filter((e) => e.reason === 'RunReplaced')).toHaveLength(2);
+    }
+  });
+
+  it('with concurrencyPolicy Replace, tells two run-now Jobs made in the same second apart by their precise creation, not their names', async () => {
+    // Seen on kind: "long" (name ...-aeb2...) started, "short" (...-35fc...) came in the same second and was dropped for it.
+    const task = makeTask({ spec: { concurrencyPolicy: 'Replace' } });
+    const at = '2026-11-28T10:00:00Z';
+    const jobs = [
+      makeJob('digest-now-aeb25ec5', { task, trigger: 'Manual', owner: 'BackgroundTask', createdAt: at, annotations: { 'workers.personal-assistant.io/created-at': '2026-11-28T10:00:00.120Z' } }),
+      makeJob('digest-now-35fc24b2', { task, trigger: 'Manual', owner: 'BackgroundTask', suspended: true, finalizer: true, createdAt: at, annotations: { 'workers.personal-assistant.io/created-at': '2026-11-28T10:00:00.870Z' } }),
+    ];
+    const w = world({ tasks: [task], jobs, families: { ...DEFAULT_FAMILIES, email: { ...DEFAULT_FAMILIES.email, concurrency: 1 } } });
+    await w.reconcile(KEY);
+    expect(w.calls.filter((c) => c.method === 'DELETE').map((c) => c.path.split('/').pop())).toEqual(['digest-now-aeb25ec5']);
+  });
+
   it('does not admit a waiting run of an earlier task of the same name (deleted, not yet collected)', async () => {
     const earlier = makeTask({ uid: 'uid-earlier' });
     const w = world({ tasks: [makeTask()], jobs: [makeJob('manual-old', { task: earlier, owner: 'BackgroundTask', suspended: true, finalizer: true })] });
@@ -365,7 +407,7 @@ describe('reconcile', () => {
     expect(create?.path).toBe('/apis/batch/v1/namespaces/assistant/jobs');
     const retry = create?.body as Job;
     expect(retry.metadata?.name).toMatch(/^digest-retry2-[0-9a-f]{8}$/);
-    expect(retry.metadata?.annotations).toEqual({ 'workers.personal-assistant.io/retry-of': 'digest-1' });
+    expect(retry.metadata?.annotations).toEqual({ 'workers.personal-assistant.io/retry-of': 'digest-1', 'workers.personal-assistant.io/created-at': '2026-11-28T12:01:00.000Z' });
     expect(retry.spec?.suspend).toBe(true);
     expect(retry.spec?.template.metadata?.annotations).toMatchObject({ 'workers.personal-assistant.io/trigger': 'Retry', 'workers.personal-assistant.io/attempt': '2' });
     expect(w.events).toContainEqual(expect.objectContaining({ reason: 'RetryStarted' }));
