@@ -17,13 +17,15 @@ export interface ConditionalOptions {
 }
 
 export async function conditionalGet(url: string, options: ConditionalOptions): Promise<ConditionalResult> {
+  const { fetchFeed } = await import('./feed-dispatcher.ts');
   const host = new URL(url).host;
   const headers: Record<string, string> = { accept: options.accept ?? '*/*' };
   if (options.etag) headers['if-none-match'] = options.etag;
   if (options.lastModified) headers['if-modified-since'] = options.lastModified;
-  let response: Response;
+  let response: Awaited<ReturnType<typeof import('./feed-dispatcher.ts').fetchFeed>>;
   try {
-    response = await fetch(url, { headers, redirect: 'follow', signal: AbortSignal.any([options.signal, AbortSignal.timeout(options.timeoutMs)]) });
+    // Redirects are followed through the same dispatcher, so they are checked too (feed-dispatcher.ts).
+    response = await fetchFeed(url, { headers, redirect: 'follow', signal: AbortSignal.any([options.signal, AbortSignal.timeout(options.timeoutMs)]) });
   } catch (err) {
     throw new Error(`GET ${host} failed`, { cause: err });
   }
@@ -48,7 +50,7 @@ export async function conditionalGet(url: string, options: ConditionalOptions): 
  * The body as text, read no further than maxBytes: a chunked answer declares no length, and a
  * compressed one is counted as decoded, so neither can fill memory before the limit is seen.
  */
-async function readCapped(response: Response, maxBytes: number, host: string): Promise<string> {
+async function readCapped(response: { body: AsyncIterable<Uint8Array> | null }, maxBytes: number, host: string): Promise<string> {
   if (!response.body) return '';
   const decoder = new TextDecoder();
   let size = 0;
