@@ -248,9 +248,25 @@ export function createReconciler(deps: ReconcileDeps): (key: string) => Promise<
     return outcome;
   }
 
-  /** A waiting Job may take a slot unless its task is gone, or suspended (run-now Jobs excepted). */
+  /**
+   * A waiting Job may take a slot unless its task is gone, or suspended (run-now Jobs excepted), or
+   * (concurrencyPolicy Replace) a newer run of its task replaces it: it is about to be deleted.
+   */
   function mayRun(job: Job): boolean {
-    return mayTakeSlot(job, taskOfJob(job));
+    const task = taskOfJob(job);
+    if (!mayTakeSlot(job, task)) return false;
+    if (task!.spec.concurrencyPolicy !== 'Replace') return true;
+    return !replacedRuns(task!)?.superseded.some((r) => r.uid === job.metadata?.uid);
+  }
+
+  /** Of a Replace task's runs (replace.ts), the newest that may go and those it replaces. */
+  function replacedRuns(task: Task, runs: readonly Run[] = ownRunsOf(task)) {
+    return supersededRuns(runs, (run) => mayTakeSlot(run.job, task));
+  }
+
+  function ownRunsOf(task: Task): Run[] {
+    const jobsOfTask = caches.jobs.byIndex(JOBS_BY_TASK, `${task.metadata.namespace}/${task.metadata.name}`).filter((j) => ofIncarnation(j, task));
+    return runsOf(jobsOfTask, podsOf, task.status?.lastRun);
   }
 
   /** With concurrencyPolicy Forbid, the run of `task` that its waiting runs wait for, if one is going. */
@@ -314,7 +330,7 @@ export function createReconciler(deps: ReconcileDeps): (key: string) => Promise<
 
   /** concurrencyPolicy Replace (replace.ts): the task's older unfinished runs give way to its newest. */
   async function replaceSuperseded(task: Task, runs: readonly Run[], failures: unknown[]): Promise<void> {
-    const replacing = supersededRuns(runs);
+    const replacing = replacedRuns(task, runs);
     if (!replacing) return;
     const { by: newest, superseded } = replacing;
     const removed = await Promise.allSettled(superseded.map((run) => jobs.remove(run.job)));

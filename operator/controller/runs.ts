@@ -27,8 +27,8 @@ export interface Run {
   /** For a manual run: the run-now token it answers. */
   runNowToken?: string;
   createdAt: string;
-  /** When the Job was made, to the millisecond when the operator made it (CREATED_AT_ANNOTATION), else to the second. */
-  createdAtMs: number;
+  /** When the operator made the Job, to the millisecond by its own clock (CREATED_AT_ANNOTATION); unset for the CronJob's. */
+  createdAtPrecise?: number;
   /** When the run was admitted and started (the Job's status.startTime). */
   startedAt?: string;
   /** Waiting for a slot of its family: suspended, not finished, not being deleted. */
@@ -161,7 +161,6 @@ export function runOf(job: Job, pods: readonly Pod[], lastRun: LastRun | undefin
     trigger: triggerOf(annotations[TRIGGER_ANNOTATION]),
     attempt: Number.isInteger(attempt) && attempt >= 1 ? attempt : 1,
     createdAt: job.metadata?.creationTimestamp ?? '',
-    createdAtMs: preciseCreation(job),
     queued: suspended && !result && !deleting,
     // Not the finalizer: run-now and retry Jobs carry it from their creation, while they wait.
     admitted: !suspended || job.status?.startTime !== undefined || result !== undefined,
@@ -172,15 +171,12 @@ export function runOf(job: Job, pods: readonly Pod[], lastRun: LastRun | undefin
   const token = job.metadata?.annotations?.[RUN_NOW_TOKEN_ANNOTATION];
   if (retryOf) run.retryOf = retryOf;
   if (token) run.runNowToken = token;
+  const precise = Date.parse(job.metadata?.annotations?.[CREATED_AT_ANNOTATION] ?? '');
+  if (!Number.isNaN(precise)) run.createdAtPrecise = precise;
   if (job.status?.startTime) run.startedAt = job.status.startTime;
   if (result) run.result = result;
   if (report) run.report = report;
   return run;
-}
-
-function preciseCreation(job: Job): number {
-  const precise = Date.parse(job.metadata?.annotations?.[CREATED_AT_ANNOTATION] ?? '');
-  return Number.isNaN(precise) ? Date.parse(job.metadata?.creationTimestamp ?? '') : precise;
 }
 
 /** Oldest first: by creation time, then name (the CronJob controller's names sort by schedule). */

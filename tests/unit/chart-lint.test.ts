@@ -26,6 +26,7 @@ describe('values.schema.json', () => {
     ['a negative family concurrency', { 'families.ai.concurrency': -1 }, /families\/ai\/concurrency/],
     ['a malformed memory limit', { 'families.email.resources.limits.memory': '1 GB' }, /families\/email\/resources\/limits\/memory/],
     ['a negative CPU request', { 'families.file.resources.requests.cpu': '-500m' }, /families\/file\/resources\/requests\/cpu/],
+    ['a negative CPU limit as a number', { 'families.ai.resources.limits.cpu': -1 }, /families\/ai\/resources\/limits\/cpu/],
     ['a family the operator does not know', { 'families.video.concurrency': 1 }, /additional properties 'video' not allowed/],
     ['a default task outside the families', { 'defaultTasks.tasks.x.task': 'video.encode', 'defaultTasks.tasks.x.schedule': '* * * * *', 'defaultTasks.tasks.x.enabled': true }, /defaultTasks\/tasks\/x\/task/],
     ['a watch namespace that is no namespace name', { 'operator.watchNamespace': 'Team_A' }, /operator\/watchNamespace/],
@@ -48,6 +49,10 @@ describe('values.schema.json', () => {
     const twice = helm(templateArgs({ set: { 'credentials.smtp.existingSecret': 'smtp', 'credentials.notion.existingSecret': 'notion', 'credentials.notion.env.SMTP_URL': 'x' } }));
     expect(twice.code).not.toBe(0);
     expect(twice.stderr).toMatch(/the runs' variable SMTP_URL is given by credentials.notion.env and by credentials.smtp.env/);
+    // The bundled database's variable is not a credentials entry: the fix is to drop the other one.
+    const bundled = helm(templateArgs({ set: { 'postgresql.enabled': true, 'runner.env.DATABASE_URL': 'postgres://elsewhere/db' } }));
+    expect(bundled.code).not.toBe(0);
+    expect(bundled.stderr).toMatch(/the runs' variable DATABASE_URL is given by runner.env and by the bundled Postgres \(postgresql.enabled\): keep one \(remove runner.env.DATABASE_URL\)/);
     // The fix the message names renders.
     expect(helm([...templateArgs({ set }), '--set', 'credentials.llm.env.LLM_BASE_URL=null']).code).toBe(0);
   });

@@ -363,6 +363,62 @@ describe('reconcile', () => {
     expect(w.calls.filter((c) => c.method === 'DELETE').map((c) => c.path.split('/').pop())).toEqual(['digest-now-aeb25ec5']);
   });
 
+  it('with concurrencyPolicy Replace, orders by the apiserver\'s seconds first, and keeps the running run in a tie it cannot break', async () => {
+    const task = makeTask({ spec: { concurrencyPolicy: 'Replace' } });
+    const emailAt1 = { ...DEFAULT_FAMILIES, email: { ...DEFAULT_FAMILIES.email, concurrency: 1 } };
+    // The operator's clock runs ahead: its run-now of 10:00:00 says 10:00:03; the CronJob's run of 10:00:01 is still the newer.
+    const skewed = world({
+      tasks: [task],
+      jobs: [
+        makeJob('digest-now-1', { task, trigger: 'Manual', owner: 'BackgroundTask', createdAt: '2026-11-28T10:00:00Z', annotations: { 'workers.personal-assistant.io/created-at': '2026-11-28T10:00:03.000Z' } }),
+        makeJob('digest-2', { task, suspended: true, createdAt: '2026-11-28T10:00:01Z' }),
+      ],
+      families: emailAt1,
+    });
+    await skewed.reconcile(KEY);
+    expect(skewed.calls.filter((c) => c.method === 'DELETE').map((c) => c.path.split('/').pop())).toEqual(['digest-now-1']);
+    // The same second, one with a precise time and one without: the running one stays, the waiting one goes.
+    const tie = world({
+      tasks: [task],
+      jobs: [
+        makeJob('digest-now-1', { task, trigger: 'Manual', owner: 'BackgroundTask', createdAt: '2026-11-28T10:00:00Z', annotations: { 'workers.personal-assistant.io/created-at': '2026-11-28T10:00:00.100Z' } }),
+        makeJob('digest-2', { task, suspended: true, createdAt: '2026-11-28T10:00:00Z' }),
+      ],
+      families: emailAt1,
+    });
+    await tie.reconcile(KEY);
+    expect(tie.calls.filter((c) => c.method === 'DELETE').map((c) => c.path.split('/').pop())).toEqual(['digest-2']);
+  });
+
+  it('with concurrencyPolicy Replace, a waiting run that cannot start (its task suspended) replaces nothing', async () => {
+    const task = makeTask({ spec: { concurrencyPolicy: 'Replace', suspend: true } });
+    const w = world({
+      tasks: [task],
+      jobs: [
+        makeJob('digest-now-1', { task, trigger: 'Manual', owner: 'BackgroundTask', createdAt: '2026-11-28T10:00:00Z' }),
+        makeJob('digest-2', { task, suspended: true, createdAt: '2026-11-28T10:01:00Z' }),
+      ],
+    });
+    await w.reconcile(KEY);
+    expect(w.calls.filter((c) => c.method === 'DELETE')).toEqual([]);
+  });
+
+  it('with concurrencyPolicy Replace, admission passes over a waiting run a newer one replaces', async () => {
+    const task = makeTask({ spec: { concurrencyPolicy: 'Replace' } });
+    const w = world({
+      tasks: [task],
+      jobs: [
+        makeJob('digest-2', { task, suspended: true, createdAt: '2026-11-28T10:00:00Z' }),
+        makeJob('digest-now-1', { task, trigger: 'Manual', owner: 'BackgroundTask', suspended: true, finalizer: true, createdAt: '2026-11-28T10:00:05Z' }),
+      ],
+      families: { ...DEFAULT_FAMILIES, email: { ...DEFAULT_FAMILIES.email, concurrency: 1 } },
+    });
+    await w.reconcile(KEY);
+    const admitted = w.calls.filter((c) => c.method === 'PATCH' && c.path.includes('/jobs/')).map((c) => c.path.split('/').pop());
+    expect(admitted).toEqual(['digest-now-1']);
+    expect(w.calls.filter((c) => c.method === 'DELETE').map((c) => c.path.split('/').pop())).toEqual(['digest-2']);
+  });
+
   it('does not admit a waiting run of an earlier task of the same name (deleted, not yet collected)', async () => {
     const earlier = makeTask({ uid: 'uid-earlier' });
     const w = world({ tasks: [makeTask()], jobs: [makeJob('manual-old', { task: earlier, owner: 'BackgroundTask', suspended: true, finalizer: true })] });
