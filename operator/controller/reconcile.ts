@@ -254,9 +254,9 @@ export function createReconciler(deps: ReconcileDeps): (key: string) => Promise<
    */
   function mayRun(job: Job): boolean {
     const task = taskOfJob(job);
-    if (!mayTakeSlot(job, task)) return false;
-    if (task!.spec.concurrencyPolicy !== 'Replace') return true;
-    return !replacedRuns(task!)?.superseded.some((r) => r.uid === job.metadata?.uid);
+    if (!task || !mayTakeSlot(job, task)) return false;
+    if (task.spec.concurrencyPolicy !== 'Replace') return true;
+    return !replacedRuns(task)?.superseded.some((r) => r.uid === job.metadata?.uid);
   }
 
   /** Of a Replace task's runs (replace.ts), the newest that may go and those it replaces. */
@@ -265,16 +265,19 @@ export function createReconciler(deps: ReconcileDeps): (key: string) => Promise<
   }
 
   function ownRunsOf(task: Task): Run[] {
-    const jobsOfTask = caches.jobs.byIndex(JOBS_BY_TASK, `${task.metadata.namespace}/${task.metadata.name}`).filter((j) => ofIncarnation(j, task));
-    return runsOf(jobsOfTask, podsOf, task.status?.lastRun);
+    return runsOf(ownJobsOf(task), podsOf, task.status?.lastRun);
+  }
+
+  /** The task's Jobs, of this incarnation (not those of an earlier task of the same name). */
+  function ownJobsOf(task: Task): Job[] {
+    return caches.jobs.byIndex(JOBS_BY_TASK, `${task.metadata.namespace}/${task.metadata.name}`).filter((j) => ofIncarnation(j, task));
   }
 
   /** With concurrencyPolicy Forbid, the run of `task` that its waiting runs wait for, if one is going. */
   function runningRunOf(task: Task): Job | undefined {
     if ((task.spec.concurrencyPolicy ?? 'Forbid') !== 'Forbid') return undefined;
-    const jobsOfTask = caches.jobs.byIndex(JOBS_BY_TASK, `${task.metadata.namespace}/${task.metadata.name}`);
     // One being deleted still runs until its pods are gone, and admission still counts it.
-    return jobsOfTask.find((j) => ofIncarnation(j, task) && j.spec?.suspend !== true && !isFinished(j));
+    return ownJobsOf(task).find((j) => j.spec?.suspend !== true && !isFinished(j));
   }
 
   /** Runs of a task with concurrencyPolicy Forbid never overlap, its retries and run-now Jobs included. */

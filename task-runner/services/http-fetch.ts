@@ -22,7 +22,7 @@ export async function conditionalGet(url: string, options: ConditionalOptions): 
   const headers: Record<string, string> = { accept: options.accept ?? '*/*' };
   if (options.etag) headers['if-none-match'] = options.etag;
   if (options.lastModified) headers['if-modified-since'] = options.lastModified;
-  let response: Awaited<ReturnType<typeof import('./feed-dispatcher.ts').fetchFeed>>;
+  let response: Awaited<ReturnType<typeof fetchFeed>>;
   try {
     // Redirects are followed through the same dispatcher, so they are checked too (feed-dispatcher.ts).
     response = await fetchFeed(url, { headers, redirect: 'follow', signal: AbortSignal.any([options.signal, AbortSignal.timeout(options.timeoutMs)]) });

@@ -7,6 +7,7 @@ import type { CronJob, Job, Pod, RunnerSettings, Task } from '../../operator/con
 import { JOB_INDEXERS, POD_INDEXERS, TASK_INDEXERS } from '../../operator/controller/indexes.ts';
 import { WriteExpectations } from '../../operator/controller/expectations.ts';
 import { createReconciler } from '../../operator/controller/reconcile.ts';
+import { CREATED_AT_ANNOTATION as CREATED_AT } from '../../operator/controller/labels.ts';
 import { IncompleteReconcileError, causedBy } from '../../operator/kube/errors.ts';
 import { WritesFencedError } from '../../operator/kube/raw-api.ts';
 import type { RawApi } from '../../operator/kube/raw-api.ts';
@@ -321,6 +322,13 @@ describe('reconcile', () => {
     }
   });
 
+  // concurrencyPolicy Replace: the family runs one at a time, and a reconcile's deletions are read by Job name.
+  const emailOneAtATime = { ...DEFAULT_FAMILIES, email: { ...DEFAULT_FAMILIES.email, concurrency: 1 } };
+  const deletedJobs = (w: ReturnType<typeof world>) => w.calls.filter((c) => c.method === 'DELETE').map((c) => c.path.split('/').pop());
+  /** A run-now Job the operator made at `createdAt`, and to the millisecond at `precise` (its created-at annotation). */
+  const runNowJob = (name: string, task: Task, createdAt: string, precise?: string, more: Parameters<typeof makeJob>[1] = {}) =>
+    makeJob(name, { task, trigger: 'Manual', owner: 'BackgroundTask', createdAt, ...(precise ? { annotations: { [CREATED_AT]: precise } } : {}), ...more });
+
   it('with concurrencyPolicy Replace, a newer run of any kind replaces the older ones, running or waiting (once, with an Event); not with Allow', async () => {
     for (const policy of ['Replace', 'Allow'] as const) {
       const task = makeTask({ spec: { concurrencyPolicy: policy } });
@@ -331,9 +339,9 @@ describe('reconcile', () => {
         makeJob('digest-retry2-1', { task, trigger: 'Retry', attempt: 2, owner: 'BackgroundTask', suspended: true, finalizer: true, createdAt: '2026-11-28T10:05:00Z' }),
         makeJob('digest-manual-x', { task, trigger: 'Manual', owner: 'BackgroundTask', suspended: true, finalizer: true, createdAt: '2026-11-28T10:10:00Z' }),
       ];
-      const w = world({ tasks: [task], jobs, families: { ...DEFAULT_FAMILIES, email: { ...DEFAULT_FAMILIES.email, concurrency: 1 } } });
+      const w = world({ tasks: [task], jobs, families: emailOneAtATime });
       await w.reconcile(KEY);
-      const deleted = w.calls.filter((c) => c.method === 'DELETE').map((c) => c.path.split('/').pop());
+      const deleted = deletedJobs(w);
       if (policy === 'Allow') {
         expect(deleted).toEqual([]);
         continue;
@@ -355,39 +363,25 @@ describe('reconcile', () => {
     const task = makeTask({ spec: { concurrencyPolicy: 'Replace' } });
     const at = '2026-11-28T10:00:00Z';
     const jobs = [
-      makeJob('digest-now-aeb25ec5', { task, trigger: 'Manual', owner: 'BackgroundTask', createdAt: at, annotations: { 'workers.personal-assistant.io/created-at': '2026-11-28T10:00:00.120Z' } }),
-      makeJob('digest-now-35fc24b2', { task, trigger: 'Manual', owner: 'BackgroundTask', suspended: true, finalizer: true, createdAt: at, annotations: { 'workers.personal-assistant.io/created-at': '2026-11-28T10:00:00.870Z' } }),
+      runNowJob('digest-now-aeb25ec5', task, at, '2026-11-28T10:00:00.120Z'),
+      runNowJob('digest-now-35fc24b2', task, at, '2026-11-28T10:00:00.870Z', { suspended: true, finalizer: true }),
     ];
-    const w = world({ tasks: [task], jobs, families: { ...DEFAULT_FAMILIES, email: { ...DEFAULT_FAMILIES.email, concurrency: 1 } } });
+    const w = world({ tasks: [task], jobs, families: emailOneAtATime });
     await w.reconcile(KEY);
-    expect(w.calls.filter((c) => c.method === 'DELETE').map((c) => c.path.split('/').pop())).toEqual(['digest-now-aeb25ec5']);
+    expect(deletedJobs(w)).toEqual(['digest-now-aeb25ec5']);
   });
 
   it('with concurrencyPolicy Replace, orders by the apiserver\'s seconds first, and keeps the running run in a tie it cannot break', async () => {
     const task = makeTask({ spec: { concurrencyPolicy: 'Replace' } });
-    const emailAt1 = { ...DEFAULT_FAMILIES, email: { ...DEFAULT_FAMILIES.email, concurrency: 1 } };
+    const deletedBetween = async (runNowPrecise: string, scheduledAt: string) => {
+      const w = world({ tasks: [task], jobs: [runNowJob('digest-now-1', task, '2026-11-28T10:00:00Z', runNowPrecise), makeJob('digest-2', { task, suspended: true, createdAt: scheduledAt })], families: emailOneAtATime });
+      await w.reconcile(KEY);
+      return deletedJobs(w);
+    };
     // The operator's clock runs ahead: its run-now of 10:00:00 says 10:00:03; the CronJob's run of 10:00:01 is still the newer.
-    const skewed = world({
-      tasks: [task],
-      jobs: [
-        makeJob('digest-now-1', { task, trigger: 'Manual', owner: 'BackgroundTask', createdAt: '2026-11-28T10:00:00Z', annotations: { 'workers.personal-assistant.io/created-at': '2026-11-28T10:00:03.000Z' } }),
-        makeJob('digest-2', { task, suspended: true, createdAt: '2026-11-28T10:00:01Z' }),
-      ],
-      families: emailAt1,
-    });
-    await skewed.reconcile(KEY);
-    expect(skewed.calls.filter((c) => c.method === 'DELETE').map((c) => c.path.split('/').pop())).toEqual(['digest-now-1']);
+    expect(await deletedBetween('2026-11-28T10:00:03.000Z', '2026-11-28T10:00:01Z')).toEqual(['digest-now-1']);
     // The same second, one with a precise time and one without: the running one stays, the waiting one goes.
-    const tie = world({
-      tasks: [task],
-      jobs: [
-        makeJob('digest-now-1', { task, trigger: 'Manual', owner: 'BackgroundTask', createdAt: '2026-11-28T10:00:00Z', annotations: { 'workers.personal-assistant.io/created-at': '2026-11-28T10:00:00.100Z' } }),
-        makeJob('digest-2', { task, suspended: true, createdAt: '2026-11-28T10:00:00Z' }),
-      ],
-      families: emailAt1,
-    });
-    await tie.reconcile(KEY);
-    expect(tie.calls.filter((c) => c.method === 'DELETE').map((c) => c.path.split('/').pop())).toEqual(['digest-2']);
+    expect(await deletedBetween('2026-11-28T10:00:00.100Z', '2026-11-28T10:00:00Z')).toEqual(['digest-2']);
   });
 
   it('with concurrencyPolicy Replace, a waiting run that cannot start (its task suspended) replaces nothing', async () => {
@@ -395,7 +389,7 @@ describe('reconcile', () => {
     const w = world({
       tasks: [task],
       jobs: [
-        makeJob('digest-now-1', { task, trigger: 'Manual', owner: 'BackgroundTask', createdAt: '2026-11-28T10:00:00Z' }),
+        runNowJob('digest-now-1', task, '2026-11-28T10:00:00Z'),
         makeJob('digest-2', { task, suspended: true, createdAt: '2026-11-28T10:01:00Z' }),
       ],
     });
@@ -409,14 +403,14 @@ describe('reconcile', () => {
       tasks: [task],
       jobs: [
         makeJob('digest-2', { task, suspended: true, createdAt: '2026-11-28T10:00:00Z' }),
-        makeJob('digest-now-1', { task, trigger: 'Manual', owner: 'BackgroundTask', suspended: true, finalizer: true, createdAt: '2026-11-28T10:00:05Z' }),
+        runNowJob('digest-now-1', task, '2026-11-28T10:00:05Z', undefined, { suspended: true, finalizer: true }),
       ],
-      families: { ...DEFAULT_FAMILIES, email: { ...DEFAULT_FAMILIES.email, concurrency: 1 } },
+      families: emailOneAtATime,
     });
     await w.reconcile(KEY);
     const admitted = w.calls.filter((c) => c.method === 'PATCH' && c.path.includes('/jobs/')).map((c) => c.path.split('/').pop());
     expect(admitted).toEqual(['digest-now-1']);
-    expect(w.calls.filter((c) => c.method === 'DELETE').map((c) => c.path.split('/').pop())).toEqual(['digest-2']);
+    expect(deletedJobs(w)).toEqual(['digest-2']);
   });
 
   it('does not admit a waiting run of an earlier task of the same name (deleted, not yet collected)', async () => {
