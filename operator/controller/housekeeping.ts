@@ -1,6 +1,10 @@
-// Two chores on a task's finished Jobs:
+// Chores on a task's Jobs:
 //   - lifting the run-accounting finalizer of a Job being deleted, once its run is counted (or
-//     never will be: it was deleted before it finished);
+//     never will be: it was deleted before it finished) and its pods have stopped — admission
+//     counts the Job's slot as long as it is in the cache;
+//   - a Job deleted in the background (by the CronJob controller, the garbage collector, a user)
+//     before it finished keeps its pods running until it is gone, and the finalizer keeps it:
+//     deleting it again in the foreground has the garbage collector stop its pods first;
 //   - deleting the operator's own finished Jobs (run-now and retries, owned by the task, not the
 //     CronJob) beyond spec.history, as the CronJob controller does for the Jobs it made.
 import type { Run } from './runs.ts';
@@ -12,7 +16,21 @@ export interface HistoryLimits {
 
 export interface Housekeeping {
   release: Run[];
+  /** Being deleted with running pods, and not in the foreground: to be deleted in the foreground. */
+  stopPods: Run[];
   remove: Run[];
+}
+
+/** The garbage collector's finalizer of an object deleted in the foreground. */
+export const FOREGROUND_DELETION = 'foregroundDeletion';
+
+/** Chores of Jobs being deleted: which finalizers to lift, and which Jobs' pods to stop first. */
+export function planDeletions(runs: readonly Run[], countedThrough: number): Pick<Housekeeping, 'release' | 'stopPods'> {
+  const deleting = runs.filter((r) => r.hasFinalizer && r.deleting);
+  return {
+    release: deleting.filter((r) => !r.podsLive && (!r.result || Date.parse(r.result.finishedAt) <= countedThrough)),
+    stopPods: deleting.filter((r) => r.podsLive && !r.job.metadata?.finalizers?.includes(FOREGROUND_DELETION)),
+  };
 }
 
 /**
@@ -22,7 +40,6 @@ export interface Housekeeping {
  * computed — so a finalizer is lifted only once the count that includes the run is stored.
  */
 export function planHousekeeping(runs: readonly Run[], taskUid: string, limits: HistoryLimits, countedThrough: number, awaitingRetry?: string): Housekeeping {
-  const release = runs.filter((r) => r.hasFinalizer && r.deleting && (!r.result || Date.parse(r.result.finishedAt) <= countedThrough));
 
   const ownFinished = runs
     .filter((r) => r.result && !r.deleting && r.job.metadata?.ownerReferences?.some((o) => o.uid === taskUid))
@@ -30,5 +47,5 @@ export function planHousekeeping(runs: readonly Run[], taskUid: string, limits: 
   const succeeded = ownFinished.filter((r) => r.result!.outcome === 'Succeeded');
   const failed = ownFinished.filter((r) => r.result!.outcome !== 'Succeeded');
   const remove = [...succeeded.slice(limits.successfulRuns), ...failed.slice(limits.failedRuns)].filter((r) => r.id !== awaitingRetry);
-  return { release, remove };
+  return { ...planDeletions(runs, countedThrough), remove };
 }

@@ -5,7 +5,7 @@ import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, TASK_NAME_LABEL } from '../kube/key
 
 export { MANAGED_BY_LABEL, MANAGED_BY_VALUE, TASK_NAME_LABEL };
 
-/** The task a run executes, with `.` replaced by `-` (`email.digest` → `email-digest`). */
+/** The task a run executes, with `.` replaced by `-` (`email.process-queue` → `email-process-queue`). */
 export const TASK_LABEL = `${API_GROUP}/task`;
 /** The family whose concurrency a Job counts against: admission lists Jobs by it. */
 export const FAMILY_LABEL = `${API_GROUP}/family`;
@@ -43,7 +43,7 @@ export const RUN_FINALIZER = `${API_GROUP}/run-accounting`;
 /** Set by the Job controller on a Job's pods (and read through the downward API as the run id). */
 export const JOB_NAME_LABEL = 'batch.kubernetes.io/job-name';
 
-/** The task label's value: `email.digest` → `email-digest`, spelled like the names of its Jobs and pods. */
+/** The task label's value: `email.process-queue` → `email-process-queue`, spelled like the names of its Jobs and pods. */
 export function taskLabelValue(task: string): string {
   return task.replaceAll('.', '-');
 }

@@ -1,15 +1,17 @@
 // The reconcile loop of a BackgroundTask, top to bottom. Given a task's key it reads the world
 // from the informer caches and makes it so:
-//   1. the task gone → lift our finalizers from its Jobs (owner references let the garbage
-//      collector delete the CronJob and Jobs) and let its family's waiting runs take the slots;
+//   1. the task gone → lift our finalizers from its Jobs once their pods have stopped (owner
+//      references let the garbage collector delete the CronJob and Jobs) and let its family's
+//      waiting runs take the slots;
 //      the caches not yet showing this reconciler's last writes of the task → wait for them
 //      (expectations.ts);
 //   2. validate what the CRD schema cannot (registry, params, schedule, time zone);
 //   3. compute the desired CronJob and apply it only if it differs (an invalid spec keeps the old one);
-//   4. admit the family's waiting Jobs while it has free slots;
+//   4. admit the family's waiting Jobs while it has free slots (and those of a family it was in);
 //   5. start a run-now Job or a due retry;
 //   6. rebuild the status from the runs and patch it only if it differs; count finished runs once;
-//   7. lift finalizers of counted Jobs being deleted, delete our own Jobs beyond spec.history;
+//   7. lift finalizers of counted Jobs being deleted once their pods have stopped (stopping the
+//      pods of Jobs deleted before they finished), delete our own Jobs beyond spec.history;
 //   8. requeue at the next moment that matters: the next schedule, a retry's due time, a run
 //      becoming countable, a queued run's recheck — never sooner than needed.
 // The pure parts (desired-cronjob, runs, status, admission, retries, run-now, validate,
@@ -23,7 +25,7 @@ import { FamilyAdmission, isFinished, mayTakeSlot } from './admission.ts';
 import type { CronJob, Job, Pod, ReconcileDeps, Task } from './deps.ts';
 import { desiredCronJob, desiredRunJob } from './desired-cronjob.ts';
 import { ABSENT } from './expectations.ts';
-import { planHousekeeping } from './housekeeping.ts';
+import { planDeletions, planHousekeeping } from './housekeeping.ts';
 import { JOBS_BY_TASK, PODS_BY_JOB } from './indexes.ts';
 import { CREATED_AT_ANNOTATION, FAMILY_LABEL, RETRY_OF_ANNOTATION, RUN_FINALIZER, RUN_NOW_HANDLED_ANNOTATION, RUN_NOW_TOKEN_ANNOTATION, TASK_NAME_LABEL } from './labels.ts';
 import { Announced } from './memory.ts';
@@ -32,7 +34,7 @@ import { RETRYABLE_OUTCOMES, decideRetry, retryPolicy } from './retries.ts';
 import { supersededRuns } from './replace.ts';
 import { planRunNow } from './run-now.ts';
 import { SpecMemo } from './spec-memo.ts';
-import { newestRun, runsOf, type Run } from './runs.ts';
+import { newestRun, recordedLastRun, runsOf, type Run } from './runs.ts';
 import { compileSchedule, nextScheduleTime } from './schedule.ts';
 import { CONDITION_READY, buildStatus, countedThrough, type NotReady } from './status.ts';
 import { validateTask, type Validation } from './validate.ts';
@@ -71,13 +73,14 @@ export function createReconciler(deps: ReconcileDeps): (key: string) => Promise<
     if (!task || task.metadata.deletionTimestamp) {
       expectations.forget(key);
       specs.forget(task?.metadata.uid);
-      await Promise.all(labelled.filter(holdsFinalizer).map((job) => jobs.release(job, fieldManager)));
+      await Promise.all(leftoverChores(runsOf(labelled, podsOf, undefined)));
       // Its last Job may be gone from the cache already (that deletion brought us here): the
       // family it was seen in is offered the slot it may have freed too.
       const families = new Set(familiesOf(labelled));
       const seen = familyOfTask.get(key);
       if (seen) families.add(seen);
-      familyOfTask.delete(key);
+      // Forgotten only once its last Job has left the cache: that deletion may free the slot.
+      if (labelled.length === 0) familyOfTask.delete(key);
       for (const family of families) await admitFamily(family);
       return {};
     }
@@ -130,14 +133,20 @@ export function createReconciler(deps: ReconcileDeps): (key: string) => Promise<
       }
     }
 
-    // 4. Family admission.
-    const slots = family ? await admitFamily(family) : undefined;
-    // A refused admission of one of this task's runs is retried with backoff, after the status.
-    failures.push(...(slots?.failed ?? []).filter((f) => f.job.metadata?.labels?.[TASK_NAME_LABEL] === name && f.job.metadata?.namespace === namespace).map((f) => f.error));
+    // 4. Family admission: of the task's family, and of any other its runs wait in (a task moved
+    // to another family keeps its waiting Jobs in the old one, where nobody else may look).
+    let slots: Awaited<ReturnType<typeof admitFamily>> | undefined;
+    for (const f of new Set([...(family ? [family] : []), ...familiesOf(own)])) {
+      const outcome = await admitFamily(f);
+      if (f === family) slots = outcome;
+      // A refused admission of one of this task's runs is retried with backoff, after the status.
+      failures.push(...outcome.failed.filter((x) => x.job.metadata?.labels?.[TASK_NAME_LABEL] === name && x.job.metadata?.namespace === namespace).map((x) => x.error));
+    }
 
     // 5. Run-now and retries.
-    const runs = runsOf(own, podsOf, task.status?.lastRun);
-    const newest = newestRun(runs, task.status?.lastRun);
+    const recorded = recordedLastRun(task);
+    const runs = runsOf(own, podsOf, recorded);
+    const newest = newestRun(runs, recorded);
     let retryDueAt: number | undefined;
     if (validation.ok && desired) {
       await startRunNow(task, validation, desired).catch((err: unknown) => failed(failures, task, err, 'RunNowFailed', 'starting the run-now Job failed'));
@@ -158,14 +167,14 @@ export function createReconciler(deps: ReconcileDeps): (key: string) => Promise<
       nextScheduleTime: next,
       // Stable wording (no live counts), so a waiting task's status does not change while it waits.
       queuedMessage: slots && family ? `family ${family} runs ${slots.concurrency} at once` : undefined,
-      waitingFor: task.spec.suspend ? undefined : runningRunOf(task)?.metadata?.name, // suspended: it waits for the task
+      waitingFor: runningRunOf(task)?.metadata?.name,
       now,
     });
     // The status as it now stands: the echo of a status write does not bring the task back, so
     // what the write made durable (runs counted) is acted on here, not in a reconcile after it.
     let current = task.status;
     try {
-      const statusWrite = await expectations.write('task', key, task.metadata.resourceVersion ?? ABSENT, now.getTime(), () => applier.patchStatus(task, statusMembers(status)), (r) => r.object?.metadata?.resourceVersion);
+      const statusWrite = await expectations.write('task', key, task.metadata.resourceVersion ?? ABSENT, now.getTime(), () => applier.patchStatus(task, statusMembers(status, recorded !== task.status?.lastRun)), (r) => r.object?.metadata?.resourceVersion);
       again ||= statusWrite.again;
       current = statusWrite.result.object?.status ?? task.status;
       for (const run of folded) announceFinished(task, run, family);
@@ -183,7 +192,8 @@ export function createReconciler(deps: ReconcileDeps): (key: string) => Promise<
     const chores = planHousekeeping(runs, task.metadata.uid ?? '', history, countedThrough(current), retryable);
     const chored = await Promise.allSettled([
       ...chores.release.map((run) => jobs.release(run.job, fieldManager)),
-      ...stale.filter(holdsFinalizer).map((job) => jobs.release(job, fieldManager)),
+      ...chores.stopPods.map((run) => jobs.remove(run.job, 'Foreground')),
+      ...leftoverChores(runsOf(stale, podsOf, undefined)),
       // Runs of a deleted earlier task of this name that never started: nobody will admit them,
       // and a CronJob taken over from that task would count them as active for ever.
       ...stale.filter(neverStarted).map((job) => jobs.remove(job)),
@@ -250,11 +260,16 @@ export function createReconciler(deps: ReconcileDeps): (key: string) => Promise<
 
   /**
    * A waiting Job may take a slot unless its task is gone, or suspended (run-now Jobs excepted), or
-   * (concurrencyPolicy Replace) a newer run of its task replaces it: it is about to be deleted.
+   * (concurrencyPolicy Forbid) a run of the task in another family is going, or (concurrencyPolicy
+   * Replace) a newer run of its task replaces it: it is about to be deleted.
    */
   function mayRun(job: Job): boolean {
     const task = taskOfJob(job);
     if (!task || !mayTakeSlot(job, task)) return false;
+    // Admission keeps a Forbid task's runs apart within a family; a run of its other family (the
+    // task was moved) is seen here.
+    const running = runningRunOf(task);
+    if (running && running.metadata?.labels?.[FAMILY_LABEL] !== job.metadata?.labels?.[FAMILY_LABEL]) return false;
     if (task.spec.concurrencyPolicy !== 'Replace') return true;
     return !replacedRuns(task)?.superseded.some((r) => r.uid === job.metadata?.uid);
   }
@@ -265,7 +280,7 @@ export function createReconciler(deps: ReconcileDeps): (key: string) => Promise<
   }
 
   function ownRunsOf(task: Task): Run[] {
-    return runsOf(ownJobsOf(task), podsOf, task.status?.lastRun);
+    return runsOf(ownJobsOf(task), podsOf, recordedLastRun(task));
   }
 
   /** The task's Jobs, of this incarnation (not those of an earlier task of the same name). */
@@ -336,7 +351,8 @@ export function createReconciler(deps: ReconcileDeps): (key: string) => Promise<
     const replacing = replacedRuns(task, runs);
     if (!replacing) return;
     const { by: newest, superseded } = replacing;
-    const removed = await Promise.allSettled(superseded.map((run) => jobs.remove(run.job)));
+    // In the foreground: the Job, and so its slot, stays until its pods have stopped.
+    const removed = await Promise.allSettled(superseded.map((run) => jobs.remove(run.job, 'Foreground')));
     removed.forEach((r, i) => {
       const run = superseded[i]!;
       if (r.status === 'rejected') {
@@ -355,6 +371,18 @@ export function createReconciler(deps: ReconcileDeps): (key: string) => Promise<
     deps.metrics.observeRun({ task: task.spec.task, family: family ?? 'unknown', outcome, ...(duration === undefined ? {} : { durationSeconds: duration }) });
     if (outcome === 'Succeeded') events.record(task, 'Normal', 'RunSucceeded', `run ${run.id} (attempt ${run.attempt}) succeeded: ${message}`, 'Run');
     else events.record(task, 'Warning', 'RunFailed', `run ${run.id} (attempt ${run.attempt}) ended ${outcome}: ${message}`, 'Run');
+  }
+
+  /**
+   * The finalizers on Jobs of a task that is gone (or of an earlier task of the name): lifted once
+   * their pods have stopped, the pods of those being deleted stopped first (housekeeping.ts).
+   * Whether the run was counted no longer matters.
+   */
+  function leftoverChores(runs: readonly Run[]): Promise<void>[] {
+    return [
+      ...runs.filter((r) => r.hasFinalizer && !r.podsLive).map((r) => jobs.release(r.job, fieldManager)),
+      ...planDeletions(runs, Number.POSITIVE_INFINITY).stopPods.map((r) => jobs.remove(r.job, 'Foreground')),
+    ];
   }
 
   // ---------------------------------------------------------------------------------- lookups
@@ -391,10 +419,6 @@ function keptSchedule(cronJob: CronJob | undefined): ReturnType<typeof compileSc
 
 function neverStarted(job: Job): boolean {
   return job.spec?.suspend === true && !isFinished(job) && !job.metadata?.deletionTimestamp;
-}
-
-function holdsFinalizer(job: Job): boolean {
-  return job.metadata?.finalizers?.includes(RUN_FINALIZER) ?? false;
 }
 
 function familyOf(task: Task): Family | undefined {
@@ -438,9 +462,10 @@ function earliestSchedule(cronJob: CronJob | undefined, now: Date): number {
 /**
  * The status members the operator owns, each named even when unset (so a value that went away is
  * removed). lastRun is named only when known: the runner writes it too, and an operator that has
- * not seen a run yet must not erase the runner's report.
+ * not seen a run yet must not erase the runner's report — unless that report is of an earlier task
+ * of the same name.
  */
-function statusMembers(status: ReturnType<typeof buildStatus>['status']): Record<string, unknown> {
+function statusMembers(status: ReturnType<typeof buildStatus>['status'], foreignLastRun: boolean): Record<string, unknown> {
   const members: Record<string, unknown> = {
     observedGeneration: status.observedGeneration,
     conditions: status.conditions,
@@ -456,5 +481,6 @@ function statusMembers(status: ReturnType<typeof buildStatus>['status']): Record
     consecutiveFailures: status.consecutiveFailures,
   };
   if (status.lastRun) members.lastRun = status.lastRun;
+  else if (foreignLastRun) members.lastRun = undefined; // an earlier task's run (recordedLastRun): not this task's news
   return members;
 }

@@ -37,6 +37,8 @@ export interface Run {
   admitted: boolean;
   deleting: boolean;
   hasFinalizer: boolean;
+  /** A pod of the run may still be running: one neither Succeeded nor Failed, a terminating one included. */
+  podsLive: boolean;
   result?: RunResult;
   /** The runner's report of this run: status.lastRun or the termination message. */
   report?: LastRun;
@@ -166,6 +168,7 @@ export function runOf(job: Job, pods: readonly Pod[], lastRun: LastRun | undefin
     admitted: !suspended || job.status?.startTime !== undefined || result !== undefined,
     deleting,
     hasFinalizer,
+    podsLive: pods.some((p) => p.status?.phase !== 'Succeeded' && p.status?.phase !== 'Failed'),
   };
   const retryOf = job.metadata?.annotations?.[RETRY_OF_ANNOTATION];
   const token = job.metadata?.annotations?.[RUN_NOW_TOKEN_ANNOTATION];
@@ -186,6 +189,17 @@ export function byCreation(a: { createdAt: string; id: string }, b: { createdAt:
 
 export function runsOf(jobs: readonly Job[], podsOf: (job: Job) => readonly Pod[], lastRun: LastRun | undefined): Run[] {
   return jobs.map((job) => runOf(job, podsOf(job), lastRun)).sort(byCreation);
+}
+
+/**
+ * status.lastRun as recorded, unless it tells of a run of an earlier task of the same name: a
+ * runner reports by name, so one stopped while its task was deleted and made again writes into
+ * the new task. A run of this task started after the task was made.
+ */
+export function recordedLastRun(task: { metadata: { creationTimestamp?: string | undefined }; status?: { lastRun?: LastRun | undefined } | undefined }): LastRun | undefined {
+  const recorded = task.status?.lastRun;
+  if (!recorded) return undefined;
+  return Date.parse(recorded.startTime) < Date.parse(task.metadata.creationTimestamp ?? '') ? undefined : recorded;
 }
 
 /**

@@ -7,7 +7,7 @@
 import type { BackgroundTaskStatus, Condition, Family, LastRun } from '../../crds/schema.ts';
 import { buildConditions, type ConditionUpdate } from './conditions.ts';
 import type { CronJob, Task } from './deps.ts';
-import { newestRun, type Run } from './runs.ts';
+import { newestRun, recordedLastRun, type Run } from './runs.ts';
 
 /**
  * Runs are counted only once they have been finished this long. Jobs of one task finishing
@@ -92,15 +92,16 @@ export function buildStatus(input: StatusInput): StatusResult {
     }
   }
 
-  const { lastRun } = newestRun(runs, previous?.lastRun);
+  const { lastRun } = newestRun(runs, recordedLastRun(task));
   const active = runs
     .filter((r) => !r.result && !r.deleting && (r.admitted || r.queued))
     .map((r) => ({ name: r.id, runId: r.id, queued: r.queued }));
 
   const conditions: ConditionUpdate[] = [readyCondition(input)];
-  const lastRunCondition = lastRunSucceededCondition(lastRun);
+  // While the newest run is going, the condition keeps telling of the newest finished one.
+  const lastRunCondition = lastRunSucceededCondition(lastRun) ?? keptCondition(previous?.conditions, CONDITION_LAST_RUN_SUCCEEDED);
   if (lastRunCondition) conditions.push(lastRunCondition);
-  conditions.push(queuedCondition(runs, input.queuedMessage, input.waitingFor));
+  conditions.push(queuedCondition(runs, input.queuedMessage, input.waitingFor, task.spec.suspend === true));
 
   const status: BackgroundTaskStatus = {
     cronJobName: input.cronJobName,
@@ -136,12 +137,25 @@ function lastRunSucceededCondition(lastRun: LastRun | undefined): ConditionUpdat
   return { type: CONDITION_LAST_RUN_SUCCEEDED, status: 'False', reason: lastRun.outcome, message: `${what} ended ${lastRun.outcome}${lastRun.message ? `: ${lastRun.message}` : ''}` };
 }
 
-function queuedCondition(runs: readonly Run[], message: string | undefined, waitingFor: string | undefined): ConditionUpdate {
+/** A condition of the previous status, unchanged (its lastTransitionTime stays with it). */
+function keptCondition(previous: readonly Condition[] | undefined, type: string): ConditionUpdate | undefined {
+  const before = previous?.find((c) => c.type === type);
+  return before && { type, status: before.status, reason: before.reason, message: before.message };
+}
+
+function queuedCondition(runs: readonly Run[], message: string | undefined, waitingFor: string | undefined, suspended: boolean): ConditionUpdate {
   const queued = runs.filter((r) => r.queued);
   if (queued.length === 0) return { type: CONDITION_QUEUED, status: 'False', reason: 'NoQueuedRuns', message: 'no run is waiting for a slot' };
-  const names = queued.map((r) => r.id).join(', ');
+  // A suspended task's scheduled runs and retries wait for it to be resumed, not for a slot
+  // (admission.ts mayTakeSlot); its run-now runs still take one.
+  const held = suspended ? queued.filter((r) => r.trigger !== 'Manual') : [];
+  const forSlot = queued.filter((r) => !held.includes(r));
+  const wait = (rs: readonly Run[]) => `${rs.map((r) => r.id).join(', ')} ${rs.length === 1 ? 'waits' : 'wait'}`;
+  const heldMessage = `${wait(held)} for the task to be resumed (spec.suspend is true)`;
+  if (forSlot.length === 0) return { type: CONDITION_QUEUED, status: 'True', reason: 'WaitingForResume', message: heldMessage };
+  const also = held.length > 0 ? `; ${heldMessage}` : '';
   if (waitingFor) {
-    return { type: CONDITION_QUEUED, status: 'True', reason: 'WaitingForRunningRun', message: `${names} ${queued.length === 1 ? 'waits' : 'wait'} for run ${waitingFor} to finish (concurrencyPolicy Forbid)` };
+    return { type: CONDITION_QUEUED, status: 'True', reason: 'WaitingForRunningRun', message: `${wait(forSlot)} for run ${waitingFor} to finish (concurrencyPolicy Forbid)${also}` };
   }
-  return { type: CONDITION_QUEUED, status: 'True', reason: 'WaitingForFamilySlot', message: `${names} ${queued.length === 1 ? 'waits' : 'wait'} for a slot${message ? `: ${message}` : ''}` };
+  return { type: CONDITION_QUEUED, status: 'True', reason: 'WaitingForFamilySlot', message: `${wait(forSlot)} for a slot${message ? `: ${message}` : ''}${also}` };
 }

@@ -16,8 +16,11 @@ export interface JobWrites {
   admit(job: Job, fieldManager: string): Promise<Job | undefined>;
   /** Removes the run-accounting finalizer; a Job already gone is fine. */
   release(job: Job, fieldManager: string): Promise<void>;
-  /** Deletes a Job and, in the background, its pods; a Job already gone is fine. */
-  remove(job: Job): Promise<void>;
+  /**
+   * Deletes a Job; a Job already gone is fine. In the background (the default) its pods are
+   * deleted once it is gone; in the foreground they are stopped first, and it goes after them.
+   */
+  remove(job: Job, propagation?: 'Background' | 'Foreground'): Promise<void>;
 }
 
 export interface TaskWrites {
@@ -67,9 +70,9 @@ export function jobWrites(raw: RawApi): JobWrites {
         throw new Error(`removing the finalizer of Job ${objectKey(job)} failed`, { cause: err });
       }
     },
-    async remove(job) {
+    async remove(job, propagation = 'Background') {
       try {
-        await raw.request(HttpMethod.DELETE, jobPath(job), { body: { propagationPolicy: 'Background' } });
+        await raw.request(HttpMethod.DELETE, jobPath(job), { body: { propagationPolicy: propagation } });
       } catch (err) {
         if (isNotFound(err)) return;
         throw new Error(`deleting Job ${objectKey(job)} failed`, { cause: err });

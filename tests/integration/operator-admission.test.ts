@@ -90,13 +90,14 @@ describe('family admission', () => {
     for (const job of finished) expect(job.metadata.finalizers).toContain('workers.personal-assistant.io/run-accounting');
   });
 
-  it('concurrencyPolicy Replace: a run-now stops the task\'s running run and takes its slot, instead of queueing behind it', async () => {
+  it('concurrencyPolicy Replace: a run-now stops the task\'s running run and takes its slot once that run has stopped, instead of queueing behind it', async () => {
     const name = 'replacer';
     const manifest = {
       apiVersion: 'workers.personal-assistant.io/v1alpha1',
       kind: 'BackgroundTask',
       metadata: { name, namespace: ns },
-      spec: { task: 'maintenance.fixture-behave', schedule: '0 0 1 1 *', concurrencyPolicy: 'Replace', params: { sleepSeconds: 600, note: 'long' } },
+      // The long run takes 8 s to stop when asked: its slot is not free until it has.
+      spec: { task: 'maintenance.fixture-behave', schedule: '0 0 1 1 *', concurrencyPolicy: 'Replace', params: { sleepSeconds: 600, stopSeconds: 8, note: 'long' } },
     };
     await kubectl(['apply', '-f', '-'], { input: JSON.stringify(manifest) });
     const ofTask = async () => (await kubectlJson(['-n', ns, 'get', 'jobs', '-l', `workers.personal-assistant.io/task-name=${name}`])).items;
@@ -105,6 +106,20 @@ describe('family admission', () => {
       const list = (await ofTask()).filter(running);
       return list.length === 1 ? list : undefined;
     }, 60_000);
+    // Never two of the task's runner containers running at once, sampled until the short run is counted.
+    const runningPods = async () =>
+      (await kubectlJson(['-n', ns, 'get', 'pods', '-l', `workers.personal-assistant.io/task-name=${name}`])).items
+        .filter((p: any) => p.status?.phase === 'Running' && (p.status.containerStatuses ?? []).some((c: any) => c.state?.running))
+        .map((p: any) => p.metadata.name);
+    const overlaps: string[][] = [];
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        const now = await runningPods();
+        if (now.length > 1) overlaps.push(now);
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    })();
     // The family's one slot is taken by the long run: without Replace the short one would wait ten minutes.
     await kubectl(['-n', ns, 'annotate', '--overwrite', 'backgroundtask', name, 'workers.personal-assistant.io/run-now=short', 'workers.personal-assistant.io/run-now-params={"sleepSeconds":1,"note":"short"}']);
     const status = await waitFor('the short run counted', async () => {
@@ -112,7 +127,11 @@ describe('family admission', () => {
       return s.succeeded === 1 && s.lastRun?.summary?.note === 'short' ? s : undefined;
     }, 120_000).catch(async (err: Error) => {
       throw new Error(`${err.message}\n${await describeEvents(ns)}`, { cause: err });
+    }).finally(async () => {
+      sampling = false;
+      await sampler;
     });
+    expect(overlaps).toEqual([]);
     expect(status.lastRun).toMatchObject({ trigger: 'Manual', outcome: 'Succeeded' });
     // The long run is gone (or going), never counted, and the Event says who replaced it.
     const left = await ofTask();

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { planHousekeeping } from '../../operator/controller/housekeeping.ts';
+import { FOREGROUND_DELETION, planHousekeeping } from '../../operator/controller/housekeeping.ts';
 import { runsOf } from '../../operator/controller/runs.ts';
-import { TASK_UID, makeJob } from './operator-controller-fixtures.ts';
+import { TASK_UID, makeJob, makePod } from './operator-controller-fixtures.ts';
 
 const COUNTED = Date.parse('2026-11-28T10:00:10Z');
 const plan = (jobs: ReturnType<typeof makeJob>[], limits = { successfulRuns: 1, failedRuns: 1 }, awaitingRetry?: string) => {
@@ -17,8 +17,17 @@ describe('planHousekeeping', () => {
     });
   });
 
-  it('lifts it at once from a Job deleted before it finished (no run to count)', () => {
+  it('lifts it from a Job deleted before it finished (no run to count) once its pods have stopped, having them stopped first', () => {
     expect(plan([makeJob('stopped', { deleting: true })]).release).toEqual(['stopped']);
+    const going = makeJob('going', { deleting: true });
+    const live = planHousekeeping(runsOf([going], (j) => [makePod(j)], undefined), TASK_UID, { successfulRuns: 1, failedRuns: 1 }, COUNTED);
+    expect(live.release).toEqual([]);
+    expect(live.stopPods.map((r) => r.id)).toEqual(['going']);
+    // Deleted in the foreground already: the garbage collector is stopping the pods.
+    const foreground = { ...going, metadata: { ...going.metadata, finalizers: [...going.metadata!.finalizers!, FOREGROUND_DELETION] } };
+    expect(planHousekeeping(runsOf([foreground], (j) => [makePod(j)], undefined), TASK_UID, { successfulRuns: 1, failedRuns: 1 }, COUNTED).stopPods).toEqual([]);
+    const ended = planHousekeeping(runsOf([going], (j) => [makePod(j, { terminated: { exitCode: 143 } })], undefined), TASK_UID, { successfulRuns: 1, failedRuns: 1 }, Number.POSITIVE_INFINITY);
+    expect(ended.release.map((r) => r.id)).toEqual(['going']);
   });
 
   it('keeps the finalizer on finished Jobs nobody deletes', () => {

@@ -520,6 +520,80 @@ describe('reconcile', () => {
     expect(w.calls.map((c) => `${c.method} ${c.path}`)).toEqual(['PATCH /apis/batch/v1/namespaces/assistant/jobs/other-1']);
   });
 
+  it('offers the slot again on the deletion of a gone task\'s last Job, when its first reconcile as gone still saw that Job', async () => {
+    const other = makeTask({ name: 'other', uid: 'uid-other' });
+    const running = makeJob('digest-1', { createdAt: '2026-11-28T11:00:00Z', deleting: true });
+    const w = world({ tasks: [makeTask(), other], jobs: [running, makeJob('other-1', { task: other, suspended: true })], families: emailOneAtATime });
+    await w.reconcile(KEY); // seen alive, in family email
+    w.settle();
+    w.tasks.remove(KEY);
+    await w.reconcile(KEY); // gone; its run still in the cache, taking the only slot
+    expect(w.calls.some((c) => c.path.endsWith('/jobs/other-1'))).toBe(false);
+    w.settle();
+    w.jobs.remove(`${NS}/digest-1`); // the Job's deletion brings the key back once more
+    await w.reconcile(KEY);
+    expect(w.calls.map((c) => `${c.method} ${c.path}`)).toEqual(['PATCH /apis/batch/v1/namespaces/assistant/jobs/other-1']);
+  });
+
+  it('keeps the finalizer of a gone task\'s Job while its pod runs, and has the pod stopped first when the Job is deleted in the background', async () => {
+    const deleted = makeJob('digest-1', { deleting: true });
+    const orphan = makeJob('digest-2', { createdAt: '2026-11-28T09:00:00Z' }); // not (yet) deleted
+    const stopped = makeJob('digest-3', { createdAt: '2026-11-28T10:00:00Z', deleting: true });
+    const w = world({ jobs: [deleted, orphan, stopped], pods: [makePod(deleted), makePod(orphan), makePod(stopped, { terminated: { exitCode: 143 } })] });
+    await w.reconcile(KEY);
+    expect(w.calls.map((c) => `${c.method} ${c.path} ${JSON.stringify(c.body)}`).sort()).toEqual([
+      'DELETE /apis/batch/v1/namespaces/assistant/jobs/digest-1 {"propagationPolicy":"Foreground"}',
+      'PATCH /apis/batch/v1/namespaces/assistant/jobs/digest-3 {"metadata":{"$deleteFromPrimitiveList/finalizers":["workers.personal-assistant.io/run-accounting"]}}',
+    ]);
+  });
+
+  it('keeps the finalizer of a Job deleted before it finished until its pod has stopped, asking once for the pods to go first', async () => {
+    const task = makeTask();
+    const job = makeJob('digest-1', { createdAt: '2026-11-28T11:00:00Z', deleting: true });
+    const w = world({ tasks: [task], jobs: [job], pods: [makePod(job)] });
+    await w.reconcile(KEY);
+    expect(w.calls.filter((c) => c.path.includes('/jobs/')).map((c) => `${c.method} ${JSON.stringify(c.body)}`)).toEqual(['DELETE {"propagationPolicy":"Foreground"}']);
+    // The garbage collector's finalizer is on it now: nothing more to ask while the pod stops.
+    w.settle();
+    w.jobs.upsert({ ...job, metadata: { ...job.metadata, finalizers: [...job.metadata!.finalizers!, 'foregroundDeletion'] } });
+    await w.reconcile(KEY);
+    expect(w.calls.filter((c) => c.path.includes('/jobs/'))).toEqual([]);
+  });
+
+  it('admits the runs a task moved to another family left waiting in the old one', async () => {
+    const moved = makeTask({ spec: { task: 'maintenance.cleanup-old-sessions' } });
+    const w = world({ tasks: [moved], jobs: [makeJob('digest-2', { task: moved, family: 'email', suspended: true })] });
+    await w.reconcile(KEY);
+    expect(w.calls.filter((c) => c.path.includes('/jobs/')).map((c) => `${c.method} ${c.path} ${JSON.stringify(c.body)}`)).toEqual([
+      `PATCH /apis/batch/v1/namespaces/assistant/jobs/digest-2 ${JSON.stringify({ metadata: { finalizers: ['workers.personal-assistant.io/run-accounting'] }, spec: { suspend: false } })}`,
+    ]);
+  });
+
+  it('does not start a run of a task moved to another family while its run in the old family goes (concurrencyPolicy Forbid)', async () => {
+    const moved = makeTask({ spec: { task: 'maintenance.cleanup-old-sessions' } });
+    const going = makeJob('digest-1', { task: moved, family: 'email', createdAt: '2026-11-28T11:00:00Z' });
+    const w = world({ tasks: [moved], jobs: [going, makeJob('digest-2', { task: moved, suspended: true, createdAt: '2026-11-28T11:30:00Z' })], pods: [makePod(going)] });
+    await w.reconcile(KEY);
+    expect(w.calls.filter((c) => c.path.includes('/jobs/'))).toEqual([]);
+    expect((w.statusPatch()?.status.conditions as { type: string; reason: string }[]).find((c) => c.type === 'Queued')?.reason).toBe('WaitingForRunningRun');
+  });
+
+  it("neither retries nor reports a run of an earlier task of the same name that its runner wrote into this one's status", async () => {
+    const created = '2026-11-28T11:59:50Z';
+    const earlier = { runId: 'digest-29400000', trigger: 'Schedule', attempt: 1, startTime: '2026-11-28T11:58:00.000Z', completionTime: '2026-11-28T11:59:55.000Z', outcome: 'Interrupted', message: 'stopped by SIGTERM' };
+    const task = makeTask({ createdAt: created, spec: { retry: { delaySeconds: 1, backoff: 'Fixed' } }, status: { lastRun: earlier } as Task['status'] });
+    const w = world({ tasks: [task], now: '2026-11-28T12:00:00Z' });
+    await w.reconcile(KEY);
+    expect(w.calls.some(isJobCreate)).toBe(false);
+    const patch = w.statusPatch()!.status;
+    expect('lastRun' in patch && patch.lastRun === null).toBe(true); // removed
+    expect((patch.conditions as { type: string }[]).map((c) => c.type)).not.toContain('LastRunSucceeded');
+    // The same report from a run of this task is its news, and is retried.
+    const own = world({ tasks: [makeTask({ createdAt: '2026-11-28T11:00:00Z', spec: { retry: { delaySeconds: 1, backoff: 'Fixed' } }, status: { lastRun: earlier } as Task['status'] })], now: '2026-11-28T12:00:00Z' });
+    await own.reconcile(KEY);
+    expect(own.calls.some(isJobCreate)).toBe(true);
+  });
+
   it('writes the status and says why when a run-now Job cannot be created, then fails for a retry no later than its next moment', async () => {
     const quota = Object.assign(new Error('jobs "digest-now" is forbidden: exceeded quota'), { code: 403 });
     const finished = makeJob('digest-1', { createdAt: '2026-11-28T08:00:00Z', complete: '2026-11-28T08:00:40Z' });

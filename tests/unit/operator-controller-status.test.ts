@@ -127,6 +127,30 @@ describe('active runs and conditions', () => {
     expect(s.lastRun).toMatchObject({ runId: 'r11', outcome: 'OOMKilled' });
   });
 
+  it('keeps LastRunSucceeded, and its lastTransitionTime, while the next run goes', () => {
+    const done = succeeded('r10', '10');
+    const before = status([done], undefined, {}, new Date('2026-11-28T10:30:00Z')).status;
+    const kept = before.conditions?.find((c) => c.type === 'LastRunSucceeded');
+    expect(kept).toMatchObject({ status: 'True', lastTransitionTime: '2026-11-28T10:30:00Z' });
+    const during = status([done, makeJob('r11', { createdAt: '2026-11-28T11:00:00Z' })], before, {}, new Date('2026-11-28T11:00:30Z')).status;
+    expect(during.lastRun?.runId).toBe('r11');
+    expect(during.conditions?.find((c) => c.type === 'LastRunSucceeded')).toEqual(kept);
+  });
+
+  it('says a suspended task\'s scheduled runs wait for it to be resumed, its run-now runs for a slot', () => {
+    const suspended = (jobs: Job[]) => {
+      const task = makeTask({ spec: { suspend: true } });
+      return buildStatus({ task, family: 'email', cronJobName: 'digest', runs: runsOf(jobs, () => [], undefined), now: NOW, queuedMessage: 'family email runs 1 at once' }).status.conditions?.find((c) => c.type === 'Queued');
+    };
+    const scheduled = makeJob('digest-1', { suspended: true, createdAt: '2026-11-28T11:00:00Z' });
+    expect(suspended([scheduled])).toMatchObject({ status: 'True', reason: 'WaitingForResume', message: 'digest-1 waits for the task to be resumed (spec.suspend is true)' });
+    const manual = makeJob('digest-now-1', { suspended: true, trigger: 'Manual', createdAt: '2026-11-28T11:30:00Z' });
+    expect(suspended([scheduled, manual])).toMatchObject({
+      reason: 'WaitingForFamilySlot',
+      message: 'digest-now-1 waits for a slot: family email runs 1 at once; digest-1 waits for the task to be resumed (spec.suspend is true)',
+    });
+  });
+
   it('keeps a condition\'s lastTransitionTime while its status holds, and moves it when it changes', () => {
     const first = status([], undefined, {}, new Date('2026-11-28T10:00:00Z')).status;
     const same = status([], first, {}, new Date('2026-11-28T11:00:00Z')).status;
