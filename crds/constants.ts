@@ -30,7 +30,7 @@ export type ConcurrencyPolicy = (typeof CONCURRENCY_POLICIES)[number];
 export const BACKOFF_KINDS = ['Fixed', 'Exponential'] as const;
 export type BackoffKind = (typeof BACKOFF_KINDS)[number];
 
-/** A task name is `<family>.<kebab-case-name>`, e.g. `email.digest`. */
+/** A task name is `<family>.<kebab-case-name>`, e.g. `email.process-queue`. */
 export const TASK_NAME_PATTERN = `^(${FAMILIES.join('|')})\\.[a-z0-9]+(-[a-z0-9]+)*$`;
 
 /**

@@ -103,11 +103,11 @@ const retrySchema = withRules(
   z
     .object({
       maxRetries: z.int().min(0).max(20).optional().describe('Retries after a failed attempt.'),
-      delaySeconds: z.int().min(1).max(86_400).optional().describe('Delay before the first retry.'),
-      backoff: z.enum(BACKOFF_KINDS).optional().describe('Fixed: every retry waits delaySeconds. Exponential: the delay doubles.'),
-      maxDelaySeconds: z.int().min(1).max(MAX_SECONDS).optional().describe('Upper bound of an exponential delay.'),
+      delaySeconds: z.int().min(1).max(86_400).optional().describe('Delay before the first retry; with Exponential, the base the delays double from.'),
+      backoff: z.enum(BACKOFF_KINDS).optional().describe('Fixed: every retry waits delaySeconds. Exponential: retry n waits delaySeconds × 2^(n−1), capped at maxDelaySeconds, then jittered to a point between half and all of that (the same for the same run), so runs that failed together do not retry together.'),
+      maxDelaySeconds: z.int().min(1).max(MAX_SECONDS).optional().describe('Upper bound of an exponential delay. Unset: 3600 (one hour), or delaySeconds when that is longer.'),
     })
-    .describe('Retries of a failed run. Unset fields take the task\'s own defaults.'),
+    .describe('Retries of a failed run. Unset maxRetries, delaySeconds and backoff take the task\'s own defaults.'),
   [comparingFields('maxDelaySeconds', '>=', 'delaySeconds', 'must not be less than delaySeconds')],
 );
 
@@ -192,7 +192,7 @@ export const backgroundTaskSpecSchema = withRules(
       .string()
       .max(TASK_NAME_MAX_LENGTH)
       .regex(new RegExp(TASK_NAME_PATTERN))
-      .describe(`The task to run, <family>.<name> with family one of ${FAMILIES.join(', ')}; e.g. email.digest.`),
+      .describe(`The task to run, <family>.<name> with family one of ${FAMILIES.join(', ')}; e.g. maintenance.cleanup-old-sessions.`),
     schedule: scheduleSchema,
     timeZone: timeZoneSchema.optional(),
     suspend: z.boolean().default(false).describe('Stops scheduling new runs; running ones finish.'),
@@ -207,7 +207,8 @@ export const backgroundTaskSpecSchema = withRules(
       .min(10)
       .default(3600)
       .describe(
-        'A run that could not start within this many seconds of its scheduled time is skipped. ' +
+        'A run the CronJob controller could not start within this many seconds of its scheduled time is skipped; ' +
+          'a run already started and waiting for a slot of its family (Queued) waits until it gets one. ' +
           'Always set: without it the CronJob controller, after an outage of more than 100 missed schedules, ' +
           'stops scheduling the task altogether, silently.',
       ),
@@ -215,7 +216,7 @@ export const backgroundTaskSpecSchema = withRules(
       .record(z.string(), z.unknown())
       .meta({ 'x-kubernetes-preserve-unknown-fields': true })
       .optional()
-      .describe('Task-specific input, validated by the task itself when it starts.'),
+      .describe('Task-specific input. The operator checks it against the task\'s params schema on every change (an invalid change is reported as Ready=False, reason InvalidSpec, and leaves the CronJob, with the previous params, as it was); the runner checks it again when it starts.'),
     retry: retrySchema.optional(),
     timeoutSeconds: z.int().min(1).max(MAX_SECONDS).optional().describe('Hard limit of one attempt: the run is killed after it.'),
     softTimeoutSeconds: z
@@ -240,7 +241,7 @@ export const conditionSchema = z
       .min(1)
       .max(316)
       .regex(new RegExp(CONDITION_TYPE_PATTERN))
-      .describe('Ready: the CronJob matches the spec (False, reason InvalidSpec, when the spec cannot be run). LastRunSucceeded: the outcome of the newest finished run. Queued: a run waits for a slot of its family.'),
+      .describe('Ready: the CronJob matches the spec (False, reason InvalidSpec, when the spec cannot be run). LastRunSucceeded: the outcome of the newest finished run. Queued: a run waits (reason WaitingForFamilySlot, WaitingForRunningRun under concurrencyPolicy Forbid, or WaitingForResume while the task is suspended).'),
     status: z.enum(['True', 'False', 'Unknown']).describe('True, False or Unknown.'),
     observedGeneration: z.int().min(0).optional().describe('The metadata.generation this condition was computed from.'),
     lastTransitionTime: dateTime().describe('When status last changed.'),

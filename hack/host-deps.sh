@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the scripts and tests run on the host, when missing:
-# PostgreSQL 15 and Redis (process-level tests), debootstrap, jq, gcc, curl, flock.
+# PostgreSQL 15 and Redis (process-level tests), debootstrap, jq, gcc, curl, flock, npm.
 # --no-services: all but PostgreSQL and Redis, which only the test tiers run on the host (`make up`).
 source "$(dirname "$0")/lib.sh"
 

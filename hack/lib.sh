@@ -23,7 +23,8 @@ export PATH="$NODE_HOME/bin:$K8S_BIN:$KIND_BIN:$HELM_BIN:$PATH"
 
 # The commands the scripts run on the host besides Docker, each with the Debian packages that
 # provide it (space-separated): host-deps.sh installs them, doctor.sh reports them.
-HOST_TOOLS=(debootstrap:debootstrap jq:jq "gcc:gcc libc6-dev" curl:curl flock:util-linux)
+# npm fetches Node itself (install-node.sh) and the dependencies; Debian's runs under that Node.
+HOST_TOOLS=(debootstrap:debootstrap jq:jq "gcc:gcc libc6-dev" curl:curl flock:util-linux npm:npm)
 
 # apt-get for the scripts that install host packages, which may run side by side (the root
 # filesystems are built in parallel, Docker beside them): they take turns on one lock, and wait

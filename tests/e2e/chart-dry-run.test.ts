@@ -5,11 +5,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { createNamespace, deleteNamespace, kubectlRaw } from '../support/kube.ts';
 import { CHART, helm } from '../support/e2e-helm.ts';
+import { kubernetesVersion } from '../support/platform.ts';
 
 const ABSENT_CRDS = new Set(['monitoring.coreos.com/v1']);
 
 async function dryRun(ns: string, args: string[]): Promise<{ kinds: string[]; stdout: string; stderr: string; code: number }> {
-  const rendered = await helm(['template', 'dry', CHART, '-n', ns, ...args]);
+  const rendered = await helm(['template', 'dry', CHART, '-n', ns, '--kube-version', kubernetesVersion(), ...args]);
   expect(rendered.code, rendered.stderr).toBe(0);
   const docs = parseAllDocuments(rendered.stdout).map((d) => d.toJS()).filter((m) => m && !ABSENT_CRDS.has(m.apiVersion));
   // Pod admission looks the ServiceAccount up, and a dry run creates none: create them for real.

@@ -14,6 +14,11 @@ function versions(): Record<string, string> {
   );
 }
 
+/** The Kubernetes version the cluster runs: what `helm template` and `helm lint` render for offline. */
+export function kubernetesVersion(): string {
+  return versions().KUBERNETES_VERSION!;
+}
+
 export function cacheDir(): string {
   return process.env.BGTASK_CACHE ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'bgtask-operator');
 }

@@ -159,7 +159,7 @@ describe('the chart\'s alert rules, evaluated by promtool', () => {
       exp_labels: { severity: 'warning' },
       exp_annotations: {
         summary: 'The served BackgroundTask CRD is not the one the operator was built with: status fields it lacks are dropped, spec fields refused',
-        description: "Run `helm upgrade` again (its hook applies the CRD of the release's operator image), or apply it directly: kubectl apply --server-side -f charts/bgtask-operator/crds/ (the operator log line 'the served CRD is not the one' names both schema hashes).",
+        description: "Run `helm upgrade` again (its hook applies the CRD of the release's operator image), or apply it directly: kubectl apply --server-side --force-conflicts -f charts/bgtask-operator/crds/ (the operator log line 'the served CRD is not the one' names both schema hashes).",
       },
     };
     // The gauge keeps one series, the state that holds: applying the CRD swaps outdated for current.

@@ -1,6 +1,7 @@
 // `helm lint` is clean (no warning, no error) with the defaults and with every optional feature on,
 // and values.schema.json refuses values the chart could not render sensibly.
 import { beforeAll, describe, expect, it } from 'vitest';
+import { kubernetesVersion } from '../support/platform.ts';
 import { ALL_FEATURES, CHART, DEMO, ensureHelm, helm, templateArgs } from './chart-support.ts';
 
 beforeAll(() => void ensureHelm(), 900_000);
@@ -12,9 +13,18 @@ describe('helm lint', () => {
     ['the demo values of make up', ['-f', DEMO]],
     ['watching one namespace', ['--set', 'operator.watchNamespace=team-a']],
   ])('is clean with %s', (_name, extra) => {
-    const r = helm(['lint', '--strict', CHART, ...extra]);
+    const r = helm(['lint', '--strict', CHART, '--kube-version', kubernetesVersion(), ...extra]);
     expect(r.stdout + r.stderr).not.toMatch(/\[(WARNING|ERROR)\]/);
     expect(r.code).toBe(0);
+  });
+});
+
+describe('Chart.yaml kubeVersion', () => {
+  it('refuses Kubernetes 1.29, whose apiserver would refuse the CRD (optionalOldSelf is off by default there)', () => {
+    const r = helm([...templateArgs({}), '--kube-version', '1.29.9']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('chart requires kubeVersion: >=1.30.0-0 which is incompatible with Kubernetes v1.29.9');
+    expect(helm([...templateArgs({}), '--kube-version', '1.30.0']).code).toBe(0);
   });
 });
 

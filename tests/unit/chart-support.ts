@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
-import { ROOT, helmPath, promtoolPath, runScript } from '../support/platform.ts';
+import { ROOT, helmPath, kubernetesVersion, promtoolPath, runScript } from '../support/platform.ts';
 
 export const CHART = join(ROOT, 'charts/bgtask-operator');
 export const ALL_FEATURES = join(CHART, 'ci/all-features-values.yaml');
@@ -45,7 +45,8 @@ export function render(opts: { files?: string[]; set?: Record<string, string | n
 }
 
 export function templateArgs(opts: { files?: string[]; set?: Record<string, string | number | boolean>; namespace?: string }): string[] {
-  const args = ['template', 'rel', CHART, '--namespace', opts.namespace ?? 'bgtask'];
+  // Offline, helm renders for Kubernetes 1.20 unless told: the chart's kubeVersion refuses that.
+  const args = ['template', 'rel', CHART, '--namespace', opts.namespace ?? 'bgtask', '--kube-version', kubernetesVersion()];
   for (const f of opts.files ?? []) args.push('-f', f);
   for (const [k, v] of Object.entries(opts.set ?? {})) args.push(typeof v === 'string' ? '--set-string' : '--set', `${k}=${v}`);
   return args;
