@@ -60,6 +60,29 @@ end
 redis.call('LPUSH', KEYS[2], ARGV[1])
 return 'requeued'`;
 
+// Done for part of it, with what is left as new items, in one step so no part is lost: the item is
+// acked as by ACK; a retry part goes to the back of the queue carrying the item's attempts plus
+// one (dead-lettered instead at maxAttempts); a dead part goes to the dead-letter list. Returns
+// the retry part's fate: 'requeued', 'dead' or 'none'. KEYS: processing, queue, claims, attempts,
+// dead, sent. ARGV: item, ttl seconds, max, retry item, retry error, dead item, dead error ('' for no part).
+const ACK_PARTIAL = `${NOW_MS}
+local a = (tonumber(redis.call('HGET', KEYS[4], ARGV[1])) or 0) + 1
+redis.call('SET', KEYS[6], now, 'NX', 'EX', tonumber(ARGV[2]))
+redis.call('LREM', KEYS[1], 1, ARGV[1])
+redis.call('HDEL', KEYS[3], ARGV[1])
+redis.call('HDEL', KEYS[4], ARGV[1])
+if ARGV[6] ~= '' then
+  redis.call('LPUSH', KEYS[5], cjson.encode({ item = ARGV[6], error = ARGV[7], attempts = a, dead_at_ms = now }))
+end
+if ARGV[4] == '' then return 'none' end
+if a >= tonumber(ARGV[3]) then
+  redis.call('LPUSH', KEYS[5], cjson.encode({ item = ARGV[4], error = ARGV[5], attempts = a, dead_at_ms = now }))
+  return 'dead'
+end
+redis.call('HSET', KEYS[4], ARGV[4], a)
+redis.call('LPUSH', KEYS[2], ARGV[4])
+return 'requeued'`;
+
 // Claims older than the visibility timeout: their consumer died. Back to the front of the
 // queue, counted as an attempt. KEYS: processing, queue, claims, attempts, dead. ARGV: visibility ms, max.
 const RECLAIM = `${NOW_MS}
@@ -83,7 +106,7 @@ for _, v in ipairs(items) do
 end
 return { requeued, dead }`;
 
-const SCRIPTS = { CLAIM: [3, CLAIM], ACK: [4, ACK], RELEASE: [3, RELEASE], FAIL: [5, FAIL], RECLAIM: [5, RECLAIM] } as const;
+const SCRIPTS = { CLAIM: [3, CLAIM], ACK: [4, ACK], ACK_PARTIAL: [6, ACK_PARTIAL], RELEASE: [3, RELEASE], FAIL: [5, FAIL], RECLAIM: [5, RECLAIM] } as const;
 type ScriptName = keyof typeof SCRIPTS;
 
 export interface QueueKeys {
@@ -107,6 +130,12 @@ export function queueKeys(name: string): QueueKeys {
   };
 }
 
+/** An item made from part of another, and why it was made (the dead letter's error). */
+export interface QueuePart {
+  item: string;
+  error: string;
+}
+
 export interface ReliableQueue {
   readonly keys: QueueKeys;
   /** Moves up to `max` items from the queue to processing, oldest first. */
@@ -115,6 +144,11 @@ export interface ReliableQueue {
   wasHandled(id: string): Promise<boolean>;
   /** Done: records the id as handled and removes the item from processing, atomically. */
   ack(item: string, id: string): Promise<void>;
+  /**
+   * Done in part: acked like `ack`, and atomically with it the rest becomes new items, `retry` to
+   * the back of the queue as a further attempt (dead at maxAttempts), `dead` to the dead letters.
+   */
+  ackPartial(item: string, id: string, rest: { retry?: QueuePart | undefined; dead?: QueuePart | undefined }): Promise<'requeued' | 'dead' | 'none'>;
   /** Not attempted (stopping, or the downstream is down): back to the front of the queue. */
   release(item: string): Promise<void>;
   /** A failed attempt; `permanent` dead-letters at once. */
@@ -138,6 +172,9 @@ export function reliableQueue(redis: Redis, name: string, options: { visibilityM
     ack: async (item, id) => {
       await call('ACK', keys.processing, keys.claims, keys.attempts, keys.sent(id), item, options.handledTtlSeconds);
     },
+    ackPartial: (item, id, { retry, dead }) =>
+      call('ACK_PARTIAL', keys.processing, keys.queue, keys.claims, keys.attempts, keys.dead, keys.sent(id), item, options.handledTtlSeconds,
+        options.maxAttempts, retry?.item ?? '', retry?.error ?? '', dead?.item ?? '', dead?.error ?? ''),
     release: async (item) => {
       await call('RELEASE', keys.processing, keys.queue, keys.claims, item);
     },

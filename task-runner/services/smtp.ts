@@ -20,12 +20,24 @@ export interface OutgoingMail {
   text?: string | undefined;
   html?: string | undefined;
   headers?: Record<string, string> | undefined;
+  /** The SMTP envelope's recipients, when not every address of to/cc/bcc (the headers stay as they are). */
+  envelopeTo?: string[] | undefined;
+}
+
+/** A recipient the server refused: `error` carries its reply (responseCode). */
+export interface RefusedRecipient {
+  address: string;
+  error: Error;
 }
 
 export type FailureKind = 'unavailable' | 'transient' | 'permanent';
 
 export interface Mailer {
-  send(mail: OutgoingMail): Promise<{ accepted: number; response: string }>;
+  /**
+   * Resolves once the server took the message for at least one recipient; the others are in
+   * `refused` (nodemailer's `rejectedErrors`). Rejects when it took it for none.
+   */
+  send(mail: OutgoingMail): Promise<{ accepted: number; refused: RefusedRecipient[]; response: string }>;
   close(): void;
 }
 
@@ -55,12 +67,22 @@ export async function openMailer(url: string, options: MailerOptions): Promise<M
     socketTimeout: options.timeoutMs,
   } as Parameters<typeof nodemailer.createTransport>[0]);
   return {
-    async send(mail) {
-      const info = (await transport.sendMail(mail)) as { accepted: unknown[]; response: string };
-      return { accepted: info.accepted.length, response: info.response };
+    async send({ envelopeTo, ...mail }) {
+      const envelope = envelopeTo ? { envelope: { from: mail.from, to: envelopeTo } } : {};
+      const info = (await transport.sendMail({ ...mail, ...envelope })) as { accepted: unknown[]; response: string };
+      return { accepted: info.accepted.length, refused: refusedRecipients(info), response: info.response };
     },
     close: () => transport.close(),
   };
+}
+
+/**
+ * The recipients refused, each with its reply: nodemailer lists them in `rejectedErrors` both on
+ * the result of a message some recipients took and on the error of one that none took.
+ */
+export function refusedRecipients(infoOrError: unknown): RefusedRecipient[] {
+  const errors = (infoOrError as { rejectedErrors?: (Error & { recipient?: string })[] } | null)?.rejectedErrors ?? [];
+  return errors.map((error) => ({ address: error.recipient ?? '', error }));
 }
 
 const UNAVAILABLE_CODES = new Set(['ECONNECTION', 'ETIMEDOUT', 'ESOCKET', 'EDNS', 'EAUTH', 'ETLS', 'ECONNREFUSED', 'ECONNRESET', 'EPROTOCOL']);

@@ -237,6 +237,47 @@ describe(TASK, () => {
     }
   });
 
+  // The application pauses or cancels a task while its LLM request is in flight: the run must
+  // not put it back to active with a new next_run_at.
+  it('keeps a task cancelled or paused while its request was in flight: result recorded, not rescheduled, not announced', async () => {
+    const cancelled = await addTask({ title: 'cancel me', schedule_type: 'daily', schedule_config: { time: '07:00' } });
+    const paused = await addTask({ title: 'pause me', schedule_type: 'daily', schedule_config: { time: '07:00' } });
+    const untouched = await addTask({ title: 'leave me', schedule_type: 'daily', schedule_config: { time: '07:00' } });
+    const [cancelledAt, pausedAt] = [(await taskRow(cancelled)).next_run_at, (await taskRow(paused)).next_run_at];
+    // The paused one's request is refused (the failure path); the others answer, slowly.
+    answering((prompt) => ({ ...(prompt.startsWith('pause me') ? badRequest('content policy') : completionFor(prompt)), delayMs: 1500 }));
+    const runner = startRunner(['run', TASK], env({ BGTASK_RUN_ID: 'ai-changed' }));
+    await waitUntil(async () => llm.requests.length === 3);
+    await db.query("UPDATE ai_tasks SET status = 'cancelled' WHERE id = $1", [cancelled]);
+    await db.query("UPDATE ai_tasks SET status = 'paused' WHERE id = $1", [paused]);
+    const exit = await runner.exit;
+    expect(exit.code, exit.stdout).toBe(1); // the refused request is still this run's failure
+    expect(await taskRow(cancelled)).toMatchObject({ status: 'cancelled', claimed_by: null, run_count: 1, next_run_at: cancelledAt });
+    expect(await taskRow(paused)).toMatchObject({ status: 'paused', claimed_by: null, run_count: 0, next_run_at: pausedAt });
+    expect((await taskRow(paused)).last_error).toContain('content policy');
+    expect(await taskRow(untouched)).toMatchObject({ status: 'active', due: false, run_count: 1 });
+    const results = await db.query<{ ai_task_id: string; status: string }>('SELECT ai_task_id, status FROM ai_task_results ORDER BY ai_task_id');
+    expect(results.rows).toEqual([
+      { ai_task_id: cancelled, status: 'succeeded' },
+      { ai_task_id: paused, status: 'failed' },
+      { ai_task_id: untouched, status: 'succeeded' },
+    ]);
+    expect((await db.query('SELECT ai_task_id FROM notifications')).rows).toEqual([{ ai_task_id: untouched }]);
+    expect(exit.result?.summary).toMatchObject({ tasks_succeeded: 2, tasks_failed: 1, status_changed_while_running: 2 });
+  });
+
+  it('on SIGTERM, releases a task paused meanwhile without making it active again', async () => {
+    const id = await addTask({ title: 'pause then stop' });
+    answering((prompt) => ({ ...completionFor(prompt), delayMs: 5000 }));
+    const runner = startRunner(['run', TASK], env());
+    await waitUntil(async () => llm.requests.length === 1);
+    await db.query("UPDATE ai_tasks SET status = 'paused' WHERE id = $1", [id]);
+    runner.child.kill('SIGTERM');
+    const exit = await runner.exit;
+    expect(exit.code, exit.stdout).toBe(143);
+    expect(await taskRow(id)).toMatchObject({ status: 'paused', claimed_by: null, run_count: 0 });
+  });
+
   it('refuses to run without LLM_BASE_URL (exit 2)', async () => {
     const exit = await runRunner(['run', TASK], { DATABASE_URL: url });
     expect(exit.code).toBe(2);

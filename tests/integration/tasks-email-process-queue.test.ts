@@ -126,6 +126,49 @@ describe(TASK, () => {
     expect(await redis.hlen(`${Q}:attempts`)).toBe(0);
   });
 
+  // nodemailer resolves when the server took the message for at least one recipient: the others
+  // must not be lost (nor the taken ones sent twice).
+  it('sends a mail only once to the recipients taken, retries the one refused with 4xx later, dead-letters the one refused with 5xx', async () => {
+    smtp.behaviour = {
+      refuseRecipient: (a) =>
+        a.startsWith('full') ? { code: 452, message: 'mailbox full' } : a.startsWith('gone') ? { code: 550, message: 'no such user here' } : undefined,
+    };
+    await enqueue(
+      mail('pair-1', { to: ['ok-a@example.org', 'full-a@example.org'] }),
+      mail('pair-2', { to: 'ok-b@example.org', cc: 'gone-b@example.org' }),
+      mail('both-3', { to: ['full-c@example.org', 'gone-c@example.org'] }),
+    );
+    const params = ['--params', '{"maxAttempts":3,"concurrency":1}'];
+    const first = await runRunner(['run', TASK, ...params], env());
+    expect(first.code, first.stdout).toBe(0);
+    expect(first.result?.summary).toMatchObject({ sent: 0, partially_sent: 2, recipients_refused: 4, failed_attempts: 2, dead_lettered: 2, queued_remaining: 2 });
+    expect(smtp.received.map((m) => [m.messageId, m.to])).toEqual([
+      ['<pair-1@bgtask.example>', ['ok-a@example.org']],
+      ['<pair-2@bgtask.example>', ['ok-b@example.org']],
+    ]);
+    const dead = (await redis.lrange(`${Q}:dead`, 0, -1)).map((d) => JSON.parse(d) as { item: string; error: string; attempts: number });
+    const deadTo = dead.map((d) => JSON.parse(d.item) as { id: string; resend: { to: string[] } });
+    expect(deadTo.map((d) => [d.id, d.resend.to]).sort()).toEqual([['both-3', ['gone-c@example.org']], ['pair-2', ['gone-b@example.org']]]);
+    for (const d of dead) expect(d.error).toMatch(/^gone-.@example\.org: .*550.*no such user here/);
+
+    // The server takes them now: only the deferred recipients get the message, under its Message-ID.
+    smtp.received.length = 0;
+    smtp.behaviour = {};
+    const second = await runRunner(['run', TASK, ...params], env());
+    expect(second.code, second.stdout).toBe(0);
+    expect(second.result?.summary).toMatchObject({ sent: 2, partially_sent: 0, dead_lettered: 0, queued_remaining: 0 });
+    expect(smtp.received.map((m) => [m.messageId, m.to]).sort()).toEqual([
+      ['<both-3@bgtask.example>', ['full-c@example.org']],
+      ['<pair-1@bgtask.example>', ['full-a@example.org']],
+    ]);
+    // The headers are the original message's: both addressees, as the first copy showed them.
+    expect(smtp.received.find((m) => m.messageId === '<pair-1@bgtask.example>')!.raw).toMatch(/^To: ok-a@example\.org, full-a@example\.org$/m);
+    expect(await redis.llen(`${Q}:processing`)).toBe(0);
+    expect(await redis.hlen(`${Q}:attempts`)).toBe(0);
+    const third = await runRunner(['run', TASK, ...params], env());
+    expect(third.result?.summary).toMatchObject({ sent: 0, queued_remaining: 0 });
+  });
+
   it('when SMTP is down, keeps every item queued in order and exits 1', async () => {
     const items = ids(12).map((id) => mail(id));
     await enqueue(...items);

@@ -118,6 +118,26 @@ describe(TASK, () => {
     expect(rows).toEqual([{ status: 'sent', attempts: 2 }]);
   });
 
+  it('records a 5xx refusal for good: not sent again on a retry, and not failing the run', async () => {
+    const refusals: string[] = [];
+    smtp.behaviour = {
+      refuseRecipient: (a) => (a === 'bob@example.org' ? (refusals.push(a), { code: 550, message: 'no such user here' }) : undefined),
+    };
+    const first = await runRunner(['run', TASK], env());
+    expect(first.code, first.stdout).toBe(0);
+    expect(first.result?.summary).toMatchObject({ summaries_sent: 1, summaries_refused: 1, summaries_failed: 0 });
+    expect(first.result?.message).toMatch(new RegExp(`^sent 1 daily summary \\(or had sent them already\\); refused for good by the mail server, not retried: user ${bob}: .*550 no such user here`));
+    const { rows } = await db.query('SELECT status, attempts, last_error FROM daily_summary_deliveries WHERE user_id = $1', [bob]);
+    expect(rows).toEqual([{ status: 'refused', attempts: 1, last_error: expect.stringContaining('550 no such user here') }]);
+
+    // A retry (or the next run that day) leaves it alone: the server would answer the same.
+    const retry = await runRunner(['run', TASK], { ...env(), BGTASK_TRIGGER: 'Retry', BGTASK_ATTEMPT: '2' });
+    expect(retry.code, retry.stdout).toBe(0);
+    expect(retry.result?.summary).toMatchObject({ summaries_sent: 0, already_sent: 1, refused_earlier: 1, claimed_elsewhere: 0 });
+    expect(refusals).toEqual(['bob@example.org']);
+    expect(smtp.received.map((m) => m.to[0])).toEqual(['ada@example.org']);
+  });
+
   it("fails while another run's claim is fresh (it may have died mid-send), and takes the claim over once it is old", async () => {
     const date = await localDate(ada);
     await db.query("INSERT INTO daily_summary_deliveries (user_id, summary_date, status, message_id, claimed_at) VALUES ($1, $2, 'sending', 'x', now() - interval '5 minutes')", [ada, date]);

@@ -242,6 +242,70 @@ describe('file.backup-user-data / file.restore-user-data', () => {
     }
   });
 
+  /** A copy of the first archive with its users rows changed by `edit`, checksums and sidecar made to match. */
+  async function archiveWithUsers(tag: string, edit: (row: Record<string, unknown>) => Record<string, unknown>, migrations?: (m: string[]) => string[]): Promise<string> {
+    const crafted = archive!.replace('backup-1', tag);
+    const unpacked = mkdtempSync(join(base, 'unpacked-'));
+    try {
+      await extract({ file: join(backups, archive!), cwd: unpacked });
+      const usersFile = join(unpacked, 'db/users.jsonl');
+      const text = readFileSync(usersFile, 'utf8').split('\n').filter(Boolean).map((l) => `${JSON.stringify(edit(JSON.parse(l)))}\n`).join('');
+      writeFileSync(usersFile, text);
+      const manifest = JSON.parse(readFileSync(join(unpacked, 'manifest.json'), 'utf8'));
+      manifest.tables.find((t: { table: string }) => t.table === 'users').sha256 = createHash('sha256').update(text).digest('hex');
+      if (migrations) manifest.migrations = migrations(manifest.migrations);
+      writeFileSync(join(unpacked, 'manifest.json'), JSON.stringify(manifest));
+      await create({ gzip: true, file: join(backups, crafted), cwd: unpacked }, readdirSync(unpacked));
+      writeFileSync(join(backups, `${crafted}.sha256`), `${createHash('sha256').update(readFileSync(join(backups, crafted))).digest('hex')}  ${crafted}\n`);
+      return crafted;
+    } finally {
+      rmSync(unpacked, { recursive: true, force: true });
+    }
+  }
+  const removeArchive = (name: string) => {
+    rmSync(join(backups, name), { force: true });
+    rmSync(join(backups, `${name}.sha256`), { force: true });
+  };
+
+  it('restores an archive from before a NOT NULL DEFAULT column was added: the column gets its default', async () => {
+    const targetUrl = await migrated(await freshDatabase(inject('pgUrl'), 'tasks_backup_older'));
+    const target = testPool(targetUrl);
+    // As written before 0010_daily_summary: users rows without daily_summary_opt_in.
+    const older = await archiveWithUsers('backup-older', ({ daily_summary_opt_in: _dropped, ...row }) => row, (m) => m.filter((n) => !n.startsWith('0010') && !n.startsWith('0011')));
+    try {
+      const exit = await runRunner(['run', 'file.restore-user-data', '--params', JSON.stringify({ archive: older })], env(targetUrl, join(base, 'restored-older')));
+      expect(exit.code, exit.stdout).toBe(0);
+      const { rows } = await target.query('SELECT email, display_name, daily_summary_opt_in FROM users ORDER BY id');
+      expect(rows).toEqual([
+        { email: 'ada@example.org', display_name: 'Ada', daily_summary_opt_in: false },
+        { email: 'bob@example.org', display_name: null, daily_summary_opt_in: false },
+      ]);
+      for (const table of TABLES.filter((t) => t !== 'users')) expect(await tableRows(target, table), table).toEqual(await tableRows(source, table));
+    } finally {
+      removeArchive(older);
+      await target.end();
+    }
+  });
+
+  it('refuses, before writing anything, an archive holding columns the database lacks (a newer schema), naming them', async () => {
+    const targetUrl = await migrated(await freshDatabase(inject('pgUrl'), 'tasks_backup_newer'));
+    const target = testPool(targetUrl);
+    const newer = await archiveWithUsers('backup-newer', (row) => ({ ...row, nickname: 'Ace', locale: 'de' }), (m) => [...m, '0099_user_nicknames']);
+    const restored = join(base, 'restored-newer');
+    try {
+      const exit = await runRunner(['run', 'file.restore-user-data', '--params', JSON.stringify({ archive: newer })], env(targetUrl, restored));
+      expect(exit.code, exit.stdout).toBe(2);
+      expect(exit.result?.message).toBe(
+        `archive ${newer} holds columns this database lacks, whose values a restore would lose: users (nickname, locale); it was written after migrations this database has not applied: 0099_user_nicknames`,
+      );
+      expect((await target.query('SELECT 1 FROM users')).rowCount).toBe(0);
+      expect(existsSync(restored)).toBe(false);
+    } finally {
+      removeArchive(newer);
+      await target.end();
+    }
+  });
+
   it("removes what killed runs left (staging copies, half-written sidecars) once older than any live run, and nothing younger", async () => {
     const weekAndADay = new Date(Date.now() - 8 * 24 * 3600 * 1000);
     const plant = (name: string, dir: boolean, old: boolean) => {
@@ -294,6 +358,36 @@ describe('file.backup-user-data / file.restore-user-data', () => {
     rmSync(finishing);
     expect(archives().map((a) => /-(backup-\d)\.tar\.gz$/.exec(a)?.[1])).toEqual(['backup-3', 'backup-4', 'backup-5']);
     expect(readdirSync(backups).filter((f) => f.endsWith('.sha256'))).toHaveLength(3);
+  });
+
+  // Several batches: a table an exact multiple of batchRows (200 notifications), one not (130
+  // users), the rest a single short batch; each read whole and in key order.
+  it('reads tables larger than a batch whole and in key order', async () => {
+    const bigUrl = await migrated(await freshDatabase(inject('pgUrl'), 'tasks_backup_big'));
+    const big = testPool(bigUrl);
+    const bigBackups = join(base, 'backups-big');
+    try {
+      await big.query("INSERT INTO users (email, display_name) SELECT 'u' || i || '@example.org', 'User ' || i FROM generate_series(1, 130) i");
+      await big.query("INSERT INTO notifications (user_id, channel, title) SELECT 1 + i % 130, 'email', 'n' || i FROM generate_series(1, 200) i");
+      // Ids out of insertion order: the dump follows the key, not the heap.
+      await big.query("UPDATE users SET display_name = 'moved' WHERE id % 7 = 0");
+      const exit = await runRunner(['run', 'file.backup-user-data', '--params', '{"batchRows":100}'], { ...env(bigUrl), BGTASK_BACKUP_DIR: bigBackups, BGTASK_RUN_ID: 'backup-big' });
+      expect(exit.code, exit.stdout).toBe(0);
+      expect(exit.result?.summary).toMatchObject({ rows: 330 });
+      const unpacked = mkdtempSync(join(base, 'unpacked-'));
+      try {
+        await extract({ file: exit.result!.summary!.backup_location as string, cwd: unpacked });
+        for (const table of ['users', 'notifications']) {
+          const { rows } = await big.query<{ j: string }>(`SELECT row_to_json(t)::text AS j FROM ${table} t ORDER BY id`);
+          expect(readFileSync(join(unpacked, `db/${table}.jsonl`), 'utf8'), table).toBe(rows.map((r) => `${r.j}\n`).join(''));
+        }
+      } finally {
+        rmSync(unpacked, { recursive: true, force: true });
+      }
+    } finally {
+      rmSync(bigBackups, { recursive: true, force: true });
+      await big.end();
+    }
   });
 
   it('refuses a backup directory outside BGTASK_FILE_ROOTS (exit 2)', async () => {

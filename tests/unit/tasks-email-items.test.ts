@@ -1,7 +1,7 @@
 // Queue items and SMTP failures as email.process-queue sorts them.
 import { describe, expect, it } from 'vitest';
-import { classifyFailure } from '../../task-runner/services/smtp.ts';
-import { messageIdFor, parseMailItem } from '../../task-runner/tasks/email/mail-item.ts';
+import { classifyFailure, refusedRecipients } from '../../task-runner/services/smtp.ts';
+import { handledKey, messageIdFor, parseMailItem } from '../../task-runner/tasks/email/mail-item.ts';
 
 describe('parseMailItem', () => {
   it('accepts a well-formed item', () => {
@@ -17,6 +17,14 @@ describe('parseMailItem', () => {
   ])('refuses %s', (_what, raw, problem) => {
     const parsed = parseMailItem(raw);
     expect('problem' in parsed && parsed.problem).toMatch(problem);
+  });
+  it('keeps the recipients left to resend, and records a resend part under its own key', () => {
+    const parsed = parseMailItem(JSON.stringify({ id: 'n-1', to: ['a@x.org', 'b@x.org'], subject: 'Hi', text: 't', resend: { part: 2, to: ['b@x.org'] } }));
+    expect('item' in parsed && parsed.item.resend).toEqual({ part: 2, to: ['b@x.org'] });
+    expect('item' in parsed && handledKey(parsed.item)).toBe('n-1#2');
+    expect(handledKey({ id: 'n-1', to: 'a@x.org', subject: 'Hi', text: 't' })).toBe('n-1');
+    const empty = parseMailItem(JSON.stringify({ id: 'n-1', to: 'a@x.org', subject: 'Hi', text: 't', resend: { part: 1, to: [] } }));
+    expect('problem' in empty && empty.problem).toMatch(/^resend\.to: /);
   });
   it('derives the Message-ID from the id', () => {
     expect(messageIdFor('n-1', 'example.org')).toBe('<n-1@example.org>');
@@ -34,5 +42,14 @@ describe('classifyFailure', () => {
     [{ code: 'EMESSAGE' }, 'permanent'],
   ])('%o is %s', (err, kind) => {
     expect(classifyFailure(Object.assign(new Error('x'), err))).toBe(kind);
+  });
+});
+
+describe('refusedRecipients', () => {
+  it("reads nodemailer's rejectedErrors, from a result or an error", () => {
+    const full = Object.assign(new Error('Recipient command failed: 452 mailbox full'), { code: 'EENVELOPE', responseCode: 452, recipient: 'b@x.org' });
+    expect(refusedRecipients({ accepted: ['a@x.org'], rejected: ['b@x.org'], rejectedErrors: [full] })).toEqual([{ address: 'b@x.org', error: full }]);
+    expect(refusedRecipients(Object.assign(new Error('all refused'), { rejectedErrors: [full] }))).toEqual([{ address: 'b@x.org', error: full }]);
+    expect(refusedRecipients({ accepted: ['a@x.org'], rejected: [] })).toEqual([]);
   });
 });

@@ -34,10 +34,17 @@ const CLAIM = `
   RETURNING t.id, t.user_id, t.title, t.description, t.task_type, t.schedule_type, t.schedule_config,
             t.cron_expression, t.timezone, t.next_run_at`;
 
-// Back to due, untouched otherwise: the next run takes it again.
+// Back to due, untouched otherwise: the next run takes it again. A status the application set
+// while the task was claimed (paused, cancelled) is the user's choice and stays.
 const RELEASE = `
-  UPDATE ai_tasks SET status = 'active', claimed_by = NULL, claimed_at = NULL, updated_at = now(), last_error = $3
+  UPDATE ai_tasks SET status = CASE WHEN status = 'running' THEN 'active' ELSE status END,
+                      claimed_by = NULL, claimed_at = NULL, updated_at = now(), last_error = $3
   WHERE id = $1 AND claimed_by = $2`;
+
+// Our claim, locked until the result is stored: 'running' means the task is still ours to finish;
+// any other status the application set while the LLM answered, and the updates below keep it.
+// No row: the claim was lost (the lease ran out and another run took the task).
+const CLAIM_STATUS = 'SELECT status FROM ai_tasks WHERE id = $1 AND claimed_by = $2 FOR UPDATE';
 
 const SYSTEM_PROMPT =
   'You are a personal assistant carrying out a task the user scheduled. Answer with the result the user should read, concisely.';
@@ -91,6 +98,13 @@ export default defineTask({
     const failures: string[] = [];
     let claimedTotal = 0;
 
+    // The user paused or cancelled the task while this run worked on it: the run's result is kept
+    // (ai_task_results), but the task is neither rescheduled nor announced (no notification).
+    const keptStatus = (task: ClaimedTask, status: string) => {
+      ctx.count('status_changed_while_running');
+      ctx.log.info({ aiTask: task.id, status }, 'task changed while it ran; its status is kept');
+    };
+
     const release = async (task: ClaimedTask, reason: string | null) => {
       await ctx.db.query(RELEASE, [task.id, runId, reason]);
       ctx.count('tasks_left_due');
@@ -99,21 +113,25 @@ export default defineTask({
     const fail = async (task: ClaimedTask, err: unknown) => {
       const message = describeError(err);
       await withTransaction(ctx.db, async (client) => {
-        const { rowCount } = await client.query(
-          `UPDATE ai_tasks SET status = 'failed', last_error = $3, last_run_at = $4, claimed_by = NULL, claimed_at = NULL, updated_at = $4
+        const { rows } = await client.query<{ status: string }>(CLAIM_STATUS, [task.id, runId]);
+        const status = rows[0]?.status;
+        if (status === undefined) return;
+        const stillOurs = status === 'running';
+        await client.query(
+          `UPDATE ai_tasks SET status = CASE WHEN status = 'running' THEN 'failed' ELSE status END,
+                              last_error = $3, last_run_at = $4, claimed_by = NULL, claimed_at = NULL, updated_at = $4
            WHERE id = $1 AND claimed_by = $2`,
           [task.id, runId, message, ctx.clock.now()],
         );
-        if (rowCount === 1) {
-          await client.query(
-            `INSERT INTO ai_task_results (ai_task_id, user_id, run_id, status, error, model, scheduled_for) VALUES ($1, $2, $3, 'failed', $4, $5, $6)`,
-            [task.id, task.user_id, runId, message, model, task.next_run_at],
-          );
-          await client.query(
-            'INSERT INTO notifications (user_id, ai_task_id, channel, title, body) VALUES ($1, $2, $3, $4, $5)',
-            [task.user_id, task.id, notificationChannel, `Task failed: ${task.title}`, message],
-          );
-        }
+        await client.query(
+          `INSERT INTO ai_task_results (ai_task_id, user_id, run_id, status, error, model, scheduled_for) VALUES ($1, $2, $3, 'failed', $4, $5, $6)`,
+          [task.id, task.user_id, runId, message, model, task.next_run_at],
+        );
+        if (!stillOurs) return keptStatus(task, status);
+        await client.query(
+          'INSERT INTO notifications (user_id, ai_task_id, channel, title, body) VALUES ($1, $2, $3, $4, $5)',
+          [task.user_id, task.id, notificationChannel, `Task failed: ${task.title}`, message],
+        );
       }, { log: ctx.log });
       ctx.count('tasks_failed');
       failures.push(`${task.id} (${task.title}): ${message}`);
@@ -153,21 +171,29 @@ export default defineTask({
       }
       const now = ctx.clock.now();
       const stored = await withTransaction(ctx.db, async (client) => {
-        const { rowCount } = await client.query(
+        const { rows } = await client.query<{ status: string }>(CLAIM_STATUS, [task.id, runId]);
+        const status = rows[0]?.status;
+        // The lease ran out and another run took the task: its result is the one kept. Nothing
+        // was written, so ending the transaction here stores nothing.
+        if (status === undefined) return false;
+        const stillOurs = status === 'running';
+        await client.query(
           `UPDATE ai_tasks
-           SET status = $3, next_run_at = $4, last_run_at = $5, run_count = run_count + 1, last_error = NULL,
-               claimed_by = NULL, claimed_at = NULL, updated_at = $5
+           SET status = CASE WHEN status = 'running' THEN $3 ELSE status END,
+               next_run_at = CASE WHEN status = 'running' THEN $4::timestamptz ELSE next_run_at END,
+               last_run_at = $5, run_count = run_count + 1, last_error = NULL, claimed_by = NULL, claimed_at = NULL, updated_at = $5
            WHERE id = $1 AND claimed_by = $2`,
           [task.id, runId, next === null ? 'completed' : 'active', next, now],
         );
-        // The lease ran out and another run took the task: its result is the one kept. The UPDATE
-        // changed nothing, so ending the transaction here stores nothing.
-        if (rowCount !== 1) return false;
         await client.query(
           `INSERT INTO ai_task_results (ai_task_id, user_id, run_id, status, result, model, total_tokens, scheduled_for)
            VALUES ($1, $2, $3, 'succeeded', $4, $5, $6, $7)`,
           [task.id, task.user_id, runId, completion.text, completion.model, completion.totalTokens ?? null, task.next_run_at],
         );
+        if (!stillOurs) {
+          keptStatus(task, status);
+          return true;
+        }
         await client.query('INSERT INTO notifications (user_id, ai_task_id, channel, title, body) VALUES ($1, $2, $3, $4, $5)', [
           task.user_id,
           task.id,

@@ -19,6 +19,10 @@ export const mailItemSchema = z
     text: z.string().optional(),
     html: z.string().optional(),
     headers: z.record(z.string(), z.string()).optional(),
+    // Set by email.process-queue, never by producers: the recipients a server refused while it took
+    // the message for the others, as an item of their own. The same message (headers, Message-ID)
+    // goes to these envelope addresses only; `part` numbers such items of one id.
+    resend: z.strictObject({ part: z.int().min(1), to: z.array(z.string().min(3)).min(1) }).optional(),
   })
   .refine((m) => m.text !== undefined || m.html !== undefined, { message: 'needs text or html', path: ['text'] });
 
@@ -35,6 +39,11 @@ export function parseMailItem(raw: string): { item: MailItem } | { problem: stri
   const result = mailItemSchema.safeParse(json);
   if (!result.success) return { problem: result.error.issues.map((i) => `${i.path.join('.') || '(item)'}: ${i.message}`).join('; ') };
   return { item: result.data };
+}
+
+/** The queue's idempotency key: the id, or for a resend part the id and its part. */
+export function handledKey(item: MailItem): string {
+  return item.resend ? `${item.id}#${item.resend.part}` : item.id;
 }
 
 export function messageIdFor(id: string, domain: string): string {

@@ -2,6 +2,8 @@ import * as z from 'zod';
 import { describeError } from '../../errors.ts';
 import { defineTask } from '../../task.ts';
 import { countNoun } from '../../count-noun.ts';
+import type { RefusedRecipient } from '../../services/smtp.ts';
+import type { MailItem } from './mail-item.ts';
 
 export default defineTask({
   name: 'email.process-queue',
@@ -32,7 +34,7 @@ export default defineTask({
   async run(ctx) {
     const p = ctx.params;
     const env = ctx.requireSettings(['SMTP_URL']);
-    const [{ reliableQueue }, { openMailer, classifyFailure }, { parseMailItem, messageIdFor }] = await Promise.all([
+    const [{ reliableQueue }, { openMailer, classifyFailure, refusedRecipients }, { parseMailItem, messageIdFor, handledKey }] = await Promise.all([
       import('../../services/reliable-queue.ts'),
       import('../../services/smtp.ts'),
       import('./mail-item.ts'),
@@ -52,7 +54,7 @@ export default defineTask({
       return `dry run: ${countNoun(Math.min(queued, p.maxMessages), 'e-mail')} would be sent`;
     }
 
-    for (const key of ['sent', 'duplicates_skipped', 'failed_attempts', 'dead_lettered', 'released']) ctx.count(key, 0);
+    for (const key of ['sent', 'partially_sent', 'recipients_refused', 'duplicates_skipped', 'failed_attempts', 'dead_lettered', 'released']) ctx.count(key, 0);
     const reclaimed = await queue.reclaimExpired();
     ctx.set('reclaimed', reclaimed.requeued);
     ctx.count('dead_lettered', reclaimed.dead);
@@ -105,6 +107,31 @@ export default defineTask({
       return buffer.shift();
     };
 
+    // Some recipients refused, others not (taken, or refused for now): the item is acked, so what
+    // was delivered is never sent again, and its refused recipients are handled as a refused
+    // single-recipient item is: those refused for now (4xx) go back to the queue as an item of
+    // their own, retried by a later run; those refused for good (5xx) to the dead letters with the
+    // server's reply.
+    const settleRefused = async (raw: string, item: MailItem, refused: RefusedRecipient[]) => {
+      const permanent = refused.filter((r) => classifyFailure(r.error) === 'permanent');
+      const deferred = refused.filter((r) => !permanent.includes(r));
+      const part = (item.resend?.part ?? 0) + 1;
+      const partOf = (recipients: RefusedRecipient[]) =>
+        recipients.length === 0
+          ? undefined
+          : {
+              item: JSON.stringify({ ...item, resend: { part, to: recipients.map((r) => r.address) } }),
+              error: recipients.map((r) => `${r.address}: ${describeError(r.error)}`).join('; '),
+            };
+      const retry = partOf(deferred);
+      const outcome = await queue.ackPartial(raw, handledKey(item), { retry, dead: partOf(permanent) });
+      if (outcome === 'requeued') refusedThisRun.add(retry!.item);
+      ctx.count('recipients_refused', refused.length);
+      ctx.count('failed_attempts', outcome === 'requeued' ? 1 : 0);
+      ctx.count('dead_lettered', (outcome === 'dead' ? 1 : 0) + (permanent.length > 0 ? 1 : 0));
+      ctx.log.warn({ id: item.id, part, deferred: deferred.map((r) => r.address), refused: permanent.map((r) => r.address), outcome }, 'recipients refused');
+    };
+
     const handle = async (raw: string) => {
       const parsed = parseMailItem(raw);
       if ('problem' in parsed) {
@@ -114,17 +141,18 @@ export default defineTask({
         return;
       }
       const { item } = parsed;
-      if (await queue.wasHandled(item.id)) {
+      const key = handledKey(item);
+      if (await queue.wasHandled(key)) {
         // Sent by a run that died before its ack, or enqueued twice: acknowledged, not sent again.
-        await queue.ack(raw, item.id);
+        await queue.ack(raw, key);
         ctx.count('duplicates_skipped');
         return;
       }
-      if (startedIds.has(item.id)) {
+      if (startedIds.has(key)) {
         toRelease.push(raw);
         return;
       }
-      startedIds.add(item.id);
+      startedIds.add(key);
       const from = item.from ?? defaultFrom;
       if (!from) {
         await queue.fail(raw, 'no sender: the item names none and neither the from param nor EMAIL_FROM is set', true);
@@ -132,8 +160,10 @@ export default defineTask({
         return;
       }
       const domain = p.messageIdDomain ?? from.replace(/>$/, '').split('@').pop() ?? 'localhost';
+      const { id, resend, ...mail } = item;
+      let refused: RefusedRecipient[];
       try {
-        await mailer.send({ ...item, from, messageId: messageIdFor(item.id, domain) });
+        ({ refused } = await mailer.send({ ...mail, from, messageId: messageIdFor(id, domain), envelopeTo: resend?.to }));
       } catch (err) {
         const kind = classifyFailure(err);
         if (cut || kind === 'unavailable') {
@@ -141,13 +171,21 @@ export default defineTask({
           toRelease.push(raw);
           return;
         }
+        // Every recipient refused, some for now and some for good: each kind goes its own way.
+        const everyRefusal = refusedRecipients(err);
+        const kinds = new Set(everyRefusal.map((r) => classifyFailure(r.error) === 'permanent'));
+        if (kinds.size > 1) return settleRefused(raw, item, everyRefusal);
         const outcome = await queue.fail(raw, describeError(err), kind === 'permanent');
         if (outcome === 'requeued') refusedThisRun.add(raw);
         ctx.count(outcome === 'dead' ? 'dead_lettered' : 'failed_attempts');
         ctx.log.warn({ id: item.id, kind, outcome, err }, 'e-mail refused');
         return;
       }
-      await queue.ack(raw, item.id);
+      if (refused.length > 0) {
+        ctx.count('partially_sent');
+        return settleRefused(raw, item, refused);
+      }
+      await queue.ack(raw, key);
       ctx.count('sent');
       sent++;
     };

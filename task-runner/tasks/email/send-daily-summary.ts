@@ -12,7 +12,8 @@ interface Recipient {
 
 const TIMEOUT_SECONDS = 900;
 
-// The (user, day) claim: new, or a failed attempt, or a 'sending' claim from a run that died.
+// The (user, day) claim: new, or a failed attempt, or a 'sending' claim from a run that died. Not
+// one the server refused for good ('refused'): sent again, it would be refused again.
 const CLAIM = `
   INSERT INTO daily_summary_deliveries AS d (user_id, summary_date, status, message_id, claimed_at)
   VALUES ($1, $2, 'sending', $3, $4)
@@ -48,12 +49,16 @@ export default defineTask({
     if (!from) throw new InvalidInputError('invalid configuration: email.send-daily-summary needs a sender: the from param or EMAIL_FROM');
     const domain = from.replace(/>$/, '').split('@').pop()!;
     const { rows: users } = await ctx.db.query<Recipient>('SELECT id, email, display_name, timezone FROM users WHERE daily_summary_opt_in ORDER BY id');
-    for (const key of ['summaries_sent', 'already_sent', 'summaries_failed', 'claimed_elsewhere']) ctx.count(key, 0);
+    for (const key of ['summaries_sent', 'already_sent', 'summaries_refused', 'refused_earlier', 'summaries_failed', 'claimed_elsewhere']) ctx.count(key, 0);
     ctx.set('users', users.length);
     if (ctx.dryRun) return `dry run: up to ${countNoun(users.length, 'summary', 'summaries')} would be sent`;
 
     const mailer = await openMailer(env.SMTP_URL, { pool: true, maxConnections: p.maxConnections, timeoutMs: p.smtpTimeoutSeconds * 1000 });
     const failures: string[] = [];
+    // Refused for good by the server: recorded, not retried, and no reason to fail the run (a
+    // retry could not change the answer); the summary and the message name them.
+    const refused: string[] = [];
+    let refusedEarlier = 0;
     // Users whose summary another run claimed less than TIMEOUT_SECONDS ago: sending it now, or
     // dead (killed mid-send). Not done until it says so: this run fails, and a retry after the
     // claim's timeout takes it over.
@@ -76,6 +81,9 @@ export default defineTask({
           const { rows } = await ctx.db.query<{ status: string }>('SELECT status FROM daily_summary_deliveries WHERE user_id = $1 AND summary_date = $2', [user.id, date]);
           if (rows[0]?.status === 'sent') {
             ctx.count('already_sent');
+          } else if (rows[0]?.status === 'refused') {
+            ctx.count('refused_earlier');
+            refusedEarlier++;
           } else {
             ctx.count('claimed_elsewhere');
             elsewhere.push(user.id);
@@ -112,11 +120,18 @@ export default defineTask({
           await mailer.send({ messageId, from, to: user.email, subject, text });
         } catch (err) {
           const message = describeError(err);
-          await ctx.db.query("UPDATE daily_summary_deliveries SET status = 'failed', last_error = $3 WHERE user_id = $1 AND summary_date = $2", [user.id, date, message]);
-          if (classifyFailure(err) === 'unavailable') unavailable = err;
+          const kind = classifyFailure(err);
+          const status = kind === 'permanent' ? 'refused' : 'failed';
+          await ctx.db.query('UPDATE daily_summary_deliveries SET status = $3, last_error = $4 WHERE user_id = $1 AND summary_date = $2', [user.id, date, status, message]);
+          ctx.log.warn({ user: user.id, kind, err }, 'daily summary not sent');
+          if (kind === 'permanent') {
+            refused.push(`user ${user.id}: ${message}`);
+            ctx.count('summaries_refused');
+            continue;
+          }
+          if (kind === 'unavailable') unavailable = err;
           failures.push(`user ${user.id}: ${message}`);
           ctx.count('summaries_failed');
-          ctx.log.warn({ user: user.id, err }, 'daily summary not sent');
           continue;
         }
         await ctx.db.query("UPDATE daily_summary_deliveries SET status = 'sent', sent_at = $3 WHERE user_id = $1 AND summary_date = $2", [user.id, date, ctx.clock.now()]);
@@ -130,6 +145,7 @@ export default defineTask({
     if (elsewhere.length > 0) {
       throw new Error(`the daily summaries of users ${elsewhere.join(', ')} are claimed by another run, which may have died; a retry takes them over once the claim is ${TIMEOUT_SECONDS / 60} minutes old`);
     }
-    return `sent ${countNoun(users.length, 'daily summary', 'daily summaries')} (or had sent them already)`;
+    const sentAll = `sent ${countNoun(users.length - refused.length - refusedEarlier, 'daily summary', 'daily summaries')} (or had sent them already)`;
+    return refused.length === 0 ? sentAll : `${sentAll}; refused for good by the mail server, not retried: ${refused.join('; ')}`;
   },
 });

@@ -2,6 +2,34 @@ import * as z from 'zod';
 import { InvalidInputError } from '../../errors.ts';
 import { defineTask } from '../../task.ts';
 import { countNoun } from '../../count-noun.ts';
+import type { Pool } from 'pg';
+import type { Manifest } from './user-data-archive.ts';
+
+/**
+ * Refuses an archive with columns the database's tables lack (an archive from a newer schema):
+ * their values would be dropped. Named per table, with the archive's migrations this database
+ * has not applied, when it knows them.
+ */
+async function refuseUnknownColumns(db: Pool, name: string, manifest: Manifest, columns: Map<string, string[]>): Promise<void> {
+  const { rows } = await db.query<{ table_name: string; column_name: string }>(
+    'SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = ANY($1)',
+    [[...columns.keys()]],
+  );
+  const unknown: string[] = [];
+  for (const [table, archived] of columns) {
+    const known = new Set(rows.filter((r) => r.table_name === table).map((r) => r.column_name));
+    const missing = archived.filter((c) => !known.has(c));
+    if (missing.length > 0) unknown.push(`${table} (${missing.join(', ')})`);
+  }
+  if (unknown.length === 0) return;
+  const { rows: applied } = await db.query<{ name: string }>('SELECT name FROM pgmigrations');
+  const appliedNames = new Set(applied.map((r) => r.name));
+  const newer = manifest.migrations.filter((m) => !appliedNames.has(m));
+  throw new InvalidInputError(
+    `archive ${name} holds columns this database lacks, whose values a restore would lose: ${unknown.join('; ')}` +
+      (newer.length > 0 ? `; it was written after migrations this database has not applied: ${newer.join(', ')}` : ''),
+  );
+}
 
 export default defineTask({
   name: 'file.restore-user-data',
@@ -75,7 +103,7 @@ export default defineTask({
         },
       });
       if (refused.length > 0) throw new InvalidInputError(`archive ${name} holds entries that are not files or directories: ${refused.join(', ')}`);
-      const manifest = JSON.parse(await fs.readFile(path.join(staging, 'manifest.json'), 'utf8')) as import('./user-data-archive.ts').Manifest;
+      const manifest = JSON.parse(await fs.readFile(path.join(staging, 'manifest.json'), 'utf8')) as Manifest;
       if (manifest.format !== archive.FORMAT || manifest.version !== archive.FORMAT_VERSION) {
         throw new InvalidInputError(`archive ${name} is format ${manifest.format} v${manifest.version}, not ${archive.FORMAT} v${archive.FORMAT_VERSION}`);
       }
@@ -95,11 +123,18 @@ export default defineTask({
         if (digest !== member.sha256) throw new InvalidInputError(`checksum mismatch inside ${name}: ${member.path} has sha256 ${digest}, the manifest says ${member.sha256}`);
       }
       // Everything the rows step would refuse, refused before anything is written.
+      const columns = new Map<string, string[]>();
       for (const { table, file: member, rows } of manifest.tables) {
         if (!archive.USER_TABLES.some((t) => t.table === table)) throw new InvalidInputError(`archive ${name} holds an unknown table ${table}`);
         const lines = await archive.countLines(path.join(staging, member));
         if (lines !== rows) throw new InvalidInputError(`${member} holds ${lines} rows, the manifest says ${rows}`);
+        try {
+          columns.set(table, await archive.dumpColumns(path.join(staging, member)));
+        } catch (err) {
+          throw new InvalidInputError(`archive ${name}: ${(err as Error).message}`, { cause: err });
+        }
       }
+      await refuseUnknownColumns(ctx.db, name, manifest, columns);
 
       // The target must be empty, or hold only what an interrupted restore of this archive left.
       if (dataRoot!.real) {
@@ -133,8 +168,12 @@ export default defineTask({
           // Line by line, a batch at a time: a table need not fit in memory (or in one string).
           let count = 0;
           let batch: string[] = [];
+          // Only the archive's columns: a column it lacks (added by a later migration) gets its DEFAULT.
+          const list = columns.get(table)!.map((c) => client.escapeIdentifier(c)).join(', ');
           const insert = async () => {
-            await client.query(`INSERT INTO ${table} OVERRIDING SYSTEM VALUE SELECT * FROM json_populate_recordset(NULL::${table}, $1::json)`, [`[${batch.join(',')}]`]);
+            await client.query(`INSERT INTO ${table} (${list}) OVERRIDING SYSTEM VALUE SELECT ${list} FROM json_populate_recordset(NULL::${table}, $1::json)`, [
+              `[${batch.join(',')}]`,
+            ]);
             batch = [];
           };
           for await (const line of createInterface({ input: createReadStream(path.join(staging, member)), crlfDelay: Infinity })) {

@@ -8,7 +8,8 @@ import { once } from 'node:events';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { finished } from 'node:stream/promises';
 import { lstat, readdir, rm, stat } from 'node:fs/promises';
-import { join, relative } from 'node:path';
+import { basename, join, relative } from 'node:path';
+import { createInterface } from 'node:readline';
 
 export const FORMAT = 'bgtask-user-data';
 export const FORMAT_VERSION = 1;
@@ -89,6 +90,28 @@ export async function countLines(path: string): Promise<number> {
     for (let i = (chunk as Buffer).indexOf(10); i !== -1; i = (chunk as Buffer).indexOf(10, i + 1)) lines++;
   }
   return lines;
+}
+
+/**
+ * The columns a table dump holds: every key of its rows, in the order first seen. A line that is
+ * not a JSON object is an error naming the file and line.
+ */
+export async function dumpColumns(path: string): Promise<string[]> {
+  const columns = new Set<string>();
+  let line = 0;
+  for await (const text of createInterface({ input: createReadStream(path), crlfDelay: Infinity })) {
+    line++;
+    if (!text) continue;
+    let row: unknown;
+    try {
+      row = JSON.parse(text);
+    } catch (err) {
+      throw new Error(`${basename(path)} line ${line} is not JSON`, { cause: err });
+    }
+    if (typeof row !== 'object' || row === null || Array.isArray(row)) throw new Error(`${basename(path)} line ${line} is not a JSON object`);
+    for (const key of Object.keys(row)) columns.add(key);
+  }
+  return [...columns];
 }
 
 /** `<hex>  <name>` as sha256sum writes it, so `sha256sum -c` checks the archive too. */
