@@ -19,6 +19,7 @@
 import { FAMILIES, KIND as TASK_KIND, type Family } from '../../crds/schema.ts';
 import { Applier, desiredHash } from '../kube/apply.ts';
 import { IncompleteReconcileError, causedBy, describeError } from '../kube/errors.ts';
+import { jsonEqual } from '../kube/json.ts';
 import { WritesFencedError } from '../kube/raw-api.ts';
 import { splitKey } from '../kube/keys.ts';
 import { FamilyAdmission, isFinished, mayTakeSlot } from './admission.ts';
@@ -146,10 +147,15 @@ export function createReconciler(deps: ReconcileDeps): (key: string) => Promise<
     // 5. Run-now and retries.
     const recorded = recordedLastRun(task);
     const runs = runsOf(own, podsOf, recorded);
+    let statusBase: Task = task;
     const newest = newestRun(runs, recorded);
     let retryDueAt: number | undefined;
     if (validation.ok && desired) {
-      await startRunNow(task, validation, desired).catch((err: unknown) => failed(failures, task, err, 'RunNowFailed', 'starting the run-now Job failed'));
+      const annotated = await startRunNow(task, validation, desired).catch((err: unknown) => failed(failures, task, err, 'RunNowFailed', 'starting the run-now Job failed'));
+      // The token's annotation moved the task on: the status is written on top of that version
+      // (when nothing else changed), not refused as computed from a stale copy.
+      const version = annotated?.metadata?.resourceVersion;
+      if (version && jsonEqual(annotated.status, task.status)) statusBase = { ...task, metadata: { ...task.metadata, resourceVersion: version } };
       retryDueAt = await startDueRetry(task, validation, desired, runs, newest, now.getTime()).catch((err: unknown) => failed(failures, task, err, 'RetryFailed', 'starting the retry Job failed'));
     }
     if (task.spec.concurrencyPolicy === 'Replace') await replaceSuperseded(task, runs, failures);
@@ -174,7 +180,7 @@ export function createReconciler(deps: ReconcileDeps): (key: string) => Promise<
     // what the write made durable (runs counted) is acted on here, not in a reconcile after it.
     let current = task.status;
     try {
-      const statusWrite = await expectations.write('task', key, task.metadata.resourceVersion ?? ABSENT, now.getTime(), () => applier.patchStatus(task, statusMembers(status, recorded !== task.status?.lastRun)), (r) => r.object?.metadata?.resourceVersion);
+      const statusWrite = await expectations.write('task', key, statusBase.metadata.resourceVersion ?? ABSENT, now.getTime(), () => applier.patchStatus(statusBase, statusMembers(status, recorded !== task.status?.lastRun)), (r) => r.object?.metadata?.resourceVersion);
       again ||= statusWrite.again;
       current = statusWrite.result.object?.status ?? task.status;
       for (const run of folded) announceFinished(task, run, family);
@@ -301,9 +307,9 @@ export function createReconciler(deps: ReconcileDeps): (key: string) => Promise<
     return task && (task.spec.concurrencyPolicy ?? 'Forbid') === 'Forbid' ? `${task.metadata.namespace}/${task.metadata.name}` : undefined;
   }
 
-  async function startRunNow(task: Task, validation: Extract<Validation, { ok: true }>, desired: CronJob): Promise<void> {
+  async function startRunNow(task: Task, validation: Extract<Validation, { ok: true }>, desired: CronJob): Promise<Task | undefined> {
     const plan = planRunNow(task, validation.meta);
-    if (plan.kind === 'none') return;
+    if (plan.kind === 'none') return undefined;
     if (plan.kind === 'invalid') {
       events.record(task, 'Warning', 'InvalidRunNow', `run-now ${JSON.stringify(plan.token)} refused: ${plan.message}`, 'RunNow');
     } else {
@@ -312,7 +318,7 @@ export function createReconciler(deps: ReconcileDeps): (key: string) => Promise<
       if (created) events.record(task, 'Normal', 'RunRequested', `run ${plan.name} created for run-now ${JSON.stringify(plan.token)}`, 'RunNow');
     }
     // The Job exists (or the request is refused): remember the token so it is answered once.
-    await tasks.annotate(task, { [RUN_NOW_HANDLED_ANNOTATION]: plan.token }, fieldManager);
+    return tasks.annotate(task, { [RUN_NOW_HANDLED_ANNOTATION]: plan.token }, fieldManager);
   }
 
   async function startDueRetry(

@@ -24,8 +24,8 @@ export interface JobWrites {
 }
 
 export interface TaskWrites {
-  /** Sets (or with null removes) annotations of a task: metadata only, never its spec. */
-  annotate(task: Task, annotations: Record<string, string | null>, fieldManager: string): Promise<void>;
+  /** Sets (or with null removes) annotations of a task: metadata only, never its spec. Resolves to the task as written. */
+  annotate(task: Task, annotations: Record<string, string | null>, fieldManager: string): Promise<Task>;
 }
 
 function jobPath(job: Job): string {
@@ -87,7 +87,7 @@ export function taskWrites(raw: RawApi): TaskWrites {
       const name = task.metadata.name;
       if (!name) throw new Error('the BackgroundTask has no metadata.name');
       try {
-        await raw.request(HttpMethod.PATCH, objectPath(BACKGROUND_TASKS, task.metadata.namespace, name), {
+        return await raw.request<Task>(HttpMethod.PATCH, objectPath(BACKGROUND_TASKS, task.metadata.namespace, name), {
           body: { metadata: { annotations } },
           contentType: PatchStrategy.MergePatch,
           query: { fieldManager },

@@ -33,6 +33,8 @@ function world(
     families?: FamiliesConfig;
     runner?: Partial<RunnerSettings>;
     fail?: (method: string, path: string) => Error | undefined;
+    /** The apiserver's answer to a request, when the default echo will not do. */
+    respond?: (method: string, path: string) => unknown;
   } = {},
 ) {
   const tasks = new Store<Task & KubeObject>(TASK_INDEXERS);
@@ -49,6 +51,8 @@ function world(
     calls.push({ method, path, ...(o.body === undefined ? {} : { body: o.body }), ...(o.contentType ? { contentType: o.contentType } : {}) });
     const failure = opts.fail?.(method, path);
     if (failure) throw failure;
+    const answer = opts.respond?.(method, path);
+    if (answer !== undefined) return answer;
     const body = o.body as { metadata?: Record<string, unknown> } | undefined;
     if (/\/cronjobs(\/|$)/.test(path)) {
       // What a POST leaves: the operator's fields under an Update entry of its field manager.
@@ -492,6 +496,19 @@ describe('reconcile', () => {
     expect((create?.body as Job).spec?.template.metadata?.annotations).toMatchObject({ 'workers.personal-assistant.io/trigger': 'Manual', 'workers.personal-assistant.io/attempt': '1' });
     const annotate = w.calls.find((c) => c.path.endsWith('/backgroundtasks/digest'));
     expect(annotate?.body).toEqual({ metadata: { annotations: { 'workers.personal-assistant.io/run-now-handled': '1764324000' } } });
+  });
+
+  it('writes the status on top of the run-now annotation it just wrote, not from the copy before it', async () => {
+    const task = { ...makeTask({ annotations: { 'workers.personal-assistant.io/run-now': '1764324000' } }), status: { succeeded: 0 } } as Task;
+    task.metadata.resourceVersion = '41';
+    const annotated = (status: unknown) => ({ ...task, metadata: { ...task.metadata, resourceVersion: '42' }, status });
+    const w = world({ tasks: [task], respond: (method, path) => (method === 'PATCH' && path.endsWith('/backgroundtasks/digest') ? annotated(task.status) : undefined) });
+    await w.reconcile(KEY);
+    expect((w.statusPatch() as unknown as { metadata: { resourceVersion: string } }).metadata.resourceVersion).toBe('42');
+    // Someone else's status write came in between: the 409 (and a reconcile from the new copy) is right.
+    const raced = world({ tasks: [task], respond: (method, path) => (method === 'PATCH' && path.endsWith('/backgroundtasks/digest') ? annotated({ succeeded: 1 }) : undefined) });
+    await raced.reconcile(KEY);
+    expect((raced.statusPatch() as unknown as { metadata: { resourceVersion: string } }).metadata.resourceVersion).toBe('41');
   });
 
   it('lifts its finalizers when the task is gone, and lets the family\'s waiting runs in', async () => {
