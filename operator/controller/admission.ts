@@ -136,6 +136,13 @@ export class FamilyAdmission {
 
   constructor(private readonly deps: AdmissionDeps) {}
 
+  /** Whether this process admitted the Job lately, in any family: the cache may still show it suspended. */
+  admittedLately(uid: string | undefined): boolean {
+    if (!uid) return false;
+    for (const recent of this.recent.values()) if (recent.has(uid)) return true;
+    return false;
+  }
+
   /** Admits what the family has room for. Calls for one family run one after the other. */
   admit(family: Family, concurrency: number, mayRun: (job: Job) => boolean, exclusive?: (job: Job) => string | undefined): Promise<AdmissionOutcome> {
     const run = () => this.admitLocked(family, concurrency, mayRun, exclusive);

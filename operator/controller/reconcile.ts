@@ -298,7 +298,7 @@ export function createReconciler(deps: ReconcileDeps): (key: string) => Promise<
   function runningRunOf(task: Task): Job | undefined {
     if ((task.spec.concurrencyPolicy ?? 'Forbid') !== 'Forbid') return undefined;
     // One being deleted still runs until its pods are gone, and admission still counts it.
-    return ownJobsOf(task).find((j) => j.spec?.suspend !== true && !isFinished(j));
+    return ownJobsOf(task).find((j) => (j.spec?.suspend !== true || admission.admittedLately(j.metadata?.uid)) && !isFinished(j));
   }
 
   /** Runs of a task with concurrencyPolicy Forbid never overlap, its retries and run-now Jobs included. */

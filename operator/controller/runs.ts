@@ -37,7 +37,10 @@ export interface Run {
   admitted: boolean;
   deleting: boolean;
   hasFinalizer: boolean;
-  /** A pod of the run may still be running: one neither Succeeded nor Failed, a terminating one included. */
+  /**
+   * A pod of the Job may still be running: one it owns (not orphaned by a deletion with
+   * propagationPolicy Orphan) that is neither Succeeded nor Failed, a terminating one included.
+   */
   podsLive: boolean;
   result?: RunResult;
   /** The runner's report of this run: status.lastRun or the termination message. */
@@ -168,7 +171,7 @@ export function runOf(job: Job, pods: readonly Pod[], lastRun: LastRun | undefin
     admitted: !suspended || job.status?.startTime !== undefined || result !== undefined,
     deleting,
     hasFinalizer,
-    podsLive: pods.some((p) => p.status?.phase !== 'Succeeded' && p.status?.phase !== 'Failed'),
+    podsLive: pods.some((p) => p.metadata?.ownerReferences?.some((o) => o.uid === job.metadata?.uid) && p.status?.phase !== 'Succeeded' && p.status?.phase !== 'Failed'),
   };
   const retryOf = job.metadata?.annotations?.[RETRY_OF_ANNOTATION];
   const token = job.metadata?.annotations?.[RUN_NOW_TOKEN_ANNOTATION];

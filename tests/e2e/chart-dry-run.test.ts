@@ -47,7 +47,8 @@ describe('helm template | kubectl apply --dry-run=server', () => {
   });
 
   it('is refused by the apiserver where the chart would be wrong: the dry run is a real check', async () => {
-    const rendered = await helm(['template', 'dry', CHART, '-n', ns, '--set', 'defaultTasks.enabled=true']);
+    const rendered = await helm(['template', 'dry', CHART, '-n', ns, '--kube-version', kubernetesVersion(), '--set', 'defaultTasks.enabled=true']);
+    expect(rendered.code, rendered.stderr).toBe(0);
     const broken = rendered.stdout.replace("schedule: '*/30 * * * *'", "schedule: '*/30 * * *'");
     expect(broken).not.toBe(rendered.stdout);
     const r = await kubectlRaw(['apply', '--dry-run=server', '-f', '-'], { input: broken });

@@ -141,6 +141,8 @@ export function makeJob(name: string, opts: JobOptions = {}): Job {
 
 export interface PodOptions {
   createdAt?: string;
+  /** Its Job deleted with propagationPolicy Orphan: the garbage collector took the owner reference away. */
+  orphaned?: boolean;
   terminated?: { exitCode: number; reason?: string; message?: string };
   waiting?: { reason: string; message?: string };
   podReason?: string;
@@ -164,6 +166,7 @@ export function makePod(job: Job, opts: PodOptions = {}): Pod {
       uid: `uid-pod-${jobName}`,
       creationTimestamp: opts.createdAt ?? '2026-11-28T08:00:01Z',
       labels: { [JOB_NAME_LABEL]: jobName },
+      ...(opts.orphaned ? {} : { ownerReferences: [{ apiVersion: 'batch/v1', kind: 'Job', name: jobName, uid: job.metadata!.uid!, controller: true, blockOwnerDeletion: true }] }),
     },
     spec: { containers: [{ name: 'task-runner', image: opts.image ?? 'bgtask.local/task-runner:dev' }] },
     status: {

@@ -577,6 +577,24 @@ describe('reconcile', () => {
     expect(w.calls.filter((c) => c.path.includes('/jobs/'))).toEqual([]);
   });
 
+  it('lifts the finalizer of a Job deleted with its pods orphaned, without deleting it again (its pods are no longer its own)', async () => {
+    const job = makeJob('digest-1', { createdAt: '2026-11-28T11:00:00Z', deleting: true });
+    const w = world({ tasks: [makeTask()], jobs: [job], pods: [makePod(job, { orphaned: true })] });
+    await w.reconcile(KEY);
+    expect(w.calls.filter((c) => c.path.includes('/jobs/')).map((c) => c.method)).toEqual(['PATCH']);
+  });
+
+  it('admits one run of a Forbid task waiting in two families, the other seeing it admitted before the cache does', async () => {
+    const moved = makeTask({ spec: { task: 'maintenance.cleanup-old-sessions' } });
+    const jobs = [
+      makeJob('digest-2', { task: moved, family: 'email', suspended: true, createdAt: '2026-11-28T11:00:00Z' }),
+      makeJob('digest-3', { task: moved, suspended: true, createdAt: '2026-11-28T11:30:00Z' }),
+    ];
+    const w = world({ tasks: [moved], jobs });
+    await w.reconcile(KEY);
+    expect(w.calls.filter((c) => c.path.includes('/jobs/')).map((c) => `${c.method} ${c.path.split('/').pop()}`)).toEqual(['PATCH digest-3']);
+  });
+
   it('admits the runs a task moved to another family left waiting in the old one', async () => {
     const moved = makeTask({ spec: { task: 'maintenance.cleanup-old-sessions' } });
     const w = world({ tasks: [moved], jobs: [makeJob('digest-2', { task: moved, family: 'email', suspended: true })] });
