@@ -239,7 +239,7 @@ describe(TASK, () => {
 
   // The application pauses or cancels a task while its LLM request is in flight: the run must
   // not put it back to active with a new next_run_at.
-  it('keeps a task cancelled or paused while its request was in flight: result recorded, not rescheduled, not announced', async () => {
+  it('keeps a task cancelled or paused while its request was in flight: result recorded, the occurrence done, not announced', async () => {
     const cancelled = await addTask({ title: 'cancel me', schedule_type: 'daily', schedule_config: { time: '07:00' } });
     const paused = await addTask({ title: 'pause me', schedule_type: 'daily', schedule_config: { time: '07:00' } });
     const untouched = await addTask({ title: 'leave me', schedule_type: 'daily', schedule_config: { time: '07:00' } });
@@ -252,7 +252,9 @@ describe(TASK, () => {
     await db.query("UPDATE ai_tasks SET status = 'paused' WHERE id = $1", [paused]);
     const exit = await runner.exit;
     expect(exit.code, exit.stdout).toBe(1); // the refused request is still this run's failure
-    expect(await taskRow(cancelled)).toMatchObject({ status: 'cancelled', claimed_by: null, run_count: 1, next_run_at: cancelledAt });
+    // Its occurrence ran: resumed, the task must not run it again.
+    expect(await taskRow(cancelled)).toMatchObject({ status: 'cancelled', claimed_by: null, run_count: 1, due: false });
+    expect((await taskRow(cancelled)).next_run_at).not.toEqual(cancelledAt);
     expect(await taskRow(paused)).toMatchObject({ status: 'paused', claimed_by: null, run_count: 0, next_run_at: pausedAt });
     expect((await taskRow(paused)).last_error).toContain('content policy');
     expect(await taskRow(untouched)).toMatchObject({ status: 'active', due: false, run_count: 1 });

@@ -99,7 +99,8 @@ export default defineTask({
     let claimedTotal = 0;
 
     // The user paused or cancelled the task while this run worked on it: the run's result is kept
-    // (ai_task_results), but the task is neither rescheduled nor announced (no notification).
+    // (ai_task_results) and its occurrence is done (next_run_at moves on, or a resumed task would
+    // run it again), but the status stays the user's and nothing is announced (no notification).
     const keptStatus = (task: ClaimedTask, status: string) => {
       ctx.count('status_changed_while_running');
       ctx.log.info({ aiTask: task.id, status }, 'task changed while it ran; its status is kept');
@@ -180,7 +181,7 @@ export default defineTask({
         await client.query(
           `UPDATE ai_tasks
            SET status = CASE WHEN status = 'running' THEN $3 ELSE status END,
-               next_run_at = CASE WHEN status = 'running' THEN $4::timestamptz ELSE next_run_at END,
+               next_run_at = $4::timestamptz,
                last_run_at = $5, run_count = run_count + 1, last_error = NULL, claimed_by = NULL, claimed_at = NULL, updated_at = $5
            WHERE id = $1 AND claimed_by = $2`,
           [task.id, runId, next === null ? 'completed' : 'active', next, now],
