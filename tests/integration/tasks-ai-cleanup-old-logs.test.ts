@@ -1,12 +1,13 @@
 // ai.cleanup-old-logs as a process: task_runs past the retention go in batches, and rotated log
-// files past their age go from the log directory, never the live log, never through a symlink.
-import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+// files past their age go from the log directory, never the live log, never through a symlink; a
+// run stopped mid-sweep reports the files it removed.
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, utimesSync, watch, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
 import type pg from 'pg';
 import { freshDatabase, migrated, testPool } from '../support/runner-db.ts';
-import { buildRunner, runRunner } from '../support/runner-process.ts';
+import { buildRunner, runRunner, startRunner } from '../support/runner-process.ts';
 
 const TASK = 'ai.cleanup-old-logs';
 let url: string;
@@ -84,6 +85,28 @@ describe(TASK, () => {
     for (const f of old) expect(existsSync(f), f).toBe(false);
     for (const f of kept) expect(existsSync(f), f).toBe(true);
     expect(existsSync(target)).toBe(true); // the link is new (kept); its old target is never looked at
+  });
+
+  it('stopped mid-sweep (SIGTERM), exits 143 and reports and records exactly the log files it removed until then', async () => {
+    // Enough files that the sweep is still going when the signal lands.
+    const n = 20_000;
+    for (let i = 1; i <= n; i++) logFile(`app.log.${i}`, 40);
+    const runner = startRunner(['run', TASK, '--params', JSON.stringify({ logDir: logs })], { DATABASE_URL: url, BGTASK_FILE_ROOTS: base, BGTASK_RUN_ID: 'logs-term' });
+    // The first file removed shows the sweep under way: the run is stopped there.
+    const watcher = watch(logs, (event) => {
+      if (event !== 'rename') return;
+      watcher.close();
+      runner.child.kill('SIGTERM');
+    });
+    const exit = await runner.exit.finally(() => watcher.close());
+    expect(exit.code, exit.stdout).toBe(143);
+    expect(exit.result).toMatchObject({ outcome: 'Interrupted', message: 'received SIGTERM: stopped at a safe point' });
+    const removed = n - readdirSync(logs).length;
+    expect(removed).toBeGreaterThan(0);
+    expect(removed).toBeLessThan(n);
+    expect(exit.result?.summary).toMatchObject({ log_files_removed: removed, log_bytes_freed: removed * 90 });
+    const { rows } = await db.query('SELECT outcome, summary FROM task_runs WHERE run_id = $1', ['logs-term']);
+    expect(rows).toEqual([{ outcome: 'Interrupted', summary: exit.result?.summary }]);
   });
 
   it('refuses a log directory outside BGTASK_FILE_ROOTS with exit 2, deleting nothing', async () => {

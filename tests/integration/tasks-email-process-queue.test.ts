@@ -167,6 +167,13 @@ describe(TASK, () => {
     expect(await redis.hlen(`${Q}:attempts`)).toBe(0);
     const third = await runRunner(['run', TASK, ...params], env());
     expect(third.result?.summary).toMatchObject({ sent: 0, queued_remaining: 0 });
+    // A dead letter of both-3 put back by hand (its mailbox fixed) is sent: its part is not the
+    // retry part's just delivered, so it is not taken for a duplicate.
+    smtp.received.length = 0;
+    await enqueue(dead.find((d) => d.item.includes('both-3'))!.item);
+    const replayed = await runRunner(['run', TASK, ...params], env());
+    expect(replayed.result?.summary).toMatchObject({ sent: 1, duplicates_skipped: 0 });
+    expect(smtp.received.map((m) => [m.messageId, m.to])).toEqual([['<both-3@bgtask.example>', ['gone-c@example.org']]]);
   });
 
   it('when SMTP is down, keeps every item queued in order and exits 1', async () => {

@@ -1,13 +1,14 @@
 // email.send-daily-summary as a process: one e-mail per opted-in user with yesterday's runs and AI
 // results and today's events in the user's time zone, sent once per user and day even when the
-// run is retried after a partial failure.
+// run is retried after a partial failure, with up to maxConnections messages on their way at once,
+// and a stop leaving no claim half-done.
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
 import type pg from 'pg';
 import { startFakeSmtp, type FakeSmtp } from '../support/fake-smtp.ts';
 import { clearOfLocalMidnight } from '../support/local-midnight.ts';
 import { freshDatabase, migrated, testPool } from '../support/runner-db.ts';
 import { closedPort } from '../support/runner-net.ts';
-import { buildRunner, runRunner } from '../support/runner-process.ts';
+import { buildRunner, runRunner, startRunner } from '../support/runner-process.ts';
 
 const TASK = 'email.send-daily-summary';
 let url: string;
@@ -17,8 +18,9 @@ let ada: string;
 let bob: string;
 
 beforeAll(async () => {
-  // The fixtures are yesterday's and today's in Ada's and Bob's zones: the file runs within one day of theirs.
-  await clearOfLocalMidnight(['Europe/Berlin', 'America/New_York'], 3 * 60_000);
+  // The fixtures are yesterday's and today's in Ada's and Bob's zones: the file runs within one day
+  // of theirs, and of UTC's (the zone of the users withMoreUsers adds, sent to twice in a day).
+  await clearOfLocalMidnight(['Europe/Berlin', 'America/New_York', 'UTC'], 3 * 60_000);
   buildRunner();
   url = await migrated(await freshDatabase(inject('pgUrl'), 'tasks_daily_summary'));
   db = testPool(url);
@@ -62,6 +64,19 @@ beforeEach(async () => {
   smtp.received.length = 0;
   smtp.behaviour = {};
 });
+
+/** Runs `fn` with `n` more opted-in users (in UTC), removed again after it. */
+async function withMoreUsers(n: number, fn: () => Promise<void>): Promise<void> {
+  const { rows } = await db.query<{ id: string }>(
+    `INSERT INTO users (email, timezone, daily_summary_opt_in) SELECT 'user' || g || '@example.org', 'UTC', true FROM generate_series(1, $1::int) g RETURNING id`,
+    [n],
+  );
+  try {
+    await fn();
+  } finally {
+    await db.query('DELETE FROM users WHERE id = ANY($1::bigint[])', [rows.map((u) => u.id)]);
+  }
+}
 
 const env = (extra: Record<string, string> = {}) => ({ DATABASE_URL: url, SMTP_URL: smtp.url, EMAIL_FROM: 'Assistant <assistant@bgtask.example>', ...extra });
 const localDate = async (user: string) =>
@@ -138,6 +153,20 @@ describe(TASK, () => {
     expect(smtp.received.map((m) => m.to[0])).toEqual(['ada@example.org']);
   });
 
+  it('fails, and retries, when the server refuses the sender (a configuration to fix, not a user to give up on)', async () => {
+    smtp.behaviour = { refuseSender: () => ({ code: 553, message: 'sender address not owned by user' }) };
+    const first = await runRunner(['run', TASK], env());
+    expect(first.code, first.stdout).toBe(1);
+    expect(first.result?.summary).toMatchObject({ summaries_sent: 0, summaries_refused: 0, summaries_failed: 2 });
+    const { rows } = await db.query('SELECT DISTINCT status FROM daily_summary_deliveries');
+    expect(rows).toEqual([{ status: 'failed' }]);
+    // The sender fixed: the retry sends both.
+    smtp.behaviour = {};
+    const retry = await runRunner(['run', TASK], { ...env(), BGTASK_TRIGGER: 'Retry', BGTASK_ATTEMPT: '2' });
+    expect(retry.code, retry.stdout).toBe(0);
+    expect(retry.result?.summary).toMatchObject({ summaries_sent: 2 });
+  });
+
   it("fails while another run's claim is fresh (it may have died mid-send), and takes the claim over once it is old", async () => {
     const date = await localDate(ada);
     await db.query("INSERT INTO daily_summary_deliveries (user_id, summary_date, status, message_id, claimed_at) VALUES ($1, $2, 'sending', 'x', now() - interval '5 minutes')", [ada, date]);
@@ -152,6 +181,61 @@ describe(TASK, () => {
     expect(retry.code, retry.stdout).toBe(0);
     expect(retry.result?.summary).toMatchObject({ summaries_sent: 1, already_sent: 1, claimed_elsewhere: 0 });
     expect(smtp.received.map((m) => m.to[0])).toEqual(['bob@example.org', 'ada@example.org']);
+  });
+
+  it('keeps up to maxConnections messages on their way at once', async () => {
+    await withMoreUsers(10, async () => {
+      // Messages on their way: the server has taken their RCPT TO and not yet answered their DATA
+      // (it does dataDelayMs later). Sent one by one, there is never more than one.
+      let rcpts = 0;
+      let most = 0;
+      smtp.behaviour = {
+        dataDelayMs: 200,
+        refuseRecipient: () => {
+          rcpts++;
+          most = Math.max(most, rcpts - smtp.received.length);
+          return undefined;
+        },
+      };
+      const exit = await runRunner(['run', TASK, '--params', '{"maxConnections":4}'], env());
+      expect(exit.code, exit.stdout).toBe(0);
+      expect(exit.result?.summary).toMatchObject({ users: 12, summaries_sent: 12, summaries_failed: 0, claimed_elsewhere: 0 });
+      expect(smtp.received).toHaveLength(12);
+      expect(new Set(smtp.received.map((m) => m.messageId)).size).toBe(12);
+      expect(most).toBeGreaterThan(1);
+      expect(most).toBeLessThanOrEqual(4);
+      const { rows } = await db.query<{ n: number }>("SELECT count(*)::int AS n FROM daily_summary_deliveries WHERE status = 'sent' AND attempts = 1");
+      expect(rows[0]!.n).toBe(12);
+    });
+  });
+
+  it('on SIGTERM, takes no further user, settles the ones on their way, exits 143; the next run sends the rest', async () => {
+    await withMoreUsers(20, async () => {
+      smtp.behaviour = { dataDelayMs: 200 };
+      const runner = startRunner(['run', TASK, '--params', '{"maxConnections":3}'], env());
+      const deadline = Date.now() + 30_000;
+      while (smtp.received.length < 3) {
+        if (Date.now() > deadline || runner.child.exitCode !== null) throw new Error(`no summary sent:\n${runner.lines.map((l) => JSON.stringify(l)).join('\n')}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      runner.child.kill('SIGTERM');
+      const exit = await runner.exit;
+      expect(exit.code, exit.stdout).toBe(143);
+      expect(exit.result).toMatchObject({ outcome: 'Interrupted', message: 'received SIGTERM: stopped at a safe point' });
+      const sentFirst = smtp.received.length;
+      expect(sentFirst).toBeLessThan(22);
+      expect(exit.result?.summary).toMatchObject({ summaries_sent: sentFirst, summaries_failed: 0 });
+      // Every claim taken was settled: none is left 'sending' for a retry to wait out.
+      const { rows } = await db.query<{ status: string; n: number }>('SELECT status, count(*)::int AS n FROM daily_summary_deliveries GROUP BY status');
+      expect(rows).toEqual([{ status: 'sent', n: sentFirst }]);
+
+      smtp.behaviour = {};
+      const rest = await runRunner(['run', TASK, '--params', '{"maxConnections":3}'], env());
+      expect(rest.code, rest.stdout).toBe(0);
+      expect(rest.result?.summary).toMatchObject({ summaries_sent: 22 - sentFirst, already_sent: sentFirst });
+      expect(new Set(smtp.received.map((m) => m.messageId)).size).toBe(22);
+      expect(smtp.received).toHaveLength(22);
+    });
   });
 
   it('exits 1 when SMTP is down and sends everything on the retry', async () => {

@@ -1,11 +1,12 @@
 // file.cleanup-temp-files as a process on a real tree: exactly the old files go, symlinks are
 // never followed out of a root, a root is never removed, a root outside BGTASK_FILE_ROOTS is
-// refused with exit 2, and a dry run lists instead of removing.
-import { existsSync, lutimesSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+// refused with exit 2, a dry run lists instead of removing, and a run stopped mid-sweep reports
+// what it removed.
+import { existsSync, lutimesSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, utimesSync, watch, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { buildRunner, runRunner } from '../support/runner-process.ts';
+import { buildRunner, runRunner, startRunner } from '../support/runner-process.ts';
 
 const TASK = 'file.cleanup-temp-files';
 let base: string;
@@ -102,6 +103,30 @@ describe(TASK, () => {
     expect(exit.result?.summary).toEqual({ files_to_remove: 1, bytes_to_free: 40, roots: 1 });
     expect(exit.lines.filter((l) => l.msg === 'would remove').map((l) => l.path)).toEqual([old]);
     expect(existsSync(old)).toBe(true);
+  });
+
+  it('stopped mid-sweep (SIGTERM), exits 143 and reports exactly the files it removed until then', async () => {
+    // Enough files, removed one at a time, that the sweep is still going when the signal lands.
+    const n = 20_000;
+    const old = new Date(Date.now() - 30 * HOUR);
+    for (let i = 0; i < n; i++) {
+      writeFileSync(join(temp, `f${i}.tmp`), 'x'.repeat(10));
+      utimesSync(join(temp, `f${i}.tmp`), old, old);
+    }
+    const runner = startRunner(['run', TASK, '--params', JSON.stringify({ roots: [temp], concurrency: 1 })], env());
+    // The first file removed shows the sweep under way: the run is stopped there.
+    const watcher = watch(temp, (event) => {
+      if (event !== 'rename') return;
+      watcher.close();
+      runner.child.kill('SIGTERM');
+    });
+    const exit = await runner.exit.finally(() => watcher.close());
+    expect(exit.code, exit.stdout).toBe(143);
+    expect(exit.result).toMatchObject({ outcome: 'Interrupted', message: 'received SIGTERM: stopped at a safe point' });
+    const removed = n - readdirSync(temp).length;
+    expect(removed).toBeGreaterThan(0);
+    expect(removed).toBeLessThan(n);
+    expect(exit.result?.summary).toEqual({ files_removed: removed, bytes_freed: removed * 10, roots: 1 });
   });
 
   it('takes its roots from BGTASK_TEMP_ROOTS when no param names them; a missing root is skipped', async () => {

@@ -13,6 +13,8 @@ export interface ReceivedMail {
 export interface SmtpBehaviour {
   /** An SMTP reply to refuse a recipient with, e.g. { code: 550, message: 'no such user' }. */
   refuseRecipient?: (address: string) => { code: number; message: string } | undefined;
+  /** An SMTP reply to refuse the sender (MAIL FROM) with, e.g. { code: 553, message: 'sender not owned' }. */
+  refuseSender?: (address: string) => { code: number; message: string } | undefined;
   /** Delay before the final reply to DATA. */
   dataDelayMs?: number;
 }
@@ -33,6 +35,11 @@ export async function startFakeSmtp(behaviour: SmtpBehaviour = {}): Promise<Fake
     logger: false,
     size: 10 * 1024 * 1024,
     maxClients: 200,
+    onMailFrom(address, _session, callback) {
+      const refusal = state.behaviour.refuseSender?.(address.address);
+      if (!refusal) return callback();
+      return callback(Object.assign(new Error(refusal.message), { responseCode: refusal.code }));
+    },
     onRcptTo(address, _session, callback) {
       const refusal = state.behaviour.refuseRecipient?.(address.address);
       if (!refusal) return callback();

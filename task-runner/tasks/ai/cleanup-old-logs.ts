@@ -66,6 +66,12 @@ export default defineTask({
       ctx.log.warn({ logDir: root.given }, 'log directory does not exist; no log files to remove');
       ctx.set('log_dir', 'missing');
     } else {
+      // Counted into the summary file by file, not from the sweep's totals: a stop or the soft
+      // timeout ends the sweep by throwing, and the run must still report what it removed until then.
+      const filesKey = ctx.dryRun ? 'log_files_to_remove' : 'log_files_removed';
+      const bytesKey = ctx.dryRun ? 'log_bytes_to_free' : 'log_bytes_freed';
+      ctx.count(filesKey, 0);
+      ctx.count(bytesKey, 0);
       let firstError: string | undefined;
       const totals = await sweepOldFiles(root.real, {
         cutoffMs: now - (p.logMaxAgeDays ?? p.retentionDays) * 86_400_000,
@@ -74,14 +80,16 @@ export default defineTask({
         removeEmptyDirs: false,
         match: (name) => ROTATED.test(name),
         signal: ctx.signal,
-        onFile: ctx.dryRun ? (path, bytes) => ctx.log.info({ path, bytes }, 'would remove') : undefined,
+        onFile: (path, bytes) => {
+          ctx.count(filesKey);
+          ctx.count(bytesKey, bytes);
+          if (ctx.dryRun) ctx.log.info({ path, bytes }, 'would remove');
+        },
         onError: (path, err) => {
           firstError ??= `${path}: ${describeError(err)}`;
           ctx.log.warn({ path, err }, 'could not remove a log file');
         },
       });
-      ctx.set(ctx.dryRun ? 'log_files_to_remove' : 'log_files_removed', totals.files);
-      ctx.set(ctx.dryRun ? 'log_bytes_to_free' : 'log_bytes_freed', totals.bytes);
       if (totals.errors > 0) throw new Error(`${totals.errors} log files could not be removed; first: ${firstError}`);
     }
     return ctx.dryRun ? 'dry run: nothing deleted' : 'old task runs and rotated logs cleaned up';

@@ -115,16 +115,18 @@ export default defineTask({
     const settleRefused = async (raw: string, item: MailItem, refused: RefusedRecipient[]) => {
       const permanent = refused.filter((r) => classifyFailure(r.error) === 'permanent');
       const deferred = refused.filter((r) => !permanent.includes(r));
+      // Each part its own number, so its own idempotency key: a dead letter re-queued by hand once
+      // the mailbox is fixed is sent, not taken for the retry part already delivered.
       const part = (item.resend?.part ?? 0) + 1;
-      const partOf = (recipients: RefusedRecipient[]) =>
+      const partOf = (recipients: RefusedRecipient[], n: number) =>
         recipients.length === 0
           ? undefined
           : {
-              item: JSON.stringify({ ...item, resend: { part, to: recipients.map((r) => r.address) } }),
+              item: JSON.stringify({ ...item, resend: { part: n, to: recipients.map((r) => r.address) } }),
               error: recipients.map((r) => `${r.address}: ${describeError(r.error)}`).join('; '),
             };
-      const retry = partOf(deferred);
-      const outcome = await queue.ackPartial(raw, handledKey(item), { retry, dead: partOf(permanent) });
+      const retry = partOf(deferred, part);
+      const outcome = await queue.ackPartial(raw, handledKey(item), { retry, dead: partOf(permanent, part + 1) });
       if (outcome === 'requeued') refusedThisRun.add(retry!.item);
       ctx.count('recipients_refused', refused.length);
       ctx.count('failed_attempts', outcome === 'requeued' ? 1 : 0);

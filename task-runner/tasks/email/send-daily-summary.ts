@@ -12,6 +12,13 @@ interface Recipient {
 
 const TIMEOUT_SECONDS = 900;
 
+/** A line of the run's message about one user, with the user's place among them. */
+interface Listed {
+  at: number;
+  text: string;
+}
+const inOrder = (list: Listed[]) => list.sort((a, b) => a.at - b.at).map((l) => l.text);
+
 // The (user, day) claim: new, or a failed attempt, or a 'sending' claim from a run that died. Not
 // one the server refused for good ('refused'): sent again, it would be refused again.
 const CLAIM = `
@@ -27,7 +34,7 @@ export default defineTask({
   description: "E-mails each opted-in user yesterday's runs and AI results and today's events, once per user and day",
   params: z.strictObject({
     from: z.string().min(3).optional().describe('sender (else EMAIL_FROM)'),
-    maxConnections: z.int().min(1).max(20).default(2).describe('pooled SMTP connections'),
+    maxConnections: z.int().min(1).max(20).default(2).describe('pooled SMTP connections; as many users are handled at once'),
     smtpTimeoutSeconds: z.int().min(1).max(300).default(30).describe('connect, greeting and socket timeout'),
   }),
   defaults: {
@@ -40,7 +47,7 @@ export default defineTask({
   async run(ctx) {
     const p = ctx.params;
     const env = ctx.requireSettings(['SMTP_URL']);
-    const [{ openMailer, classifyFailure }, { summaryText }, { DateTime }] = await Promise.all([
+    const [{ openMailer, classifyFailure, refusedRecipients }, { summaryText }, { DateTime }] = await Promise.all([
       import('../../services/smtp.ts'),
       import('./summary-text.ts'),
       import('luxon'),
@@ -54,98 +61,111 @@ export default defineTask({
     if (ctx.dryRun) return `dry run: up to ${countNoun(users.length, 'summary', 'summaries')} would be sent`;
 
     const mailer = await openMailer(env.SMTP_URL, { pool: true, maxConnections: p.maxConnections, timeoutMs: p.smtpTimeoutSeconds * 1000 });
-    const failures: string[] = [];
+    // Users are handled maxConnections at a time, so every pooled connection has a message to
+    // send; they finish out of order, so what the message lists is kept with the user's place.
+    const failures: Listed[] = [];
     // Refused for good by the server: recorded, not retried, and no reason to fail the run (a
     // retry could not change the answer); the summary and the message name them.
-    const refused: string[] = [];
+    const refused: Listed[] = [];
     let refusedEarlier = 0;
     // Users whose summary another run claimed less than TIMEOUT_SECONDS ago: sending it now, or
     // dead (killed mid-send). Not done until it says so: this run fails, and a retry after the
     // claim's timeout takes it over.
-    const elsewhere: string[] = [];
+    const elsewhere: Listed[] = [];
     let unavailable: unknown;
-    try {
-      for (const user of users) {
-        ctx.signal.throwIfAborted();
-        if (unavailable !== undefined) break;
-        const today = DateTime.fromJSDate(ctx.clock.now(), { zone: user.timezone }).startOf('day');
-        if (!today.isValid) {
-          failures.push(`user ${user.id}: unknown time zone "${user.timezone}"`);
-          ctx.count('summaries_failed');
-          continue;
-        }
-        const date = today.toISODate()!;
-        const messageId = `<daily-summary-${user.id}-${date}@${domain}>`;
-        const claimed = await ctx.db.query(CLAIM, [user.id, date, messageId, ctx.clock.now(), TIMEOUT_SECONDS]);
-        if (claimed.rowCount === 0) {
-          const { rows } = await ctx.db.query<{ status: string }>('SELECT status FROM daily_summary_deliveries WHERE user_id = $1 AND summary_date = $2', [user.id, date]);
-          if (rows[0]?.status === 'sent') {
-            ctx.count('already_sent');
-          } else if (rows[0]?.status === 'refused') {
-            ctx.count('refused_earlier');
-            refusedEarlier++;
-          } else {
-            ctx.count('claimed_elsewhere');
-            elsewhere.push(user.id);
-          }
-          continue;
-        }
-        const [start, end, yesterday] = [today.toJSDate(), today.plus({ days: 1 }).toJSDate(), today.minus({ days: 1 }).toJSDate()];
-        const [runs, results, events] = await Promise.all([
-          ctx.db.query<{ task: string; outcome: string; n: number }>(
-            'SELECT task, outcome, count(*)::int AS n FROM task_runs WHERE started_at >= $1 AND started_at < $2 GROUP BY 1, 2 ORDER BY 1, 2',
-            [yesterday, start],
-          ),
-          ctx.db.query<{ title: string; status: string; result: string | null; error: string | null }>(
-            `SELECT t.title, r.status, r.result, r.error FROM ai_task_results r JOIN ai_tasks t ON t.id = r.ai_task_id
-             WHERE r.user_id = $1 AND r.created_at >= $2 AND r.created_at < $3 ORDER BY r.created_at`,
-            [user.id, yesterday, start],
-          ),
-          // Today's events: starting today, or begun earlier and still going (an end is exclusive).
-          ctx.db.query<{ summary: string; starts_at: Date; ends_at: Date | null; all_day: boolean; location: string | null }>(
-            `SELECT summary, starts_at, ends_at, all_day, location FROM calendar_events
-             WHERE user_id = $1 AND status <> 'cancelled' AND starts_at < $3 AND (starts_at >= $2 OR ends_at > $2) ORDER BY starts_at, id`,
-            [user.id, start, end],
-          ),
-        ]);
-        const { subject, text } = summaryText({
-          name: user.display_name ?? user.email,
-          zone: user.timezone,
-          date,
-          runs: runs.rows,
-          results: results.rows,
-          events: events.rows,
-        });
-        try {
-          await mailer.send({ messageId, from, to: user.email, subject, text });
-        } catch (err) {
-          const message = describeError(err);
-          const kind = classifyFailure(err);
-          const status = kind === 'permanent' ? 'refused' : 'failed';
-          await ctx.db.query('UPDATE daily_summary_deliveries SET status = $3, last_error = $4 WHERE user_id = $1 AND summary_date = $2', [user.id, date, status, message]);
-          ctx.log.warn({ user: user.id, kind, err }, 'daily summary not sent');
-          if (kind === 'permanent') {
-            refused.push(`user ${user.id}: ${message}`);
-            ctx.count('summaries_refused');
-            continue;
-          }
-          if (kind === 'unavailable') unavailable = err;
-          failures.push(`user ${user.id}: ${message}`);
-          ctx.count('summaries_failed');
-          continue;
-        }
-        await ctx.db.query("UPDATE daily_summary_deliveries SET status = 'sent', sent_at = $3 WHERE user_id = $1 AND summary_date = $2", [user.id, date, ctx.clock.now()]);
-        ctx.count('summaries_sent');
+
+    const handle = async ({ user, at }: { user: Recipient; at: number }) => {
+      const today = DateTime.fromJSDate(ctx.clock.now(), { zone: user.timezone }).startOf('day');
+      if (!today.isValid) {
+        failures.push({ at, text: `user ${user.id}: unknown time zone "${user.timezone}"` });
+        ctx.count('summaries_failed');
+        return;
       }
+      const date = today.toISODate()!;
+      const messageId = `<daily-summary-${user.id}-${date}@${domain}>`;
+      const claimed = await ctx.db.query(CLAIM, [user.id, date, messageId, ctx.clock.now(), TIMEOUT_SECONDS]);
+      if (claimed.rowCount === 0) {
+        const { rows } = await ctx.db.query<{ status: string }>('SELECT status FROM daily_summary_deliveries WHERE user_id = $1 AND summary_date = $2', [user.id, date]);
+        if (rows[0]?.status === 'sent') {
+          ctx.count('already_sent');
+        } else if (rows[0]?.status === 'refused') {
+          ctx.count('refused_earlier');
+          refusedEarlier++;
+        } else {
+          ctx.count('claimed_elsewhere');
+          elsewhere.push({ at, text: user.id });
+        }
+        return;
+      }
+      const [start, end, yesterday] = [today.toJSDate(), today.plus({ days: 1 }).toJSDate(), today.minus({ days: 1 }).toJSDate()];
+      const [runs, results, events] = await Promise.all([
+        ctx.db.query<{ task: string; outcome: string; n: number }>(
+          'SELECT task, outcome, count(*)::int AS n FROM task_runs WHERE started_at >= $1 AND started_at < $2 GROUP BY 1, 2 ORDER BY 1, 2',
+          [yesterday, start],
+        ),
+        ctx.db.query<{ title: string; status: string; result: string | null; error: string | null }>(
+          `SELECT t.title, r.status, r.result, r.error FROM ai_task_results r JOIN ai_tasks t ON t.id = r.ai_task_id
+           WHERE r.user_id = $1 AND r.created_at >= $2 AND r.created_at < $3 ORDER BY r.created_at`,
+          [user.id, yesterday, start],
+        ),
+        // Today's events: starting today, or begun earlier and still going (an end is exclusive).
+        ctx.db.query<{ summary: string; starts_at: Date; ends_at: Date | null; all_day: boolean; location: string | null }>(
+          `SELECT summary, starts_at, ends_at, all_day, location FROM calendar_events
+           WHERE user_id = $1 AND status <> 'cancelled' AND starts_at < $3 AND (starts_at >= $2 OR ends_at > $2) ORDER BY starts_at, id`,
+          [user.id, start, end],
+        ),
+      ]);
+      const { subject, text } = summaryText({
+        name: user.display_name ?? user.email,
+        zone: user.timezone,
+        date,
+        runs: runs.rows,
+        results: results.rows,
+        events: events.rows,
+      });
+      try {
+        await mailer.send({ messageId, from, to: user.email, subject, text });
+      } catch (err) {
+        const message = describeError(err);
+        const kind = classifyFailure(err);
+        // Refused for good only when the server refused this user's address: a refused sender, a
+        // relay or policy refusal (a configuration to fix) is a failure, retried once fixed.
+        const refusedUser = kind === 'permanent' && refusedRecipients(err).some((r) => r.address.toLowerCase() === user.email.toLowerCase());
+        const status = refusedUser ? 'refused' : 'failed';
+        await ctx.db.query('UPDATE daily_summary_deliveries SET status = $3, last_error = $4 WHERE user_id = $1 AND summary_date = $2', [user.id, date, status, message]);
+        ctx.log.warn({ user: user.id, kind, err }, 'daily summary not sent');
+        if (refusedUser) {
+          refused.push({ at, text: `user ${user.id}: ${message}` });
+          ctx.count('summaries_refused');
+          return;
+        }
+        if (kind === 'unavailable') unavailable ??= err;
+        failures.push({ at, text: `user ${user.id}: ${message}` });
+        ctx.count('summaries_failed');
+        return;
+      }
+      await ctx.db.query("UPDATE daily_summary_deliveries SET status = 'sent', sent_at = $3 WHERE user_id = $1 AND summary_date = $2", [user.id, date, ctx.clock.now()]);
+      ctx.count('summaries_sent');
+    };
+
+    let taken = 0;
+    try {
+      const { drainBounded } = await import('../../services/bounded.ts');
+      // A stop, or the server found unavailable, ends the taking of users; those in flight finish
+      // (their claims settled, not left 'sending' for a retry to wait out).
+      const next = () => (taken < users.length ? { user: users[taken]!, at: taken++ } : undefined);
+      await drainBounded(next, p.maxConnections, handle, () => ctx.signal.aborted || unavailable !== undefined);
     } finally {
       mailer.close();
     }
+    // Stopped with users left: Interrupted or TimedOut. A stop after the last user changes nothing.
+    if (taken < users.length) ctx.signal.throwIfAborted();
     if (unavailable !== undefined) throw new Error('the SMTP server is unavailable; the remaining summaries go out on the retry', { cause: unavailable });
-    if (failures.length > 0) throw new Error(`${failures.length} of ${users.length} daily summaries failed: ${failures.join('; ')}`);
+    if (failures.length > 0) throw new Error(`${failures.length} of ${users.length} daily summaries failed: ${inOrder(failures).join('; ')}`);
     if (elsewhere.length > 0) {
-      throw new Error(`the daily summaries of users ${elsewhere.join(', ')} are claimed by another run, which may have died; a retry takes them over once the claim is ${TIMEOUT_SECONDS / 60} minutes old`);
+      throw new Error(`the daily summaries of users ${inOrder(elsewhere).join(', ')} are claimed by another run, which may have died; a retry takes them over once the claim is ${TIMEOUT_SECONDS / 60} minutes old`);
     }
     const sentAll = `sent ${countNoun(users.length - refused.length - refusedEarlier, 'daily summary', 'daily summaries')} (or had sent them already)`;
-    return refused.length === 0 ? sentAll : `${sentAll}; refused for good by the mail server, not retried: ${refused.join('; ')}`;
+    return refused.length === 0 ? sentAll : `${sentAll}; refused for good by the mail server, not retried: ${inOrder(refused).join('; ')}`;
   },
 });

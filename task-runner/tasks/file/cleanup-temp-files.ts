@@ -31,6 +31,14 @@ export default defineTask({
     const checked = await checkRoots(roots, ctx.env.BGTASK_FILE_ROOTS, 'temp root');
 
     const cutoffMs = ctx.clock.now().getTime() - p.maxAgeHours * 3600_000;
+    // Counted into the summary file by file, not from a sweep's totals: a stop or the soft timeout
+    // ends a sweep by throwing, and the run must still report what it removed until then.
+    const filesKey = ctx.dryRun ? 'files_to_remove' : 'files_removed';
+    const bytesKey = ctx.dryRun ? 'bytes_to_free' : 'bytes_freed';
+    ctx.count(filesKey, 0);
+    ctx.count(bytesKey, 0);
+    if (p.removeEmptyDirs && !ctx.dryRun) ctx.count('dirs_removed', 0);
+    ctx.set('roots', checked.length);
     let listed = 0;
     let errorsLogged = 0;
     let firstError: string | undefined;
@@ -48,12 +56,14 @@ export default defineTask({
         concurrency: p.concurrency,
         removeEmptyDirs: p.removeEmptyDirs,
         signal: ctx.signal,
-        onFile: ctx.dryRun
-          ? (path, bytes) => {
-              if (listed++ < p.listLimit) ctx.log.info({ path, bytes }, 'would remove');
-            }
-          : undefined,
+        onFile: (path, bytes) => {
+          ctx.count(filesKey);
+          ctx.count(bytesKey, bytes);
+          if (ctx.dryRun && listed++ < p.listLimit) ctx.log.info({ path, bytes }, 'would remove');
+        },
+        onDir: () => ctx.count('dirs_removed'),
         onError: (path, err) => {
+          ctx.count('errors');
           firstError ??= `${path}: ${describeError(err)}`;
           if (errorsLogged++ < MAX_ERRORS_LOGGED) ctx.log.warn({ path, err }, 'could not clean up');
         },
@@ -61,12 +71,7 @@ export default defineTask({
       for (const key of ['files', 'bytes', 'dirs', 'errors'] as const) totals[key] += result[key];
       ctx.log.info({ root: root.real, ...result, ms: Math.round(performance.now() - started) }, ctx.dryRun ? 'root scanned' : 'root cleaned');
     }
-    ctx.set(ctx.dryRun ? 'files_to_remove' : 'files_removed', totals.files);
-    ctx.set(ctx.dryRun ? 'bytes_to_free' : 'bytes_freed', totals.bytes);
-    if (p.removeEmptyDirs && !ctx.dryRun) ctx.set('dirs_removed', totals.dirs);
-    ctx.set('roots', checked.length);
     if (totals.errors > 0) {
-      ctx.set('errors', totals.errors);
       throw new Error(`${totals.errors} files or directories could not be cleaned up (removed ${totals.files}); first: ${firstError}`);
     }
     return ctx.dryRun

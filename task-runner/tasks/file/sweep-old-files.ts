@@ -20,6 +20,8 @@ export interface SweepOptions {
   signal: AbortSignal;
   /** Called for each file removed (or, in a dry run, that would be). */
   onFile?: (path: string, bytes: number) => void;
+  /** Called for each directory removed. */
+  onDir?: (path: string) => void;
   /** Called for each file that could not be judged or removed; the sweep goes on. */
   onError: (path: string, err: unknown) => void;
 }
@@ -54,6 +56,11 @@ class Slots {
 
 const gone = (err: unknown) => (err as NodeJS.ErrnoException).code === 'ENOENT';
 
+/**
+ * An abort rejects with the signal's reason once the operations in flight have finished: the
+ * totals are then never returned, so a caller that reports what was removed counts it through
+ * onFile, onDir and onError as the sweep goes.
+ */
 export async function sweepOldFiles(root: string, options: SweepOptions): Promise<SweepTotals> {
   const totals: SweepTotals = { files: 0, bytes: 0, dirs: 0, errors: 0 };
   const slots = new Slots(options.concurrency);
@@ -139,6 +146,7 @@ export async function sweepOldFiles(root: string, options: SweepOptions): Promis
     try {
       await rmdir(dir);
       totals.dirs++;
+      options.onDir?.(dir);
       return true;
     } catch (err) {
       // Something was created in it meanwhile: it stays.
