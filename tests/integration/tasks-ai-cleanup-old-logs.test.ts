@@ -1,13 +1,13 @@
 // ai.cleanup-old-logs as a process: task_runs past the retention go in batches, and rotated log
 // files past their age go from the log directory, never the live log, never through a symlink; a
 // run stopped mid-sweep reports the files it removed.
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, utimesSync, watch, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
 import type pg from 'pg';
 import { freshDatabase, migrated, testPool } from '../support/runner-db.ts';
-import { buildRunner, runRunner, startRunner } from '../support/runner-process.ts';
+import { buildRunner, runRunner, startRunner, stopAtFirstRemoval } from '../support/runner-process.ts';
 
 const TASK = 'ai.cleanup-old-logs';
 let url: string;
@@ -92,13 +92,7 @@ describe(TASK, () => {
     const n = 20_000;
     for (let i = 1; i <= n; i++) logFile(`app.log.${i}`, 40);
     const runner = startRunner(['run', TASK, '--params', JSON.stringify({ logDir: logs })], { DATABASE_URL: url, BGTASK_FILE_ROOTS: base, BGTASK_RUN_ID: 'logs-term' });
-    // The first file removed shows the sweep under way: the run is stopped there.
-    const watcher = watch(logs, (event) => {
-      if (event !== 'rename') return;
-      watcher.close();
-      runner.child.kill('SIGTERM');
-    });
-    const exit = await runner.exit.finally(() => watcher.close());
+    const exit = await stopAtFirstRemoval(runner, logs);
     expect(exit.code, exit.stdout).toBe(143);
     expect(exit.result).toMatchObject({ outcome: 'Interrupted', message: 'received SIGTERM: stopped at a safe point' });
     const removed = n - readdirSync(logs).length;

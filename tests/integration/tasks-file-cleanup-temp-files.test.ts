@@ -2,11 +2,11 @@
 // never followed out of a root, a root is never removed, a root outside BGTASK_FILE_ROOTS is
 // refused with exit 2, a dry run lists instead of removing, and a run stopped mid-sweep reports
 // what it removed.
-import { existsSync, lutimesSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, utimesSync, watch, writeFileSync } from 'node:fs';
+import { existsSync, lutimesSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { buildRunner, runRunner, startRunner } from '../support/runner-process.ts';
+import { buildRunner, runRunner, startRunner, stopAtFirstRemoval } from '../support/runner-process.ts';
 
 const TASK = 'file.cleanup-temp-files';
 let base: string;
@@ -114,13 +114,7 @@ describe(TASK, () => {
       utimesSync(join(temp, `f${i}.tmp`), old, old);
     }
     const runner = startRunner(['run', TASK, '--params', JSON.stringify({ roots: [temp], concurrency: 1 })], env());
-    // The first file removed shows the sweep under way: the run is stopped there.
-    const watcher = watch(temp, (event) => {
-      if (event !== 'rename') return;
-      watcher.close();
-      runner.child.kill('SIGTERM');
-    });
-    const exit = await runner.exit.finally(() => watcher.close());
+    const exit = await stopAtFirstRemoval(runner, temp);
     expect(exit.code, exit.stdout).toBe(143);
     expect(exit.result).toMatchObject({ outcome: 'Interrupted', message: 'received SIGTERM: stopped at a safe point' });
     const removed = n - readdirSync(temp).length;

@@ -1,6 +1,7 @@
 // Runs the bundled task-runner (dist/task-runner.mjs) as a real process, the way a pod runs it,
 // and hands back its exit code, its JSON log lines and the result on the last line.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { watch } from 'node:fs';
 import { resolve } from 'node:path';
 import type { LastRun } from '../../crds/schema.ts';
 
@@ -103,4 +104,17 @@ function parseLine(text: string): Record<string, unknown> | undefined {
   } catch {
     return undefined; // a line that merely starts with a brace is not a log line
   }
+}
+
+/**
+ * Sends the runner SIGTERM as soon as a file in `dir` is removed (the sweep under way), and
+ * resolves to its exit: a run stopped part-way through a real sweep.
+ */
+export function stopAtFirstRemoval(runner: RunningRunner, dir: string): Promise<RunnerExit> {
+  const watcher = watch(dir, (event) => {
+    if (event !== 'rename') return;
+    watcher.close();
+    runner.child.kill('SIGTERM');
+  });
+  return runner.exit.finally(() => watcher.close());
 }
