@@ -68,7 +68,7 @@ export const configSchema = z.object({
   LLM_BASE_URL: z.url({ protocol: /^https?$/, error: 'must be an http(s):// URL' }).optional(),
   LLM_API_KEY: z.string().optional(),
 
-  // E-mail (email.process-queue, email.send-daily-summary).
+  // E-mail (email.process-queue, email.send-daily-summary, email.send-notifications).
   /** smtp://[user:pass@]host[:port] (STARTTLS when offered) or smtps://… (TLS from the start); see services/smtp.ts. */
   SMTP_URL: z.url({ protocol: /^smtps?$/, error: 'must be an smtp:// or smtps:// URL' }).optional(),
   /** Default sender, e.g. `Assistant <assistant@example.com>`; a task's `from` param overrides it. */

@@ -5,6 +5,7 @@ import processDueTasks from './ai/process-due-tasks.ts';
 import testSchedulerConnection from './ai/test-scheduler-connection.ts';
 import processEmailQueue from './email/process-queue.ts';
 import sendDailySummary from './email/send-daily-summary.ts';
+import sendNotifications from './email/send-notifications.ts';
 import backupUserData from './file/backup-user-data.ts';
 import cleanupTempFiles from './file/cleanup-temp-files.ts';
 import restoreUserData from './file/restore-user-data.ts';
@@ -19,6 +20,7 @@ export const builtinTasks: readonly AnyTask[] = [
   testSchedulerConnection,
   processEmailQueue,
   sendDailySummary,
+  sendNotifications,
   backupUserData,
   cleanupTempFiles,
   restoreUserData,

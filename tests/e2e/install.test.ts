@@ -38,6 +38,7 @@ const DEFAULT_TASKS = {
   'ai-test-scheduler-connection': '*/30 * * * *',
   'email-process-queue': '*/5 * * * *',
   'email-send-daily-summary': '0 8 * * *',
+  'email-send-notifications': '*/5 * * * *',
   'file-backup-user-data': '0 1 * * 0',
   'file-cleanup-temp-files': '0 2 * * *',
   'maintenance-cleanup-old-sessions': '0 4 * * *',
@@ -46,7 +47,7 @@ const DEFAULT_TASKS = {
   'sync-notion-pages': '0 */2 * * *',
 };
 /** Suspended by the demo values (no LLM endpoint, no SMTP server); here e-mail goes to a sink. */
-const SUSPENDED = ['ai-process-due-tasks', 'email-send-daily-summary'];
+const SUSPENDED = ['ai-process-due-tasks', 'email-send-daily-summary', 'email-send-notifications'];
 const DEMO_VALUES = `${CHART}/ci/demo-values.yaml`;
 const BUNDLED = `${FULLNAME}-bundled`;
 

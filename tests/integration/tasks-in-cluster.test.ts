@@ -234,7 +234,7 @@ const SCENARIOS: Record<string, Scenario> = {
     env: () => [...redisEnv(), ...smtpEnv()],
     summary: () => ({ sent: seeded.mailIds.length, duplicates_skipped: 1, failed_attempts: 0, dead_lettered: 0, released: 0, reclaimed: 0, queued_remaining: 0 }),
     async effect() {
-      const delivered = smtp.received.filter((m) => !m.messageId?.startsWith('<daily-summary-'));
+      const delivered = smtp.received.filter((m) => !m.messageId?.startsWith('<daily-summary-') && !m.messageId?.startsWith('<notification-'));
       expect(delivered.map((m) => m.messageId).sort()).toEqual(seeded.mailIds.map((id) => `<${id}@bgtask.example>`).sort());
       const first = delivered.find((m) => m.messageId === `<${seeded.mailIds[0]}@bgtask.example>`)!;
       expect(first).toMatchObject({ from: FROM, to: ['user1@example.org'], subject: 'Your reminder #1' });
@@ -247,6 +247,22 @@ const SCENARIOS: Record<string, Scenario> = {
       ]);
       expect([queued, processing, dead]).toEqual(['0', '0', '0']);
       expect(sent.every((v) => v === '1')).toBe(true);
+    },
+  },
+
+  'email.send-notifications': {
+    wave: 1,
+    env: () => [...databaseEnv(), ...smtpEnv()],
+    summary: () => ({ notifications_sent: 2, notifications_refused: 0, notifications_failed: 0, notifications_deferred: 0 }),
+    async effect() {
+      const rows = (await psql(ns, "SELECT n.title || '|' || n.channel || '|' || n.status || '|' || n.id FROM notifications n WHERE n.ai_task_id IS NULL ORDER BY n.title")).split('\n').map((r) => r.split('|'));
+      expect(rows.map((r) => r.slice(0, 3).join('|'))).toEqual(['By text|sms|pending', 'Reminder: call Ada|email|sent', 'Tomorrow|email|pending', 'Your report is ready|email|sent']);
+      const id = (title: string) => rows.find((r) => r[0] === title)![3];
+      const sent = smtp.received.filter((m) => m.messageId?.startsWith('<notification-'));
+      expect(sent.map((m) => `${m.messageId}|${m.to.join(',')}|${m.subject}`).sort()).toEqual([
+        `<notification-${id('Reminder: call Ada')}@bgtask.example>|bob@example.org|Reminder: call Ada`,
+        `<notification-${id('Your report is ready')}@bgtask.example>|ada@example.org|Your report is ready`,
+      ].sort());
     },
   },
 
@@ -471,6 +487,13 @@ async function seedDatabase(): Promise<void> {
       SELECT u.id, 'expired-' || u.id || '-' || g, now() - interval '1 hour' - g * interval '1 minute' FROM users u, generate_series(1, 800) g;
     INSERT INTO user_sessions (user_id, token, expires_at)
       SELECT u.id, 'live-' || u.id || '-' || g, now() + interval '7 days' FROM users u, generate_series(1, 100) g;
+
+    -- email.send-notifications: two due by e-mail; one not due yet and one by SMS stay.
+    INSERT INTO notifications (user_id, channel, title, body, scheduled_for) VALUES
+      (${user('ada@example.org')}, 'email', 'Your report is ready', 'The quarterly report finished.', now() - interval '1 minute'),
+      (${user('bob@example.org')}, 'email', 'Reminder: call Ada', 'At 3 pm.', now() - interval '1 hour'),
+      (${user('ada@example.org')}, 'email', 'Tomorrow', 'Not yet.', now() + interval '1 day'),
+      (${user('bob@example.org')}, 'sms', 'By text', 'No SMS gateway here.', now() - interval '1 minute');
 
     -- ai.cleanup-old-logs: 40 runs finished 31 to 70 days ago; 10 in the past five days stay.
     INSERT INTO task_runs (run_id, task, family, trigger, attempt, outcome, started_at, finished_at)

@@ -46,6 +46,9 @@ const SEED_SCHEDULES: Record<string, string> = {
   'maintenance.cleanup-old-sessions': '0 4 * * *',
 };
 
+/** The default tasks: the seed's, and the delivery of the notifications ai.process-due-tasks queues. */
+const DEFAULT_SCHEDULES: Record<string, string> = { ...SEED_SCHEDULES, 'email.send-notifications': '*/5 * * * *' };
+
 describe('helm template with the defaults', () => {
   let ms: Manifest[];
   beforeAll(() => {
@@ -349,11 +352,11 @@ describe('default tasks', () => {
     tasks = find(render({ set: { 'defaultTasks.enabled': true } }), 'BackgroundTask');
   });
 
-  it('lists the seed\'s eleven tasks with the seed\'s schedules in values', () => {
-    const every = Object.fromEntries(Object.keys(SEED_SCHEDULES).map((t) => [`defaultTasks.tasks.${t.replace('.', '-')}.enabled`, true]));
+  it('lists the seed\'s eleven tasks with the seed\'s schedules in values, and the notifications\' delivery', () => {
+    const every = Object.fromEntries(Object.keys(DEFAULT_SCHEDULES).map((t) => [`defaultTasks.tasks.${t.replace('.', '-')}.enabled`, true]));
     const all = render({ set: { 'defaultTasks.enabled': true, ...every } });
     const rendered = Object.fromEntries(find(all, 'BackgroundTask').map((m) => [m.spec.task, m.spec.schedule]));
-    expect(rendered).toEqual(SEED_SCHEDULES);
+    expect(rendered).toEqual(DEFAULT_SCHEDULES);
   });
 
   it('enables only tasks the runner registers (any other would be InvalidSpec)', () => {
@@ -494,8 +497,8 @@ describe('other configurations', () => {
   it('demo values (make up): bundled databases, every seed task, suspended where the demo has no LLM or SMTP', () => {
     const ms = render({ files: [DEMO] });
     const tasks = find(ms, 'BackgroundTask');
-    expect(tasks).toHaveLength(11);
-    expect(tasks.filter((t) => t.spec.suspend).map((t) => t.metadata.name).sort()).toEqual(['ai-process-due-tasks', 'email-process-queue', 'email-send-daily-summary']);
+    expect(tasks).toHaveLength(12);
+    expect(tasks.filter((t) => t.spec.suspend).map((t) => t.metadata.name).sort()).toEqual(['ai-process-due-tasks', 'email-process-queue', 'email-send-daily-summary', 'email-send-notifications']);
     expect(find(ms, 'Deployment').map((d) => d.metadata.name).sort()).toEqual(['rel-bgtask-operator', 'rel-bgtask-operator-postgresql', 'rel-bgtask-operator-redis']);
   });
 

@@ -30,6 +30,7 @@ describe('task metadata', () => {
     ['ai.cleanup-old-logs', '0 2 * * *', 60],
     ['email.process-queue', '*/5 * * * *', 300],
     ['email.send-daily-summary', '0 8 * * *', 600],
+    ['email.send-notifications', '*/5 * * * *', 300],
     ['file.cleanup-temp-files', '0 2 * * *', 600],
     ['file.backup-user-data', '0 1 * * 0', 3600],
     ['sync.calendar-events', '0 * * * *', 300],

@@ -1,0 +1,194 @@
+import * as z from 'zod';
+import { InvalidInputError, describeError } from '../../errors.ts';
+import { defineTask } from '../../task.ts';
+import { countNoun } from '../../count-noun.ts';
+
+interface Claimed {
+  id: string;
+  title: string;
+  body: string;
+  attempts: number;
+  email: string;
+  /** The row's status before this claim: 'sending' is a dead run's claim taken over. */
+  was: string;
+}
+
+// Also the claims' lease: a run holds none longer than this (the Job is killed at it).
+const TIMEOUT_SECONDS = 280;
+
+// Due e-mail notifications ($1 now, $2 the claim's lease): pending ones, and 'sending' ones whose
+// claim is older than the task's hard timeout (the run that took them was killed; a live run
+// never holds a claim that long) or has no time (set 'sending' before claims had one).
+const DUE_WHERE = `channel = 'email' AND scheduled_for <= $1
+  AND (status = 'pending' OR (status = 'sending' AND (claimed_at IS NULL OR claimed_at < $1::timestamptz - make_interval(secs => $2))))`;
+
+// Oldest first, a batch at a time. SKIP LOCKED: runs at once take different rows. Rows this run
+// deferred ($4) wait for the next run rather than being tried again seconds later.
+const CLAIM = `
+  WITH due AS (
+    SELECT id, status FROM notifications
+    WHERE ${DUE_WHERE}
+      AND NOT (id = ANY($4::bigint[]))
+    ORDER BY scheduled_for, id
+    LIMIT $3
+    FOR UPDATE SKIP LOCKED
+  ), claimed AS (
+    UPDATE notifications n SET status = 'sending', claimed_at = $1, attempts = n.attempts + 1
+    FROM due, users u
+    WHERE n.id = due.id AND u.id = n.user_id
+    RETURNING n.id, n.title, n.body, n.attempts, n.scheduled_for, u.email, due.status AS was
+  )
+  SELECT id, title, body, attempts, email, was FROM claimed ORDER BY scheduled_for, id`;
+
+// Every settlement is of this run's own claim (status and claimed_at as it set them).
+const OWN = `id = $1 AND status = 'sending' AND claimed_at = $2`;
+
+const DUE = `SELECT count(*)::int AS n FROM notifications WHERE ${DUE_WHERE}`;
+
+export default defineTask({
+  name: 'email.send-notifications',
+  family: 'email',
+  description: "Delivers the due e-mail notifications to their users' addresses: claimed with a lease, retried on transient failures, a resend keeping its Message-ID",
+  params: z.strictObject({
+    from: z.string().min(3).optional().describe('sender (else EMAIL_FROM)'),
+    batchSize: z.int().min(1).max(1000).default(50).describe('notifications claimed at a time'),
+    maxNotifications: z.int().min(1).max(1_000_000).default(10_000).describe('notifications per run at most'),
+    maxAttempts: z.int().min(1).max(100).default(5).describe('attempts before a notification the server keeps refusing for now is failed'),
+    maxConnections: z.int().min(1).max(20).default(4).describe('pooled SMTP connections; as many notifications are sent at once'),
+    smtpTimeoutSeconds: z.int().min(1).max(120).default(30).describe('connect, greeting and socket timeout'),
+  }),
+  defaults: {
+    schedule: '*/5 * * * *',
+    retry: { maxRetries: 3, delaySeconds: 300, backoff: 'Fixed' },
+    timeoutSeconds: TIMEOUT_SECONDS,
+    softTimeoutSeconds: 240,
+  },
+  needs: { postgres: true },
+  async run(ctx) {
+    const p = ctx.params;
+    const env = ctx.requireSettings(['SMTP_URL']);
+    const from = p.from ?? env.EMAIL_FROM;
+    if (!from) throw new InvalidInputError('invalid configuration: email.send-notifications needs a sender: the from param or EMAIL_FROM');
+    const domain = from.replace(/>$/, '').split('@').pop()!;
+    const due = async () => (await ctx.db.query<{ n: number }>(DUE, [ctx.clock.now(), TIMEOUT_SECONDS])).rows[0]!.n;
+    if (ctx.dryRun) {
+      const n = await due();
+      ctx.set('due', n);
+      return `dry run: ${countNoun(Math.min(n, p.maxNotifications), 'notification')} would be sent`;
+    }
+
+    const { openMailer, classifyFailure, refusedRecipients } = await import('../../services/smtp.ts');
+    for (const key of ['notifications_sent', 'notifications_refused', 'notifications_failed', 'notifications_deferred', 'claims_taken_over', 'claims_released']) ctx.count(key, 0);
+    const mailer = await openMailer(env.SMTP_URL, { pool: true, maxConnections: p.maxConnections, timeoutMs: p.smtpTimeoutSeconds * 1000 });
+
+    const buffer: Claimed[] = [];
+    // Put back to 'pending' by this run: not claimed again before the next run.
+    const deferred: string[] = [];
+    const tally = { sent: 0, refused: 0, failed: 0, deferred: 0 };
+    // Each row's claim time, to settle only this run's own claims.
+    const claims = new Map<string, Date>();
+    let claimedTotal = 0;
+    let drained = false;
+    let unavailable: unknown;
+    let claiming: Promise<void> | undefined;
+    const stopped = () => ctx.signal.aborted || unavailable !== undefined;
+
+    // Claimed in batches, so a stop or an unavailable server leaves at most a batch to put back.
+    const next = async (): Promise<Claimed | undefined> => {
+      while (buffer.length === 0) {
+        if (stopped() || drained || claimedTotal >= p.maxNotifications) return undefined;
+        claiming ??= (async () => {
+          const limit = Math.min(p.batchSize, p.maxNotifications - claimedTotal);
+          const claimedAt = ctx.clock.now();
+          const { rows } = await ctx.db.query<Claimed>(CLAIM, [claimedAt, TIMEOUT_SECONDS, limit, deferred]);
+          for (const row of rows) claims.set(row.id, claimedAt);
+          claimedTotal += rows.length;
+          buffer.push(...rows);
+          if (rows.length < limit) drained = true;
+          const takenOver = rows.filter((r) => r.was === 'sending').map((r) => r.id);
+          if (takenOver.length > 0) {
+            ctx.count('claims_taken_over', takenOver.length);
+            ctx.log.warn({ notifications: takenOver }, 'claims of a dead run taken over: sent again with the same Message-ID');
+          }
+        })().finally(() => (claiming = undefined));
+        await claiming;
+      }
+      // Claimed but not started when the run stops: put back below.
+      if (stopped()) return undefined;
+      return buffer.shift();
+    };
+
+    // Claims this run leaves unsent (a stop, the server unavailable): back to 'pending', the
+    // attempt not counted (the notification was never offered to the server).
+    const toRelease: Claimed[] = [];
+
+    const handle = async (n: Claimed) => {
+      const own = [n.id, claims.get(n.id)];
+      try {
+        await mailer.send({ messageId: `<notification-${n.id}@${domain}>`, from, to: n.email, subject: n.title, text: n.body });
+      } catch (err) {
+        const message = describeError(err);
+        const kind = classifyFailure(err);
+        if (kind === 'unavailable') {
+          unavailable ??= err;
+          toRelease.push(n);
+          return;
+        }
+        // Failed for good only when the server refused this user's address; a refused sender or a
+        // message it will not take is a configuration to fix: retried, up to maxAttempts.
+        const refusedUser = kind === 'permanent' && refusedRecipients(err).some((r) => r.address.toLowerCase() === n.email.toLowerCase());
+        const { rows } = await ctx.db.query<{ status: string }>(
+          `UPDATE notifications SET status = CASE WHEN $3 OR attempts >= $4 THEN 'failed' ELSE 'pending' END, last_error = $5
+           WHERE ${OWN} RETURNING status`,
+          [...own, refusedUser, p.maxAttempts, message],
+        );
+        const status = rows[0]?.status;
+        const outcome = refusedUser ? 'refused' : status === 'failed' ? 'failed' : 'deferred';
+        if (status === 'pending') deferred.push(n.id);
+        tally[outcome]++;
+        ctx.count(`notifications_${outcome}`);
+        ctx.log.warn({ notification: n.id, attempts: n.attempts, kind, status: status ?? 'claim lost', err }, 'notification not sent');
+        return;
+      }
+      const { rowCount } = await ctx.db.query(`UPDATE notifications SET status = 'sent', sent_at = $3 WHERE ${OWN}`, [...own, ctx.clock.now()]);
+      if (rowCount === 0) ctx.log.warn({ notification: n.id }, 'notification sent, but its claim was taken over meanwhile');
+      tally.sent++;
+      ctx.count('notifications_sent');
+    };
+
+    try {
+      const { drainBounded } = await import('../../services/bounded.ts');
+      // A stop, or the server found unavailable, ends the taking of rows; those in flight finish.
+      await drainBounded(next, p.maxConnections, handle, stopped);
+    } finally {
+      mailer.close();
+      toRelease.push(...buffer.splice(0));
+      if (toRelease.length > 0) {
+        try {
+          const ids = toRelease.map((n) => n.id);
+          const { rowCount } = await ctx.db.query(
+            `UPDATE notifications n SET status = 'pending', attempts = n.attempts - 1
+             FROM unnest($1::bigint[], $2::timestamptz[]) AS c(id, claimed_at)
+             WHERE n.id = c.id AND n.status = 'sending' AND n.claimed_at = c.claimed_at`,
+            [ids, toRelease.map((n) => claims.get(n.id))],
+          );
+          ctx.count('claims_released', rowCount ?? 0);
+        } catch (err) {
+          // Left 'sending': a run after the claim's timeout takes them over.
+          ctx.log.error({ notifications: toRelease.map((n) => n.id), err }, 'unsent claims not put back');
+        }
+      }
+    }
+    // Stopped with rows left: Interrupted or TimedOut. A stop after the last row changes nothing.
+    if (toRelease.length > 0 || !drained) ctx.signal.throwIfAborted();
+    if (unavailable !== undefined) throw new Error('the SMTP server is unavailable; the unsent notifications go out on the retry', { cause: unavailable });
+    const remaining = await due();
+    ctx.set('due_remaining', remaining);
+    const notSent = [
+      tally.refused > 0 ? `${tally.refused} refused for good by the mail server` : '',
+      tally.failed > 0 ? `${tally.failed} failed after ${countNoun(p.maxAttempts, 'attempt')}` : '',
+      tally.deferred > 0 ? `${tally.deferred} deferred to the next run` : '',
+    ].filter(Boolean);
+    return `sent ${countNoun(tally.sent, 'notification')}${notSent.length > 0 ? ` (${notSent.join(', ')})` : ''}; ${remaining} due left`;
+  },
+});
