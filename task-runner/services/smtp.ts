@@ -85,6 +85,22 @@ export function refusedRecipients(infoOrError: unknown): RefusedRecipient[] {
   return errors.map((error) => ({ address: error.recipient ?? '', error }));
 }
 
+/**
+ * Whether the server refused `address` itself for good — the mailbox does not exist, is disabled,
+ * the address is malformed — rather than the message, the sender or the relay (a configuration
+ * to fix: 5.7.x "relay access denied" names the recipient too). With an enhanced status code
+ * (RFC 3463): 5.1.x, or 5.2.1; without one: 550, 551 or 553 to that address's RCPT.
+ */
+export function addressRefused(err: unknown, address: string): boolean {
+  const refusal = refusedRecipients(err).find((r) => r.address.toLowerCase() === address.toLowerCase());
+  if (!refusal) return false;
+  const { responseCode, response } = refusal.error as { responseCode?: number; response?: string };
+  if (typeof responseCode !== 'number' || responseCode < 500) return false;
+  const enhanced = /^\d{3}[ -](\d)\.(\d{1,3})\.(\d{1,3})\b/.exec(response ?? '');
+  if (enhanced) return enhanced[1] === '5' && (enhanced[2] === '1' || (enhanced[2] === '2' && enhanced[3] === '1'));
+  return responseCode === 550 || responseCode === 551 || responseCode === 553;
+}
+
 const UNAVAILABLE_CODES = new Set(['ECONNECTION', 'ETIMEDOUT', 'ESOCKET', 'EDNS', 'EAUTH', 'ETLS', 'ECONNREFUSED', 'ECONNRESET', 'EPROTOCOL']);
 
 export function classifyFailure(err: unknown): FailureKind {

@@ -153,6 +153,14 @@ describe(TASK, () => {
     expect(smtp.received.map((m) => m.to[0])).toEqual(['ada@example.org']);
   });
 
+  it('fails, and retries, when the server refuses to relay (5.7.1 names the recipient, but it is a configuration to fix)', async () => {
+    smtp.behaviour = { refuseRecipient: () => ({ code: 554, message: '5.7.1 Relay access denied' }) };
+    const first = await runRunner(['run', TASK], env());
+    expect(first.code, first.stdout).toBe(1);
+    expect(first.result?.summary).toMatchObject({ summaries_sent: 0, summaries_refused: 0, summaries_failed: 2 });
+    expect((await db.query('SELECT DISTINCT status FROM daily_summary_deliveries')).rows).toEqual([{ status: 'failed' }]);
+  });
+
   it('fails, and retries, when the server refuses the sender (a configuration to fix, not a user to give up on)', async () => {
     smtp.behaviour = { refuseSender: () => ({ code: 553, message: 'sender address not owned by user' }) };
     const first = await runRunner(['run', TASK], env());

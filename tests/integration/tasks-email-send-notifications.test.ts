@@ -122,6 +122,25 @@ describe(TASK, () => {
     expect(await row(last)).toMatchObject({ status: 'failed', attempts: 2 });
   });
 
+  it('retries, not fails for good, a relay refusal naming the recipient (5.7.1: a configuration to fix)', async () => {
+    smtp.behaviour = { refuseRecipient: () => ({ code: 554, message: '5.7.1 Relay access denied' }) };
+    const b = await notify(bob, 'For Bob');
+    const exit = await runRunner(['run', TASK], env());
+    expect(exit.code, exit.stdout).toBe(0);
+    expect(exit.result?.summary).toMatchObject({ notifications_refused: 0, notifications_deferred: 1 });
+    expect(await row(b)).toEqual({ status: 'pending', attempts: 1, last_error: expect.stringContaining('Relay access denied'), sent: false });
+  });
+
+  it('claims a notification refused for now once per run, with more due than a batch holds', async () => {
+    smtp.behaviour = { refuseRecipient: (addr) => (addr === 'bob@example.org' ? { code: 452, message: 'mailbox full, try later' } : undefined) };
+    const b = await notify(bob, 'For Bob', { scheduled_for: "now() - interval '3 minutes'" });
+    for (const t of ['A1', 'A2']) await notify(ada, t);
+    const exit = await runRunner(['run', TASK, '--params', '{"batchSize":1,"maxConnections":1}'], env());
+    expect(exit.code, exit.stdout).toBe(0);
+    expect(exit.result?.summary).toMatchObject({ notifications_sent: 2, notifications_deferred: 1 });
+    expect(await row(b)).toMatchObject({ status: 'pending', attempts: 1 });
+  });
+
   it("takes over a dead run's claim older than the task's timeout, and leaves a fresh one alone", async () => {
     const stale = await notify(ada, 'Stale claim', { status: "'sending'", attempts: '1', claimed_at: "now() - interval '10 minutes'" });
     const fresh = await notify(bob, 'Fresh claim', { status: "'sending'", attempts: '1', claimed_at: "now() - interval '1 minute'" });

@@ -1,6 +1,6 @@
 // Queue items and SMTP failures as email.process-queue sorts them.
 import { describe, expect, it } from 'vitest';
-import { classifyFailure, refusedRecipients } from '../../task-runner/services/smtp.ts';
+import { addressRefused, classifyFailure, refusedRecipients } from '../../task-runner/services/smtp.ts';
 import { handledKey, messageIdFor, parseMailItem } from '../../task-runner/tasks/email/mail-item.ts';
 
 describe('parseMailItem', () => {
@@ -51,5 +51,28 @@ describe('refusedRecipients', () => {
     expect(refusedRecipients({ accepted: ['a@x.org'], rejected: ['b@x.org'], rejectedErrors: [full] })).toEqual([{ address: 'b@x.org', error: full }]);
     expect(refusedRecipients(Object.assign(new Error('all refused'), { rejectedErrors: [full] }))).toEqual([{ address: 'b@x.org', error: full }]);
     expect(refusedRecipients({ accepted: ['a@x.org'], rejected: [] })).toEqual([]);
+  });
+});
+
+describe('addressRefused', () => {
+  const refusal = (address: string, responseCode: number, response: string) =>
+    Object.assign(new Error(`Can't send mail - all recipients were rejected: ${response}`), {
+      code: 'EENVELOPE',
+      rejectedErrors: [Object.assign(new Error(`Recipient command failed: ${response}`), { code: 'EENVELOPE', responseCode, response, recipient: address })],
+    });
+  it.each([
+    ['no such mailbox, enhanced code 5.1.1', 550, '550 5.1.1 <bob@x.org>: Recipient address rejected: User unknown', true],
+    ['mailbox disabled, 5.2.1', 550, '550 5.2.1 mailbox disabled', true],
+    ['no enhanced code: 550', 550, '550 no such user here', true],
+    ['no enhanced code: 553 mailbox name not allowed', 553, '553 mailbox name not allowed', true],
+    ['relay access denied, 5.7.1 (a configuration to fix)', 554, '554 5.7.1 <bob@x.org>: Relay access denied', false],
+    ['no enhanced code: 554 transaction failed', 554, '554 transaction failed', false],
+    ['refused for now, 452', 452, '452 4.2.2 mailbox full', false],
+  ])('%s → %s', (_what, code, response, expected) => {
+    expect(addressRefused(refusal('Bob@x.org', code, response), 'bob@x.org')).toBe(expected);
+  });
+  it('is about the address asked for, not another recipient refused', () => {
+    expect(addressRefused(refusal('ada@x.org', 550, '550 5.1.1 unknown'), 'bob@x.org')).toBe(false);
+    expect(addressRefused(Object.assign(new Error('Mail command failed: 553 sender not owned'), { code: 'EENVELOPE', responseCode: 553 }), 'bob@x.org')).toBe(false);
   });
 });

@@ -47,7 +47,7 @@ export default defineTask({
   async run(ctx) {
     const p = ctx.params;
     const env = ctx.requireSettings(['SMTP_URL']);
-    const [{ openMailer, classifyFailure, refusedRecipients }, { summaryText }, { DateTime }] = await Promise.all([
+    const [{ openMailer, classifyFailure, addressRefused }, { summaryText }, { DateTime }] = await Promise.all([
       import('../../services/smtp.ts'),
       import('./summary-text.ts'),
       import('luxon'),
@@ -130,7 +130,7 @@ export default defineTask({
         const kind = classifyFailure(err);
         // Refused for good only when the server refused this user's address: a refused sender, a
         // relay or policy refusal (a configuration to fix) is a failure, retried once fixed.
-        const refusedUser = kind === 'permanent' && refusedRecipients(err).some((r) => r.address.toLowerCase() === user.email.toLowerCase());
+        const refusedUser = kind === 'permanent' && addressRefused(err, user.email);
         const status = refusedUser ? 'refused' : 'failed';
         await ctx.db.query('UPDATE daily_summary_deliveries SET status = $3, last_error = $4 WHERE user_id = $1 AND summary_date = $2', [user.id, date, status, message]);
         ctx.log.warn({ user: user.id, kind, err }, 'daily summary not sent');

@@ -40,6 +40,10 @@ const CLAIM = `
   )
   SELECT id, title, body, attempts, email, was FROM claimed ORDER BY scheduled_for, id`;
 
+// Connection errors that leave no doubt the server never saw the message (nodemailer keeps the
+// system error's code as originalCode under its own ESOCKET).
+const NEVER_CONNECTED = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EDNS']);
+
 // Every settlement is of this run's own claim (status and claimed_at as it set them).
 const OWN = `id = $1 AND status = 'sending' AND claimed_at = $2`;
 
@@ -77,8 +81,8 @@ export default defineTask({
       return `dry run: ${countNoun(Math.min(n, p.maxNotifications), 'notification')} would be sent`;
     }
 
-    const { openMailer, classifyFailure, refusedRecipients } = await import('../../services/smtp.ts');
-    for (const key of ['notifications_sent', 'notifications_refused', 'notifications_failed', 'notifications_deferred', 'claims_taken_over', 'claims_released']) ctx.count(key, 0);
+    const { openMailer, classifyFailure, addressRefused } = await import('../../services/smtp.ts');
+    for (const key of ['notifications_sent', 'notifications_refused', 'notifications_failed', 'notifications_deferred', 'claims_taken_over', 'claims_released', 'claims_lost']) ctx.count(key, 0);
     const mailer = await openMailer(env.SMTP_URL, { pool: true, maxConnections: p.maxConnections, timeoutMs: p.smtpTimeoutSeconds * 1000 });
 
     const buffer: Claimed[] = [];
@@ -118,8 +122,8 @@ export default defineTask({
       return buffer.shift();
     };
 
-    // Claims this run leaves unsent (a stop, the server unavailable): back to 'pending', the
-    // attempt not counted (the notification was never offered to the server).
+    // Claims this run never offered to the server (taken, then a stop or the server unavailable):
+    // back to 'pending', the attempt not counted.
     const toRelease: Claimed[] = [];
 
     const handle = async (n: Claimed) => {
@@ -129,25 +133,38 @@ export default defineTask({
       } catch (err) {
         const message = describeError(err);
         const kind = classifyFailure(err);
+        // The server gone: no more rows are taken, and the run fails for a retry. Unless no
+        // connection was ever made, the notification may have been offered (a timeout waiting
+        // for the answer to DATA can even follow a delivery): settled as an attempt like any other
+        // failure, so maxAttempts still bounds it.
         if (kind === 'unavailable') {
           unavailable ??= err;
-          toRelease.push(n);
-          return;
+          const { code, originalCode } = err as { code?: string; originalCode?: string };
+          if (NEVER_CONNECTED.has(originalCode ?? code ?? '')) {
+            toRelease.push(n);
+            return;
+          }
         }
-        // Failed for good only when the server refused this user's address; a refused sender or a
-        // message it will not take is a configuration to fix: retried, up to maxAttempts.
-        const refusedUser = kind === 'permanent' && refusedRecipients(err).some((r) => r.address.toLowerCase() === n.email.toLowerCase());
+        // Failed for good only when the server refused this user's address; a refused sender, a
+        // relay or policy refusal, or a message it will not take is a configuration to fix:
+        // retried, up to maxAttempts.
+        const refusedUser = kind === 'permanent' && addressRefused(err, n.email);
         const { rows } = await ctx.db.query<{ status: string }>(
           `UPDATE notifications SET status = CASE WHEN $3 OR attempts >= $4 THEN 'failed' ELSE 'pending' END, last_error = $5
            WHERE ${OWN} RETURNING status`,
           [...own, refusedUser, p.maxAttempts, message],
         );
         const status = rows[0]?.status;
+        if (status === undefined) {
+          ctx.count('claims_lost');
+          ctx.log.warn({ notification: n.id, err }, 'notification not sent, and its claim was taken over meanwhile');
+          return;
+        }
         const outcome = refusedUser ? 'refused' : status === 'failed' ? 'failed' : 'deferred';
         if (status === 'pending') deferred.push(n.id);
         tally[outcome]++;
         ctx.count(`notifications_${outcome}`);
-        ctx.log.warn({ notification: n.id, attempts: n.attempts, kind, status: status ?? 'claim lost', err }, 'notification not sent');
+        ctx.log.warn({ notification: n.id, attempts: n.attempts, kind, status, err }, 'notification not sent');
         return;
       }
       const { rowCount } = await ctx.db.query(`UPDATE notifications SET status = 'sent', sent_at = $3 WHERE ${OWN}`, [...own, ctx.clock.now()]);
