@@ -85,6 +85,11 @@ export function refusedRecipients(infoOrError: unknown): RefusedRecipient[] {
   return errors.map((error) => ({ address: error.recipient ?? '', error }));
 }
 
+/** The domain of a sender (`a@x.org` or `Name <a@x.org>`): where the tasks' Message-IDs are made. */
+export function senderDomain(from: string): string {
+  return from.replace(/>$/, '').split('@').pop() ?? 'localhost';
+}
+
 /**
  * Whether the server refused `address` itself for good — the mailbox does not exist, is disabled,
  * the address is malformed — rather than the message, the sender or the relay (a configuration

@@ -118,11 +118,11 @@ export default defineTask({
         const status = rows[0]?.status;
         if (status === undefined) return;
         const stillOurs = status === 'running';
+        // The row is locked: the status read is the one this update replaces.
         await client.query(
-          `UPDATE ai_tasks SET status = CASE WHEN status = 'running' THEN 'failed' ELSE status END,
-                              last_error = $3, last_run_at = $4, claimed_by = NULL, claimed_at = NULL, updated_at = $4
+          `UPDATE ai_tasks SET status = $5, last_error = $3, last_run_at = $4, claimed_by = NULL, claimed_at = NULL, updated_at = $4
            WHERE id = $1 AND claimed_by = $2`,
-          [task.id, runId, message, ctx.clock.now()],
+          [task.id, runId, message, ctx.clock.now(), stillOurs ? 'failed' : status],
         );
         await client.query(
           `INSERT INTO ai_task_results (ai_task_id, user_id, run_id, status, error, model, scheduled_for) VALUES ($1, $2, $3, 'failed', $4, $5, $6)`,
@@ -180,11 +180,10 @@ export default defineTask({
         const stillOurs = status === 'running';
         await client.query(
           `UPDATE ai_tasks
-           SET status = CASE WHEN status = 'running' THEN $3 ELSE status END,
-               next_run_at = $4::timestamptz,
+           SET status = $3, next_run_at = $4::timestamptz,
                last_run_at = $5, run_count = run_count + 1, last_error = NULL, claimed_by = NULL, claimed_at = NULL, updated_at = $5
            WHERE id = $1 AND claimed_by = $2`,
-          [task.id, runId, next === null ? 'completed' : 'active', next, now],
+          [task.id, runId, stillOurs ? (next === null ? 'completed' : 'active') : status, next, now],
         );
         await client.query(
           `INSERT INTO ai_task_results (ai_task_id, user_id, run_id, status, result, model, total_tokens, scheduled_for)

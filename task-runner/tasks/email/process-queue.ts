@@ -34,7 +34,7 @@ export default defineTask({
   async run(ctx) {
     const p = ctx.params;
     const env = ctx.requireSettings(['SMTP_URL']);
-    const [{ reliableQueue }, { openMailer, classifyFailure, refusedRecipients }, { parseMailItem, messageIdFor, handledKey }] = await Promise.all([
+    const [{ reliableQueue }, { openMailer, classifyFailure, refusedRecipients, senderDomain }, { parseMailItem, messageIdFor, handledKey }] = await Promise.all([
       import('../../services/reliable-queue.ts'),
       import('../../services/smtp.ts'),
       import('./mail-item.ts'),
@@ -161,7 +161,7 @@ export default defineTask({
         ctx.count('dead_lettered');
         return;
       }
-      const domain = p.messageIdDomain ?? from.replace(/>$/, '').split('@').pop() ?? 'localhost';
+      const domain = p.messageIdDomain ?? senderDomain(from);
       const { id, resend, ...mail } = item;
       let refused: RefusedRecipient[];
       try {

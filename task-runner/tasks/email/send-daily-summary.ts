@@ -47,14 +47,14 @@ export default defineTask({
   async run(ctx) {
     const p = ctx.params;
     const env = ctx.requireSettings(['SMTP_URL']);
-    const [{ openMailer, classifyFailure, addressRefused }, { summaryText }, { DateTime }] = await Promise.all([
+    const [{ openMailer, classifyFailure, addressRefused, senderDomain }, { summaryText }, { DateTime }] = await Promise.all([
       import('../../services/smtp.ts'),
       import('./summary-text.ts'),
       import('luxon'),
     ]);
     const from = p.from ?? env.EMAIL_FROM;
     if (!from) throw new InvalidInputError('invalid configuration: email.send-daily-summary needs a sender: the from param or EMAIL_FROM');
-    const domain = from.replace(/>$/, '').split('@').pop()!;
+    const domain = senderDomain(from);
     const { rows: users } = await ctx.db.query<Recipient>('SELECT id, email, display_name, timezone FROM users WHERE daily_summary_opt_in ORDER BY id');
     for (const key of ['summaries_sent', 'already_sent', 'summaries_refused', 'refused_earlier', 'summaries_failed', 'claimed_elsewhere']) ctx.count(key, 0);
     ctx.set('users', users.length);

@@ -73,7 +73,8 @@ export default defineTask({
     const env = ctx.requireSettings(['SMTP_URL']);
     const from = p.from ?? env.EMAIL_FROM;
     if (!from) throw new InvalidInputError('invalid configuration: email.send-notifications needs a sender: the from param or EMAIL_FROM');
-    const domain = from.replace(/>$/, '').split('@').pop()!;
+    const { openMailer, classifyFailure, addressRefused, senderDomain } = await import('../../services/smtp.ts');
+    const domain = senderDomain(from);
     const due = async () => (await ctx.db.query<{ n: number }>(DUE, [ctx.clock.now(), TIMEOUT_SECONDS])).rows[0]!.n;
     if (ctx.dryRun) {
       const n = await due();
@@ -81,7 +82,6 @@ export default defineTask({
       return `dry run: ${countNoun(Math.min(n, p.maxNotifications), 'notification')} would be sent`;
     }
 
-    const { openMailer, classifyFailure, addressRefused } = await import('../../services/smtp.ts');
     for (const key of ['notifications_sent', 'notifications_refused', 'notifications_failed', 'notifications_deferred', 'claims_taken_over', 'claims_released', 'claims_lost']) ctx.count(key, 0);
     const mailer = await openMailer(env.SMTP_URL, { pool: true, maxConnections: p.maxConnections, timeoutMs: p.smtpTimeoutSeconds * 1000 });
 
