@@ -23,6 +23,9 @@ import type { KubeObject } from './kube/types.ts';
 import { WorkQueue } from './kube/workqueue.ts';
 import { familyQueues, taskSnapshot, type OperatorMetrics } from './metrics.ts';
 
+/** How long the work queue must have been idle before held Events are written. */
+const EVENTS_AFTER_IDLE_MS = 1_000;
+
 export interface ControlLoopOptions {
   raw: RawApi;
   log: Logger;
@@ -66,6 +69,9 @@ export function createControlLoop(opts: ControlLoopOptions): ControlLoop {
   const expectations = new WriteExpectations();
   routeEvents({ tasks, cronJobs, jobs, pods, queue, expectations });
 
+  // Events wait while reconciles are under way, and until the queue has been idle a moment: in a
+  // burst the CronJobs and statuses go first, and the Events follow when it ends (events.ts).
+  opts.events.holdWhile(() => queue.idleForMs() < EVENTS_AFTER_IDLE_MS);
   metrics.setQueueDepthSource(() => queue.len());
   metrics.setTaskSource(function* () {
     for (const t of tasks.store.list()) yield taskSnapshot(t);

@@ -3,6 +3,10 @@
 // does not create another Event: it raises the first one's series count, and those updates are
 // batched (one PATCH per flush interval), so a task failing every minute makes one Event, not
 // hundreds. Recording never fails the caller: a write that fails is logged.
+// Events yield to the state they describe: while the controller is busy (holdWhile), new Events
+// wait, for at most maxHoldMs, so a burst of reconciles (a thousand tasks applied at once) gets
+// its CronJobs and statuses written first, without an Event write beside each on the same
+// apiserver; they follow as soon as the controller is idle.
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { HttpMethod, PatchStrategy } from '@kubernetes/client-node';
@@ -58,6 +62,12 @@ export interface EventRecorderOptions {
   seriesFlushMs?: number;
   /** Remembered (object, reason, note) combinations; the oldest are forgotten first. Default 4096. */
   maxEntries?: number;
+  /** The longest a new Event waits while the controller is busy (see holdWhile). Default 30 s. */
+  maxHoldMs?: number;
+  /** How often held Events check whether they may go. Default 200 ms. */
+  holdPollMs?: number;
+  /** Event writes in flight at once: a held burst must not meet the apiserver's fairness limits all at once. Default 4. */
+  maxInFlight?: number;
   now?: () => Date;
 }
 
@@ -112,6 +122,13 @@ export class KubeEventRecorder implements EventRecorder {
   private readonly inFlight = new Set<Promise<void>>();
   private readonly now: () => Date;
   private lastSweep = 0;
+  /** Writes waiting for a slot (see slot()), oldest first. */
+  private readonly held: { since: number; release: () => void }[] = [];
+  private writing = 0;
+  private holdTimer: NodeJS.Timeout | undefined;
+  private busy: () => boolean = () => false;
+  /** flush() calls under way: held writes go without waiting for the controller. */
+  private draining = 0;
   readonly stats = { created: 0, seriesUpdates: 0, failures: 0 };
 
   constructor(private readonly opts: EventRecorderOptions) {
@@ -136,15 +153,26 @@ export class KubeEventRecorder implements EventRecorder {
     this.enqueue(created, () => this.create(created));
   }
 
+  /** New Events wait while `busy` says so (at most maxHoldMs each). */
+  holdWhile(busy: () => boolean): void {
+    this.busy = busy;
+  }
+
   async flush(): Promise<void> {
-    for (const entry of this.entries.values()) {
-      if (entry.flushTimer) {
-        clearTimeout(entry.flushTimer);
-        entry.flushTimer = undefined;
-        this.enqueue(entry, () => this.writeSeries(entry));
+    this.draining++;
+    try {
+      this.pump();
+      for (const entry of this.entries.values()) {
+        if (entry.flushTimer) {
+          clearTimeout(entry.flushTimer);
+          entry.flushTimer = undefined;
+          this.enqueue(entry, () => this.writeSeries(entry));
+        }
       }
+      while (this.inFlight.size > 0) await Promise.all([...this.inFlight]);
+    } finally {
+      this.draining--;
     }
-    while (this.inFlight.size > 0) await Promise.all([...this.inFlight]);
   }
 
   private newEntry(regarding: KubeObject, type: EventType, reason: string, action: string, note: string, now: Date): SeriesEntry {
@@ -188,32 +216,75 @@ export class KubeEventRecorder implements EventRecorder {
   }
 
   private async create(entry: SeriesEntry): Promise<void> {
-    const body = entry.count > 1 ? { ...entry.body, series: this.series(entry) } : entry.body;
-    await this.opts.sink.create(entry.namespace, body);
-    entry.written = entry.count;
-    this.stats.created++;
+    await this.slot();
+    try {
+      const body = entry.count > 1 ? { ...entry.body, series: this.series(entry) } : entry.body;
+      await this.opts.sink.create(entry.namespace, body);
+      entry.written = entry.count;
+      this.stats.created++;
+    } finally {
+      this.freeSlot();
+    }
   }
 
   private async writeSeries(entry: SeriesEntry): Promise<void> {
     if (entry.count === entry.written) return;
     if (entry.written === 0) return this.create(entry); // the create failed earlier: try it again, with the series
+    await this.slot();
     try {
       await this.opts.sink.patchSeries(entry.namespace, entry.name, this.series(entry));
       entry.written = entry.count;
       this.stats.seriesUpdates++;
+      return;
     } catch (err) {
       if (!isNotFound(err)) throw err;
-      // The Event expired (events live about an hour): start over under a new name.
-      entry.name = `${entry.body.regarding.name ?? 'object'}.${this.now().getTime().toString(16)}${randomBytes(4).toString('hex')}`;
-      entry.body = { ...entry.body, metadata: { name: entry.name, namespace: entry.namespace }, eventTime: microTime(this.now()) };
-      entry.count = 1;
-      entry.written = 0;
-      await this.create(entry);
+    } finally {
+      this.freeSlot();
     }
+    // The Event expired (events live about an hour): start over under a new name.
+    entry.name = `${entry.body.regarding.name ?? 'object'}.${this.now().getTime().toString(16)}${randomBytes(4).toString('hex')}`;
+    entry.body = { ...entry.body, metadata: { name: entry.name, namespace: entry.namespace }, eventTime: microTime(this.now()) };
+    entry.count = 1;
+    entry.written = 0;
+    await this.create(entry);
   }
 
   private series(entry: SeriesEntry): { count: number; lastObservedTime: string } {
     return { count: entry.count, lastObservedTime: microTime(entry.lastObserved) };
+  }
+
+  /**
+   * Resolves when a write may start: at most maxInFlight at once, and, while the controller is
+   * busy, only writes that have waited maxHoldMs. Every resolved slot must be given back (freeSlot).
+   */
+  private slot(): Promise<void> {
+    return new Promise((release) => {
+      this.held.push({ since: this.now().getTime(), release });
+      this.pump();
+    });
+  }
+
+  private freeSlot(): void {
+    this.writing--;
+    this.pump();
+  }
+
+  /** Starts the held writes that may go now; polls again while some must still wait. */
+  private pump(): void {
+    const max = this.opts.maxInFlight ?? 4;
+    if (this.writing >= max || this.held.length === 0) return;
+    const upTo = this.draining > 0 || !this.busy() ? Number.POSITIVE_INFINITY : this.now().getTime() - (this.opts.maxHoldMs ?? 30_000);
+    while (this.writing < max && this.held.length > 0 && this.held[0]!.since <= upTo) {
+      this.writing++;
+      this.held.shift()!.release();
+    }
+    if (this.held.length > 0 && this.writing < max && !this.holdTimer) {
+      this.holdTimer = setTimeout(() => {
+        this.holdTimer = undefined;
+        this.pump();
+      }, this.opts.holdPollMs ?? 200);
+      this.holdTimer.unref();
+    }
   }
 
   private get windowMs(): number {

@@ -34,6 +34,8 @@ export class WorkQueue {
   private readonly heap: Delayed[] = [];
   private timer: NodeJS.Timeout | undefined;
   private timerAt = Infinity;
+  /** When the last key being processed was done with nothing left queued; -Infinity before any work. */
+  private idleSince = Number.NEGATIVE_INFINITY;
 
   constructor(opts: WorkQueueOptions = {}) {
     this.rateLimiter = opts.rateLimiter ?? defaultControllerRateLimiter();
@@ -58,7 +60,19 @@ export class WorkQueue {
   done(key: string): void {
     if (!this.processing.delete(key)) return;
     if (this.dirty.has(key) && !this.shuttingDown) this.enqueue(key);
-    if (this.processing.size === 0) this.notifyDrained();
+    if (this.processing.size === 0) {
+      if (this.len() === 0) this.idleSince = this.now();
+      this.notifyDrained();
+    }
+  }
+
+  /**
+   * How long the queue has had nothing to hand out and nothing being processed, in ms: 0 while it
+   * has work. Delayed keys do not count until they are due.
+   */
+  idleForMs(): number {
+    if (this.len() > 0 || this.processing.size > 0) return 0;
+    return this.now() - this.idleSince;
   }
 
   addAfter(key: string, delayMs: number): void {

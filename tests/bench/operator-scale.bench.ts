@@ -220,7 +220,7 @@ async function kubectlApply(items: unknown[]): Promise<void> {
  * Ready with its CronJob; also when the creating client returned, so the report can say how far
  * the operator trailed the client.
  */
-async function createTasks(controller: ControllerProcess, namespace: string, list: string[], expectTotal: number, how: 'kubectl' | 'concurrent'): Promise<{ seconds: number; createdSeconds: number }> {
+async function createTasks(controller: ControllerProcess, namespace: string, list: string[], expectTotal: number, how: 'kubectl' | 'concurrent'): Promise<{ seconds: number; createdSeconds: number; eventsSeconds: number }> {
   const tracker = track(namespace, expectTotal, true);
   const start = performance.now();
   try {
@@ -233,9 +233,38 @@ async function createTasks(controller: ControllerProcess, namespace: string, lis
       controller.exited.then((code) => Promise.reject(new Error(`the controller exited (${code}) before every task was Ready; it said:\n${controller.output()}`))),
       new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`not every task Ready within 20 min; the controller said:\n${controller.output()}`)), 1_200_000)),
     ]);
-    return { seconds: (end - start) / 1000, createdSeconds: (created - start) / 1000 };
+    // The Events come after the statuses (events.ts holds them while the controller is busy):
+    // when the last one was written is part of the figure, and no side ends before its Events.
+    const eventsWritten = await cronJobCreatedEvents(namespace, expectTotal, controller);
+    return { seconds: (end - start) / 1000, createdSeconds: (created - start) / 1000, eventsSeconds: (eventsWritten - start) / 1000 };
   } finally {
     tracker.stop();
+  }
+}
+
+/**
+ * Resolves with the time at which `count` tasks of the namespace have their CronJobCreated Event
+ * (followed by a watch started only now, so it adds nothing to the measured window).
+ */
+async function cronJobCreatedEvents(namespace: string, count: number, controller: ControllerProcess): Promise<number> {
+  const abort = new AbortController();
+  const seen = new Set<string>();
+  let resolveDone!: (at: number) => void;
+  const done = new Promise<number>((resolve) => (resolveDone = resolve));
+  void (async () => {
+    while (!abort.signal.aborted) {
+      await raw
+        .watch<any>(collectionPath(EVENTS, namespace), { resourceVersion: '0', allowWatchBookmarks: false }, (e) => {
+          if (e.type === 'ADDED' && e.object.reason === 'CronJobCreated') seen.add(e.object.regarding?.name);
+          if (seen.size >= count) resolveDone(performance.now());
+        }, abort.signal)
+        .catch(() => undefined);
+    }
+  })();
+  try {
+    return await Promise.race([done, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${seen.size} of ${count} CronJobCreated Events after 5 min; the controller said:\n${controller.output()}`)), 300_000))]);
+  } finally {
+    abort.abort();
   }
 }
 
@@ -344,8 +373,8 @@ async function operatorSide(namespace: string, list: string[], round: number): P
   const running = operator!;
   await quietMachine('through the operator', round);
   const cpuBefore = running.cpuSeconds();
-  const { seconds, createdSeconds, cpu, selfCpu } = await withCpu(() => createTasks(running, namespace, list, list.length, 'kubectl'));
-  return { seconds, kubectlSeconds: createdSeconds, cpu, ownCpu: running.cpuSeconds() - cpuBefore, selfCpu };
+  const { seconds, createdSeconds, eventsSeconds, cpu, selfCpu } = await withCpu(() => createTasks(running, namespace, list, list.length, 'kubectl'));
+  return { seconds, kubectlSeconds: createdSeconds, eventsSeconds, cpu, ownCpu: running.cpuSeconds() - cpuBefore, selfCpu };
 }
 
 /** Runs `measure`, adding the machine's CPU and this process's CPU (the watches that time it) meanwhile. */
@@ -365,8 +394,8 @@ async function referenceSide(list: string[], templates: { cronJob: string; statu
     await ready('the reference controller', port);
     await quietMachine('through the reference controller', round);
     const cpuBefore = started.cpuSeconds();
-    const { seconds } = await createTasks(started, namespace, list, list.length, 'kubectl');
-    return { seconds, ownCpu: started.cpuSeconds() - cpuBefore, rss: started.memory().rss };
+    const { seconds, eventsSeconds } = await createTasks(started, namespace, list, list.length, 'kubectl');
+    return { seconds, eventsSeconds, ownCpu: started.cpuSeconds() - cpuBefore, rss: started.memory().rss };
   } finally {
     await stopReference();
     await deleteNamespacesAndWait([namespace]);
@@ -438,7 +467,7 @@ describe('operator at scale', () => {
     const at1000 = running.memory();
 
     // 2. Idle: every kind the operator writes (or could), watched from outside.
-    await new Promise((r) => setTimeout(r, 10_000)); // Event series still pending are flushed
+    await new Promise((r) => setTimeout(r, 10_000)); // Event series still pending are flushed (the Events themselves were waited for)
     const writes = await watchWrites(inject('kubeconfig'), managed, [BACKGROUND_TASKS, CRON_JOBS, JOBS, PODS, EVENTS, CONFIG_MAPS, LEASES]);
     const metricsBefore = await apiWrites(port);
     await new Promise((r) => setTimeout(r, IDLE_SECONDS * 1000));
@@ -466,6 +495,8 @@ describe('operator at scale', () => {
       // same cores, or an operator falling behind them.
       ['of which kubectl\'s apply, until its last create returned (each round)', `${seconds(rounds.map((r) => r.operator.kubectlSeconds))} s`],
       ['and from there until every task was Ready (each round)', `${rounds.map((r) => (r.operator.seconds - r.operator.kubectlSeconds).toFixed(2)).join(' / ')} s`],
+      // Events wait while the operator is busy (operator/kube/events.ts), so they land after the statuses.
+      ['every task\'s CronJobCreated Event written, from the same start (each round)', `${seconds(rounds.map((r) => r.operator.eventsSeconds))} s`],
       ['order of the sides (each round)', rounds.map((r) => r.order).join(' / ')],
       ['ratio of each round', rounds.map((r) => `${r.ratio.toFixed(2)}×`).join(' / ')],
       [`ratio, median of ${ROUNDS} rounds (target ≤ 1.5)`, `${ratio.toFixed(2)}×`],
@@ -479,6 +510,7 @@ describe('operator at scale', () => {
       ['the same floor without the operator process\'s own CPU (each round)', times(rounds.map((r) => floor(r, r.operator.cpu.busy - r.operator.ownCpu)))],
       // The reference controller: the same tasks, the same three writes, the same cluster.
       [`${TASKS} BackgroundTasks through the reference controller (client-go, the operator's writes and nothing else), until every task is Ready (each round)`, `${seconds(rounds.map((r) => r.reference.seconds))} s`],
+      ['its CronJobCreated Events all written, from the same start (each round)', `${seconds(rounds.map((r) => r.reference.eventsSeconds))} s`],
       ['its ratio to the direct CronJobs (each round)', times(rounds.map((r) => r.reference.seconds / r.direct.seconds))],
       ['its CPU per task created, beside the operator\'s (each round)', `${rounds.map((r) => ((r.reference.ownCpu * 1000) / TASKS).toFixed(1)).join(' / ')} ms`],
       [`its RSS at ${TASKS} tasks (each round)`, `${rounds.map((r) => (r.reference.rss / MiB).toFixed(1)).join(' / ')} MiB`],
@@ -525,6 +557,8 @@ interface OperatorRound {
   seconds: number;
   /** When kubectl's apply of the tasks returned, from the same start. */
   kubectlSeconds: number;
+  /** When every task's CronJobCreated Event had been written, from the same start. */
+  eventsSeconds: number;
   cpu: CpuSample;
   /** CPU seconds of the operator process. */
   ownCpu: number;
@@ -534,6 +568,8 @@ interface OperatorRound {
 /** The same round's tasks through the reference controller. */
 interface ReferenceRound {
   seconds: number;
+  /** When every task's CronJobCreated Event had been written. */
+  eventsSeconds: number;
   /** CPU seconds of the reference controller while the tasks were created. */
   ownCpu: number;
   rss: number;

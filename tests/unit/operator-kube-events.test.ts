@@ -154,4 +154,76 @@ describe('KubeEventRecorder', () => {
     await small.flush();
     expect(sink.created.map((c) => c.body.reason)).toEqual(['A', 'B', 'C', 'A']);
   });
+  describe('while the controller is busy', () => {
+    /** Lets the microtasks of the recorder's write chains run (fake timers stay put). */
+    const settle = () => vi.advanceTimersByTimeAsync(0);
+
+    it('holds new Events until it is idle, then writes them in order', async () => {
+      let busy = true;
+      recorder.holdWhile(() => busy);
+      recorder.record(task, 'Normal', 'CronJobCreated', 'a');
+      recorder.record({ ...task, metadata: { ...task.metadata, name: 'other', uid: 'u2' } }, 'Normal', 'CronJobCreated', 'b');
+      await vi.advanceTimersByTimeAsync(5_000);
+      expect(sink.created).toEqual([]);
+      busy = false;
+      await vi.advanceTimersByTimeAsync(200);
+      expect(sink.created.map((c) => c.body.note)).toEqual(['a', 'b']);
+    });
+
+    it('holds an Event no longer than maxHoldMs', async () => {
+      const held = new KubeEventRecorder({ sink, log: pino({ level: 'silent' }), instance: 'op-0', maxHoldMs: 10_000, holdPollMs: 100, now: () => new Date(Date.now()) });
+      held.holdWhile(() => true);
+      held.record(task, 'Normal', 'First', 'n');
+      await vi.advanceTimersByTimeAsync(6_000);
+      held.record(task, 'Normal', 'Second', 'n');
+      await vi.advanceTimersByTimeAsync(3_900);
+      expect(sink.created).toEqual([]);
+      await vi.advanceTimersByTimeAsync(200);
+      expect(sink.created.map((c) => c.body.reason)).toEqual(['First']);
+      await vi.advanceTimersByTimeAsync(6_000);
+      expect(sink.created.map((c) => c.body.reason)).toEqual(['First', 'Second']);
+    });
+
+    it("writes a repeat made while held into the held create, and flush writes everything at once", async () => {
+      recorder.holdWhile(() => true);
+      recorder.record(task, 'Warning', 'RunFailed', 'n');
+      recorder.record(task, 'Warning', 'RunFailed', 'n');
+      await settle();
+      expect(sink.created).toEqual([]);
+      await recorder.flush();
+      expect(sink.created).toHaveLength(1);
+      expect(sink.created[0]!.body.series?.count).toBe(2);
+      expect(sink.patches).toEqual([]);
+    });
+
+    it('writes a released burst a few at a time', async () => {
+      let inFlight = 0;
+      let most = 0;
+      const slow: EventSink = {
+        async create() {
+          most = Math.max(most, ++inFlight);
+          await new Promise((r) => setTimeout(r, 10));
+          inFlight--;
+        },
+        async patchSeries() {},
+      };
+      const burst = new KubeEventRecorder({ sink: slow, log: pino({ level: 'silent' }), instance: 'op-0', maxInFlight: 3, now: () => new Date(Date.now()) });
+      let busy = true;
+      burst.holdWhile(() => busy);
+      for (let i = 0; i < 20; i++) burst.record({ ...task, metadata: { ...task.metadata, name: `t${i}`, uid: `u${i}` } }, 'Normal', 'CronJobCreated', 'n');
+      await vi.advanceTimersByTimeAsync(1_000);
+      expect(most).toBe(0);
+      busy = false;
+      await vi.advanceTimersByTimeAsync(1_000);
+      expect(burst.stats.created).toBe(20);
+      expect(most).toBe(3);
+    });
+
+    it('writes at once when the controller is idle', async () => {
+      recorder.holdWhile(() => false);
+      recorder.record(task, 'Normal', 'CronJobCreated', 'n');
+      await settle();
+      expect(sink.created).toHaveLength(1);
+    });
+  });
 });

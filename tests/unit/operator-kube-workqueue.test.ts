@@ -206,4 +206,35 @@ describe('WorkQueue', () => {
       expect(q.len()).toBe(1);
     });
   });
+  describe('idleForMs', () => {
+    it('is 0 while a key is queued or being processed, and counts from the moment the last is done', async () => {
+      let now = 1_000;
+      const q = new WorkQueue({ now: () => now });
+      expect(q.idleForMs()).toBe(Number.POSITIVE_INFINITY);
+      q.add('a');
+      q.add('b');
+      expect(q.idleForMs()).toBe(0);
+      await getNow(q);
+      await getNow(q);
+      q.done('a');
+      now += 50;
+      expect(q.idleForMs()).toBe(0); // b is still being processed
+      q.done('b');
+      now += 300;
+      expect(q.idleForMs()).toBe(300);
+      q.addAfter('c', 10_000); // delayed, not due: still idle
+      expect(q.idleForMs()).toBe(300);
+    });
+
+    it('stays busy when a key added while processing is queued again', async () => {
+      const now = 1_000;
+      const q = new WorkQueue({ now: () => now });
+      q.add('a');
+      await getNow(q);
+      q.add('a');
+      q.done('a');
+      expect(q.len()).toBe(1);
+      expect(q.idleForMs()).toBe(0);
+    });
+  });
 });
