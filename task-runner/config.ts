@@ -47,6 +47,8 @@ export const configSchema = z.object({
   BGTASK_TRIGGER: z.enum(['Schedule', 'Manual', 'Retry']).default('Manual'),
   BGTASK_ATTEMPT: z.coerce.number().int().min(1).default(1),
 
+  /** The Job's deadline (activeDeadlineSeconds: the BackgroundTask's timeoutSeconds, else the task's default), set by the operator. */
+  BGTASK_TIMEOUT_SECONDS: seconds.optional(),
   /** Overrides the task's default soft timeout (the BackgroundTask's spec may set its own). */
   BGTASK_SOFT_TIMEOUT_SECONDS: seconds.optional(),
   /** After an abort, how long the task may take to reach a safe point before the runner reports and exits anyway. */

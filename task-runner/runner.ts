@@ -224,6 +224,12 @@ async function closeServices(services: Services, log: Logger): Promise<void> {
   else for (const r of settled) if (r.status === 'rejected') log.warn({ err: r.reason }, 'closing a connection failed');
 }
 
+/**
+ * How long a pod has to stop once its Job's deadline or a deletion stops it: Kubernetes' default
+ * terminationGracePeriodSeconds, which the operator's pods keep; then the kubelet kills it.
+ */
+const POD_STOP_GRACE_SECONDS = 30;
+
 function taskContext(args: {
   task: AnyTask;
   params: unknown;
@@ -252,6 +258,7 @@ function taskContext(args: {
     clock: args.clock,
     signal: args.signal,
     dryRun: args.dryRun,
+    lifetimeSeconds: (args.config.BGTASK_TIMEOUT_SECONDS ?? task.defaults.timeoutSeconds) + POD_STOP_GRACE_SECONDS,
     env: args.config,
     requireSettings: (keys) => requireSettings(args.config, keys, task.name),
     variable: (name) => args.env[name] || undefined,

@@ -61,6 +61,12 @@ export interface TaskContext<P> {
   /** When true the task reports what it would do and changes nothing. */
   readonly dryRun: boolean;
   /**
+   * The longest this run can be alive, in seconds from its start: its Job's deadline
+   * (BGTASK_TIMEOUT_SECONDS, else the task's default timeout) plus the pod's time to stop. A claim
+   * the run takes on shared rows can be taken over once it is this old: its run is surely dead.
+   */
+  readonly lifetimeSeconds: number;
+  /**
    * The validated configuration (config.ts): the runner's variables and the tasks' settings,
    * typed. Settings the task cannot run without: `ctx.requireSettings([...])`.
    */

@@ -103,6 +103,7 @@ function podSpec(input: DesiredInput): Wire<V1PodSpec> {
   const env: V1EnvVar[] = [
     ...(settings.env ?? []).filter((e) => !ownNames.has(e.name)),
     ...own,
+    { name: 'BGTASK_TIMEOUT_SECONDS', value: String(effectiveTimeoutSeconds(task, meta)) },
     { name: 'BGTASK_SOFT_TIMEOUT_SECONDS', value: String(effectiveSoftTimeoutSeconds(task, meta)) },
     { name: 'BGTASK_NAME', value: task.metadata.name as string },
     fieldRef('BGTASK_NAMESPACE', 'metadata.namespace'),

@@ -181,7 +181,9 @@ describe(TASK, () => {
     const first = await runRunner(['run', TASK], env());
     expect(first.code, first.stdout).toBe(1);
     expect(first.result?.summary).toMatchObject({ summaries_sent: 1, claimed_elsewhere: 1, already_sent: 0 });
-    expect(first.result?.message).toBe(`the daily summaries of users ${ada} are claimed by another run, which may have died; a retry takes them over once the claim is 15 minutes old`);
+    // A claim from before leases were stored lasts the task's default timeout, 15 minutes.
+    const { rows: [claim] } = await db.query<{ ends: Date }>("SELECT claimed_at + interval '15 minutes' AS ends FROM daily_summary_deliveries WHERE user_id = $1", [ada]);
+    expect(first.result?.message).toBe(`the daily summaries of users ${ada} are claimed by another run, which may have died; a retry takes them over once their claims' leases end (at ${claim!.ends.toISOString()} at the latest)`);
     expect(smtp.received.map((m) => m.to[0])).toEqual(['bob@example.org']);
 
     await db.query("UPDATE daily_summary_deliveries SET claimed_at = now() - interval '16 minutes' WHERE user_id = $1", [ada]);
@@ -189,6 +191,24 @@ describe(TASK, () => {
     expect(retry.code, retry.stdout).toBe(0);
     expect(retry.result?.summary).toMatchObject({ summaries_sent: 1, already_sent: 1, claimed_elsewhere: 0 });
     expect(smtp.received.map((m) => m.to[0])).toEqual(['bob@example.org', 'ada@example.org']);
+  });
+
+  it("keeps another run's claim for that run's lifetime, and stores its own run's", async () => {
+    const date = await localDate(ada);
+    // Claimed 20 minutes ago by a run whose Job may last an hour: past the default 15 minutes, still alive.
+    await db.query("INSERT INTO daily_summary_deliveries (user_id, summary_date, status, message_id, claimed_at, lease_expires_at) VALUES ($1, $2, 'sending', 'x', now() - interval '20 minutes', now() + interval '40 minutes')", [ada, date]);
+    const first = await runRunner(['run', TASK], env({ BGTASK_TIMEOUT_SECONDS: '1200' }));
+    expect(first.code, first.stdout).toBe(1);
+    expect(first.result?.summary).toMatchObject({ summaries_sent: 1, claimed_elsewhere: 1 });
+    expect(smtp.received.map((m) => m.to[0])).toEqual(['bob@example.org']);
+    // Bob's claim, this run's: its deadline plus the pod's 30 s to stop.
+    const { rows } = await db.query<{ seconds: number }>('SELECT extract(epoch FROM lease_expires_at - claimed_at)::int AS seconds FROM daily_summary_deliveries WHERE user_id = $1', [bob]);
+    expect(rows).toEqual([{ seconds: 1230 }]);
+
+    await db.query("UPDATE daily_summary_deliveries SET lease_expires_at = now() - interval '1 second' WHERE user_id = $1", [ada]);
+    const retry = await runRunner(['run', TASK], { ...env(), BGTASK_TRIGGER: 'Retry', BGTASK_ATTEMPT: '2' });
+    expect(retry.code, retry.stdout).toBe(0);
+    expect(retry.result?.summary).toMatchObject({ summaries_sent: 1, already_sent: 1, claimed_elsewhere: 0 });
   });
 
   it('keeps up to maxConnections messages on their way at once', async () => {

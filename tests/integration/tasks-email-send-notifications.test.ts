@@ -152,6 +152,22 @@ describe(TASK, () => {
     expect(await row(fresh)).toMatchObject({ status: 'sending', attempts: 1, sent: false });
   });
 
+  it("keeps each claim for its own run's lifetime: a longer-running BackgroundTask's claim is not taken over at the default timeout", async () => {
+    // Claimed 10 minutes ago by a run whose Job may last an hour: still alive, perhaps sending.
+    const long = await notify(ada, 'Long run', { status: "'sending'", attempts: '1', claimed_at: "now() - interval '10 minutes'", lease_expires_at: "now() + interval '50 minutes'" });
+    // Claimed 2 minutes ago by a run with a 60 s deadline: dead by now.
+    const short = await notify(bob, 'Short run', { status: "'sending'", attempts: '1', claimed_at: "now() - interval '2 minutes'", lease_expires_at: "now() - interval '30 seconds'" });
+    const fresh = await notify(bob, 'New');
+    const exit = await runRunner(['run', TASK], env({ BGTASK_TIMEOUT_SECONDS: '600' }));
+    expect(exit.code, exit.stdout).toBe(0);
+    expect(exit.result?.summary).toMatchObject({ notifications_sent: 2, claims_taken_over: 1 });
+    expect(smtp.received.map((m) => m.messageId).sort()).toEqual([`<notification-${fresh}@bgtask.example>`, `<notification-${short}@bgtask.example>`].sort());
+    expect(await row(long)).toMatchObject({ status: 'sending', attempts: 1, sent: false });
+    // This run's own claims last its deadline plus the pod's 30 s to stop.
+    const { rows } = await db.query<{ seconds: number }>('SELECT extract(epoch FROM lease_expires_at - claimed_at)::int AS seconds FROM notifications WHERE id = ANY($1)', [[short, fresh]]);
+    expect(rows.map((r) => r.seconds)).toEqual([630, 630]);
+  });
+
   it('sends the oldest first, a batch at a time, up to maxConnections at once', async () => {
     const ids: string[] = [];
     for (let i = 0; i < 7; i++) ids.push(await notify(i % 2 ? ada : bob, `n${i}`, { scheduled_for: `now() - interval '${10 - i} minutes'` }));

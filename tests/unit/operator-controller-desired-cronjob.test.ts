@@ -71,7 +71,7 @@ describe('desiredCronJob', () => {
   });
 
   it('gives the runner its identity through the downward API, the annotations defaulting to a scheduled first attempt', () => {
-    const cj = build({ softTimeoutSeconds: 100 });
+    const cj = build({ softTimeoutSeconds: 100, timeoutSeconds: 200 });
     expect(envOf(cj)).toMatchObject({
       BGTASK_NAME: 'digest',
       BGTASK_NAMESPACE: 'metadata.namespace',
@@ -79,7 +79,9 @@ describe('desiredCronJob', () => {
       BGTASK_TRIGGER: "metadata.annotations['workers.personal-assistant.io/trigger']",
       BGTASK_ATTEMPT: "metadata.annotations['workers.personal-assistant.io/attempt']",
       BGTASK_SOFT_TIMEOUT_SECONDS: '100',
+      BGTASK_TIMEOUT_SECONDS: '200', // the Job's deadline, which the runner's claims on shared rows outlast
     });
+    expect(cj.spec?.jobTemplate.spec?.activeDeadlineSeconds).toBe(200);
     expect(cj.spec?.jobTemplate.spec?.template.metadata?.annotations).toEqual({
       'workers.personal-assistant.io/trigger': 'Schedule',
       'workers.personal-assistant.io/attempt': '1',

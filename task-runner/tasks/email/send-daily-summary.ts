@@ -19,13 +19,15 @@ interface Listed {
 }
 const inOrder = (list: Listed[]) => list.sort((a, b) => a.at - b.at).map((l) => l.text);
 
-// The (user, day) claim: new, or a failed attempt, or a 'sending' claim from a run that died. Not
-// one the server refused for good ('refused'): sent again, it would be refused again.
+// The (user, day) claim: new, or a failed attempt, or a 'sending' claim whose lease has ended (the
+// run that took it is dead). Not one the server refused for good ('refused'): sent again, it would
+// be refused again. A claim without a lease (taken by a runner from before migration 0014) has the
+// task's default timeout ($5), as it had then; $6 is this claim's lease.
 const CLAIM = `
-  INSERT INTO daily_summary_deliveries AS d (user_id, summary_date, status, message_id, claimed_at)
-  VALUES ($1, $2, 'sending', $3, $4)
-  ON CONFLICT (user_id, summary_date) DO UPDATE SET status = 'sending', claimed_at = $4, attempts = d.attempts + 1, last_error = NULL
-    WHERE d.status = 'failed' OR (d.status = 'sending' AND d.claimed_at < $4::timestamptz - make_interval(secs => $5))
+  INSERT INTO daily_summary_deliveries AS d (user_id, summary_date, status, message_id, claimed_at, lease_expires_at)
+  VALUES ($1, $2, 'sending', $3, $4, $6)
+  ON CONFLICT (user_id, summary_date) DO UPDATE SET status = 'sending', claimed_at = $4, lease_expires_at = $6, attempts = d.attempts + 1, last_error = NULL
+    WHERE d.status = 'failed' OR (d.status = 'sending' AND COALESCE(d.lease_expires_at, d.claimed_at + make_interval(secs => $5)) < $4::timestamptz)
   RETURNING user_id`;
 
 export default defineTask({
@@ -68,10 +70,11 @@ export default defineTask({
     // retry could not change the answer); the summary and the message name them.
     const refused: Listed[] = [];
     let refusedEarlier = 0;
-    // Users whose summary another run claimed less than TIMEOUT_SECONDS ago: sending it now, or
+    // Users whose summary another run claimed and whose lease has not ended: sending it now, or
     // dead (killed mid-send). Not done until it says so: this run fails, and a retry after the
-    // claim's timeout takes it over.
+    // claim's lease (the latest, in the message) takes it over.
     const elsewhere: Listed[] = [];
+    let latestLease: Date | undefined;
     let unavailable: unknown;
 
     const handle = async ({ user, at }: { user: Recipient; at: number }) => {
@@ -83,9 +86,14 @@ export default defineTask({
       }
       const date = today.toISODate()!;
       const messageId = `<daily-summary-${user.id}-${date}@${domain}>`;
-      const claimed = await ctx.db.query(CLAIM, [user.id, date, messageId, ctx.clock.now(), TIMEOUT_SECONDS]);
+      const now = ctx.clock.now();
+      const lease = new Date(now.getTime() + ctx.lifetimeSeconds * 1000);
+      const claimed = await ctx.db.query(CLAIM, [user.id, date, messageId, now, TIMEOUT_SECONDS, lease]);
       if (claimed.rowCount === 0) {
-        const { rows } = await ctx.db.query<{ status: string }>('SELECT status FROM daily_summary_deliveries WHERE user_id = $1 AND summary_date = $2', [user.id, date]);
+        const { rows } = await ctx.db.query<{ status: string; lease_ends: Date }>(
+          'SELECT status, COALESCE(lease_expires_at, claimed_at + make_interval(secs => $3)) AS lease_ends FROM daily_summary_deliveries WHERE user_id = $1 AND summary_date = $2',
+          [user.id, date, TIMEOUT_SECONDS],
+        );
         if (rows[0]?.status === 'sent') {
           ctx.count('already_sent');
         } else if (rows[0]?.status === 'refused') {
@@ -94,6 +102,8 @@ export default defineTask({
         } else {
           ctx.count('claimed_elsewhere');
           elsewhere.push({ at, text: user.id });
+          const ends = rows[0]?.lease_ends;
+          if (ends && (!latestLease || ends > latestLease)) latestLease = ends;
         }
         return;
       }
@@ -163,7 +173,7 @@ export default defineTask({
     if (unavailable !== undefined) throw new Error('the SMTP server is unavailable; the remaining summaries go out on the retry', { cause: unavailable });
     if (failures.length > 0) throw new Error(`${failures.length} of ${users.length} daily summaries failed: ${inOrder(failures).join('; ')}`);
     if (elsewhere.length > 0) {
-      throw new Error(`the daily summaries of users ${inOrder(elsewhere).join(', ')} are claimed by another run, which may have died; a retry takes them over once the claim is ${TIMEOUT_SECONDS / 60} minutes old`);
+      throw new Error(`the daily summaries of users ${inOrder(elsewhere).join(', ')} are claimed by another run, which may have died; a retry takes them over once their claims' leases end${latestLease ? ` (at ${latestLease.toISOString()} at the latest)` : ''}`);
     }
     const sentAll = `sent ${countNoun(users.length - refused.length - refusedEarlier, 'daily summary', 'daily summaries')} (or had sent them already)`;
     return refused.length === 0 ? sentAll : `${sentAll}; refused for good by the mail server, not retried: ${inOrder(refused).join('; ')}`;

@@ -13,17 +13,18 @@ interface Claimed {
   was: string;
 }
 
-// Also the claims' lease: a run holds none longer than this (the Job is killed at it).
 const TIMEOUT_SECONDS = 280;
 
-// Due e-mail notifications ($1 now, $2 the claim's lease): pending ones, and 'sending' ones whose
-// claim is older than the task's hard timeout (the run that took them was killed; a live run
-// never holds a claim that long) or has no time (set 'sending' before claims had one).
+// Due e-mail notifications ($1 now, $2 the default timeout): pending ones, and 'sending' ones whose
+// claim's lease has ended (the run that took it is dead: a live run never outlasts its lease) or
+// that have no claim time (set 'sending' before claims had one). A claim without a lease (taken by
+// a runner from before migration 0014) has the task's default timeout, as it had then.
 const DUE_WHERE = `channel = 'email' AND scheduled_for <= $1
-  AND (status = 'pending' OR (status = 'sending' AND (claimed_at IS NULL OR claimed_at < $1::timestamptz - make_interval(secs => $2))))`;
+  AND (status = 'pending' OR (status = 'sending' AND (claimed_at IS NULL
+    OR COALESCE(lease_expires_at, claimed_at + make_interval(secs => $2)) < $1::timestamptz)))`;
 
 // Oldest first, a batch at a time. SKIP LOCKED: runs at once take different rows. Rows this run
-// deferred ($4) wait for the next run rather than being tried again seconds later.
+// deferred ($4) wait for the next run rather than being tried again seconds later; $5 is the lease.
 const CLAIM = `
   WITH due AS (
     SELECT id, status FROM notifications
@@ -33,7 +34,7 @@ const CLAIM = `
     LIMIT $3
     FOR UPDATE SKIP LOCKED
   ), claimed AS (
-    UPDATE notifications n SET status = 'sending', claimed_at = $1, attempts = n.attempts + 1
+    UPDATE notifications n SET status = 'sending', claimed_at = $1, lease_expires_at = $5, attempts = n.attempts + 1
     FROM due, users u
     WHERE n.id = due.id AND u.id = n.user_id
     RETURNING n.id, n.title, n.body, n.attempts, n.scheduled_for, u.email, due.status AS was
@@ -104,7 +105,8 @@ export default defineTask({
         claiming ??= (async () => {
           const limit = Math.min(p.batchSize, p.maxNotifications - claimedTotal);
           const claimedAt = ctx.clock.now();
-          const { rows } = await ctx.db.query<Claimed>(CLAIM, [claimedAt, TIMEOUT_SECONDS, limit, deferred]);
+          const lease = new Date(claimedAt.getTime() + ctx.lifetimeSeconds * 1000);
+          const { rows } = await ctx.db.query<Claimed>(CLAIM, [claimedAt, TIMEOUT_SECONDS, limit, deferred, lease]);
           for (const row of rows) claims.set(row.id, claimedAt);
           claimedTotal += rows.length;
           buffer.push(...rows);
@@ -191,7 +193,7 @@ export default defineTask({
           );
           ctx.count('claims_released', rowCount ?? 0);
         } catch (err) {
-          // Left 'sending': a run after the claim's timeout takes them over.
+          // Left 'sending': a run after the claim's lease takes them over.
           ctx.log.error({ notifications: toRelease.map((n) => n.id), err }, 'unsent claims not put back');
         }
       }
