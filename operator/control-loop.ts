@@ -69,7 +69,7 @@ export function createControlLoop(opts: ControlLoopOptions): ControlLoop {
   const expectations = new WriteExpectations();
   routeEvents({ tasks, cronJobs, jobs, pods, queue, expectations });
 
-  // Events wait while reconciles are under way, and until the queue has been idle a moment: in a
+  // Events wait while reconciles are under way, and until none has run for a moment: in a
   // burst the CronJobs and statuses go first, and the Events follow when it ends (events.ts).
   opts.events.holdWhile(() => queue.idleForMs() < EVENTS_AFTER_IDLE_MS);
   metrics.setQueueDepthSource(() => queue.len());

@@ -66,7 +66,7 @@ export interface EventRecorderOptions {
   maxHoldMs?: number;
   /** How often held Events check whether they may go. Default 200 ms. */
   holdPollMs?: number;
-  /** Event writes in flight at once: a held burst must not meet the apiserver's fairness limits all at once. Default 4. */
+  /** Event writes in flight at once (four times as many in flush()): a held burst must not meet the apiserver's fairness limits all at once. Default 4. */
   maxInFlight?: number;
   now?: () => Date;
 }
@@ -218,9 +218,11 @@ export class KubeEventRecorder implements EventRecorder {
   private async create(entry: SeriesEntry): Promise<void> {
     await this.slot();
     try {
-      const body = entry.count > 1 ? { ...entry.body, series: this.series(entry) } : entry.body;
+      // The count sent, not the count when the answer comes: a repeat meanwhile is still to write.
+      const count = entry.count;
+      const body = count > 1 ? { ...entry.body, series: this.series(entry) } : entry.body;
       await this.opts.sink.create(entry.namespace, body);
-      entry.written = entry.count;
+      entry.written = count;
       this.stats.created++;
     } finally {
       this.freeSlot();
@@ -232,8 +234,9 @@ export class KubeEventRecorder implements EventRecorder {
     if (entry.written === 0) return this.create(entry); // the create failed earlier: try it again, with the series
     await this.slot();
     try {
+      const count = entry.count;
       await this.opts.sink.patchSeries(entry.namespace, entry.name, this.series(entry));
-      entry.written = entry.count;
+      entry.written = count;
       this.stats.seriesUpdates++;
       return;
     } catch (err) {
@@ -271,7 +274,8 @@ export class KubeEventRecorder implements EventRecorder {
 
   /** Starts the held writes that may go now; polls again while some must still wait. */
   private pump(): void {
-    const max = this.opts.maxInFlight ?? 4;
+    // Shutting down (flush): what is held goes out faster, within the shutdown's few seconds.
+    const max = (this.opts.maxInFlight ?? 4) * (this.draining > 0 ? 4 : 1);
     if (this.writing >= max || this.held.length === 0) return;
     const upTo = this.draining > 0 || !this.busy() ? Number.POSITIVE_INFINITY : this.now().getTime() - (this.opts.maxHoldMs ?? 30_000);
     while (this.writing < max && this.held.length > 0 && this.held[0]!.since <= upTo) {

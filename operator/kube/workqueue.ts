@@ -34,7 +34,7 @@ export class WorkQueue {
   private readonly heap: Delayed[] = [];
   private timer: NodeJS.Timeout | undefined;
   private timerAt = Infinity;
-  /** When the last key being processed was done with nothing left queued; -Infinity before any work. */
+  /** When the last key being processed was done; -Infinity before any work. */
   private idleSince = Number.NEGATIVE_INFINITY;
 
   constructor(opts: WorkQueueOptions = {}) {
@@ -61,17 +61,17 @@ export class WorkQueue {
     if (!this.processing.delete(key)) return;
     if (this.dirty.has(key) && !this.shuttingDown) this.enqueue(key);
     if (this.processing.size === 0) {
-      if (this.len() === 0) this.idleSince = this.now();
+      this.idleSince = this.now();
       this.notifyDrained();
     }
   }
 
   /**
-   * How long the queue has had nothing to hand out and nothing being processed, in ms: 0 while it
-   * has work. Delayed keys do not count until they are due.
+   * How long no key has been processed, in ms: 0 while one is. Keys waiting with no worker to take
+   * them (a replica that is not the leader fills its queue and never works it) do not count.
    */
   idleForMs(): number {
-    if (this.len() > 0 || this.processing.size > 0) return 0;
+    if (this.processing.size > 0) return 0;
     return this.now() - this.idleSince;
   }
 

@@ -272,6 +272,10 @@ describe(TASK, () => {
     expect(down.code).toBe(1);
     expect(down.result?.message).toContain('the SMTP server is unavailable');
     expect(down.result?.message).toContain('ECONNREFUSED');
+    // The failed claims given back without their leases (a runner from before migration 0014 must not inherit them).
+    const { rows } = await db.query("SELECT status, lease_expires_at FROM daily_summary_deliveries WHERE status <> 'sent'");
+    expect(rows.length).toBeGreaterThan(0);
+    for (const r of rows) expect(r).toEqual({ status: 'failed', lease_expires_at: null });
     const retry = await runRunner(['run', TASK], env());
     expect(retry.code, retry.stdout).toBe(0);
     expect(smtp.received).toHaveLength(2);

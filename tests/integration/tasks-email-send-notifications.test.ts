@@ -105,6 +105,8 @@ describe(TASK, () => {
     expect(first.result?.summary).toMatchObject({ notifications_sent: 0, notifications_deferred: 1, due_remaining: 1 });
     expect(first.result?.message).toBe('sent 0 notifications (1 deferred to the next run); 1 due left');
     expect(await row(b)).toEqual({ status: 'pending', attempts: 1, last_error: expect.stringContaining('452 mailbox full, try later'), sent: false });
+    // Given back without its lease: a runner from before migration 0014 claiming it again must not inherit it.
+    expect((await db.query('SELECT lease_expires_at FROM notifications WHERE id = $1', [b])).rows[0]).toEqual({ lease_expires_at: null });
 
     smtp.behaviour = {};
     const next = await runRunner(['run', TASK], env());

@@ -219,6 +219,23 @@ describe('KubeEventRecorder', () => {
       expect(most).toBe(3);
     });
 
+    it('writes a repeat recorded while its create was on its way in the next series update', async () => {
+      let answer!: () => void;
+      const slow: EventSink = {
+        create: (_ns, body) => new Promise<void>((resolve) => (answer = () => (sink.created.push({ namespace: 'ns', body }), resolve()))),
+        patchSeries: (ns, name, series) => sink.patchSeries(ns, name, series),
+      };
+      const r = new KubeEventRecorder({ sink: slow, log: pino({ level: 'silent' }), instance: 'op-0', seriesFlushMs: 5_000, now: () => new Date(now) });
+      r.record(task, 'Warning', 'RunFailed', 'n');
+      await settle();
+      r.record(task, 'Warning', 'RunFailed', 'n'); // the create is still on its way
+      answer();
+      await settle();
+      expect(sink.created[0]!.body.series).toBeUndefined();
+      await vi.advanceTimersByTimeAsync(5_000);
+      expect(sink.patches.map((p) => p.series.count)).toEqual([2]);
+    });
+
     it('writes at once when the controller is idle', async () => {
       recorder.holdWhile(() => false);
       recorder.record(task, 'Normal', 'CronJobCreated', 'n');

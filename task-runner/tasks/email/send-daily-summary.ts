@@ -142,7 +142,8 @@ export default defineTask({
         // relay or policy refusal (a configuration to fix) is a failure, retried once fixed.
         const refusedUser = kind === 'permanent' && addressRefused(err, user.email);
         const status = refusedUser ? 'refused' : 'failed';
-        await ctx.db.query('UPDATE daily_summary_deliveries SET status = $3, last_error = $4 WHERE user_id = $1 AND summary_date = $2', [user.id, date, status, message]);
+        // Without its lease: a runner from before migration 0014 claiming it again must not inherit it.
+        await ctx.db.query('UPDATE daily_summary_deliveries SET status = $3, last_error = $4, lease_expires_at = NULL WHERE user_id = $1 AND summary_date = $2', [user.id, date, status, message]);
         ctx.log.warn({ user: user.id, kind, err }, 'daily summary not sent');
         if (refusedUser) {
           refused.push({ at, text: `user ${user.id}: ${message}` });

@@ -45,7 +45,9 @@ const CLAIM = `
 // system error's code as originalCode under its own ESOCKET).
 const NEVER_CONNECTED = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EDNS']);
 
-// Every settlement is of this run's own claim (status and claimed_at as it set them).
+// Every settlement is of this run's own claim (status and claimed_at as it set them). A claim
+// given back drops its lease: a runner from before migration 0014 claiming the row again would
+// otherwise inherit it, and have its live claim taken over once that old lease ended.
 const OWN = `id = $1 AND status = 'sending' AND claimed_at = $2`;
 
 const DUE = `SELECT count(*)::int AS n FROM notifications WHERE ${DUE_WHERE}`;
@@ -152,7 +154,7 @@ export default defineTask({
         // retried, up to maxAttempts.
         const refusedUser = kind === 'permanent' && addressRefused(err, n.email);
         const { rows } = await ctx.db.query<{ status: string }>(
-          `UPDATE notifications SET status = CASE WHEN $3 OR attempts >= $4 THEN 'failed' ELSE 'pending' END, last_error = $5
+          `UPDATE notifications SET status = CASE WHEN $3 OR attempts >= $4 THEN 'failed' ELSE 'pending' END, last_error = $5, lease_expires_at = NULL
            WHERE ${OWN} RETURNING status`,
           [...own, refusedUser, p.maxAttempts, message],
         );
@@ -186,7 +188,7 @@ export default defineTask({
         try {
           const ids = toRelease.map((n) => n.id);
           const { rowCount } = await ctx.db.query(
-            `UPDATE notifications n SET status = 'pending', attempts = n.attempts - 1
+            `UPDATE notifications n SET status = 'pending', attempts = n.attempts - 1, lease_expires_at = NULL
              FROM unnest($1::bigint[], $2::timestamptz[]) AS c(id, claimed_at)
              WHERE n.id = c.id AND n.status = 'sending' AND n.claimed_at = c.claimed_at`,
             [ids, toRelease.map((n) => claims.get(n.id))],
