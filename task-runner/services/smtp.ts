@@ -106,6 +106,16 @@ export function addressRefused(err: unknown, address: string): boolean {
   return responseCode === 550 || responseCode === 551 || responseCode === 553;
 }
 
+// Connection errors that leave no doubt the server never saw a message (nodemailer keeps the
+// system error's code as originalCode under its own ESOCKET).
+const NEVER_CONNECTED = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EDNS']);
+
+/** Whether a send failed before any connection was made: the message was certainly not offered. */
+export function neverConnected(err: unknown): boolean {
+  const { code, originalCode } = (err ?? {}) as { code?: string; originalCode?: string };
+  return NEVER_CONNECTED.has(originalCode ?? code ?? '');
+}
+
 const UNAVAILABLE_CODES = new Set(['ECONNECTION', 'ETIMEDOUT', 'ESOCKET', 'EDNS', 'EAUTH', 'ETLS', 'ECONNREFUSED', 'ECONNRESET', 'EPROTOCOL']);
 
 export function classifyFailure(err: unknown): FailureKind {

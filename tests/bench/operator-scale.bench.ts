@@ -173,15 +173,7 @@ function track(namespace: string, count: number, withTasks: boolean): { done: Pr
   const check = () => {
     if (cronJobs.size >= count && (!withTasks || ready.size >= count)) resolveDone(performance.now());
   };
-  const follow = (kind: ResourceType, onObject: (type: string, o: any) => void) => {
-    const loop = async (): Promise<void> => {
-      while (!abort.signal.aborted) {
-        // A watch from resourceVersion 0 starts with every existing object, then follows.
-        await raw.watch<any>(collectionPath(kind, namespace), { resourceVersion: '0', allowWatchBookmarks: false }, (e) => onObject(e.type, e.object), abort.signal).catch(() => undefined);
-      }
-    };
-    void loop();
-  };
+  const follow = (kind: ResourceType, onObject: (type: string, o: any) => void) => followKind(namespace, kind, onObject, abort.signal);
   follow(CRON_JOBS, (type, o) => {
     if (type === 'ADDED' || type === 'MODIFIED') cronJobs.add(o.metadata.name);
     check();
@@ -196,6 +188,16 @@ function track(namespace: string, count: number, withTasks: boolean): { done: Pr
     });
   }
   return { done, stop: () => abort.abort() };
+}
+
+/** Every object of a kind in the namespace, then each change, until `signal` aborts (watches restarted as they end). */
+function followKind(namespace: string, kind: ResourceType, onObject: (type: string, o: any) => void, signal: AbortSignal): void {
+  void (async () => {
+    while (!signal.aborted) {
+      // A watch from resourceVersion 0 starts with every existing object, then follows.
+      await raw.watch<any>(collectionPath(kind, namespace), { resourceVersion: '0', allowWatchBookmarks: false }, (e) => onObject(e.type, e.object), signal).catch(() => undefined);
+    }
+  })();
 }
 
 /** Creates the objects with CREATE_CONCURRENCY requests in flight; returns when the last create returned. */
@@ -251,16 +253,10 @@ async function cronJobCreatedEvents(namespace: string, count: number, controller
   const seen = new Set<string>();
   let resolveDone!: (at: number) => void;
   const done = new Promise<number>((resolve) => (resolveDone = resolve));
-  void (async () => {
-    while (!abort.signal.aborted) {
-      await raw
-        .watch<any>(collectionPath(EVENTS, namespace), { resourceVersion: '0', allowWatchBookmarks: false }, (e) => {
-          if (e.type === 'ADDED' && e.object.reason === 'CronJobCreated') seen.add(e.object.regarding?.name);
-          if (seen.size >= count) resolveDone(performance.now());
-        }, abort.signal)
-        .catch(() => undefined);
-    }
-  })();
+  followKind(namespace, EVENTS, (type, o) => {
+    if (type === 'ADDED' && o.reason === 'CronJobCreated') seen.add(o.regarding?.name);
+    if (seen.size >= count) resolveDone(performance.now());
+  }, abort.signal);
   try {
     return await Promise.race([done, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${seen.size} of ${count} CronJobCreated Events after 5 min; the controller said:\n${controller.output()}`)), 300_000))]);
   } finally {

@@ -1,6 +1,6 @@
 // Queue items and SMTP failures as email.process-queue sorts them.
 import { describe, expect, it } from 'vitest';
-import { addressRefused, classifyFailure, refusedRecipients } from '../../task-runner/services/smtp.ts';
+import { addressRefused, classifyFailure, neverConnected, refusedRecipients } from '../../task-runner/services/smtp.ts';
 import { handledKey, messageIdFor, parseMailItem } from '../../task-runner/tasks/email/mail-item.ts';
 
 describe('parseMailItem', () => {
@@ -74,5 +74,18 @@ describe('addressRefused', () => {
   it('is about the address asked for, not another recipient refused', () => {
     expect(addressRefused(refusal('ada@x.org', 550, '550 5.1.1 unknown'), 'bob@x.org')).toBe(false);
     expect(addressRefused(Object.assign(new Error('Mail command failed: 553 sender not owned'), { code: 'EENVELOPE', responseCode: 553 }), 'bob@x.org')).toBe(false);
+  });
+});
+
+describe('neverConnected', () => {
+  it('is true only for errors raised before any connection was made', () => {
+    const socket = (originalCode: string) => Object.assign(new Error('connection failed'), { code: 'ESOCKET', originalCode });
+    expect(neverConnected(socket('ECONNREFUSED'))).toBe(true);
+    expect(neverConnected(socket('ENOTFOUND'))).toBe(true);
+    expect(neverConnected(Object.assign(new Error('dns'), { code: 'EDNS' }))).toBe(true);
+    // Connected, then lost: the message may have been offered.
+    expect(neverConnected(socket('ECONNRESET'))).toBe(false);
+    expect(neverConnected(Object.assign(new Error('timeout'), { code: 'ETIMEDOUT' }))).toBe(false);
+    expect(neverConnected(undefined)).toBe(false);
   });
 });

@@ -2,6 +2,7 @@ import * as z from 'zod';
 import { InvalidInputError, describeError } from '../../errors.ts';
 import { defineTask } from '../../task.ts';
 import { countNoun } from '../../count-noun.ts';
+import { leaseEnd, leaseEndsSql } from './claim-lease.ts';
 
 interface Recipient {
   id: string;
@@ -27,7 +28,7 @@ const CLAIM = `
   INSERT INTO daily_summary_deliveries AS d (user_id, summary_date, status, message_id, claimed_at, lease_expires_at)
   VALUES ($1, $2, 'sending', $3, $4, $6)
   ON CONFLICT (user_id, summary_date) DO UPDATE SET status = 'sending', claimed_at = $4, lease_expires_at = $6, attempts = d.attempts + 1, last_error = NULL
-    WHERE d.status = 'failed' OR (d.status = 'sending' AND COALESCE(d.lease_expires_at, d.claimed_at + make_interval(secs => $5)) < $4::timestamptz)
+    WHERE d.status = 'failed' OR (d.status = 'sending' AND ${leaseEndsSql('$5', 'd')} < $4::timestamptz)
   RETURNING user_id`;
 
 export default defineTask({
@@ -87,11 +88,10 @@ export default defineTask({
       const date = today.toISODate()!;
       const messageId = `<daily-summary-${user.id}-${date}@${domain}>`;
       const now = ctx.clock.now();
-      const lease = new Date(now.getTime() + ctx.lifetimeSeconds * 1000);
-      const claimed = await ctx.db.query(CLAIM, [user.id, date, messageId, now, TIMEOUT_SECONDS, lease]);
+      const claimed = await ctx.db.query(CLAIM, [user.id, date, messageId, now, TIMEOUT_SECONDS, leaseEnd(ctx, now)]);
       if (claimed.rowCount === 0) {
         const { rows } = await ctx.db.query<{ status: string; lease_ends: Date }>(
-          'SELECT status, COALESCE(lease_expires_at, claimed_at + make_interval(secs => $3)) AS lease_ends FROM daily_summary_deliveries WHERE user_id = $1 AND summary_date = $2',
+          `SELECT status, ${leaseEndsSql('$3')} AS lease_ends FROM daily_summary_deliveries WHERE user_id = $1 AND summary_date = $2`,
           [user.id, date, TIMEOUT_SECONDS],
         );
         if (rows[0]?.status === 'sent') {

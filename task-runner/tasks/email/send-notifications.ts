@@ -2,6 +2,7 @@ import * as z from 'zod';
 import { InvalidInputError, describeError } from '../../errors.ts';
 import { defineTask } from '../../task.ts';
 import { countNoun } from '../../count-noun.ts';
+import { leaseEnd, leaseEndsSql } from './claim-lease.ts';
 
 interface Claimed {
   id: string;
@@ -21,7 +22,7 @@ const TIMEOUT_SECONDS = 280;
 // a runner from before migration 0014) has the task's default timeout, as it had then.
 const DUE_WHERE = `channel = 'email' AND scheduled_for <= $1
   AND (status = 'pending' OR (status = 'sending' AND (claimed_at IS NULL
-    OR COALESCE(lease_expires_at, claimed_at + make_interval(secs => $2)) < $1::timestamptz)))`;
+    OR ${leaseEndsSql('$2')} < $1::timestamptz)))`;
 
 // Oldest first, a batch at a time. SKIP LOCKED: runs at once take different rows. Rows this run
 // deferred ($4) wait for the next run rather than being tried again seconds later; $5 is the lease.
@@ -40,10 +41,6 @@ const CLAIM = `
     RETURNING n.id, n.title, n.body, n.attempts, n.scheduled_for, u.email, due.status AS was
   )
   SELECT id, title, body, attempts, email, was FROM claimed ORDER BY scheduled_for, id`;
-
-// Connection errors that leave no doubt the server never saw the message (nodemailer keeps the
-// system error's code as originalCode under its own ESOCKET).
-const NEVER_CONNECTED = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EDNS']);
 
 // Every settlement is of this run's own claim (status and claimed_at as it set them). A claim
 // given back drops its lease: a runner from before migration 0014 claiming the row again would
@@ -76,7 +73,7 @@ export default defineTask({
     const env = ctx.requireSettings(['SMTP_URL']);
     const from = p.from ?? env.EMAIL_FROM;
     if (!from) throw new InvalidInputError('invalid configuration: email.send-notifications needs a sender: the from param or EMAIL_FROM');
-    const { openMailer, classifyFailure, addressRefused, senderDomain } = await import('../../services/smtp.ts');
+    const { openMailer, classifyFailure, addressRefused, senderDomain, neverConnected } = await import('../../services/smtp.ts');
     const domain = senderDomain(from);
     const due = async () => (await ctx.db.query<{ n: number }>(DUE, [ctx.clock.now(), TIMEOUT_SECONDS])).rows[0]!.n;
     if (ctx.dryRun) {
@@ -107,8 +104,7 @@ export default defineTask({
         claiming ??= (async () => {
           const limit = Math.min(p.batchSize, p.maxNotifications - claimedTotal);
           const claimedAt = ctx.clock.now();
-          const lease = new Date(claimedAt.getTime() + ctx.lifetimeSeconds * 1000);
-          const { rows } = await ctx.db.query<Claimed>(CLAIM, [claimedAt, TIMEOUT_SECONDS, limit, deferred, lease]);
+          const { rows } = await ctx.db.query<Claimed>(CLAIM, [claimedAt, TIMEOUT_SECONDS, limit, deferred, leaseEnd(ctx, claimedAt)]);
           for (const row of rows) claims.set(row.id, claimedAt);
           claimedTotal += rows.length;
           buffer.push(...rows);
@@ -143,8 +139,7 @@ export default defineTask({
         // failure, so maxAttempts still bounds it.
         if (kind === 'unavailable') {
           unavailable ??= err;
-          const { code, originalCode } = err as { code?: string; originalCode?: string };
-          if (NEVER_CONNECTED.has(originalCode ?? code ?? '')) {
+          if (neverConnected(err)) {
             toRelease.push(n);
             return;
           }
