@@ -67,6 +67,16 @@ export const isConflict = (err: unknown): boolean => statusCode(err) === 409;
 /** 410: the resourceVersion asked for has been compacted away; the only way on is a fresh list. */
 export const isGone = (err: unknown): boolean => statusCode(err) === 410;
 
+/**
+ * A failure worth trying again later: no HTTP answer (connection lost, timed out), 429 (the
+ * apiserver's fairness limits) or a 5xx. Other answers (invalid, forbidden, not found) would come
+ * back the same.
+ */
+export function isTransient(err: unknown): boolean {
+  const code = statusInChain(err);
+  return code === undefined || code === 429 || code >= 500;
+}
+
 /** The server's message of a Status body (or the error's own message), for logs and events. */
 export function describeError(err: unknown): string {
   if (err instanceof ApiException) {

@@ -2,7 +2,8 @@
 // `kubectl events`. The same (object, type, reason, action, note) again within the series window
 // does not create another Event: it raises the first one's series count, and those updates are
 // batched (one PATCH per flush interval), so a task failing every minute makes one Event, not
-// hundreds. Recording never fails the caller: a write that fails is logged.
+// hundreds. Recording never fails the caller: a write that fails is logged, and one that failed
+// for a passing reason (no answer, 429, 5xx) is tried again with exponential backoff, a few times.
 // Events yield to the state they describe: while the controller is busy (holdWhile), new Events
 // wait, for at most maxHoldMs, so a burst of reconciles (a thousand tasks applied at once) gets
 // its CronJobs and statuses written first, without an Event write beside each on the same
@@ -11,7 +12,7 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { HttpMethod, PatchStrategy } from '@kubernetes/client-node';
 import { API_GROUP } from '../../crds/schema.ts';
-import { describeError, isNotFound } from './errors.ts';
+import { describeError, isConflict, isNotFound, isTransient } from './errors.ts';
 import type { RawApi } from './raw-api.ts';
 import { EVENTS, collectionPath, objectPath } from './resources.ts';
 import type { KubeObject } from './types.ts';
@@ -68,6 +69,10 @@ export interface EventRecorderOptions {
   holdPollMs?: number;
   /** Event writes in flight at once (four times as many in flush()): a held burst must not meet the apiserver's fairness limits all at once. Default 4. */
   maxInFlight?: number;
+  /** Tries again of a write that failed for a passing reason. Default 5. */
+  maxRetries?: number;
+  /** The first try again waits this long, each next one twice as long (at most 30 s). Default 1 s. */
+  retryBaseMs?: number;
   now?: () => Date;
 }
 
@@ -80,6 +85,9 @@ interface SeriesEntry {
   /** Count already written to the server. */
   written: number;
   flushTimer: NodeJS.Timeout | undefined;
+  /** Tries again since the last write that went through, and the next one's timer. */
+  retries: number;
+  retryTimer: NodeJS.Timeout | undefined;
   /** The entry's writes, in order: a series update must not overtake the create. */
   chain: Promise<void>;
 }
@@ -129,7 +137,7 @@ export class KubeEventRecorder implements EventRecorder {
   private busy: () => boolean = () => false;
   /** flush() calls under way: held writes go without waiting for the controller. */
   private draining = 0;
-  readonly stats = { created: 0, seriesUpdates: 0, failures: 0 };
+  readonly stats = { created: 0, seriesUpdates: 0, failures: 0, retries: 0 };
 
   constructor(private readonly opts: EventRecorderOptions) {
     this.now = opts.now ?? (() => new Date());
@@ -163,9 +171,10 @@ export class KubeEventRecorder implements EventRecorder {
     try {
       this.pump();
       for (const entry of this.entries.values()) {
-        if (entry.flushTimer) {
+        if (entry.flushTimer || entry.retryTimer) {
           clearTimeout(entry.flushTimer);
-          entry.flushTimer = undefined;
+          clearTimeout(entry.retryTimer);
+          entry.flushTimer = entry.retryTimer = undefined;
           this.enqueue(entry, () => this.writeSeries(entry));
         }
       }
@@ -193,7 +202,7 @@ export class KubeEventRecorder implements EventRecorder {
       note: truncateNote(note),
       regarding: { apiVersion: regarding.apiVersion, kind: regarding.kind, name: m.name, namespace: m.namespace, uid: m.uid, resourceVersion: m.resourceVersion },
     };
-    return { name, namespace, body, count: 1, lastObserved: now, written: 0, flushTimer: undefined, chain: Promise.resolve() };
+    return { name, namespace, body, count: 1, lastObserved: now, written: 0, flushTimer: undefined, retries: 0, retryTimer: undefined, chain: Promise.resolve() };
   }
 
   private scheduleSeriesFlush(entry: SeriesEntry): void {
@@ -206,13 +215,33 @@ export class KubeEventRecorder implements EventRecorder {
   }
 
   private enqueue(entry: SeriesEntry, write: () => Promise<void>): void {
-    const p = entry.chain.then(write).catch((err: unknown) => {
-      this.stats.failures++;
-      this.opts.log.warn({ err: describeError(err), event: entry.name, namespace: entry.namespace, reason: entry.body.reason }, 'could not record event');
-    });
+    const p = entry.chain.then(write).then(
+      () => {
+        entry.retries = 0;
+      },
+      (err: unknown) => {
+        this.stats.failures++;
+        const retryInMs = isTransient(err) && entry.retries < (this.opts.maxRetries ?? 5) ? this.scheduleRetry(entry) : undefined;
+        this.opts.log.warn({ err: describeError(err), event: entry.name, namespace: entry.namespace, reason: entry.body.reason, retryInMs }, 'could not record event');
+      },
+    );
     entry.chain = p;
     this.inFlight.add(p);
     void p.finally(() => this.inFlight.delete(p));
+  }
+
+  /** Writes the entry's unwritten count again after a backoff; returns the delay. */
+  private scheduleRetry(entry: SeriesEntry): number {
+    const delayMs = Math.min((this.opts.retryBaseMs ?? 1000) * 2 ** entry.retries, 30_000);
+    entry.retries++;
+    this.stats.retries++;
+    clearTimeout(entry.retryTimer);
+    entry.retryTimer = setTimeout(() => {
+      entry.retryTimer = undefined;
+      this.enqueue(entry, () => this.writeSeries(entry));
+    }, delayMs);
+    entry.retryTimer.unref();
+    return delayMs;
   }
 
   private async create(entry: SeriesEntry): Promise<void> {
@@ -224,6 +253,11 @@ export class KubeEventRecorder implements EventRecorder {
       await this.opts.sink.create(entry.namespace, body);
       entry.written = count;
       this.stats.created++;
+    } catch (err) {
+      // Its name is ours alone: an earlier try was made after all, its answer lost. The series
+      // it carried is unknown; the next series update writes the whole count.
+      if (!isConflict(err) || entry.retries === 0) throw err;
+      entry.written = 1;
     } finally {
       this.freeSlot();
     }
@@ -231,7 +265,10 @@ export class KubeEventRecorder implements EventRecorder {
 
   private async writeSeries(entry: SeriesEntry): Promise<void> {
     if (entry.count === entry.written) return;
-    if (entry.written === 0) return this.create(entry); // the create failed earlier: try it again, with the series
+    if (entry.written === 0) {
+      await this.create(entry); // the create failed earlier: try it again, with the series
+      if (entry.count === entry.written) return;
+    }
     await this.slot();
     try {
       const count = entry.count;

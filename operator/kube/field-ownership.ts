@@ -9,8 +9,9 @@
 // hands the `Update` entry's fields to its `Apply` entry, in one JSON patch of managedFields
 // guarded by the resourceVersion, as client-go's csaupgrade does for kubectl's client-side apply.
 //
-// The informer caches drop managedFields (they are most of an object's bytes); keepUpdateOwnership
-// leaves one shared marker in their place on objects where the upgrade is still to be done.
+// The informer caches drop managedFields (they are most of an object's bytes); keepOwnershipMarks
+// leaves shared markers in their place: where the upgrade is still to be done, and where someone
+// else has edited the spec since the operator's last write (specEditedByOthers).
 import type { KubeObject } from './types.ts';
 
 export interface ManagedFieldsEntry {
@@ -32,22 +33,52 @@ function isEntry(entry: ManagedFieldsEntry, manager: string, operation: 'Apply' 
 
 /** Whether the object has fields owned by an `Update` of `manager` (cached objects: the marker). */
 export function ownsByUpdate(obj: KubeObject, manager: string): boolean {
-  return ((obj as WithManagedFields).metadata?.managedFields ?? []).some((e) => isEntry(e, manager, 'Update'));
+  return managedFieldsOf(obj).some((e) => isEntry(e, manager, 'Update'));
+}
+
+// Stands, in a cached copy, for "another manager wrote the spec after our last write": it has no
+// time, which specEditedByOthers reads as "after" (every entry the apiserver writes has one).
+const EDITED_BY_OTHERS: ManagedFieldsEntry = Object.freeze({ manager: '', operation: 'Update', fieldsV1: Object.freeze({ 'f:spec': Object.freeze({}) }) });
+
+/**
+ * Whether another manager wrote part of the object's spec after `manager` last wrote the object
+ * (the entries' times, to the second; status and other subresources aside). A restarted operator
+ * has no memory of the generation its last apply left, and its cache drops the job template: this
+ * is how it notices a template edited while it was down. Strictly after: an edit within the second
+ * of our own write is not seen, but a field someone else added, and still owns after our apply
+ * took its own back, does not make every restart apply again.
+ */
+export function specEditedByOthers(obj: KubeObject, manager: string): boolean {
+  const entries = managedFieldsOf(obj);
+  let ours = '';
+  for (const e of entries) if (e.manager === manager && !e.subresource && (e.time ?? '') > ours) ours = e.time ?? '';
+  return entries.some((e) => e.manager !== manager && !e.subresource && isMap(e.fieldsV1?.['f:spec']) && (e.time ?? '\uffff') > ours);
 }
 
 /**
- * Wraps an informer transform that strips managedFields: where the object had fields owned by an
- * `Update` of `manager`, the cached copy keeps a marker entry saying so (shared, frozen: no memory
- * per object).
+ * Wraps an informer transform that strips managedFields: the cached copy keeps, in their place,
+ * shared frozen markers (no memory per object) for what the operator reads from them: fields owned
+ * by an `Update` of `manager` (a POST whose ownership is still to be handed over), and a spec
+ * edited by someone else since `manager`'s last write.
  */
-export function keepUpdateOwnership<T extends KubeObject>(manager: string, strip: (obj: T) => T): (obj: T) => T {
-  const kept: readonly ManagedFieldsEntry[] = Object.freeze([Object.freeze({ manager, operation: 'Update' })]);
+export function keepOwnershipMarks<T extends KubeObject>(manager: string, strip: (obj: T) => T): (obj: T) => T {
+  const ownUpdate: ManagedFieldsEntry = Object.freeze({ manager, operation: 'Update' });
+  const marks = new Map<string, readonly ManagedFieldsEntry[]>([
+    ['10', Object.freeze([ownUpdate])],
+    ['01', Object.freeze([EDITED_BY_OTHERS])],
+    ['11', Object.freeze([ownUpdate, EDITED_BY_OTHERS])],
+  ]);
   return (obj) => {
-    const owned = ownsByUpdate(obj, manager);
+    const key = `${ownsByUpdate(obj, manager) ? 1 : 0}${specEditedByOthers(obj, manager) ? 1 : 0}`;
     const out = strip(obj) as WithManagedFields;
-    if (owned && out.metadata) out.metadata.managedFields = kept as ManagedFieldsEntry[];
+    const kept = marks.get(key);
+    if (kept && out.metadata) out.metadata.managedFields = kept as ManagedFieldsEntry[];
     return out as T;
   };
+}
+
+function managedFieldsOf(obj: KubeObject): readonly ManagedFieldsEntry[] {
+  return (obj as WithManagedFields).metadata?.managedFields ?? [];
 }
 
 /** The union of two FieldsV1 sets (nested maps of `f:`/`k:`/`v:`/`i:` keys, `{}` at the leaves). */

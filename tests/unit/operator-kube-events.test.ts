@@ -9,13 +9,22 @@ class RecordingSink implements EventSink {
   patches: { namespace: string; name: string; series: { count: number; lastObservedTime: string } }[] = [];
   missing = new Set<string>();
   failCreates = 0;
+  /** The status the failing creates answer with. */
+  failWith = 500;
+  /** Creates that are made but whose answer is lost (a connection reset). */
+  loseAnswers = 0;
 
   async create(namespace: string, body: EventBody): Promise<void> {
     if (this.failCreates > 0) {
       this.failCreates--;
-      throw new ApiException(500, 'boom', {}, {});
+      throw new ApiException(this.failWith, 'boom', {}, {});
     }
+    if (this.created.some((c) => c.body.metadata.name === body.metadata.name)) throw new ApiException(409, 'already exists', {}, {});
     this.created.push({ namespace, body: structuredClone(body) });
+    if (this.loseAnswers > 0) {
+      this.loseAnswers--;
+      throw new Error('socket hang up');
+    }
   }
 
   async patchSeries(namespace: string, name: string, series: { count: number; lastObservedTime: string }): Promise<void> {
@@ -122,6 +131,61 @@ describe('KubeEventRecorder', () => {
     await recorder.flush();
     expect(sink.created).toHaveLength(1);
     expect(sink.created[0]!.body.series).toEqual({ count: 2, lastObservedTime: microTime(new Date(now)) });
+  });
+
+  it('tries a write that failed for a passing reason again, waiting twice as long each time', async () => {
+    sink.failCreates = 2;
+    sink.failWith = 503;
+    recorder.record(task, 'Warning', 'RunFailed', 'x');
+    await vi.advanceTimersByTimeAsync(0);
+    expect(recorder.stats.failures).toBe(1);
+    await vi.advanceTimersByTimeAsync(999);
+    expect(recorder.stats.failures).toBe(1); // the first try again waits a second
+    await vi.advanceTimersByTimeAsync(1);
+    expect(recorder.stats.failures).toBe(2);
+    await vi.advanceTimersByTimeAsync(1999);
+    expect(sink.created).toHaveLength(0); // the second, two
+    await vi.advanceTimersByTimeAsync(1);
+    expect(sink.created).toHaveLength(1);
+    expect(recorder.stats.retries).toBe(2);
+  });
+
+  it('does not try again what would fail the same way, and gives up after maxRetries', async () => {
+    sink.failCreates = 1;
+    sink.failWith = 403;
+    recorder.record(task, 'Warning', 'RunFailed', 'forbidden');
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(sink.created).toHaveLength(0);
+    expect(recorder.stats.retries).toBe(0);
+
+    const few = new KubeEventRecorder({ sink, log: pino({ level: 'silent' }), instance: 'op-0', maxRetries: 2, now: () => new Date(now) });
+    sink.failCreates = 10;
+    sink.failWith = 429;
+    few.record(task, 'Warning', 'RunFailed', 'throttled');
+    await vi.advanceTimersByTimeAsync(120_000);
+    expect(few.stats).toMatchObject({ failures: 3, retries: 2, created: 0 });
+  });
+
+  it('takes a create whose answer was lost as made when its try again finds it, and writes the series by update', async () => {
+    sink.loseAnswers = 1;
+    recorder.record(task, 'Warning', 'RunFailed', 'x');
+    await vi.advanceTimersByTimeAsync(0);
+    expect(sink.created).toHaveLength(1); // made, but the recorder does not know it
+    now += 500;
+    recorder.record(task, 'Warning', 'RunFailed', 'x');
+    await vi.advanceTimersByTimeAsync(1000);
+    await recorder.flush();
+    expect(sink.created).toHaveLength(1);
+    expect(sink.patches).toEqual([{ namespace: 'ns', name: sink.created[0]!.body.metadata.name, series: { count: 2, lastObservedTime: microTime(new Date(now)) } }]);
+  });
+
+  it('flush tries again at once what waits for its backoff', async () => {
+    sink.failCreates = 1;
+    recorder.record(task, 'Warning', 'RunFailed', 'x');
+    await vi.advanceTimersByTimeAsync(0);
+    expect(sink.created).toHaveLength(0);
+    await recorder.flush();
+    expect(sink.created).toHaveLength(1);
   });
 
   it('forgets combinations not seen for a whole window', async () => {
