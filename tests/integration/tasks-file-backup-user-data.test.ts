@@ -13,7 +13,7 @@ import { create, extract, list } from 'tar';
 import { freshDatabase, migrated, testPool } from '../support/runner-db.ts';
 import { buildRunner, runRunner } from '../support/runner-process.ts';
 
-const TABLES = ['users', 'ai_tasks', 'ai_task_results', 'notifications', 'calendar_feeds', 'calendar_events', 'notion_connections', 'notion_pages', 'daily_summary_deliveries'];
+const TABLES = ['users', 'ai_tasks', 'ai_task_results', 'calendar_feeds', 'calendar_events', 'notifications', 'notion_connections', 'notion_pages', 'daily_summary_deliveries'];
 let base: string;
 let backups: string;
 let userData: string;
@@ -58,12 +58,14 @@ async function seed(db: pg.Pool): Promise<void> {
   await db.query(`INSERT INTO ai_task_results (ai_task_id, user_id, run_id, status, result, model, total_tokens) VALUES ($1, $2, 'r1', 'succeeded', 'Done ✓ "quoted"', 'm', 12)`, [tasks[0]!.id, ada]);
   await db.query(`INSERT INTO notifications (user_id, ai_task_id, channel, title, body) VALUES ($1, $2, 'email', 'T', E'multi\\nline')`, [ada, tasks[0]!.id]);
   await db.query(`INSERT INTO calendar_feeds (user_id, url, etag) VALUES ($1, 'https://cal.example/ada.ics', '"abc"')`, [ada]);
-  await db.query(
+  const { rows: events } = await db.query<{ id: string }>(
     `INSERT INTO calendar_events (user_id, calendar_id, uid, recurrence_id, summary, starts_at, ends_at, all_day, rrule, status) VALUES
      ($1, 'default', 'u1', NULL, 'One', '2027-03-01T10:00:00Z', '2027-03-01T11:00:00Z', false, NULL, 'confirmed'),
-     ($1, 'default', 'u2', '2027-03-02T09:00:00Z', 'Rec', '2027-03-02T09:00:00Z', NULL, false, 'FREQ=DAILY', 'tentative')`,
+     ($1, 'default', 'u2', '2027-03-02T09:00:00Z', 'Rec', '2027-03-02T09:00:00Z', NULL, false, 'FREQ=DAILY', 'tentative') RETURNING id`,
     [ada],
   );
+  // Restored only after the event it names (a foreign key).
+  await db.query(`INSERT INTO notifications (user_id, calendar_event_id, channel, title) VALUES ($1, $2, 'email', 'New calendar event: One')`, [ada, events[0]!.id]);
   await db.query('INSERT INTO notion_connections (user_id, high_water_mark) VALUES ($1, now())', [ada]);
   await db.query(
     `INSERT INTO notion_pages (user_id, notion_page_id, title, properties, last_edited_time) VALUES ($1, 'p-1', 'Kale', '{"Price":{"number":2.5},"Tags":["a","b"]}', now())`,
@@ -102,7 +104,7 @@ describe('file.backup-user-data / file.restore-user-data', () => {
   it('writes a gzipped tar with a manifest, the tables as JSON lines and the files, plus a sha256 sidecar', async () => {
     const exit = await runRunner(['run', 'file.backup-user-data'], { ...env(sourceUrl), BGTASK_RUN_ID: 'backup-1' });
     expect(exit.code, exit.stdout).toBe(0);
-    expect(exit.result?.summary).toMatchObject({ tables: 9, rows: 12, files: 3, entries_skipped: 1, backups_removed: 0 });
+    expect(exit.result?.summary).toMatchObject({ tables: 9, rows: 13, files: 3, entries_skipped: 1, backups_removed: 0 });
     archive = archives()[0]!;
     expect(archive).toMatch(/^user-data-\d{8}T\d{6}Z-backup-1\.tar\.gz$/);
     const path = join(backups, archive!);
@@ -125,7 +127,7 @@ describe('file.backup-user-data / file.restore-user-data', () => {
       // Two rows per statement: full batches and a last partial one.
       const exit = await runRunner(['run', 'file.restore-user-data', '--params', JSON.stringify({ archive, batchRows: 2 })], env(targetUrl, restored));
       expect(exit.code, exit.stdout).toBe(0);
-      expect(exit.result?.summary).toMatchObject({ archive, tables: 9, rows: 12, files: 3 });
+      expect(exit.result?.summary).toMatchObject({ archive, tables: 9, rows: 13, files: 3 });
       for (const table of TABLES) expect(await tableRows(target, table), table).toEqual(await tableRows(source, table));
       expect(tree(restored)).toEqual(tree(userData));
       expect(existsSync(join(restored, '2/escape'))).toBe(false);

@@ -16,16 +16,17 @@ export const FORMAT_VERSION = 1;
 export const ARCHIVE_PATTERN = /^user-data-\d{8}T\d{6}Z-[A-Za-z0-9._-]+\.tar\.gz$/;
 
 /**
- * The user tables in restore order (parents before children), with their key for a stable
- * order. user_sessions are left out on purpose: they hold bearer tokens and expire anyway.
+ * The user tables in restore order (parents before children: notifications name ai_tasks and
+ * calendar_events), with their key for a stable order. user_sessions are left out on purpose: they
+ * hold bearer tokens and expire anyway.
  */
 export const USER_TABLES = [
   { table: 'users', orderBy: 'id' },
   { table: 'ai_tasks', orderBy: 'id' },
   { table: 'ai_task_results', orderBy: 'id' },
-  { table: 'notifications', orderBy: 'id' },
   { table: 'calendar_feeds', orderBy: 'id' },
   { table: 'calendar_events', orderBy: 'id' },
+  { table: 'notifications', orderBy: 'id' },
   { table: 'notion_connections', orderBy: 'user_id' },
   { table: 'notion_pages', orderBy: 'id' },
   { table: 'daily_summary_deliveries', orderBy: 'user_id, summary_date' },
