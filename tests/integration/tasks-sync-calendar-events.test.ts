@@ -1,10 +1,12 @@
 // sync.calendar-events as a process against real Postgres and ICS feeds served on loopback,
 // parsed by ical.js: recurrences with EXDATE and overrides, time zones, conditional GETs, events
 // removed when gone from the feed, overlapping events counted, a malformed feed failing only its
-// own user, and an unreadable event skipped without failing its feed.
+// own user, an unreadable event skipped without failing its feed, and an e-mail notification
+// queued for each upcoming event new to a feed synced before (cancelled when it leaves the feed first).
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
+import { DateTime } from 'luxon';
 import type pg from 'pg';
 import { calendar, startFakeIcs, vevent, type FakeIcs } from '../support/fake-ics.ts';
 import { freshDatabase, migrated, testPool } from '../support/runner-db.ts';
@@ -34,7 +36,7 @@ afterAll(async () => {
   await db.end();
 });
 beforeEach(async () => {
-  await db.query('TRUNCATE calendar_events, task_runs');
+  await db.query('TRUNCATE calendar_events, notifications, task_runs');
   await db.query('UPDATE calendar_feeds SET etag = NULL, last_modified = NULL, last_status = NULL, last_error = NULL, expanded_at = NULL, expanded_timezone = NULL');
   await db.query("UPDATE users SET timezone = 'Europe/Berlin' WHERE id = $1", [ada]);
   ics.requests.length = 0;
@@ -208,5 +210,145 @@ describe(TASK, () => {
     expect(exit.code).toBe(1);
     expect(exit.result?.message).toContain(`user ${bob} calendar default: GET ${new URL(ics.url).host} answered HTTP 500 Internal Server Error`);
     expect(exit.result?.message).not.toContain('/feeds/bob.ics');
+  });
+});
+
+describe(`${TASK}: notifications of new events`, () => {
+  const DAY = 86_400_000;
+  /** `n` days from today (UTC), at hour:00 UTC. */
+  const day = (n: number, hour: number) => new Date(Math.floor(Date.now() / DAY) * DAY + n * DAY + hour * 3_600_000);
+  /** A VEVENT of `vevent` with more lines (RRULE, LOCATION, STATUS, ...). */
+  const withLines = (event: string, ...lines: string[]) => event.replace('END:VEVENT', [...lines, 'END:VEVENT'].join('\r\n'));
+  const berlin = (d: Date, format: string) => DateTime.fromJSDate(d, { zone: 'Europe/Berlin' }).setLocale('en-GB').toFormat(format);
+  const when = (start: Date, end: Date) => `When: ${berlin(start, 'cccc d LLLL yyyy, HH:mm')}–${berlin(end, 'HH:mm')} (Europe/Berlin)`;
+
+  const keep = vevent('keep', day(2, 9), day(2, 10), 'Keep');
+  const sync = async (params: Record<string, unknown> = {}, ...flags: string[]) => {
+    const exit = await runRunner(['run', TASK, '--params', JSON.stringify(params), ...flags], env());
+    expect(exit.code, exit.stdout).toBe(0);
+    return exit;
+  };
+  /** Every notification, with the event it names (null once that row is gone). */
+  async function notifications() {
+    const { rows } = await db.query(
+      `SELECT n.user_id, n.channel, n.status, n.title, n.body, n.scheduled_for = e.synced_at AS scheduled_at_sync, e.uid, e.recurrence_id
+       FROM notifications n LEFT JOIN calendar_events e ON e.id = n.calendar_event_id ORDER BY n.title`,
+    );
+    return rows as { user_id: string; channel: string; status: string; title: string; body: string; scheduled_at_sync: boolean | null; uid: string | null; recurrence_id: Date | null }[];
+  }
+
+  it('announces nothing on the first sync; then each new event once, by its first upcoming occurrence, and not again as the window moves', async () => {
+    ics.publish('ada', calendar(keep));
+    ics.publish('bob', calendar());
+    // Only a week ahead, so that later the window can move over occurrences of a known event.
+    const first = await sync({ futureDays: 7 });
+    expect(first.result?.summary).toMatchObject({ feeds_synced: 2, events_synced: 1, notifications_queued: 0 });
+    expect(await notifications()).toEqual([]);
+
+    // A single event, and a weekly one that began two weeks ago: its next occurrence is tomorrow.
+    const lunch = withLines(vevent('lunch', day(3, 11), day(3, 12), 'Lunch with Grace'), 'LOCATION:Café Einstein');
+    const yoga = withLines(vevent('yoga', day(-13, 17), day(-13, 18), 'Yoga'), 'RRULE:FREQ=WEEKLY;COUNT=6');
+    ics.publish('ada', calendar(keep, lunch, yoga));
+    const second = await sync({ futureDays: 7 });
+    expect(second.result?.summary).toMatchObject({ feeds_synced: 1, feeds_not_modified: 1, events_synced: 5, notifications_queued: 2 });
+    expect(await notifications()).toEqual([
+      {
+        user_id: ada, channel: 'email', status: 'pending', scheduled_at_sync: true, uid: 'lunch', recurrence_id: null,
+        title: 'New calendar event: Lunch with Grace',
+        body: `${when(day(3, 11), day(3, 12))}\nWhere: Café Einstein`,
+      },
+      {
+        user_id: ada, channel: 'email', status: 'pending', scheduled_at_sync: true, uid: 'yoga', recurrence_id: day(1, 17),
+        title: 'New calendar event: Yoga',
+        body: `${when(day(1, 17), day(1, 18))}\nRepeats: yes; the time above is its next occurrence`,
+      },
+    ]);
+
+    // Unchanged (304): nothing new.
+    expect((await sync({ futureDays: 7 })).result?.summary).toMatchObject({ feeds_not_modified: 2, notifications_queued: 0 });
+    // Expanded again, a month ahead: yoga's later occurrences are stored now, but yoga is not new.
+    await db.query("UPDATE calendar_feeds SET expanded_at = expanded_at - interval '25 hours' WHERE user_id = $1", [ada]);
+    const yogaRows = async () => (await events(ada)).filter((e) => e.uid === 'yoga').length;
+    expect(await yogaRows()).toBe(3);
+    const moved = await sync({ futureDays: 30 });
+    expect(moved.result?.summary).toMatchObject({ feeds_synced: 1, notifications_queued: 0 });
+    expect(await yogaRows()).toBe(6);
+    expect(await notifications()).toHaveLength(2);
+  });
+
+  it('announces no new event that is over or cancelled, and none with notifyNewEvents false (nor later: it is stored then)', async () => {
+    ics.publish('ada', calendar(keep));
+    ics.publish('bob', calendar());
+    await sync();
+    const past = vevent('past', day(-2, 9), day(-2, 10), 'Already over');
+    const cancelled = withLines(vevent('cancelled', day(4, 9), day(4, 10), 'Called off'), 'STATUS:CANCELLED');
+    ics.publish('ada', calendar(keep, past, cancelled));
+    expect((await sync()).result?.summary).toMatchObject({ feeds_synced: 1, events_synced: 3, notifications_queued: 0 });
+
+    const quiet = vevent('quiet', day(5, 9), day(5, 10), 'Quiet');
+    ics.publish('ada', calendar(keep, past, cancelled, quiet));
+    expect((await sync({ notifyNewEvents: false })).result?.summary).toMatchObject({ feeds_synced: 1, events_synced: 4, notifications_queued: 0 });
+    expect(await notifications()).toEqual([]);
+
+    ics.publish('ada', calendar(keep, past, cancelled, quiet, vevent('loud', day(6, 9), day(6, 10), 'Loud')));
+    expect((await sync()).result?.summary).toMatchObject({ notifications_queued: 1 });
+    expect((await notifications()).map((n) => n.uid)).toEqual(['loud']);
+  });
+
+  it('cancels a pending notification whose event leaves the feed before it is sent; a sent one, or one whose series only moved, stays', async () => {
+    ics.publish('ada', calendar(keep));
+    ics.publish('bob', calendar());
+    await sync();
+    const weekly = (startHour: number) => withLines(vevent('moves', day(1, startHour), day(1, startHour + 1), 'Moves'), 'RRULE:FREQ=WEEKLY;COUNT=3');
+    ics.publish('ada', calendar(keep, vevent('gone', day(3, 9), day(3, 10), 'Gone'), vevent('sent', day(3, 11), day(3, 12), 'Sent'), weekly(15)));
+    expect((await sync()).result?.summary).toMatchObject({ notifications_queued: 3 });
+    await db.query("UPDATE notifications SET status = 'sent', sent_at = now() WHERE title = 'New calendar event: Sent'");
+
+    // 'gone' and 'sent' leave the feed; the series moves an hour (every occurrence gets a new RECURRENCE-ID).
+    ics.publish('ada', calendar(keep, weekly(16)));
+    const exit = await sync();
+    expect(exit.result?.summary).toMatchObject({ events_removed: 5, events_synced: 4, notifications_queued: 0 });
+    expect((await notifications()).map((n) => [n.title, n.status, n.uid])).toEqual([
+      ['New calendar event: Gone', 'cancelled', null],
+      ['New calendar event: Moves', 'pending', null],
+      ['New calendar event: Sent', 'sent', null],
+    ]);
+  });
+
+  it('queues in the transaction of the sync: a sync rolled back queues nothing, and one retried queues each event once', async () => {
+    ics.publish('ada', calendar(keep));
+    ics.publish('bob', calendar());
+    await sync();
+    ics.publish('ada', calendar(keep, vevent('new', day(3, 9), day(3, 10), 'New')));
+    // The feed's last update, at the end of its transaction, fails.
+    await db.query(`CREATE FUNCTION refuse_synced() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$`);
+    await db.query("CREATE TRIGGER refuse_synced BEFORE UPDATE ON calendar_feeds FOR EACH ROW WHEN (NEW.last_status = 'synced') EXECUTE FUNCTION refuse_synced()");
+    try {
+      const failed = await runRunner(['run', TASK], env());
+      expect(failed.code, failed.stdout).toBe(1);
+      expect(failed.result?.message).toContain('refused by the test');
+      expect(await notifications()).toEqual([]);
+      expect((await events(ada)).map((e) => e.uid)).toEqual(['keep']);
+    } finally {
+      await db.query('DROP TRIGGER refuse_synced ON calendar_feeds');
+      await db.query('DROP FUNCTION refuse_synced()');
+    }
+    expect((await sync()).result?.summary).toMatchObject({ feeds_synced: 1, notifications_queued: 1 });
+    // The same feed synced whole again (as after a crash between commit and report): nothing new.
+    await db.query("UPDATE calendar_feeds SET etag = NULL, last_modified = NULL WHERE user_id = $1", [ada]);
+    expect((await sync()).result?.summary).toMatchObject({ feeds_synced: 1, notifications_queued: 0 });
+    expect((await notifications()).map((n) => n.uid)).toEqual(['new']);
+  });
+
+  it('counts in a dry run what it would queue, and writes nothing', async () => {
+    ics.publish('ada', calendar(keep));
+    ics.publish('bob', calendar());
+    await sync();
+    ics.publish('ada', calendar(keep, vevent('new', day(3, 9), day(3, 10), 'New')));
+    const dry = await sync({}, '--dry-run');
+    expect(dry.result?.summary).toMatchObject({ notifications_queued: 1 });
+    expect(dry.result?.message).toBe('dry run: 2 feeds read, nothing stored, 1 new-event notification would be queued');
+    expect(await notifications()).toEqual([]);
+    expect((await sync()).result?.summary).toMatchObject({ notifications_queued: 1 });
   });
 });

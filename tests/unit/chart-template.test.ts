@@ -46,7 +46,7 @@ const SEED_SCHEDULES: Record<string, string> = {
   'maintenance.cleanup-old-sessions': '0 4 * * *',
 };
 
-/** The default tasks: the seed's, and the delivery of the notifications ai.process-due-tasks queues. */
+/** The default tasks: the seed's, and the delivery of the notifications ai.process-due-tasks and sync.calendar-events queue. */
 const DEFAULT_SCHEDULES: Record<string, string> = { ...SEED_SCHEDULES, 'email.send-notifications': '*/5 * * * *' };
 
 describe('helm template with the defaults', () => {

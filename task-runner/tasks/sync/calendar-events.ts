@@ -1,4 +1,5 @@
 import * as z from 'zod';
+import type { Pool, PoolClient } from 'pg';
 import { describeError } from '../../errors.ts';
 import { defineTask } from '../../task.ts';
 import { countNoun } from '../../count-noun.ts';
@@ -33,10 +34,43 @@ const UPSERT = `
 
 const BATCH = 2000;
 
+// Rows of the feed's calendar ($1 user, $2 calendar) this sync did not stamp ($3, its time) and
+// whose UID it did not skip ($4): gone from the feed, or from the expansion window.
+const GONE = 'user_id = $1 AND calendar_id = $2 AND synced_at <> $3 AND uid <> ALL($4::text[])';
+
+// Pending notifications of events gone from the feed, cancelled before their rows go (the foreign
+// key then forgets the event): the event went before the mail did. Gone means no row of the UID
+// was stamped by this sync; a series moved in time changes every RECURRENCE-ID, so the occurrence
+// a notification names can go while its event stays, and that notification still goes out.
+const CANCEL_GONE = `
+  UPDATE notifications SET status = 'cancelled'
+  WHERE status = 'pending' AND calendar_event_id IN (
+    SELECT g.id FROM calendar_events g
+    WHERE ${GONE}
+      AND NOT EXISTS (SELECT 1 FROM calendar_events s WHERE s.user_id = $1 AND s.calendar_id = $2 AND s.uid = g.uid AND s.synced_at = $3))`;
+
+// One e-mail notification per new event, naming the stored row of the occurrence it announces.
+const QUEUE = `
+  INSERT INTO notifications (user_id, calendar_event_id, channel, title, body, scheduled_for)
+  SELECT $1, e.id, 'email', n.title, n.body, $7
+  FROM unnest($3::text[], $4::timestamptz[], $5::text[], $6::text[]) AS n(uid, recurrence_id, title, body)
+  JOIN calendar_events e ON e.user_id = $1 AND e.calendar_id = $2 AND e.uid = n.uid AND e.recurrence_id IS NOT DISTINCT FROM n.recurrence_id`;
+
+/**
+ * The UIDs stored for the feed's calendar: an event of the feed whose UID is not among them is new.
+ * The table is all a sync knows of the feed before it: an event held with no occurrence inside the
+ * window (one starting beyond futureDays) is new when its first occurrence enters it.
+ */
+async function knownUids(db: Pool | PoolClient, feed: Feed): Promise<Set<string>> {
+  const { rows } = await db.query<{ uid: string }>('SELECT DISTINCT uid FROM calendar_events WHERE user_id = $1 AND calendar_id = $2', [feed.user_id, feed.calendar_id]);
+  return new Set(rows.map((r) => r.uid));
+}
+
 export default defineTask({
   name: 'sync.calendar-events',
   family: 'sync',
-  description: "Syncs each user's iCalendar feed into calendar_events (conditional GET, recurrences, time zones) and counts overlapping events",
+  description:
+    "Syncs each user's iCalendar feed into calendar_events (conditional GET, recurrences, time zones), queues an e-mail notification for each new event and counts overlapping events",
   params: z.strictObject({
     concurrency: z.int().min(1).max(32).default(4).describe('feeds fetched at once'),
     pastDays: z.int().min(0).max(3650).default(30).describe('occurrences of recurring events are kept from this many days back'),
@@ -51,6 +85,10 @@ export default defineTask({
       .max(24 * 365)
       .default(24)
       .describe('an unchanged feed is still fetched and expanded whole this often, so recurring events keep reaching futureDays ahead'),
+    notifyNewEvents: z
+      .boolean()
+      .default(true)
+      .describe('queue an e-mail notification (sent by email.send-notifications) for each upcoming event new to a feed synced before'),
   }),
   defaults: {
     schedule: '0 * * * *',
@@ -61,23 +99,26 @@ export default defineTask({
   needs: { postgres: true },
   async run(ctx) {
     const p = ctx.params;
-    const [{ conditionalGet }, { eventsFromIcs }, { countOverlappingPairs }, { drainBounded }, { withTransaction }] = await Promise.all([
-      import('../../services/http-fetch.ts'),
-      import('./ics-events.ts'),
-      import('./overlaps.ts'),
-      import('../../services/bounded.ts'),
-      import('../../services/postgres.ts'),
-    ]);
+    const [{ conditionalGet }, { eventsFromIcs }, { countOverlappingPairs }, { newEventsToAnnounce, eventNotification }, { drainBounded }, { withTransaction }] =
+      await Promise.all([
+        import('../../services/http-fetch.ts'),
+        import('./ics-events.ts'),
+        import('./overlaps.ts'),
+        import('./event-notifications.ts'),
+        import('../../services/bounded.ts'),
+        import('../../services/postgres.ts'),
+      ]);
     const { rows: feeds } = await ctx.db.query<Feed>(
       `SELECT f.id, f.user_id, f.calendar_id, f.url, f.etag, f.last_modified, f.expanded_at, f.expanded_timezone, u.timezone
        FROM calendar_feeds f JOIN users u ON u.id = f.user_id WHERE f.enabled ORDER BY f.user_id, f.calendar_id`,
     );
-    for (const key of ['feeds_synced', 'feeds_not_modified', 'feeds_failed', 'events_synced', 'events_removed', 'events_skipped', 'conflicts']) ctx.count(key, 0);
+    for (const key of ['feeds_synced', 'feeds_not_modified', 'feeds_failed', 'events_synced', 'events_removed', 'events_skipped', 'notifications_queued', 'conflicts']) ctx.count(key, 0);
     ctx.set('feeds', feeds.length);
     const failures: string[] = [];
     /** Feeds synced without some of their events, each with what was skipped. */
     const partial: string[] = [];
     const changedUsers = new Set<string>();
+    let queuedTotal = 0;
 
     const syncFeed = async (feed: Feed) => {
       const label = `user ${feed.user_id} calendar ${feed.calendar_id}`;
@@ -118,21 +159,28 @@ export default defineTask({
           partial.push(`${label}: ${skippedNote}`);
           ctx.log.warn({ user: feed.user_id, calendar: feed.calendar_id, skipped }, 'events skipped');
         }
+        // New events are announced only once the feed's calendar is imported: its first successful
+        // sync would announce every event it holds. expanded_at is set by each successful sync and
+        // by nothing else, so it tells one committed before (a failed or 304 sync leaves it as it
+        // was; last_status would not: a failure after successes overwrites it).
+        const announce = p.notifyNewEvents && feed.expanded_at !== null;
         if (ctx.dryRun) {
           ctx.count('events_synced', rows.length);
+          if (announce) tallyQueued(newEventsToAnnounce(rows, await knownUids(ctx.db, feed), now).length);
           return;
         }
         const parsedAt = performance.now();
         const kept = skipped.flatMap((e) => (e.uid === null ? [] : [e.uid]));
-        const removed = await storeFeed(feed, rows, kept, skippedNote, fetched, now);
+        const { removed, queued } = await storeFeed(feed, rows, kept, skippedNote, fetched, now, announce);
         ctx.count('feeds_synced');
         ctx.count('events_synced', rows.length);
         ctx.count('events_removed', removed);
+        tallyQueued(queued);
         changedUsers.add(feed.user_id);
         const ms = (from: number, to: number) => Math.round(to - from);
         const done = performance.now();
         ctx.log.info(
-          { user: feed.user_id, calendar: feed.calendar_id, events: rows.length, removed, ms: ms(started, done), fetchMs: ms(started, fetchedAt), parseMs: ms(fetchedAt, parsedAt), storeMs: ms(parsedAt, done) },
+          { user: feed.user_id, calendar: feed.calendar_id, events: rows.length, removed, notificationsQueued: queued, ms: ms(started, done), fetchMs: ms(started, fetchedAt), parseMs: ms(fetchedAt, parsedAt), storeMs: ms(parsedAt, done) },
           'feed synced',
         );
       } catch (err) {
@@ -147,9 +195,17 @@ export default defineTask({
       }
     };
 
+    /** Notifications queued (or, in a dry run, that would be): the summary's count and the message's. */
+    const tallyQueued = (n: number) => {
+      queuedTotal += n;
+      ctx.count('notifications_queued', n);
+    };
+
     /**
      * Upserts the feed's events and removes those gone from it, in one transaction; returns how
      * many went. The stored rows of `kept` UIDs stay: skipped, not gone. `note` says what was skipped.
+     * With `announce`, queues a notification for each new event in the same transaction: a sync
+     * rolled back queues none, and one retried finds the events stored and queues none again.
      */
     const storeFeed = async (
       feed: Feed,
@@ -158,8 +214,13 @@ export default defineTask({
       note: string | null,
       fetched: { etag: string | null; lastModified: string | null },
       now: Date,
+      announce: boolean,
     ) => {
       return withTransaction(ctx.db, async (client) => {
+        // Another run storing this feed at once (one replacing this run) waits here, then finds
+        // the events this one stored: each new event is announced once.
+        await client.query('SELECT 1 FROM calendar_feeds WHERE id = $1 FOR UPDATE', [feed.id]);
+        const announced = announce ? newEventsToAnnounce(rows, await knownUids(client, feed), now) : [];
         for (let i = 0; i < rows.length; i += BATCH) {
           const batch = rows.slice(i, i + BATCH);
           await client.query(UPSERT, [
@@ -180,18 +241,35 @@ export default defineTask({
             now,
           ]);
         }
+        const queued = await queueNotifications(client, feed, announced, now);
         // Every event of the feed was just stamped with `now`: the others are gone from it.
-        const { rowCount } = await client.query(
-          'DELETE FROM calendar_events WHERE user_id = $1 AND calendar_id = $2 AND synced_at <> $3 AND uid <> ALL($4::text[])',
-          [feed.user_id, feed.calendar_id, now, kept],
-        );
+        const gone = [feed.user_id, feed.calendar_id, now, kept];
+        const { rowCount: cancelled } = await client.query(CANCEL_GONE, gone);
+        if (cancelled) ctx.log.info({ user: feed.user_id, calendar: feed.calendar_id, cancelled }, 'notifications of events gone from the feed cancelled');
+        const { rowCount } = await client.query(`DELETE FROM calendar_events WHERE ${GONE}`, gone);
         await client.query(
           `UPDATE calendar_feeds SET etag = $2, last_modified = $3, last_synced_at = $4, last_status = 'synced', last_error = $5,
              expanded_at = $4, expanded_timezone = $6 WHERE id = $1`,
           [feed.id, fetched.etag, fetched.lastModified, now, note, feed.timezone],
         );
-        return rowCount ?? 0;
+        return { removed: rowCount ?? 0, queued };
       }, { log: ctx.log });
+    };
+
+    /** Queues the notification of each new event in `events` (as stored); returns how many. */
+    const queueNotifications = async (client: PoolClient, feed: Feed, events: ReturnType<typeof eventsFromIcs>['rows'], now: Date) => {
+      if (events.length === 0) return 0;
+      const notices = events.map((e) => eventNotification(e, feed.timezone));
+      const { rowCount } = await client.query(QUEUE, [
+        feed.user_id,
+        feed.calendar_id,
+        events.map((e) => e.uid),
+        events.map((e) => e.recurrenceId),
+        notices.map((n) => n.title),
+        notices.map((n) => n.body),
+        now,
+      ]);
+      return rowCount ?? 0;
     };
 
     const queue = [...feeds];
@@ -212,6 +290,8 @@ export default defineTask({
 
     const skippedPart = partial.length > 0 ? `; ${partial.length} synced without some events (their stored copies kept): ${partial.join('; ')}` : '';
     if (failures.length > 0) throw new Error(`${failures.length} of ${feeds.length} calendar feeds failed to sync: ${failures.join('; ')}${skippedPart}`);
-    return ctx.dryRun ? `dry run: ${countNoun(feeds.length, 'feed')} read, nothing stored${skippedPart}` : `synced ${countNoun(feeds.length, 'calendar feed')}${skippedPart}`;
+    if (!ctx.dryRun) return `synced ${countNoun(feeds.length, 'calendar feed')}${skippedPart}`;
+    const wouldQueue = p.notifyNewEvents ? `, ${countNoun(queuedTotal, 'new-event notification')} would be queued` : '';
+    return `dry run: ${countNoun(feeds.length, 'feed')} read, nothing stored${wouldQueue}${skippedPart}`;
   },
 });
