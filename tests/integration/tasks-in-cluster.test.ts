@@ -375,7 +375,7 @@ const SCENARIOS: Record<string, Scenario> = {
     wave: 1,
     env: () => databaseEnv(),
     // Both feeds' first sync: their events are imported, not announced.
-    summary: () => ({ feeds: 2, feeds_synced: 2, feeds_not_modified: 0, feeds_failed: 0, events_synced: 9, events_removed: 1, notifications_queued: 0, conflicts: 1 }),
+    summary: () => ({ feeds: 2, feeds_synced: 2, feeds_not_modified: 0, feeds_failed: 0, events_synced: 9, events_removed: 1, notifications_queued: 0, conflicts: 1, duplicates: 0 }),
     async effect() {
       const events = (await psql(ns, `
         SELECT u.email || '|' || e.calendar_id || '|' || e.uid || '|' || e.summary || '|' || (e.recurrence_id IS NOT NULL)::text

@@ -295,6 +295,26 @@ describe(`${TASK}: notifications of new events`, () => {
     expect((await notifications()).map((n) => n.uid)).toEqual(['loud']);
   });
 
+  it("takes an event in two of the user's calendars for one: a duplicate, not a conflict, announced once", async () => {
+    await db.query("INSERT INTO calendar_feeds (user_id, calendar_id, url) VALUES ($1, 'work', $2)", [ada, ics.feedUrl('ada-work')]);
+    try {
+      ics.publish('ada', calendar(keep));
+      ics.publish('ada-work', calendar());
+      ics.publish('bob', calendar());
+      await sync();
+      // Invitations that reach both calendars; none overlaps another event.
+      const standup = vevent('standup', day(2, 11), day(2, 12), 'Stand-up');
+      const review = vevent('review', day(3, 14), day(3, 15), 'Review');
+      ics.publish('ada', calendar(keep, standup, review));
+      ics.publish('ada-work', calendar(standup, review));
+      const exit = await sync();
+      expect(exit.result?.summary).toMatchObject({ feeds_synced: 2, events_synced: 5, conflicts: 0, duplicates: 2, notifications_queued: 2 });
+      expect((await notifications()).map((n) => n.uid)).toEqual(['review', 'standup']);
+    } finally {
+      await db.query("DELETE FROM calendar_feeds WHERE user_id = $1 AND calendar_id = 'work'", [ada]);
+    }
+  });
+
   it('cancels a pending notification whose event leaves the feed before it is sent; a sent one, or one whose series only moved, stays', async () => {
     ics.publish('ada', calendar(keep));
     ics.publish('bob', calendar());

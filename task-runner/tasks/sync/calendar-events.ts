@@ -57,25 +57,35 @@ const QUEUE = `
   JOIN calendar_events e ON e.user_id = $1 AND e.calendar_id = $2 AND e.uid = n.uid AND e.recurrence_id IS NOT DISTINCT FROM n.recurrence_id`;
 
 /**
- * The UIDs stored for the feed's calendar: an event of the feed whose UID is not among them is new.
+ * The UIDs stored for the user, in any of their calendars: an event of the feed whose UID is not
+ * among them is new (an invitation in two of the user's calendars is one event, announced once).
  * The table is all a sync knows of the feed before it: an event held with no occurrence inside the
  * window (one starting beyond futureDays) is new when its first occurrence enters it.
  */
 async function knownUids(db: Pool | PoolClient, feed: Feed): Promise<Set<string>> {
-  const { rows } = await db.query<{ uid: string }>('SELECT DISTINCT uid FROM calendar_events WHERE user_id = $1 AND calendar_id = $2', [feed.user_id, feed.calendar_id]);
+  const { rows } = await db.query<{ uid: string }>('SELECT DISTINCT uid FROM calendar_events WHERE user_id = $1', [feed.user_id]);
   return new Set(rows.map((r) => r.uid));
 }
+
+// The user's occurrences in the conflict window ($1 user, $2 now, $3 its end), each event once: the
+// same UID at the same time in several of their calendars (an invitation seen in a shared and a
+// personal calendar) is a duplicate, not a conflict with itself. `copies` counts its rows.
+const WINDOW_OCCURRENCES = `
+  SELECT starts_at AS s, max(ends_at) AS e, count(*)::int AS copies FROM calendar_events
+  WHERE user_id = $1 AND status <> 'cancelled' AND NOT all_day AND ends_at > starts_at
+    AND ends_at > $2 AND starts_at < $3
+  GROUP BY uid, starts_at`;
 
 export default defineTask({
   name: 'sync.calendar-events',
   family: 'sync',
   description:
-    "Syncs each user's iCalendar feed into calendar_events (conditional GET, recurrences, time zones), queues an e-mail notification for each new event and counts overlapping events",
+    "Syncs each user's iCalendar feed into calendar_events (conditional GET, recurrences, time zones), queues an e-mail notification for each new event and counts overlapping events (an event in several calendars once)",
   params: z.strictObject({
     concurrency: z.int().min(1).max(32).default(4).describe('feeds fetched at once'),
     pastDays: z.int().min(0).max(3650).default(30).describe('occurrences of recurring events are kept from this many days back'),
     futureDays: z.int().min(1).max(3650).default(365).describe('… up to this many days ahead'),
-    conflictWindowDays: z.int().min(1).max(365).default(14).describe('overlapping events are counted from now up to this many days ahead'),
+    conflictWindowDays: z.int().min(1).max(365).default(14).describe('overlapping events are counted from now up to this many days ahead; an event in several of the user\'s calendars counts once (as duplicates)'),
     timeoutSeconds: z.int().min(1).max(600).default(60).describe('time one feed download may take'),
     maxFeedBytes: z.int().min(1024).max(500 * 1024 * 1024).default(50 * 1024 * 1024).describe('larger feeds are refused'),
     maxOccurrences: z.int().min(1).max(1_000_000).default(50_000).describe('occurrences looked at per recurring event at most'),
@@ -112,7 +122,7 @@ export default defineTask({
       `SELECT f.id, f.user_id, f.calendar_id, f.url, f.etag, f.last_modified, f.expanded_at, f.expanded_timezone, u.timezone
        FROM calendar_feeds f JOIN users u ON u.id = f.user_id WHERE f.enabled ORDER BY f.user_id, f.calendar_id`,
     );
-    for (const key of ['feeds_synced', 'feeds_not_modified', 'feeds_failed', 'events_synced', 'events_removed', 'events_skipped', 'notifications_queued', 'conflicts']) ctx.count(key, 0);
+    for (const key of ['feeds_synced', 'feeds_not_modified', 'feeds_failed', 'events_synced', 'events_removed', 'events_skipped', 'notifications_queued', 'conflicts', 'duplicates']) ctx.count(key, 0);
     ctx.set('feeds', feeds.length);
     const failures: string[] = [];
     /** Feeds synced without some of their events, each with what was skipped. */
@@ -217,9 +227,10 @@ export default defineTask({
       announce: boolean,
     ) => {
       return withTransaction(ctx.db, async (client) => {
-        // Another run storing this feed at once (one replacing this run) waits here, then finds
-        // the events this one stored: each new event is announced once.
-        await client.query('SELECT 1 FROM calendar_feeds WHERE id = $1 FOR UPDATE', [feed.id]);
+        // Another store of this user's calendars at once (this run's other feeds, or a run
+        // replacing this one) waits here, then finds the events this one stored: each new event
+        // is announced once. An advisory lock: the users row stays free for the application.
+        await client.query("SELECT pg_advisory_xact_lock(hashtextextended('sync.calendar-events user ' || $1, 0))", [feed.user_id]);
         const announced = announce ? newEventsToAnnounce(rows, await knownUids(client, feed), now) : [];
         for (let i = 0; i < rows.length; i += BATCH) {
           const batch = rows.slice(i, i + BATCH);
@@ -279,13 +290,9 @@ export default defineTask({
     // Overlapping events of the users whose calendars changed, across all their calendars.
     for (const user of changedUsers) {
       const now = ctx.clock.now();
-      const { rows } = await ctx.db.query<{ s: Date; e: Date }>(
-        `SELECT starts_at AS s, ends_at AS e FROM calendar_events
-         WHERE user_id = $1 AND status <> 'cancelled' AND NOT all_day AND ends_at > starts_at
-           AND ends_at > $2 AND starts_at < $3`,
-        [user, now, new Date(now.getTime() + p.conflictWindowDays * 86_400_000)],
-      );
+      const { rows } = await ctx.db.query<{ s: Date; e: Date; copies: number }>(WINDOW_OCCURRENCES, [user, now, new Date(now.getTime() + p.conflictWindowDays * 86_400_000)]);
       ctx.count('conflicts', countOverlappingPairs(rows.map((r) => ({ start: r.s.getTime(), end: r.e.getTime() }))));
+      ctx.count('duplicates', rows.reduce((n, r) => n + r.copies - 1, 0));
     }
 
     const skippedPart = partial.length > 0 ? `; ${partial.length} synced without some events (their stored copies kept): ${partial.join('; ')}` : '';
