@@ -356,7 +356,16 @@ const SCENARIOS: Record<string, Scenario> = {
   'maintenance.optimize-database': {
     wave: 2,
     env: () => databaseEnv(),
-    summary: () => ({ tables_candidate: 1, tables_optimized: 1, dead_tuples_found: seeded.deadSessions, indexes_updated: 0 }),
+    summary: () => ({
+      tables_candidate: 1,
+      tables_optimized: 1,
+      dead_tuples_found: seeded.deadSessions,
+      indexes_updated: 0,
+      leftover_indexes: 0,
+      invalid_indexes_dropped: 0,
+      invalid_indexes_reported: 0,
+      unused_indexes: 0,
+    }),
     async effect() {
       const stats = await waitFor(
         'the vacuum of user_sessions in its statistics',

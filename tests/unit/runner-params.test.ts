@@ -24,6 +24,9 @@ describe('params', () => {
       reindex: false,
       schemas: ['public'],
       maxTables: 50,
+      dropInvalidIndexes: true,
+      reportUnusedIndexes: true,
+      unusedIndexMinBytes: 1024 * 1024,
     });
     expect(parseParams(testSchedulerConnection, '{}')).toEqual({ timeoutMs: 5000, optional: [] });
   });

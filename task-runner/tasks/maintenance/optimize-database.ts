@@ -28,13 +28,18 @@ const CANDIDATES = `
 export default defineTask({
   name: 'maintenance.optimize-database',
   family: 'maintenance',
-  description: 'VACUUM (ANALYZE) the tables with many dead tuples, optionally REINDEX them concurrently',
+  description:
+    'VACUUM (ANALYZE) the tables with many dead tuples, optionally REINDEX them concurrently; drops the invalid leftovers of interrupted ' +
+    'REINDEX CONCURRENTLY, reports (and optionally rebuilds) other invalid indexes, reports unused indexes',
   params: z.strictObject({
     deadTupleRatio: z.number().min(0).max(1).default(0.2).describe('vacuum a table when n_dead_tup / (n_live_tup + n_dead_tup) exceeds this'),
     minDeadTuples: z.int().min(0).default(1000).describe('and it has at least this many dead tuples'),
-    reindex: z.boolean().default(false).describe('also REINDEX TABLE CONCURRENTLY each vacuumed table'),
+    reindex: z.boolean().default(false).describe('also REINDEX TABLE CONCURRENTLY each vacuumed table, and rebuild the invalid indexes no REINDEX left'),
     schemas: z.array(z.string().min(1)).min(1).default(['public']).describe('schemas to look in'),
     maxTables: z.int().min(1).max(1000).default(50).describe('tables per run at most'),
+    dropInvalidIndexes: z.boolean().default(true).describe('DROP INDEX CONCURRENTLY the invalid <index>_ccnew/_ccold an interrupted REINDEX CONCURRENTLY left'),
+    reportUnusedIndexes: z.boolean().default(true).describe('log the indexes never scanned since the statistics were reset (not unique, backing no constraint); never drops them'),
+    unusedIndexMinBytes: z.int().min(0).default(1024 * 1024).describe('report an unused index only from this size on'),
   }),
   defaults: {
     schedule: '0 3 * * 0',
@@ -44,9 +49,15 @@ export default defineTask({
   },
   needs: { postgres: true },
   async run(ctx) {
-    const { deadTupleRatio, minDeadTuples, reindex, schemas, maxTables } = ctx.params;
-    const { default: pg } = await import('pg');
-    const { escapeIdentifier } = pg;
+    const { deadTupleRatio, minDeadTuples, reindex, schemas, maxTables, dropInvalidIndexes, reportUnusedIndexes, unusedIndexMinBytes } = ctx.params;
+    const upkeep = await import('./index-upkeep.ts');
+    // The application's invalid indexes before the leftovers: a rebuild that fails leaves a copy the
+    // leftovers' sweep then drops. All before the vacuum, so a run stopped mid-vacuum has done them.
+    const notes = [
+      await upkeep.upkeepOwnInvalidIndexes(ctx, schemas, reindex),
+      await upkeep.dropLeftoverIndexes(ctx, schemas, dropInvalidIndexes),
+      reportUnusedIndexes ? await upkeep.reportUnusedIndexes(ctx, schemas, unusedIndexMinBytes) : undefined,
+    ];
     const { rows } = await ctx.db.query<Candidate>(CANDIDATES, [schemas, minDeadTuples, deadTupleRatio, maxTables]);
     ctx.set('tables_candidate', rows.length);
     ctx.count('tables_optimized', 0);
@@ -54,7 +65,7 @@ export default defineTask({
     for (const table of rows) {
       // VACUUM and REINDEX CONCURRENTLY cannot run in a transaction: each is its own statement, and a safe point.
       ctx.signal.throwIfAborted();
-      const name = `${escapeIdentifier(table.schemaname)}.${escapeIdentifier(table.relname)}`;
+      const name = upkeep.qualifiedName(table.schemaname, table.relname);
       const deadTuples = Number(table.n_dead_tup);
       if (ctx.dryRun) {
         ctx.log.info({ table: name, deadTuples }, 'would vacuum');
@@ -67,13 +78,15 @@ export default defineTask({
       ctx.log.info({ table: name, deadTuples, ms: Math.round(performance.now() - started) }, 'table vacuumed');
       if (reindex && table.indexes > 0) {
         // A REINDEX CONCURRENTLY killed midway leaves an invalid "<index>_ccnew" behind (Postgres's
-        // own caveat); stopping only between statements, on the abort signal, avoids that.
+        // own caveat; the next run drops it); stopping only between statements, on the abort
+        // signal, avoids that.
         ctx.signal.throwIfAborted();
         await ctx.db.query(`REINDEX TABLE CONCURRENTLY ${name}`);
         ctx.count('indexes_updated', table.indexes);
         ctx.log.info({ table: name, indexes: table.indexes }, 'table reindexed');
       }
     }
-    return ctx.dryRun ? `dry run: ${countNoun(rows.length, 'table')} would be vacuumed` : `vacuumed ${countNoun(rows.length, 'table')}`;
+    const vacuum = ctx.dryRun ? `dry run: ${countNoun(rows.length, 'table')} would be vacuumed` : `vacuumed ${countNoun(rows.length, 'table')}`;
+    return [vacuum, ...notes.filter((note) => note !== undefined)].join('; ');
   },
 });

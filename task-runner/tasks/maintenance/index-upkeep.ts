@@ -1,0 +1,198 @@
+// The index half of maintenance.optimize-database: invalid indexes (the leftovers of interrupted
+// REINDEX CONCURRENTLY dropped, the application's own reported and rebuilt on request) and unused
+// indexes reported. Loaded by the task's run(), never by the registry: it imports pg.
+import pg from 'pg';
+import { countNoun } from '../../count-noun.ts';
+import type { TaskContext } from '../../task.ts';
+
+type UpkeepContext = Pick<TaskContext<unknown>, 'db' | 'log' | 'signal' | 'dryRun' | 'count' | 'set'>;
+
+interface InvalidIndex {
+  schemaname: string;
+  indexname: string;
+  tablename: string;
+  building: boolean;
+}
+
+interface UnusedIndex {
+  schemaname: string;
+  indexname: string;
+  tablename: string;
+  bytes: string;
+}
+
+// The invalid plain indexes in the schemas (a partitioned index is invalid until every partition
+// has its own attached: no failed build, nothing to drop or rebuild). Only on tables this role may
+// maintain, the same rule as the vacuum's: DROP INDEX and REINDEX need the owner's rights and fail
+// with an error on any other table. $2 picks one kind by name: REINDEX CONCURRENTLY names its new
+// copy <index>_ccnew and the replaced original <index>_ccold (digits added when the name is taken),
+// so these are its leftovers; any other name is an index the application asked for, whose
+// CREATE INDEX CONCURRENTLY failed.
+// `building`: a build is under way on the table now. By table (relid), not by index (index_relid):
+// a REINDEX TABLE CONCURRENTLY builds every copy, its TOAST table's too, then works on one at a
+// time while the others wait invalid; so a build on the table, on its TOAST table, or on the main
+// table of a TOAST table counts. A session of another role shows no relid here: such a build in
+// this database might be on any table.
+const INVALID_INDEXES = `
+  SELECT n.nspname AS schemaname, x.relname AS indexname, t.relname AS tablename,
+         EXISTS (SELECT 1 FROM pg_stat_progress_create_index p
+                 WHERE p.datname = current_database()
+                   AND (p.relid IS NULL OR p.relid IN (i.indrelid, t.reltoastrelid, main.oid))) AS building
+  FROM pg_index i
+  JOIN pg_class x ON x.oid = i.indexrelid
+  JOIN pg_class t ON t.oid = i.indrelid
+  JOIN pg_namespace n ON n.oid = x.relnamespace
+  LEFT JOIN pg_class main ON main.reltoastrelid = t.oid
+  WHERE NOT i.indisvalid
+    AND x.relkind = 'i'
+    AND n.nspname = ANY($1::text[])
+    AND pg_has_role(t.relowner, 'MEMBER')
+    AND (x.relname ~ '_cc(new|old)[0-9]*$') = $2
+  ORDER BY n.nspname, x.relname`;
+
+// Valid indexes never scanned since the statistics were last reset, of at least $2 bytes, that
+// only queries could need: not unique (a unique index enforces its rule without being scanned) and
+// backing no constraint (primary key, unique, exclusion). Reporting changes nothing, so the tables
+// of every owner count.
+const UNUSED_INDEXES = `
+  SELECT s.schemaname, s.indexrelname AS indexname, s.relname AS tablename, size.bytes
+  FROM pg_stat_user_indexes s
+  JOIN pg_index i ON i.indexrelid = s.indexrelid
+  CROSS JOIN LATERAL pg_relation_size(s.indexrelid) AS size(bytes)
+  WHERE s.schemaname = ANY($1::text[])
+    AND s.idx_scan = 0
+    AND i.indisvalid AND NOT i.indisunique
+    AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = s.indexrelid)
+    AND size.bytes >= $2
+  ORDER BY size.bytes DESC, s.schemaname, s.indexrelname`;
+
+/** `"schema"."name"`, each part quoted for SQL. */
+export function qualifiedName(schema: string, name: string): string {
+  return `${pg.escapeIdentifier(schema)}.${pg.escapeIdentifier(name)}`;
+}
+
+/** An index and its table, by qualified name: what the SQL and the log lines take. */
+interface Named {
+  index: string;
+  table: string;
+}
+
+const named = (row: { schemaname: string; indexname: string; tablename: string }): Named => ({
+  index: qualifiedName(row.schemaname, row.indexname),
+  table: qualifiedName(row.schemaname, row.tablename),
+});
+
+const sqlState = (err: unknown) => String((err as { code?: unknown }).code);
+
+/** The invalid indexes of one kind that no build is working on; those it is are logged and left alone. */
+async function idleInvalidIndexes(ctx: UpkeepContext, schemas: string[], leftovers: boolean): Promise<Named[]> {
+  const { rows } = await ctx.db.query<InvalidIndex>(INVALID_INDEXES, [schemas, leftovers]);
+  for (const row of rows.filter((r) => r.building)) ctx.log.info(named(row), 'index being built by another session: left alone');
+  return rows.filter((r) => !r.building).map(named);
+}
+
+const invalidIndexes = (n: number) => countNoun(n, 'invalid index', 'invalid indexes');
+const leftoverIndexes = (n: number) => countNoun(n, 'leftover invalid index', 'leftover invalid indexes');
+
+/**
+ * The application's own invalid indexes: reported, never dropped (the application asked for them
+ * and would silently lose one), and with `reindex` rebuilt with REINDEX INDEX CONCURRENTLY, which
+ * makes them valid (REINDEX TABLE CONCURRENTLY skips invalid indexes). Returns the run message's part.
+ */
+export async function upkeepOwnInvalidIndexes(ctx: UpkeepContext, schemas: string[], reindex: boolean): Promise<string | undefined> {
+  const indexes = await idleInvalidIndexes(ctx, schemas, false);
+  ctx.set('invalid_indexes_reported', indexes.length);
+  ctx.count('invalid_indexes_rebuilt', 0);
+  let rebuilt = 0;
+  for (const index of indexes) {
+    ctx.signal.throwIfAborted();
+    ctx.log.warn(index, 'invalid index');
+    if (!reindex) continue;
+    if (ctx.dryRun) {
+      ctx.log.info(index, 'would rebuild invalid index');
+    } else if (await rebuildInvalidIndex(ctx, index)) {
+      rebuilt++;
+      ctx.count('invalid_indexes_rebuilt');
+    }
+  }
+  if (indexes.length === 0) return undefined;
+  const listed = `${invalidIndexes(indexes.length)} (${indexes.map((i) => i.index).join(', ')})`;
+  if (!reindex) return `reported ${listed}`;
+  return ctx.dryRun ? `${listed} would be rebuilt` : `rebuilt ${rebuilt} of ${listed}`;
+}
+
+/**
+ * REINDEX INDEX CONCURRENTLY; false when the table's rows forbid the index (a unique index over
+ * duplicates: SQLSTATE class 23). That is for the application to fix, and failing the run would
+ * leave the vacuum undone; the copy the failed rebuild leaves behind is dropped with the leftovers.
+ */
+async function rebuildInvalidIndex(ctx: UpkeepContext, index: Named): Promise<boolean> {
+  const started = performance.now();
+  try {
+    await ctx.db.query(`REINDEX INDEX CONCURRENTLY ${index.index}`);
+  } catch (err) {
+    if (!sqlState(err).startsWith('23')) throw err;
+    ctx.log.warn({ ...index, err }, 'invalid index not rebuilt: the rows break its rule');
+    return false;
+  }
+  ctx.log.info({ ...index, ms: Math.round(performance.now() - started) }, 'invalid index rebuilt');
+  return true;
+}
+
+/**
+ * Drops the invalid copies interrupted REINDEX CONCURRENTLYs left (every write updates them, no
+ * query reads them), with DROP INDEX CONCURRENTLY, one statement each: a stop is honoured between
+ * them. Kept when `drop` is off, and in a dry run. Returns the run message's part.
+ *
+ * The check that no build is working on an index and its DROP are two statements (DROP INDEX
+ * CONCURRENTLY cannot run inside a transaction block, so no lock can be held across both). A build
+ * started in between on the same table makes the DROP wait for it (both take SHARE UPDATE EXCLUSIVE
+ * on the table). The leftover is no part of that build unless it rebuilds that very leftover,
+ * whose new copy then takes the leftover's name and is dropped: a copy of an index the application
+ * still has under its own name. A leftover someone dropped meanwhile is skipped, not counted.
+ */
+export async function dropLeftoverIndexes(ctx: UpkeepContext, schemas: string[], drop: boolean): Promise<string | undefined> {
+  const leftovers = await idleInvalidIndexes(ctx, schemas, true);
+  ctx.set('leftover_indexes', leftovers.length);
+  ctx.count('invalid_indexes_dropped', 0);
+  let dropped = 0;
+  for (const index of leftovers) {
+    ctx.signal.throwIfAborted();
+    if (ctx.dryRun) {
+      ctx.log.info(index, 'would drop leftover invalid index');
+    } else if (!drop) {
+      ctx.log.info(index, 'leftover invalid index kept: dropInvalidIndexes is off');
+    } else if (await dropIndex(ctx, index)) {
+      dropped++;
+      ctx.count('invalid_indexes_dropped');
+    }
+  }
+  if (leftovers.length === 0) return undefined;
+  if (ctx.dryRun) return `${leftoverIndexes(leftovers.length)} would be dropped`;
+  return drop ? `dropped ${leftoverIndexes(dropped)}` : `kept ${leftoverIndexes(leftovers.length)}`;
+}
+
+/** DROP INDEX CONCURRENTLY; false when the index is gone already (SQLSTATE 42704). */
+async function dropIndex(ctx: UpkeepContext, index: Named): Promise<boolean> {
+  try {
+    await ctx.db.query(`DROP INDEX CONCURRENTLY ${index.index}`);
+  } catch (err) {
+    if (sqlState(err) !== '42704') throw err;
+    ctx.log.info(index, 'leftover invalid index gone before it was dropped');
+    return false;
+  }
+  ctx.log.info(index, 'leftover invalid index dropped');
+  return true;
+}
+
+/**
+ * Reports the indexes no query has used, at least `minBytes` big, one log line each. Never drops
+ * them: idx_scan counts only since the statistics were last reset, and only this server's scans
+ * (a read replica's queries may need the index). Returns the run message's part.
+ */
+export async function reportUnusedIndexes(ctx: UpkeepContext, schemas: string[], minBytes: number): Promise<string | undefined> {
+  const { rows } = await ctx.db.query<UnusedIndex>(UNUSED_INDEXES, [schemas, minBytes]);
+  ctx.set('unused_indexes', rows.length);
+  for (const row of rows) ctx.log.info({ ...named(row), bytes: Number(row.bytes) }, 'unused index');
+  return rows.length === 0 ? undefined : `${countNoun(rows.length, 'unused index', 'unused indexes')} reported`;
+}
