@@ -67,8 +67,11 @@ async function seed(db: pg.Pool): Promise<void> {
   // Restored only after the event it names (a foreign key).
   await db.query(`INSERT INTO notifications (user_id, calendar_event_id, channel, title) VALUES ($1, $2, 'email', 'New calendar event: One')`, [ada, events[0]!.id]);
   await db.query('INSERT INTO notion_connections (user_id, high_water_mark) VALUES ($1, now())', [ada]);
+  // A local change waiting to be pushed (refused once), and the conflict settled before it (migration 0016).
   await db.query(
-    `INSERT INTO notion_pages (user_id, notion_page_id, title, properties, last_edited_time) VALUES ($1, 'p-1', 'Kale', '{"Price":{"number":2.5},"Tags":["a","b"]}', now())`,
+    `INSERT INTO notion_pages (user_id, notion_page_id, title, properties, last_edited_time, pending_properties, pending_archived, pending_base, pending_since, push_error, conflict)
+     VALUES ($1, 'p-1', 'Kale', '{"Price":{"number":2.5},"Tags":["a","b"]}', now(), '{"Price":{"number":3}}', true, now() - interval '1 hour', now(),
+             'Price is expected to be number.', '{"policy":"notion-wins","notion_changed":["Name"],"discarded":{"side":"local","properties":{"Name":{"title":[]}}}}')`,
     [ada],
   );
   await db.query(`INSERT INTO daily_summary_deliveries (user_id, summary_date, status, message_id, claimed_at, sent_at) VALUES ($1, '2027-03-01', 'sent', '<m@x>', now(), now())`, [ada]);

@@ -414,7 +414,18 @@ const SCENARIOS: Record<string, Scenario> = {
   'sync.notion-pages': {
     wave: 1,
     env: () => [...databaseEnv(), { name: 'NOTION_BASE_URL', value: 'http://notion' }, { name: 'NOTION_TOKEN', valueFrom: { secretKeyRef: { name: 'notion', key: 'token' } } }],
-    summary: () => ({ connections: 1, connections_failed: 0, pages_synced: seeded.notionPages, pages_archived: seeded.notionArchived, requests: 2 }),
+    summary: () => ({
+      connections: 1,
+      connections_failed: 0,
+      pages_synced: seeded.notionPages,
+      pages_archived: seeded.notionArchived,
+      requests: 2,
+      // No local change recorded: nothing retrieved or sent before the pull.
+      pages_pushed: 0,
+      pushes_already_applied: 0,
+      conflicts_resolved: 0,
+      pushes_failed: 0,
+    }),
     async effect() {
       expect(await psql(ns, `SELECT count(*) || '|' || count(*) FILTER (WHERE archived) || '|' || count(DISTINCT notion_page_id) FROM notion_pages WHERE user_id = ${users.ada}`)).toBe(
         `${seeded.notionPages}|${seeded.notionArchived}|${seeded.notionPages}`,

@@ -1,9 +1,10 @@
 // sync.notion-pages as a process with the real @notionhq/client against a loopback Notion API:
 // paginated search, upserts, an incremental second run from the high-water mark, and a 429
-// whose Retry-After is waited out.
+// whose Retry-After is waited out; then the local changes it pushes (pages.retrieve/update):
+// stored as Notion answers, conflicts under either policy, refusals, a pull meanwhile, a dry run.
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
 import type pg from 'pg';
-import { notionRateLimited, startFakeNotion, type FakeNotion } from '../support/fake-notion.ts';
+import { notionRateLimited, pageObject, startFakeNotion, type FakeNotion } from '../support/fake-notion.ts';
 import { freshDatabase, migrated, testPool } from '../support/runner-db.ts';
 import { buildRunner, runRunner } from '../support/runner-process.ts';
 
@@ -108,5 +109,280 @@ describe(TASK, () => {
     const { rows } = await db.query('SELECT high_water_mark, last_error FROM notion_connections WHERE user_id = $1', [ada]);
     expect(rows[0].high_water_mark).toBeNull();
     expect(rows[0].last_error).toContain('API token is invalid.');
+  });
+});
+
+// The application's side of migration 0016, as its comment gives it: a change merged into the
+// pending one, based on the version the row holds (what the user saw).
+const RECORD_CHANGE = `
+  UPDATE notion_pages SET pending_properties = coalesce(pending_properties, '{}') || $3::jsonb,
+    pending_archived = coalesce($4, pending_archived), pending_base = coalesce(pending_base, last_edited_time),
+    pending_since = now(), push_error = NULL
+  WHERE user_id = $1 AND notion_page_id = $2`;
+
+describe(`${TASK}: local changes pushed to Notion`, () => {
+  /** The start of the minute `n` minutes ago: Notion's last_edited_time has whole minutes. */
+  const minutesAgo = (n: number) => new Date((Math.floor(Date.now() / 60_000) - n) * 60_000).toISOString();
+  const title = (text: string) => ({ Name: { title: [{ text: { content: text } }] } });
+  const fake = (id: string) => notion.pages.find((p) => p.id === id)!;
+  async function record(page: string, properties: object, archived: boolean | null = null): Promise<void> {
+    const { rowCount } = await db.query(RECORD_CHANGE, [ada, page, JSON.stringify(properties), archived]);
+    expect(rowCount).toBe(1);
+  }
+  async function row(page: string) {
+    const { rows } = await db.query(
+      `SELECT title, properties, archived, last_edited_time, pending_properties, pending_archived, pending_base, pending_since, push_error, conflict
+       FROM notion_pages WHERE user_id = $1 AND notion_page_id = $2`,
+      [ada, page],
+    );
+    return rows[0] as {
+      title: string;
+      properties: Record<string, { number?: number; title?: { plain_text: string }[] }>;
+      archived: boolean;
+      last_edited_time: Date;
+      pending_properties: object | null;
+      pending_archived: boolean | null;
+      pending_base: Date | null;
+      pending_since: Date | null;
+      push_error: string | null;
+      conflict: Record<string, unknown> | null;
+    };
+  }
+  const cleared = { pending_properties: null, pending_archived: null, pending_base: null, pending_since: null, push_error: null };
+  /** Two pages edited in Notion a while ago, mirrored by a first run. */
+  async function mirrored(): Promise<void> {
+    notion.pages.push({ id: uuid(1), title: 'Tuscan kale', lastEdited: minutesAgo(30) }, { id: uuid(2), title: 'Rainbow chard', lastEdited: minutesAgo(20) });
+    const exit = await runRunner(['run', TASK], env());
+    expect(exit.code, exit.stdout).toBe(0);
+    notion.requests.length = 0;
+  }
+  const run = (params: object = {}, ...flags: string[]) => runRunner(['run', TASK, '--params', JSON.stringify(params), ...flags], env());
+
+  it('pushes a local title change before the pull, stores what Notion answers, and does not take that write for an edit in Notion', async () => {
+    await mirrored();
+    await record(uuid(1), title('Lacinato kale'));
+    const exit = await run();
+    expect(exit.code, exit.stdout).toBe(0);
+    expect(exit.result?.summary).toMatchObject({ pages_pushed: 1, conflicts_resolved: 0, pushes_failed: 0, pushes_already_applied: 0, requests: 3 });
+    expect(exit.result?.message).toBe('synced the Notion pages of 1 user, pushed 1 local change');
+    // Retrieved (to check for edits in Notion), updated, then the pull's search.
+    expect(notion.requests.map((r) => `${r.method} ${r.path}`)).toEqual([`GET /v1/pages/${uuid(1)}`, `PATCH /v1/pages/${uuid(1)}`, 'POST /v1/search']);
+    expect(notion.updates()).toEqual([{ page: uuid(1), body: { properties: title('Lacinato kale') } }]);
+    // Only the property named changed in Notion.
+    expect(fake(uuid(1))).toMatchObject({ title: 'Lacinato kale' });
+    expect((pageObject(fake(uuid(1))) as { properties: { Price: { number: number } } }).properties.Price.number).toBe(2.5);
+    const stored = await row(uuid(1));
+    expect(stored).toMatchObject({ title: 'Lacinato kale', last_edited_time: new Date(fake(uuid(1)).lastEdited), conflict: null, ...cleared });
+    expect(stored.properties.Price!.number).toBe(2.5);
+
+    // The user renames it again from what they now see: Notion's version is this task's own
+    // write, so it is no edit in Notion to settle.
+    await record(uuid(1), title('Cavolo nero'));
+    notion.requests.length = 0;
+    const again = await run();
+    expect(again.code, again.stdout).toBe(0);
+    expect(again.result?.summary).toMatchObject({ pages_pushed: 1, conflicts_resolved: 0 });
+    expect(notion.updates()).toEqual([{ page: uuid(1), body: { properties: title('Cavolo nero') } }]);
+    expect(await row(uuid(1))).toMatchObject({ title: 'Cavolo nero', conflict: null, ...cleared });
+
+    // Nothing pending: nothing retrieved or sent.
+    notion.requests.length = 0;
+    const idle = await run();
+    expect(idle.result?.summary).toMatchObject({ pages_pushed: 0, requests: 1 });
+    expect(notion.requests.map((r) => r.method)).toEqual(['POST']);
+  });
+
+  it("stores Notion's answer with the push itself: with the pull failing after it, the next change still meets no conflict with that write", async () => {
+    await mirrored();
+    await record(uuid(1), title('Lacinato kale'));
+    notion.script([{ status: 500, body: { object: 'error', status: 500, code: 'internal_server_error', message: 'Unexpected error occurred.' } }], '/v1/search');
+    const exit = await run({ maxRetries: 0 });
+    expect(exit.code).toBe(1);
+    expect(exit.result?.summary).toMatchObject({ pages_pushed: 1, connections_failed: 1 });
+    expect(await row(uuid(1))).toMatchObject({ title: 'Lacinato kale', last_edited_time: new Date(fake(uuid(1)).lastEdited), ...cleared });
+
+    await record(uuid(1), title('Cavolo nero'));
+    const again = await run();
+    expect(again.code, again.stdout).toBe(0);
+    expect(again.result?.summary).toMatchObject({ pages_pushed: 1, conflicts_resolved: 0 });
+    expect(fake(uuid(1)).title).toBe('Cavolo nero');
+  });
+
+  it('moves a page to the trash: in_trash sent alone, the trashed page stored', async () => {
+    await mirrored();
+    await record(uuid(2), {}, true);
+    const exit = await run();
+    expect(exit.code, exit.stdout).toBe(0);
+    expect(notion.updates()).toEqual([{ page: uuid(2), body: { in_trash: true } }]);
+    expect(fake(uuid(2)).archived).toBe(true);
+    expect(await row(uuid(2))).toMatchObject({ archived: true, title: 'Rainbow chard', ...cleared });
+  });
+
+  it("notion-wins: a title edited in Notion since the user's version stays, the local change is discarded into conflict", async () => {
+    await mirrored();
+    const base = (await row(uuid(1))).last_edited_time;
+    await record(uuid(1), title('Local title'));
+    const since = (await row(uuid(1))).pending_since!;
+    notion.edit(uuid(1), { properties: title('Remote title') });
+    const exit = await run();
+    expect(exit.code, exit.stdout).toBe(0);
+    expect(exit.result?.summary).toMatchObject({ pages_pushed: 0, conflicts_resolved: 1, pushes_failed: 0 });
+    expect(exit.result?.message).toBe('synced the Notion pages of 1 user; 1 conflict with edits in Notion settled by notion-wins (see notion_pages.conflict)');
+    expect(notion.updates()).toEqual([]);
+    expect(fake(uuid(1)).title).toBe('Remote title');
+    const stored = await row(uuid(1));
+    expect(stored).toMatchObject({ title: 'Remote title', last_edited_time: new Date(fake(uuid(1)).lastEdited), ...cleared });
+    expect(stored.conflict).toEqual({
+      resolved_at: expect.any(String),
+      policy: 'notion-wins',
+      base: base.toISOString(),
+      notion_last_edited_time: fake(uuid(1)).lastEdited,
+      notion_changed: ['Name'],
+      discarded: { side: 'local', properties: title('Local title'), archived: null, since: since.toISOString() },
+    });
+  });
+
+  it('notion-wins: an edit in Notion within the minute of the base, which times cannot tell, is told by the values', async () => {
+    await mirrored();
+    const base = (await row(uuid(1))).last_edited_time;
+    await record(uuid(1), title('Local title'));
+    notion.edit(uuid(1), { properties: title('Remote title') }, base.toISOString());
+    const exit = await run();
+    expect(exit.code, exit.stdout).toBe(0);
+    expect(exit.result?.summary).toMatchObject({ pages_pushed: 0, conflicts_resolved: 1 });
+    expect(notion.updates()).toEqual([]);
+    expect((await row(uuid(1))).conflict).toMatchObject({ notion_changed: ['Name'], notion_last_edited_time: base.toISOString() });
+  });
+
+  it('an edit in Notion to another property is no conflict: the change is sent and both are kept', async () => {
+    await mirrored();
+    await record(uuid(1), title('Local title'));
+    notion.edit(uuid(1), { properties: { Price: { number: 4 } } });
+    const exit = await run();
+    expect(exit.code, exit.stdout).toBe(0);
+    expect(exit.result?.summary).toMatchObject({ pages_pushed: 1, conflicts_resolved: 0 });
+    const stored = await row(uuid(1));
+    expect(stored).toMatchObject({ title: 'Local title', conflict: null, ...cleared });
+    expect(stored.properties.Price!.number).toBe(4);
+  });
+
+  it("local-wins: the change is sent over the edit in Notion, Notion's replaced value kept in conflict", async () => {
+    await mirrored();
+    await record(uuid(1), title('Local title'));
+    notion.edit(uuid(1), { properties: title('Remote title') });
+    const exit = await run({ conflictPolicy: 'local-wins' });
+    expect(exit.code, exit.stdout).toBe(0);
+    expect(exit.result?.summary).toMatchObject({ pages_pushed: 1, conflicts_resolved: 1 });
+    expect(exit.result?.message).toBe('synced the Notion pages of 1 user, pushed 1 local change; 1 conflict with edits in Notion settled by local-wins (see notion_pages.conflict)');
+    expect(notion.updates()).toEqual([{ page: uuid(1), body: { properties: title('Local title') } }]);
+    expect(fake(uuid(1)).title).toBe('Local title');
+    const stored = await row(uuid(1));
+    expect(stored).toMatchObject({ title: 'Local title', last_edited_time: new Date(fake(uuid(1)).lastEdited), ...cleared });
+    expect(stored.conflict).toMatchObject({ policy: 'local-wins', notion_changed: ['Name'], discarded: { side: 'notion', archived: null } });
+    const replaced = (stored.conflict!.discarded as { properties: { Name: { title: { plain_text: string }[] } } }).properties.Name;
+    expect(replaced.title.map((t) => t.plain_text).join('')).toBe('Remote title');
+  });
+
+  it('keeps a change Notion refuses (validation_error) with its push_error, pushes the others and still pulls; the run succeeds and says so', async () => {
+    await mirrored();
+    await record(uuid(1), { Nme: { title: [{ text: { content: 'Typo' } }] } });
+    await record(uuid(2), title('Swiss chard'));
+    notion.pages.push({ id: uuid(3), title: 'New in Notion', lastEdited: minutesAgo(1) });
+    const exit = await run();
+    expect(exit.code, exit.stdout).toBe(0);
+    expect(exit.result?.summary).toMatchObject({ pages_pushed: 1, pushes_failed: 1, connections_failed: 0 });
+    expect(exit.result?.message).toBe(
+      `synced the Notion pages of 1 user, pushed 1 local change; 1 local change refused by Notion, kept pending (see notion_pages.push_error): user ${ada} page ${uuid(1)}: Nme is not a property that exists.`,
+    );
+    const refused = await row(uuid(1));
+    expect(refused).toMatchObject({ title: 'Tuscan kale', push_error: 'Nme is not a property that exists.', pending_properties: { Nme: { title: [{ text: { content: 'Typo' } }] } } });
+    expect(refused.pending_base).not.toBeNull();
+    expect(await row(uuid(2))).toMatchObject({ title: 'Swiss chard', ...cleared });
+    expect(await row(uuid(3))).toMatchObject({ title: 'New in Notion' });
+
+    // Not sent again until the application writes the change anew.
+    notion.requests.length = 0;
+    const again = await run();
+    expect(again.result?.summary).toMatchObject({ pages_pushed: 0, pushes_failed: 0 });
+    expect(notion.retrievals()).toEqual([]);
+  });
+
+  it('keeps a change to a page Notion no longer has (object_not_found) with its push_error', async () => {
+    await mirrored();
+    await record(uuid(2), title('Gone'));
+    notion.pages.splice(notion.pages.findIndex((p) => p.id === uuid(2)), 1);
+    const exit = await run();
+    expect(exit.code, exit.stdout).toBe(0);
+    expect(exit.result?.summary).toMatchObject({ pages_pushed: 0, pushes_failed: 1 });
+    const stored = await row(uuid(2));
+    expect(stored.push_error).toBe(`Could not find page with ID: ${uuid(2)}. Make sure the relevant pages and databases are shared with your integration.`);
+    expect(stored.pending_properties).toEqual(title('Gone'));
+    expect(notion.updates()).toEqual([]);
+  });
+
+  it('a pull while a change waits updates Notion\'s copy and keeps the change, which the next push then settles against the newer version', async () => {
+    await mirrored();
+    const base = (await row(uuid(1))).last_edited_time;
+    await record(uuid(1), title('Local title'));
+    const pending = await row(uuid(1));
+    notion.edit(uuid(1), { properties: { Price: { number: 4 } } });
+    const pull = await run({ maxPushes: 0 });
+    expect(pull.code, pull.stdout).toBe(0);
+    expect(pull.result?.summary).toMatchObject({ pages_pushed: 0, pages_synced: 2 }); // the edited page, and the one at the mark
+    const pulled = await row(uuid(1));
+    expect(pulled.properties.Price!.number).toBe(4);
+    expect(pulled.last_edited_time).toEqual(new Date(fake(uuid(1)).lastEdited));
+    expect(pulled).toMatchObject({ title: 'Tuscan kale', pending_properties: title('Local title'), pending_base: base, pending_since: pending.pending_since, push_error: null });
+
+    // The row no longer holds the version the change was made on: only the times can tell, and
+    // they say the page changed, so the whole page counts as changed in Notion.
+    const push = await run();
+    expect(push.result?.summary).toMatchObject({ pages_pushed: 0, conflicts_resolved: 1 });
+    expect(await row(uuid(1))).toMatchObject({ title: 'Tuscan kale', conflict: { notion_changed: null, discarded: { side: 'local', properties: title('Local title') } }, ...cleared });
+  });
+
+  it('settles a change Notion already holds (a push whose answer was lost) without sending it again', async () => {
+    await mirrored();
+    await record(uuid(1), title('Lacinato kale'));
+    notion.edit(uuid(1), { properties: title('Lacinato kale') });
+    const exit = await run();
+    expect(exit.code, exit.stdout).toBe(0);
+    expect(exit.result?.summary).toMatchObject({ pages_pushed: 0, pushes_already_applied: 1, conflicts_resolved: 0 });
+    expect(notion.updates()).toEqual([]);
+    expect(await row(uuid(1))).toMatchObject({ title: 'Lacinato kale', last_edited_time: new Date(fake(uuid(1)).lastEdited), conflict: null, ...cleared });
+  });
+
+  it('fails the connection, naming the page, when Notion fails past the retries; the change stays for the next run', async () => {
+    await mirrored();
+    await record(uuid(1), title('Lacinato kale'));
+    notion.script([{ status: 500, body: { object: 'error', status: 500, code: 'internal_server_error', message: 'Unexpected error occurred.' } }], '/v1/pages/');
+    const exit = await run({ maxRetries: 0 });
+    expect(exit.code).toBe(1);
+    expect(exit.result?.message).toBe(`1 of 1 Notion connections failed to sync: user ${ada}: pushing the local change to Notion page ${uuid(1)} failed: Unexpected error occurred.`);
+    expect(notion.searches()).toEqual([]); // no pull after a failed push
+    expect(await row(uuid(1))).toMatchObject({ title: 'Tuscan kale', pending_properties: title('Lacinato kale'), push_error: null });
+    const retried = await run();
+    expect(retried.result?.summary).toMatchObject({ pages_pushed: 1 });
+  });
+
+  it('dry run: sends and stores nothing, and counts what would be pushed, settled and refused', async () => {
+    await mirrored();
+    await record(uuid(1), title('Local title'));
+    await record(uuid(2), title('Swiss chard'));
+    notion.edit(uuid(1), { properties: title('Remote title') });
+    notion.pages.push({ id: uuid(9), title: 'Soon gone', lastEdited: minutesAgo(40) });
+    await db.query("INSERT INTO notion_pages (user_id, notion_page_id, title, last_edited_time) VALUES ($1, $2, 'Soon gone', $3)", [ada, uuid(9), minutesAgo(40)]);
+    await record(uuid(9), title('Still gone'));
+    notion.pages.pop();
+    const before = await db.query('SELECT * FROM notion_pages ORDER BY id');
+    const exit = await run({}, '--dry-run');
+    expect(exit.code, exit.stdout).toBe(0);
+    expect(exit.result?.summary).toMatchObject({ pages_pushed: 1, conflicts_resolved: 1, pushes_failed: 1 });
+    expect(exit.result?.message).toBe(
+      `dry run: read the Notion pages of 1 user, nothing sent or stored; 1 local change would be pushed; 1 conflict with edits in Notion would be settled by notion-wins; ` +
+        `1 local change would be refused by Notion: user ${ada} page ${uuid(9)}: Could not find page with ID: ${uuid(9)}. Make sure the relevant pages and databases are shared with your integration.`,
+    );
+    expect(notion.updates()).toEqual([]);
+    expect((await db.query('SELECT * FROM notion_pages ORDER BY id')).rows).toEqual(before.rows);
   });
 });

@@ -1,3 +1,5 @@
+import type { Pool, PoolClient } from 'pg';
+
 /** A Notion page object (API 2025-09-03) as a notion_pages row. */
 export interface NotionPage {
   object: 'page';
@@ -15,7 +17,7 @@ export interface PageRow {
   parentId: string | null;
   title: string;
   url: string | null;
-  properties: object;
+  properties: Record<string, unknown>;
   archived: boolean;
   lastEditedTime: Date;
 }
@@ -36,4 +38,31 @@ export function pageRow(page: NotionPage): PageRow {
     archived: page.archived === true || page.in_trash === true,
     lastEditedTime: edited,
   };
+}
+
+// Notion's copy of each page; the pending_* columns (migration 0016) are the application's, and a
+// store leaves them: a local change still waiting to be pushed survives a pull, and its push
+// checks it against the newer version then.
+const UPSERT = `
+  INSERT INTO notion_pages (user_id, notion_page_id, parent_id, title, url, properties, archived, last_edited_time, synced_at)
+  SELECT $1, r.id, r.parent, r.title, r.url, r.props, r.archived, r.edited, $9
+  FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::jsonb[], $7::boolean[], $8::timestamptz[])
+       AS r(id, parent, title, url, props, archived, edited)
+  ON CONFLICT (user_id, notion_page_id) DO UPDATE SET
+    parent_id = EXCLUDED.parent_id, title = EXCLUDED.title, url = EXCLUDED.url, properties = EXCLUDED.properties,
+    archived = EXCLUDED.archived, last_edited_time = EXCLUDED.last_edited_time, synced_at = EXCLUDED.synced_at`;
+
+/** Stores the pages as the user's copies of them, in one statement: what a pull read, or a push's answer. */
+export async function storePages(db: Pool | PoolClient, user: string, rows: readonly PageRow[], syncedAt: Date): Promise<void> {
+  await db.query(UPSERT, [
+    user,
+    rows.map((r) => r.notionPageId),
+    rows.map((r) => r.parentId),
+    rows.map((r) => r.title),
+    rows.map((r) => r.url),
+    rows.map((r) => JSON.stringify(r.properties)),
+    rows.map((r) => r.archived),
+    rows.map((r) => r.lastEditedTime),
+    syncedAt,
+  ]);
 }

@@ -2,6 +2,7 @@ import * as z from 'zod';
 import { describeError } from '../../errors.ts';
 import { defineTask } from '../../task.ts';
 import { countNoun } from '../../count-noun.ts';
+import type { PushTally } from './notion-push.ts';
 
 interface Connection {
   user_id: string;
@@ -9,22 +10,31 @@ interface Connection {
   high_water_mark: Date | null;
 }
 
-const UPSERT = `
-  INSERT INTO notion_pages (user_id, notion_page_id, parent_id, title, url, properties, archived, last_edited_time, synced_at)
-  SELECT $1, r.id, r.parent, r.title, r.url, r.props, r.archived, r.edited, $9
-  FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::jsonb[], $7::boolean[], $8::timestamptz[])
-       AS r(id, parent, title, url, props, archived, edited)
-  ON CONFLICT (user_id, notion_page_id) DO UPDATE SET
-    parent_id = EXCLUDED.parent_id, title = EXCLUDED.title, url = EXCLUDED.url, properties = EXCLUDED.properties,
-    archived = EXCLUDED.archived, last_edited_time = EXCLUDED.last_edited_time, synced_at = EXCLUDED.synced_at`;
-
 export default defineTask({
   name: 'sync.notion-pages',
   family: 'sync',
-  description: 'Mirrors the Notion pages edited since the last sync into notion_pages (search by last_edited_time, paginated, Retry-After honoured)',
+  description:
+    "Two-way sync of each user's Notion pages: first pushes the local changes recorded on notion_pages rows (pages.update; a conflict with an edit in Notion settled by conflictPolicy and kept in notion_pages.conflict), then mirrors the pages edited since the last sync into notion_pages (search by last_edited_time, paginated, Retry-After honoured)",
   params: z.strictObject({
     pageSize: z.int().min(1).max(100).default(100).describe('results per search request (Notion allows 100)'),
-    maxRetries: z.int().min(0).max(10).default(5).describe("retries of a request on 429/5xx; the client waits the server's Retry-After"),
+    maxPushes: z
+      .int()
+      .min(0)
+      .max(1000)
+      .default(100)
+      .describe('local changes (notion_pages.pending_*) pushed per user and run, oldest first; the rest wait for the next run; 0 pushes none'),
+    conflictPolicy: z
+      .enum(['notion-wins', 'local-wins'])
+      .default('notion-wins')
+      .describe(
+        "a local change to properties Notion changed since the version it was made on: notion-wins keeps Notion's version and records the discarded change in notion_pages.conflict; local-wins sends it anyway, recording the values it replaced",
+      ),
+    maxRetries: z
+      .int()
+      .min(0)
+      .max(10)
+      .default(5)
+      .describe("retries of a request answered 429 (or 500/503 to a page read: the client repeats no search or update after a 5xx); it waits the server's Retry-After"),
     maxRetryDelaySeconds: z.int().min(1).max(600).default(60).describe('longest wait before a retry'),
     timeoutSeconds: z.int().min(1).max(600).default(60).describe('time one request may take'),
   }),
@@ -37,14 +47,23 @@ export default defineTask({
   needs: { postgres: true },
   async run(ctx) {
     const p = ctx.params;
-    const [{ default: notionSdk }, { pageRow }] = await Promise.all([import('@notionhq/client'), import('./notion-page-row.ts')]);
+    const [{ default: notionSdk }, { pageRow, storePages }, { pushLocalChanges }] = await Promise.all([
+      import('@notionhq/client'),
+      import('./notion-page-row.ts'),
+      import('./notion-push.ts'),
+    ]);
     const baseUrl = ctx.env.NOTION_BASE_URL;
     const { rows: connections } = await ctx.db.query<Connection>(
       'SELECT user_id, token_variable, high_water_mark FROM notion_connections WHERE enabled ORDER BY user_id',
     );
-    for (const key of ['pages_synced', 'pages_archived', 'requests', 'connections_failed']) ctx.count(key, 0);
+    for (const key of ['pages_synced', 'pages_archived', 'requests', 'connections_failed', 'pages_pushed', 'pushes_already_applied', 'conflicts_resolved', 'pushes_failed']) {
+      ctx.count(key, 0);
+    }
     ctx.set('connections', connections.length);
     const failures: string[] = [];
+    // The local changes Notion refused are told in the run's message, but the run succeeds: a
+    // retry would be refused the same, and each row keeps its push_error for the application.
+    const pushes: PushTally = { pushed: 0, conflicts: 0, refused: [] };
 
     for (const connection of connections) {
       ctx.signal.throwIfAborted();
@@ -62,6 +81,11 @@ export default defineTask({
           logLevel: 'warn' as import('@notionhq/client').LogLevel,
           logger: (level, message, extra) => ctx.log[level === 'error' ? 'error' : level === 'warn' ? 'warn' : 'debug']({ user, ...extra }, `notion: ${message}`),
         });
+        // Pushes first: each change is checked against the row's copy of the version it was made
+        // on, which a pull would replace with Notion's newer one (conflicts then told by times only).
+        if (p.maxPushes > 0) {
+          await pushLocalChanges(ctx, notion, user, { limit: p.maxPushes, policy: p.conflictPolicy }, pushes);
+        }
         // Newest edits first: the walk stops at the first page older than the last sync's mark.
         // Notion rounds last_edited_time to the minute, so pages at the mark itself are read again.
         const mark = connection.high_water_mark;
@@ -88,19 +112,7 @@ export default defineTask({
             rows.push(row);
             if (!newest || row.lastEditedTime > newest) newest = row.lastEditedTime;
           }
-          if (rows.length > 0 && !ctx.dryRun) {
-            await ctx.db.query(UPSERT, [
-              user,
-              rows.map((r) => r.notionPageId),
-              rows.map((r) => r.parentId),
-              rows.map((r) => r.title),
-              rows.map((r) => r.url),
-              rows.map((r) => JSON.stringify(r.properties)),
-              rows.map((r) => r.archived),
-              rows.map((r) => r.lastEditedTime),
-              ctx.clock.now(),
-            ]);
-          }
+          if (rows.length > 0 && !ctx.dryRun) await storePages(ctx.db, user, rows, ctx.clock.now());
           synced += rows.length;
           ctx.count('pages_synced', rows.length);
           ctx.count('pages_archived', rows.filter((r) => r.archived).length);
@@ -125,7 +137,14 @@ export default defineTask({
         if (!ctx.dryRun) await ctx.db.query('UPDATE notion_connections SET last_error = $2 WHERE user_id = $1', [user, message]);
       }
     }
-    if (failures.length > 0) throw new Error(`${failures.length} of ${connections.length} Notion connections failed to sync: ${failures.join('; ')}`);
-    return `synced the Notion pages of ${countNoun(connections.length, 'user')}`;
+    const { pushed, conflicts, refused } = pushes;
+    const conflictsPart =
+      conflicts > 0 ? `; ${countNoun(conflicts, 'conflict')} with edits in Notion ${ctx.dryRun ? 'would be settled' : 'settled'} by ${p.conflictPolicy}${ctx.dryRun ? '' : ' (see notion_pages.conflict)'}` : '';
+    const refusedPart =
+      refused.length > 0 ? `; ${countNoun(refused.length, 'local change')} ${ctx.dryRun ? 'would be refused by Notion' : 'refused by Notion, kept pending (see notion_pages.push_error)'}: ${refused.join('; ')}` : '';
+    const pushesPart = `${conflictsPart}${refusedPart}`;
+    if (failures.length > 0) throw new Error(`${failures.length} of ${connections.length} Notion connections failed to sync: ${failures.join('; ')}${pushesPart}`);
+    if (ctx.dryRun) return `dry run: read the Notion pages of ${countNoun(connections.length, 'user')}, nothing sent or stored; ${countNoun(pushed, 'local change')} would be pushed${pushesPart}`;
+    return `synced the Notion pages of ${countNoun(connections.length, 'user')}${pushed > 0 ? `, pushed ${countNoun(pushed, 'local change')}` : ''}${pushesPart}`;
   },
 });

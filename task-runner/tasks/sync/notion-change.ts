@@ -1,0 +1,204 @@
+/**
+ * A local change to a Notion page (the pending_* columns of its notion_pages row, migration 0016)
+ * and what sync.notion-pages decides about it, without I/O: whether Notion holds it already,
+ * whether Notion changed what it sets since the version it was made on, the pages.update request,
+ * the conflict it leaves on the row, and what becomes of the row's pending columns.
+ */
+import type { UpdatePageParameters } from '@notionhq/client';
+import { pageRow, type NotionPage } from './notion-page-row.ts';
+
+/** The task's conflictPolicy param: whose version a conflict keeps. */
+export type ConflictPolicy = 'notion-wins' | 'local-wins';
+
+export interface LocalChange {
+  /** Property values as pages.update takes them, keyed by property name or id; empty: none. */
+  properties: Record<string, unknown>;
+  /** true: into Notion's trash; false: out of it; null: left as it is. */
+  archived: boolean | null;
+  /** last_edited_time of the version the change was made on. */
+  base: Date;
+  /** When the change was last written. */
+  since: Date;
+}
+
+/** The row's copy of the page: what the last pull or push stored. */
+export interface StoredPage {
+  properties: Record<string, unknown>;
+  archived: boolean;
+  lastEditedTime: Date;
+}
+
+/** notion_pages.conflict: the last conflict settled, what it discarded and why. */
+export interface ConflictRecord {
+  resolved_at: string;
+  policy: ConflictPolicy;
+  base: string;
+  notion_last_edited_time: string;
+  /** What the change sets that Notion changed since its base (`in_trash`: the trash state); null: the page as a whole. */
+  notion_changed: string[] | null;
+  discarded: {
+    /** local: the change (notion-wins); notion: Notion's values the change replaced (local-wins). */
+    side: 'local' | 'notion';
+    properties: Record<string, unknown>;
+    archived: boolean | null;
+    /** The discarded change's pending_since. */
+    since?: string;
+  };
+}
+
+export type PushDecision =
+  /** Notion holds every value of the change (a push whose answer was lost, the same edit made there): nothing to send. */
+  | { action: 'already-applied' }
+  /** Send it; with a conflict under local-wins. */
+  | { action: 'send'; conflict: ConflictRecord | null }
+  /** A conflict under notion-wins: Notion's version stays, the change is discarded. */
+  | { action: 'keep-notion'; conflict: ConflictRecord };
+
+/**
+ * What to do with the change, given Notion's page now and the row's copy. A conflict settles the
+ * change whole, never property by property: the properties of one change may belong together (a
+ * status and its date), and the record keeps what was discarded for the application to offer again.
+ */
+export function decidePush(change: LocalChange, page: NotionPage, stored: StoredPage, policy: ConflictPolicy, now: Date): PushDecision {
+  if (holdsChange(page, change)) return { action: 'already-applied' };
+  const changed = changedInNotion(change, page, stored);
+  if (changed !== null && changed.length === 0) return { action: 'send', conflict: null };
+  const notion = pageRow(page);
+  const conflict: ConflictRecord = {
+    resolved_at: now.toISOString(),
+    policy,
+    base: change.base.toISOString(),
+    notion_last_edited_time: notion.lastEditedTime.toISOString(),
+    notion_changed: changed,
+    discarded:
+      policy === 'notion-wins'
+        ? { side: 'local', properties: change.properties, archived: change.archived, since: change.since.toISOString() }
+        : {
+            side: 'notion',
+            properties: Object.fromEntries(Object.keys(change.properties).map((key) => [key, propertyValue(notion.properties, key) ?? null])),
+            archived: change.archived === null ? null : notion.archived,
+          },
+  };
+  return policy === 'notion-wins' ? { action: 'keep-notion', conflict } : { action: 'send', conflict };
+}
+
+/**
+ * What the change sets that Notion changed after the change's base: the keys of its properties,
+ * and `in_trash` when the page went into or out of the trash in a way that matters to it; [] when
+ * nothing. null when only the times can tell and they say the page changed.
+ *
+ * Notion rounds last_edited_time down to the minute, so an edit made in the base's minute has the
+ * base's time: times alone cannot tell it from none. Equal times must still count as unchanged, as
+ * the version the user saw carries that time too: counting equality as a change would put every
+ * change made within a minute of the page's last edit (and every change to a page not edited since)
+ * in conflict. So while the row still holds the base version (the common case: changes are pushed
+ * before each pull), values decide instead of times: a property the change sets whose value in
+ * Notion differs from the row's was changed in Notion, in whatever minute; an edit elsewhere (other
+ * properties, the page's blocks) is no conflict, since pages.update changes only the properties it
+ * names. Once the row holds another version (a pull stored a newer one while the change waited),
+ * the base's values are gone and only the times are left: a later last_edited_time counts as a
+ * change to the whole page, an equal one as none. Neither sees an edit in Notion made in the very
+ * minute of the version the user saw and stored by a pull before their change was recorded: the
+ * row then holds it under the base's time, as if the user had seen it.
+ */
+export function changedInNotion(change: LocalChange, page: NotionPage, stored: StoredPage): string[] | null {
+  const notion = pageRow(page);
+  if (stored.lastEditedTime.getTime() !== change.base.getTime()) return notion.lastEditedTime > change.base ? null : [];
+  const changed = Object.keys(change.properties).filter((key) => !sameJson(propertyValue(notion.properties, key), propertyValue(stored.properties, key)));
+  // Trashed in Notion is Notion's say on the page even when the change does not touch the trash
+  // state; taken out of the trash there matters only to a change that moves the page itself.
+  if (notion.archived !== stored.archived && (change.archived !== null || notion.archived)) changed.push('in_trash');
+  return changed;
+}
+
+/** Whether Notion's page has every value the change sets. */
+export function holdsChange(page: NotionPage, change: LocalChange): boolean {
+  const notion = pageRow(page);
+  if (change.archived !== null && notion.archived !== change.archived) return false;
+  return Object.entries(change.properties).every(([key, value]) => {
+    const held = propertyValue(notion.properties, key);
+    return held !== undefined && holds(held, value);
+  });
+}
+
+/** The pages.update request of the change. */
+export function updateRequest(pageId: string, change: LocalChange): UpdatePageParameters {
+  return {
+    page_id: pageId,
+    ...(Object.keys(change.properties).length > 0 ? { properties: change.properties as NonNullable<UpdatePageParameters['properties']> } : {}),
+    // in_trash, not archived: API 2025-09-03 takes both, and 2026-03-11 only in_trash.
+    ...(change.archived !== null ? { in_trash: change.archived } : {}),
+  };
+}
+
+/** A row's pending columns. */
+export interface PendingColumns {
+  change: LocalChange | null;
+  pushError: string | null;
+  conflict: unknown;
+}
+
+export type PushOutcome =
+  /** Sent: `page` is Notion's answer, `before` the row's copy the change was checked against. */
+  | { kind: 'pushed'; page: NotionPage; before: StoredPage; conflict: ConflictRecord | null }
+  | { kind: 'already-applied' }
+  | { kind: 'kept-notion'; conflict: ConflictRecord }
+  | { kind: 'refused'; error: string };
+
+/**
+ * A row's pending columns once `handled` (the change as the push read it) had `outcome`. The
+ * application may have written the change again meanwhile: only the change handled is cleared or
+ * marked refused, and one written since stays pending. Such a change, based on the version the
+ * pushed one was, is rebased onto the pushed version when that push was the only change in
+ * between to what it sets: else the push's own write would count as an edit in Notion at its push.
+ */
+export function settledColumns(current: PendingColumns, handled: LocalChange, outcome: PushOutcome): PendingColumns {
+  const conflict = 'conflict' in outcome && outcome.conflict !== null ? outcome.conflict : current.conflict;
+  if (current.change !== null && sameChange(current.change, handled)) {
+    return outcome.kind === 'refused' ? { ...current, pushError: outcome.error } : { change: null, pushError: null, conflict };
+  }
+  if (current.change !== null && outcome.kind === 'pushed') return { ...current, change: rebased(current.change, handled, outcome.before, outcome.page), conflict };
+  return { ...current, conflict };
+}
+
+function rebased(next: LocalChange, pushed: LocalChange, before: StoredPage, page: NotionPage): LocalChange {
+  if (next.base.getTime() !== pushed.base.getTime() || before.lastEditedTime.getTime() !== pushed.base.getTime()) return next;
+  const after = pageRow(page);
+  // What the pushed change set is now the user's own; anything else must be as the base had it.
+  const untouched = Object.keys(next.properties)
+    .filter((key) => !Object.hasOwn(pushed.properties, key))
+    .every((key) => sameJson(propertyValue(after.properties, key), propertyValue(before.properties, key)));
+  const trashUntouched = next.archived === null || pushed.archived !== null || after.archived === before.archived;
+  return untouched && trashUntouched ? { ...next, base: after.lastEditedTime } : next;
+}
+
+export function sameChange(a: LocalChange, b: LocalChange): boolean {
+  return sameJson(a.properties, b.properties) && a.archived === b.archived && a.base.getTime() === b.base.getTime() && a.since.getTime() === b.since.getTime();
+}
+
+/** A page's property by the key a request may use: its name, or its id (as Notion gives it, URL-encoded, or decoded). */
+function propertyValue(properties: Record<string, unknown>, key: string): unknown {
+  if (Object.hasOwn(properties, key)) return properties[key];
+  return Object.values(properties).find((p) => isObject(p) && (p.id === key || p.id === encodeURIComponent(key)));
+}
+
+/**
+ * Whether a value of a Notion response holds what a request value sets: every key the request
+ * names has the value it gives, nested, and lists match item by item. What a request leaves out is
+ * Notion's to fill in (ids, colours, plain_text, href, the annotations of a plain text), so it is
+ * not compared: a title sent as plain text is held by the same text in bold.
+ */
+function holds(response: unknown, request: unknown): boolean {
+  if (Array.isArray(request)) return Array.isArray(response) && response.length === request.length && request.every((item, i) => holds(response[i], item));
+  if (isObject(request)) return isObject(response) && Object.entries(request).every(([key, value]) => holds(response[key], value));
+  return response === request;
+}
+
+/** Equal JSON values, whatever the order of their keys (jsonb reorders them). */
+export function sameJson(a: unknown, b: unknown): boolean {
+  return holds(a, b) && holds(b, a);
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}

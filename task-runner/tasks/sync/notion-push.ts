@@ -1,0 +1,190 @@
+/**
+ * The push half of sync.notion-pages: a user's local changes (the pending_* columns of their
+ * notion_pages rows, migration 0016), oldest first, each checked against Notion's page and sent
+ * with pages.update, settled as a conflict, or marked refused (notion-change.ts decides).
+ */
+import type { APIErrorCode, Client } from '@notionhq/client';
+import { describeError } from '../../errors.ts';
+import { withTransaction } from '../../services/postgres.ts';
+import type { TaskContext } from '../../task.ts';
+import { decidePush, settledColumns, updateRequest, type ConflictPolicy, type LocalChange, type PendingColumns, type PushOutcome, type StoredPage } from './notion-change.ts';
+import { pageRow, storePages, type NotionPage } from './notion-page-row.ts';
+
+export type PushContext = Pick<TaskContext<unknown>, 'db' | 'log' | 'clock' | 'signal' | 'dryRun' | 'count'>;
+
+/** A row's pending_* columns. */
+interface PendingChangeColumns {
+  pending_properties: Record<string, unknown> | null;
+  pending_archived: boolean | null;
+  pending_base: Date | null;
+  pending_since: Date | null;
+}
+
+interface PendingRow extends PendingChangeColumns {
+  notion_page_id: string;
+  properties: Record<string, unknown>;
+  archived: boolean;
+  last_edited_time: Date;
+}
+
+interface PendingState extends PendingChangeColumns {
+  push_error: string | null;
+  conflict: unknown;
+}
+
+// A user's oldest changes to push ($1 user, $2 how many); a refused one waits for the application.
+const PENDING = `
+  SELECT notion_page_id, properties, archived, last_edited_time, pending_properties, pending_archived, pending_base, pending_since
+  FROM notion_pages WHERE user_id = $1 AND pending_since IS NOT NULL AND push_error IS NULL
+  ORDER BY pending_since, notion_page_id LIMIT $2`;
+
+// The row's pending columns as they are now, locked until its outcome is stored: an application
+// writing the change again waits, then finds what the push left.
+const LOCK_PENDING = `
+  SELECT pending_properties, pending_archived, pending_base, pending_since, push_error, conflict
+  FROM notion_pages WHERE user_id = $1 AND notion_page_id = $2 FOR UPDATE`;
+
+// The row's pending columns once settled ($3: its change is still pending, then its base; the
+// application's values of the change itself are kept or cleared, never rewritten).
+const STORE_PENDING = `
+  UPDATE notion_pages SET
+    pending_properties = CASE WHEN $3 THEN pending_properties END, pending_archived = CASE WHEN $3 THEN pending_archived END,
+    pending_since = CASE WHEN $3 THEN pending_since END, pending_base = $4, push_error = $5, conflict = $6
+  WHERE user_id = $1 AND notion_page_id = $2`;
+
+// Notion's answers to a change that no retry alters: properties it rejects, a page gone or out of
+// the integration's reach. Other errors fail the connection: unauthorized concerns the token (every
+// page), conflict_error and 5xx pass, invalid_request/invalid_json would be a request this task
+// built wrongly; 429 and 503 the client has retried already.
+const REFUSALS: ReadonlySet<string> = new Set<`${APIErrorCode}`>(['validation_error', 'object_not_found', 'restricted_resource']);
+
+/** Notion answering with a partial page (its id only): the integration may not read the page's properties. */
+class PartialPageError extends Error {
+  override name = 'PartialPageError';
+}
+
+/** What the pushes came to, for the run's message (the summary counts them too). */
+export interface PushTally {
+  /** Changes sent (in a dry run: that would be). */
+  pushed: number;
+  conflicts: number;
+  /** Changes Notion refused, as `user <id> page <id>: <why>`. */
+  refused: string[];
+}
+
+export interface PushOptions {
+  /** Changes pushed at most. */
+  limit: number;
+  policy: ConflictPolicy;
+}
+
+/**
+ * Pushes the user's oldest pending changes, adding to `tally` as it goes. A failure other than
+ * Notion refusing a change is thrown, naming the page; the changes not reached stay pending.
+ */
+export async function pushLocalChanges(ctx: PushContext, notion: Client, user: string, options: PushOptions, tally: PushTally): Promise<void> {
+  const { rows } = await ctx.db.query<PendingRow>(PENDING, [user, options.limit]);
+  for (const row of rows) {
+    ctx.signal.throwIfAborted();
+    const page = row.notion_page_id;
+    const change = localChange(row)!; // PENDING reads rows with a change only (a CHECK keeps it whole)
+    const stored: StoredPage = { properties: row.properties, archived: row.archived, lastEditedTime: row.last_edited_time };
+    try {
+      const result = await pushChange(ctx, notion, user, page, change, stored, options.policy);
+      if (result.pushed) tally.pushed++;
+      if (result.conflict) tally.conflicts++;
+    } catch (err) {
+      if (!isRefusal(err)) throw new Error(`pushing the local change to Notion page ${page} failed`, { cause: err });
+      const error = describeError(err);
+      tally.refused.push(`user ${user} page ${page}: ${error}`);
+      ctx.count('pushes_failed');
+      ctx.log.warn({ user, page, err }, 'Notion refused a local change; kept with its push_error');
+      if (!ctx.dryRun) await settle(ctx, user, page, change, { kind: 'refused', error }, null);
+    }
+  }
+}
+
+async function pushChange(
+  ctx: PushContext,
+  notion: Client,
+  user: string,
+  page: string,
+  change: LocalChange,
+  stored: StoredPage,
+  policy: ConflictPolicy,
+): Promise<{ pushed: boolean; conflict: boolean }> {
+  const current = fullPage(await notion.pages.retrieve({ page_id: page }));
+  ctx.count('requests');
+  const decision = decidePush(change, current, stored, policy, ctx.clock.now());
+  if (decision.action === 'already-applied') {
+    if (!ctx.dryRun) await settle(ctx, user, page, change, { kind: 'already-applied' }, current);
+    ctx.count('pushes_already_applied');
+    ctx.log.info({ user, page }, 'local change already in Notion; nothing sent');
+    return { pushed: false, conflict: false };
+  }
+  if (decision.action === 'send' && !ctx.dryRun) {
+    const updated = fullPage(await notion.pages.update(updateRequest(page, change)));
+    ctx.count('requests');
+    // Notion's answer is stored as the row's copy: the next pull reads the same version and
+    // changes nothing, and the next change is based on it, not on the version before this write.
+    await settle(ctx, user, page, change, { kind: 'pushed', page: updated, before: stored, conflict: decision.conflict }, updated);
+  } else if (decision.action === 'keep-notion' && !ctx.dryRun) {
+    await settle(ctx, user, page, change, { kind: 'kept-notion', conflict: decision.conflict }, current);
+  }
+  const { conflict } = decision;
+  if (conflict) {
+    ctx.count('conflicts_resolved');
+    ctx.log.info(
+      { user, page, policy, notionChanged: conflict.notion_changed, base: conflict.base, notionEdited: conflict.notion_last_edited_time, dryRun: ctx.dryRun },
+      `conflict with an edit in Notion settled: ${policy}`,
+    );
+  }
+  if (decision.action === 'send') {
+    ctx.count('pages_pushed');
+    ctx.log.info({ user, page, dryRun: ctx.dryRun }, 'local change pushed to Notion');
+  }
+  return { pushed: decision.action === 'send', conflict: conflict !== null };
+}
+
+/** Stores the outcome (and Notion's version of the page, when there is one) in one transaction. */
+async function settle(ctx: PushContext, user: string, page: string, handled: LocalChange, outcome: PushOutcome, copy: NotionPage | null): Promise<void> {
+  await withTransaction(
+    ctx.db,
+    async (client) => {
+      const { rows } = await client.query<PendingState>(LOCK_PENDING, [user, page]);
+      const row = rows[0];
+      if (!row) return; // the row went meanwhile (its user deleted): nothing to settle
+      if (copy) await storePages(client, user, [pageRow(copy)], ctx.clock.now());
+      const next = settledColumns(pendingColumns(row), handled, outcome);
+      await client.query(STORE_PENDING, [
+        user,
+        page,
+        next.change !== null,
+        next.change?.base ?? null,
+        next.pushError,
+        next.conflict === null || next.conflict === undefined ? null : JSON.stringify(next.conflict),
+      ]);
+    },
+    { log: ctx.log },
+  );
+}
+
+function pendingColumns(row: PendingState): PendingColumns {
+  return { change: localChange(row), pushError: row.push_error, conflict: row.conflict };
+}
+
+function localChange(row: PendingChangeColumns): LocalChange | null {
+  if (!row.pending_base || !row.pending_since) return null;
+  return { properties: row.pending_properties ?? {}, archived: row.pending_archived, base: row.pending_base, since: row.pending_since };
+}
+
+function fullPage(response: Awaited<ReturnType<Client['pages']['retrieve']>>): NotionPage {
+  if (!('last_edited_time' in response)) throw new PartialPageError(`Notion answered with page ${response.id} without its properties (the integration may not read its content)`);
+  return response as NotionPage;
+}
+
+function isRefusal(err: unknown): boolean {
+  if (err instanceof PartialPageError) return true;
+  const { code, status } = (err ?? {}) as { code?: unknown; status?: unknown };
+  return typeof code === 'string' && REFUSALS.has(code) && typeof status === 'number' && status >= 400 && status < 500;
+}
