@@ -5,9 +5,10 @@
 //     cached live object carries the same hash, the request is skipped. A spec edited by someone
 //     else bumps the object's generation past the one our last apply produced, and that re-applies.
 //     With no memory of an apply (a restarted operator, a new leader), the cached spec is compared
-//     with the desired one (what the cache holds of it), and the fields it drops (the job template)
-//     count as edited when another manager wrote the spec after the operator's last write; if
-//     neither, its generation becomes the baseline for later edits.
+//     with the desired one (what the cache holds of it), and the job template it drops counts as
+//     edited when another manager wrote it after the operator's last write; if neither, its
+//     generation becomes the baseline for later edits. An apply the server found nothing to change
+//     in (same resourceVersion) reports changed: false.
 //   patchStatus(): a JSON merge patch of /status holding only the members that differ from the
 //     cached object; nothing to send, no request.
 import { isDeepStrictEqual } from 'node:util';
@@ -15,7 +16,7 @@ import type { Logger } from 'pino';
 import { HttpMethod, PatchStrategy } from '@kubernetes/client-node';
 import { API_GROUP } from '../../crds/schema.ts';
 import { StaleObjectError, isConflict } from './errors.ts';
-import { ownsByUpdate, specEditedByOthers, upgradedManagedFields, type ManagedFieldsEntry } from './field-ownership.ts';
+import { ownsByUpdate, templateEditedByOthers, upgradedManagedFields, type ManagedFieldsEntry } from './field-ownership.ts';
 import { objectKey } from './keys.ts';
 import { hashJson, partialMergePatch } from './json.ts';
 import type { RawApi } from './raw-api.ts';
@@ -28,7 +29,7 @@ export const APPLIED_HASH_ANNOTATION = `${API_GROUP}/applied-hash`;
 export const UNCACHED_CRONJOB_SPEC_FIELDS: readonly string[] = ['jobTemplate'];
 
 export interface ApplyResult<T> {
-  /** false when the live object already matched and no request was made. */
+  /** false when the live object already matched (no request was made, or the server changed nothing). */
   changed: boolean;
   /** The server's answer, or the live object when skipped. */
   object: T;
@@ -112,7 +113,9 @@ export class Applier {
     }
     this.remember(memoKey, result);
     this.opts.log.debug({ kind: rt.kind, key: objectKey(desired), resourceVersion: result.metadata?.resourceVersion }, 'applied');
-    return { changed: true, object: result };
+    // An apply that changed nothing (a field someone else added, still theirs) leaves the resourceVersion.
+    const changed = !live || result.metadata?.resourceVersion !== live.metadata?.resourceVersion;
+    return { changed, object: result };
   }
 
   /**
@@ -188,12 +191,12 @@ export class Applier {
   }
 
   // The cached object may lag behind our own last apply (lower generation): that is not an edit.
-  // With no memory of an apply, a live spec that matches, and that nobody else wrote since our last
-  // write, becomes the baseline (remembered here).
+  // With no memory of an apply, a live spec that matches, and whose template nobody else wrote
+  // since our last write, becomes the baseline (remembered here).
   private editedSince(memoKey: string, live: KubeObject, desired: KubeObject): boolean {
     const last = this.applied.get(memoKey);
     if (last && last.uid === live.metadata?.uid) return (live.metadata?.generation ?? 0) > last.generation;
-    if (!specMatches(live, desired) || specEditedByOthers(live, this.fieldManager)) return true;
+    if (!specMatches(live, desired) || templateEditedByOthers(live, this.fieldManager)) return true;
     this.remember(memoKey, live);
     return false;
   }

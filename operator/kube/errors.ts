@@ -2,16 +2,21 @@
 // ApiException (the generated clients do too), so callers test one shape.
 import { ApiException } from '@kubernetes/client-node';
 
-/** The HTTP status of a failed API request, or undefined when the failure was not an HTTP answer. */
+/**
+ * The HTTP status of a failed API request, or undefined when the failure was not an HTTP answer.
+ * Only numbers that can be one: a timed-out request's DOMException (TimeoutError) has code 23.
+ */
 export function statusCode(err: unknown): number | undefined {
   if (err instanceof ApiException) return err.code;
   if (typeof err === 'object' && err !== null) {
     const e = err as { code?: unknown; statusCode?: unknown };
-    if (typeof e.statusCode === 'number') return e.statusCode;
-    if (typeof e.code === 'number') return e.code;
+    if (isHttpStatus(e.statusCode)) return e.statusCode;
+    if (isHttpStatus(e.code)) return e.code;
   }
   return undefined;
 }
+
+const isHttpStatus = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 100 && v <= 599;
 
 /** `err` and the errors of its chain of causes, outermost first (at most 10: a cycle ends). */
 function* causeChain(err: unknown): Generator<unknown> {
@@ -68,7 +73,7 @@ export const isConflict = (err: unknown): boolean => statusCode(err) === 409;
 export const isGone = (err: unknown): boolean => statusCode(err) === 410;
 
 /**
- * A failure worth trying again later: no HTTP answer (connection lost, timed out), 429 (the
+ * A failure worth trying again later: no HTTP answer (connection lost, request timed out), 429 (the
  * apiserver's fairness limits) or a 5xx. Other answers (invalid, forbidden, not found) would come
  * back the same.
  */

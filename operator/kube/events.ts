@@ -127,6 +127,8 @@ function truncateNote(note: string): string {
 
 export class KubeEventRecorder implements EventRecorder {
   private readonly entries = new Map<string, SeriesEntry>();
+  /** Entries waiting to try a write again: flush() finds them even once retired from `entries`. */
+  private readonly retrying = new Set<SeriesEntry>();
   private readonly inFlight = new Set<Promise<void>>();
   private readonly now: () => Date;
   private lastSweep = 0;
@@ -170,11 +172,12 @@ export class KubeEventRecorder implements EventRecorder {
     this.draining++;
     try {
       this.pump();
-      for (const entry of this.entries.values()) {
+      for (const entry of new Set([...this.entries.values(), ...this.retrying])) {
         if (entry.flushTimer || entry.retryTimer) {
           clearTimeout(entry.flushTimer);
           clearTimeout(entry.retryTimer);
           entry.flushTimer = entry.retryTimer = undefined;
+          this.retrying.delete(entry);
           this.enqueue(entry, () => this.writeSeries(entry));
         }
       }
@@ -221,7 +224,8 @@ export class KubeEventRecorder implements EventRecorder {
       },
       (err: unknown) => {
         this.stats.failures++;
-        const retryInMs = isTransient(err) && entry.retries < (this.opts.maxRetries ?? 5) ? this.scheduleRetry(entry) : undefined;
+        // Not while shutting down: the process ends before any timer would fire.
+        const retryInMs = isTransient(err) && entry.retries < (this.opts.maxRetries ?? 5) && this.draining === 0 ? this.scheduleRetry(entry) : undefined;
         this.opts.log.warn({ err: describeError(err), event: entry.name, namespace: entry.namespace, reason: entry.body.reason, retryInMs }, 'could not record event');
       },
     );
@@ -236,8 +240,10 @@ export class KubeEventRecorder implements EventRecorder {
     entry.retries++;
     this.stats.retries++;
     clearTimeout(entry.retryTimer);
+    this.retrying.add(entry);
     entry.retryTimer = setTimeout(() => {
       entry.retryTimer = undefined;
+      this.retrying.delete(entry);
       this.enqueue(entry, () => this.writeSeries(entry));
     }, delayMs);
     entry.retryTimer.unref();

@@ -11,7 +11,7 @@
 //
 // The informer caches drop managedFields (they are most of an object's bytes); keepOwnershipMarks
 // leaves shared markers in their place: where the upgrade is still to be done, and where someone
-// else has edited the spec since the operator's last write (specEditedByOthers).
+// else has edited the job template since the operator's last write (templateEditedByOthers).
 import type { KubeObject } from './types.ts';
 
 export interface ManagedFieldsEntry {
@@ -36,30 +36,37 @@ export function ownsByUpdate(obj: KubeObject, manager: string): boolean {
   return managedFieldsOf(obj).some((e) => isEntry(e, manager, 'Update'));
 }
 
-// Stands, in a cached copy, for "another manager wrote the spec after our last write": it has no
-// time, which specEditedByOthers reads as "after" (every entry the apiserver writes has one).
-const EDITED_BY_OTHERS: ManagedFieldsEntry = Object.freeze({ manager: '', operation: 'Update', fieldsV1: Object.freeze({ 'f:spec': Object.freeze({}) }) });
+// Stands, in a cached copy, for "another manager wrote the job template after our last write": it
+// has no time, which templateEditedByOthers reads as "after" (every entry the apiserver writes has one).
+const EDITED_BY_OTHERS: ManagedFieldsEntry = Object.freeze({ manager: '', operation: 'Update', fieldsV1: Object.freeze({ 'f:spec': Object.freeze({ 'f:jobTemplate': Object.freeze({}) }) }) });
 
 /**
- * Whether another manager wrote part of the object's spec after `manager` last wrote the object
- * (the entries' times, to the second; status and other subresources aside). A restarted operator
- * has no memory of the generation its last apply left, and its cache drops the job template: this
- * is how it notices a template edited while it was down. Strictly after: an edit within the second
- * of our own write is not seen, but a field someone else added, and still owns after our apply
- * took its own back, does not make every restart apply again.
+ * Whether another manager wrote part of the object's job template after `manager` last wrote the
+ * object (the entries' times, to the second; subresources aside). A restarted operator has no
+ * memory of the generation its last apply left, and its cache drops the job template (the rest of
+ * the spec it compares itself): this is how it notices a template edited while it was down.
+ * Strictly after: an edit within the second of our own write is not seen, so that an apply which
+ * takes back an edited field (its editor's entry then loses it) leaves nothing marked. A field
+ * someone else added, which our apply leaves alone, stays theirs and marked: each restart applies
+ * once more, a request that changes nothing.
  */
-export function specEditedByOthers(obj: KubeObject, manager: string): boolean {
+export function templateEditedByOthers(obj: KubeObject, manager: string): boolean {
   const entries = managedFieldsOf(obj);
   let ours = '';
   for (const e of entries) if (e.manager === manager && !e.subresource && (e.time ?? '') > ours) ours = e.time ?? '';
-  return entries.some((e) => e.manager !== manager && !e.subresource && isMap(e.fieldsV1?.['f:spec']) && (e.time ?? '\uffff') > ours);
+  return entries.some((e) => e.manager !== manager && !e.subresource && ownsJobTemplate(e) && (e.time ?? '\uffff') > ours);
+}
+
+function ownsJobTemplate(entry: ManagedFieldsEntry): boolean {
+  const spec = entry.fieldsV1?.['f:spec'];
+  return isMap(spec) && isMap(spec['f:jobTemplate']);
 }
 
 /**
  * Wraps an informer transform that strips managedFields: the cached copy keeps, in their place,
  * shared frozen markers (no memory per object) for what the operator reads from them: fields owned
- * by an `Update` of `manager` (a POST whose ownership is still to be handed over), and a spec
- * edited by someone else since `manager`'s last write.
+ * by an `Update` of `manager` (a POST whose ownership is still to be handed over), and a job
+ * template edited by someone else since `manager`'s last write.
  */
 export function keepOwnershipMarks<T extends KubeObject>(manager: string, strip: (obj: T) => T): (obj: T) => T {
   const ownUpdate: ManagedFieldsEntry = Object.freeze({ manager, operation: 'Update' });
@@ -69,7 +76,7 @@ export function keepOwnershipMarks<T extends KubeObject>(manager: string, strip:
     ['11', Object.freeze([ownUpdate, EDITED_BY_OTHERS])],
   ]);
   return (obj) => {
-    const key = `${ownsByUpdate(obj, manager) ? 1 : 0}${specEditedByOthers(obj, manager) ? 1 : 0}`;
+    const key = `${ownsByUpdate(obj, manager) ? 1 : 0}${templateEditedByOthers(obj, manager) ? 1 : 0}`;
     const out = strip(obj) as WithManagedFields;
     const kept = marks.get(key);
     if (kept && out.metadata) out.metadata.managedFields = kept as ManagedFieldsEntry[];

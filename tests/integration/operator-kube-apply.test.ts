@@ -173,6 +173,24 @@ describe('Applier and EventRecorder against the apiserver', () => {
     expect(raw.sent.length).toBe(sentBefore);
   });
 
+  it('after a restart, applies once more over a template field someone else added, which changes nothing and stays theirs', async () => {
+    const before = cronJobs.store.get(ns, 'applied');
+    await new Promise((r) => setTimeout(r, 1100));
+    const envPath = '/spec/jobTemplate/spec/template/spec/containers/0/env';
+    await kubectl(['-n', ns, 'patch', 'cronjob', 'applied', '--type=json', '-p', JSON.stringify([{ op: 'add', path: envPath, value: [{ name: 'EXTRA', value: '1' }] }])]);
+    const added = await waitFor('the edit in the cache', async () => {
+      const c = cronJobs.store.get(ns, 'applied');
+      return c && c.metadata?.resourceVersion !== before?.metadata?.resourceVersion ? c : undefined;
+    }, 20_000, 50);
+    const restarted = new Applier({ raw, log });
+    const sentBefore = raw.sent.length;
+    const result = await restarted.apply(desiredCronJob(ns, '30 4 * * *'), added);
+    expect(raw.sent.slice(sentBefore)).toEqual([`PATCH /apis/batch/v1/namespaces/${ns}/cronjobs/applied`]);
+    expect(result.changed).toBe(false);
+    expect(result.object.metadata?.resourceVersion).toBe(added.metadata?.resourceVersion);
+    expect(result.object.spec?.jobTemplate?.spec?.template?.spec?.containers?.[0]?.env).toEqual([{ name: 'EXTRA', value: '1' }]);
+  });
+
   it('removes a field the desired object drops from a CronJob it created by POST', async () => {
     const env = [{ name: 'KEEP', value: '1' }, { name: 'DROP', value: '2' }];
     const created = await applier.apply(desiredCronJob(ns, '0 5 * * *', { name: 'dropping', env }));

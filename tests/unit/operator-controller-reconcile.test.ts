@@ -58,7 +58,8 @@ function world(
       // What a POST leaves: the operator's fields under an Update entry of its field manager.
       if (method === 'GET') return { ...cronJobs.get(NS, path.split('/').pop()!), metadata: { ...cronJobs.get(NS, path.split('/').pop()!)?.metadata, managedFields: [POSTED_FIELDS] } };
       if (Array.isArray(body)) return {}; // the JSON patch of managedFields
-      return { ...body, metadata: { ...body?.metadata, uid: CRONJOB_UID, generation: 1, resourceVersion: '10' } };
+      // A create leaves resourceVersion 10; an apply, a new one (it changed something: the tests' applies do).
+      return { ...body, metadata: { ...body?.metadata, uid: CRONJOB_UID, generation: 1, resourceVersion: method === 'POST' ? '10' : `cronjob-${calls.length}` } };
     }
     if (path.endsWith('/status')) return { metadata: { resourceVersion: `status-${calls.length}` } };
     return body ?? {};
@@ -183,6 +184,9 @@ describe('reconcile', () => {
     w.tasks.upsert({ ...task!, metadata: { ...task!.metadata, generation: 2, resourceVersion: '20' }, spec: { ...task!.spec, schedule: '30 9 * * 1-5' } });
     await w.reconcile(KEY);
     expect(w.calls.some((c) => c.path.endsWith('/status'))).toBe(true);
+    // The CronJob apply's echo arrives (only the status write's is in question here).
+    const apply = w.calls.findIndex((c) => c.contentType === APPLY);
+    expect(w.expectations.observed('cronJob', KEY, `cronjob-${apply + 1}`)).toBe(true);
     w.calls.length = 0;
     w.tasks.upsert({ ...w.tasks.list()[0]!, metadata: { ...w.tasks.list()[0]!.metadata, resourceVersion: '21' } });
     const result = await w.reconcile(KEY);

@@ -9,15 +9,15 @@ class RecordingSink implements EventSink {
   patches: { namespace: string; name: string; series: { count: number; lastObservedTime: string } }[] = [];
   missing = new Set<string>();
   failCreates = 0;
-  /** The status the failing creates answer with. */
-  failWith = 500;
+  /** The status the failing creates answer with, or the error they throw. */
+  failWith: number | Error = 500;
   /** Creates that are made but whose answer is lost (a connection reset). */
   loseAnswers = 0;
 
   async create(namespace: string, body: EventBody): Promise<void> {
     if (this.failCreates > 0) {
       this.failCreates--;
-      throw new ApiException(this.failWith, 'boom', {}, {});
+      throw typeof this.failWith === 'number' ? new ApiException(this.failWith, 'boom', {}, {}) : this.failWith;
     }
     if (this.created.some((c) => c.body.metadata.name === body.metadata.name)) throw new ApiException(409, 'already exists', {}, {});
     this.created.push({ namespace, body: structuredClone(body) });
@@ -177,6 +177,29 @@ describe('KubeEventRecorder', () => {
     await recorder.flush();
     expect(sink.created).toHaveLength(1);
     expect(sink.patches).toEqual([{ namespace: 'ns', name: sink.created[0]!.body.metadata.name, series: { count: 2, lastObservedTime: microTime(new Date(now)) } }]);
+  });
+
+  it('takes a request that timed out for a passing failure (its DOMException has code 23, no HTTP status)', async () => {
+    sink.failCreates = 1;
+    sink.failWith = new DOMException('The operation was aborted due to timeout', 'TimeoutError');
+    recorder.record(task, 'Warning', 'RunFailed', 'x');
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(recorder.stats).toMatchObject({ failures: 1, retries: 1, created: 1 });
+  });
+
+  it('does not schedule a try again while flushing at shutdown, and flushes one whose entry was evicted meanwhile', async () => {
+    sink.failCreates = 1;
+    recorder.record(task, 'Warning', 'RunFailed', 'at shutdown');
+    await recorder.flush();
+    expect(recorder.stats).toMatchObject({ failures: 1, retries: 0, created: 0 });
+
+    const one = new KubeEventRecorder({ sink, log: pino({ level: 'silent' }), instance: 'op-0', maxEntries: 1, now: () => new Date(now) });
+    sink.failCreates = 1;
+    one.record(task, 'Warning', 'RunFailed', 'first');
+    await vi.advanceTimersByTimeAsync(0); // failed, waiting for its try again
+    one.record(task, 'Warning', 'RunFailed', 'second'); // evicts the first
+    await one.flush();
+    expect(sink.created.map((c) => c.body.note).sort()).toEqual(['first', 'second']);
   });
 
   it('flush tries again at once what waits for its backoff', async () => {

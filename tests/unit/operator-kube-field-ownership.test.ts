@@ -1,7 +1,7 @@
 // Handing the fields a POST created (an Update entry of the operator's field manager) to its
 // Apply entry, and the marker the informer cache keeps in place of managedFields.
 import { describe, expect, it } from 'vitest';
-import { keepOwnershipMarks, ownsByUpdate, specEditedByOthers, unionFieldsV1, upgradedManagedFields, type ManagedFieldsEntry } from '../../operator/kube/field-ownership.ts';
+import { keepOwnershipMarks, ownsByUpdate, templateEditedByOthers, unionFieldsV1, upgradedManagedFields, type ManagedFieldsEntry } from '../../operator/kube/field-ownership.ts';
 import { compact } from '../../operator/kube/transforms.ts';
 import type { KubeObject } from '../../operator/kube/types.ts';
 
@@ -51,28 +51,30 @@ const object = (managedFields: ManagedFieldsEntry[]): KubeObject => ({ apiVersio
 const at = (time: string) => ({ time });
 const TEMPLATE = { 'f:spec': { 'f:jobTemplate': { 'f:spec': { 'f:template': {} } } } };
 
-describe('specEditedByOthers', () => {
-  it('sees a spec written by another manager after our last write', () => {
+describe('templateEditedByOthers', () => {
+  it('sees a job template written by another manager after our last write', () => {
     const ours = entry(ME, 'Apply', { 'f:spec': {} }, at('2026-11-28T10:00:00Z'));
-    expect(specEditedByOthers(object([ours, entry('kubectl-edit', 'Update', TEMPLATE, at('2026-11-28T10:05:00Z'))]), ME)).toBe(true);
+    expect(templateEditedByOthers(object([ours, entry('kubectl-edit', 'Update', TEMPLATE, at('2026-11-28T10:05:00Z'))]), ME)).toBe(true);
     // Our POST's Update entry counts as our write too, and the latest of ours is the one compared.
     const posted = entry(ME, 'Update', { 'f:spec': {} }, at('2026-11-28T09:00:00Z'));
-    expect(specEditedByOthers(object([posted, entry('kubectl-patch', 'Update', TEMPLATE, at('2026-11-28T09:30:00Z'))]), ME)).toBe(true);
-    expect(specEditedByOthers(object([posted, ours, entry('kubectl-patch', 'Update', TEMPLATE, at('2026-11-28T09:30:00Z'))]), ME)).toBe(false);
+    expect(templateEditedByOthers(object([posted, entry('kubectl-patch', 'Update', TEMPLATE, at('2026-11-28T09:30:00Z'))]), ME)).toBe(true);
+    expect(templateEditedByOthers(object([posted, ours, entry('kubectl-patch', 'Update', TEMPLATE, at('2026-11-28T09:30:00Z'))]), ME)).toBe(false);
   });
 
-  it('ignores writes before ours or in the same second, status and metadata writes, and our own entries', () => {
+  it('ignores writes before ours or in the same second, status, metadata and other spec writes, and our own entries', () => {
     const ours = entry(ME, 'Apply', { 'f:spec': {} }, at('2026-11-28T10:00:00Z'));
-    expect(specEditedByOthers(object([ours, entry('kubectl-edit', 'Update', TEMPLATE, at('2026-11-28T09:59:59Z'))]), ME)).toBe(false);
-    expect(specEditedByOthers(object([ours, entry('kubectl-edit', 'Update', TEMPLATE, at('2026-11-28T10:00:00Z'))]), ME)).toBe(false);
-    expect(specEditedByOthers(object([ours, entry('kube-controller-manager', 'Update', { 'f:status': {} }, { ...at('2026-11-28T11:00:00Z'), subresource: 'status' })]), ME)).toBe(false);
-    expect(specEditedByOthers(object([ours, entry('kubectl-label', 'Update', { 'f:metadata': { 'f:labels': {} } }, at('2026-11-28T11:00:00Z'))]), ME)).toBe(false);
-    expect(specEditedByOthers(object([ours, entry(ME, 'Update', TEMPLATE, at('2026-11-28T11:00:00Z'))]), ME)).toBe(false);
-    expect(specEditedByOthers(object([]), ME)).toBe(false);
+    expect(templateEditedByOthers(object([ours, entry('kubectl-edit', 'Update', TEMPLATE, at('2026-11-28T09:59:59Z'))]), ME)).toBe(false);
+    expect(templateEditedByOthers(object([ours, entry('kubectl-edit', 'Update', TEMPLATE, at('2026-11-28T10:00:00Z'))]), ME)).toBe(false);
+    expect(templateEditedByOthers(object([ours, entry('kube-controller-manager', 'Update', { 'f:status': {} }, { ...at('2026-11-28T11:00:00Z'), subresource: 'status' })]), ME)).toBe(false);
+    expect(templateEditedByOthers(object([ours, entry('kubectl-label', 'Update', { 'f:metadata': { 'f:labels': {} } }, at('2026-11-28T11:00:00Z'))]), ME)).toBe(false);
+    expect(templateEditedByOthers(object([ours, entry(ME, 'Update', TEMPLATE, at('2026-11-28T11:00:00Z'))]), ME)).toBe(false);
+    // The rest of the spec is in the cache, compared there: only the template needs the times.
+    expect(templateEditedByOthers(object([ours, entry('kubectl-patch', 'Update', { 'f:spec': { 'f:suspend': {} } }, at('2026-11-28T11:00:00Z'))]), ME)).toBe(false);
+    expect(templateEditedByOthers(object([]), ME)).toBe(false);
   });
 
-  it('sees any spec write when we never wrote the object', () => {
-    expect(specEditedByOthers(object([entry('kubectl-create', 'Update', TEMPLATE)]), ME)).toBe(true);
+  it('sees any job template write when we never wrote the object', () => {
+    expect(templateEditedByOthers(object([entry('kubectl-create', 'Update', TEMPLATE)]), ME)).toBe(true);
   });
 });
 
@@ -91,7 +93,7 @@ describe('keepOwnershipMarks', () => {
   });
 });
 
-describe('keepOwnershipMarks: a spec edited by someone else', () => {
+describe('keepOwnershipMarks: a job template edited by someone else', () => {
   const transform = keepOwnershipMarks(ME, compact);
   const mark = (o: KubeObject) => (o.metadata as { managedFields?: unknown }).managedFields;
 
@@ -99,14 +101,14 @@ describe('keepOwnershipMarks: a spec edited by someone else', () => {
     const edit = entry('kubectl-edit', 'Update', TEMPLATE, at('2026-11-28T10:05:00Z'));
     const applied = transform(object([entry(ME, 'Apply', { 'f:spec': {} }, at('2026-11-28T10:00:00Z')), edit]));
     const posted = transform(object([entry(ME, 'Update', { 'f:spec': {} }, at('2026-11-28T10:00:00Z')), edit]));
-    expect(specEditedByOthers(applied, ME)).toBe(true);
+    expect(templateEditedByOthers(applied, ME)).toBe(true);
     expect(ownsByUpdate(applied, ME)).toBe(false);
-    expect(specEditedByOthers(posted, ME)).toBe(true);
+    expect(templateEditedByOthers(posted, ME)).toBe(true);
     expect(ownsByUpdate(posted, ME)).toBe(true);
     expect(mark(transform(object([entry(ME, 'Apply', { 'f:spec': {} }, at('2026-11-28T09:00:00Z')), edit])))).toBe(mark(applied));
     // Not edited since: no mark at all.
     const current = transform(object([edit, entry(ME, 'Apply', { 'f:spec': {} }, at('2026-11-28T10:06:00Z'))]));
-    expect(specEditedByOthers(current, ME)).toBe(false);
+    expect(templateEditedByOthers(current, ME)).toBe(false);
     expect(mark(current)).toBeUndefined();
   });
 });
