@@ -18,7 +18,8 @@ export const RUN_NOW_ANNOTATION = `${API_GROUP}/run-now`;
 export const FAMILIES = ['ai', 'email', 'file', 'sync', 'maintenance'] as const;
 export type Family = (typeof FAMILIES)[number];
 
-export const RUN_OUTCOMES = ['Succeeded', 'Failed', 'TimedOut', 'OOMKilled', 'Interrupted', 'InvalidInput'] as const;
+// Cancelled is the operator's, never the runner's: the run's Job was deleted before it finished.
+export const RUN_OUTCOMES = ['Succeeded', 'Failed', 'TimedOut', 'OOMKilled', 'Interrupted', 'InvalidInput', 'Cancelled'] as const;
 export type RunOutcome = (typeof RUN_OUTCOMES)[number];
 
 export const RUN_TRIGGERS = ['Schedule', 'Manual', 'Retry'] as const;

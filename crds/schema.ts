@@ -273,7 +273,7 @@ export const lastRunSchema = z.object({
   startTime: dateTime().describe('When the run started.'),
   completionTime: dateTime().optional().describe('When the run ended; unset while it is still going.'),
   durationSeconds: z.number().min(0).optional().describe('Wall time of the run, in seconds.'),
-  outcome: z.enum(RUN_OUTCOMES).optional().describe('How the run ended; unset while it is still going.'),
+  outcome: z.enum(RUN_OUTCOMES).optional().describe('How the run ended; unset while it is still going. Cancelled: its Job was deleted before it finished (never retried).'),
   summary: withMaxProperties(z.record(z.string(), summaryValueSchema), 64)
     .optional()
     .describe('Counters and facts the task reported, e.g. {"sessions_cleaned": 1000, "batches": 2}.'),
@@ -290,10 +290,12 @@ export const backgroundTaskStatusSchema = z
     nextScheduleTime: dateTime().optional().describe('When the next scheduled run is due; unset while suspended.'),
     lastSuccessfulTime: dateTime().optional().describe('When a run last succeeded.'),
     lastFailureTime: dateTime().optional().describe('When a run last failed.'),
+    lastCancellationTime: dateTime().optional().describe('When a run was last cancelled (its Job deleted before it finished).'),
     active: z.array(activeRunSchema).optional().describe('Runs started and not finished yet.'),
     lastRun: lastRunSchema.optional(),
     succeeded: z.int().min(0).optional().describe('Runs that succeeded since the task was created, each counted once, also after its Job is deleted.'),
     failed: z.int().min(0).optional().describe('Runs that failed, counted like succeeded.'),
+    cancelled: z.int().min(0).optional().describe('Runs cancelled (their Job deleted before they finished: by hand, or replaced under concurrencyPolicy Replace), counted like succeeded; unset until one is. Neither failures nor retried.'),
     consecutiveFailures: z.int().min(0).optional().describe('Failed runs since the last success; 0 after a success.'),
   })
   .describe('What was observed, written by the operator (and lastRun by the runner): never set it by hand.');

@@ -25,6 +25,7 @@ export function exitCodeFor(outcome: RunOutcome): number {
       return EXIT_CODES.invalidInput;
     case 'Interrupted':
     case 'TimedOut':
+    case 'Cancelled': // the operator's verdict on a run stopped by its Job's deletion (SIGTERM)
       return EXIT_CODES.interrupted;
     case 'OOMKilled':
       return EXIT_CODES.oomKilled;

@@ -7,6 +7,7 @@
 //     deleting it again in the foreground has the garbage collector stop its pods first;
 //   - deleting the operator's own finished Jobs (run-now and retries, owned by the task, not the
 //     CronJob) beyond spec.history, as the CronJob controller does for the Jobs it made.
+import type { LastRun } from '../../crds/schema.ts';
 import type { Run } from './runs.ts';
 
 export interface HistoryLimits {
@@ -24,11 +25,17 @@ export interface Housekeeping {
 /** The garbage collector's finalizer of an object deleted in the foreground. */
 export const FOREGROUND_DELETION = 'foregroundDeletion';
 
-/** Chores of Jobs being deleted: which finalizers to lift, and which Jobs' pods to stop first. */
-export function planDeletions(runs: readonly Run[], countedThrough: number): Pick<Housekeeping, 'release' | 'stopPods'> {
+/**
+ * Chores of Jobs being deleted: which finalizers to lift, and which Jobs' pods to stop first.
+ * `recorded` is status.lastRun as read from the cache: a run it tells of with another outcome than
+ * the run's (the runner's Interrupted of a run whose Job was deleted: Cancelled) keeps its Job
+ * until the status says so, or with the Job gone the stored Interrupted would be retried.
+ */
+export function planDeletions(runs: readonly Run[], countedThrough: number, recorded?: LastRun): Pick<Housekeeping, 'release' | 'stopPods'> {
   const deleting = runs.filter((r) => r.hasFinalizer && r.deleting);
+  const told = (r: Run) => !r.result || recorded?.runId !== r.id || recorded.outcome === r.result.outcome;
   return {
-    release: deleting.filter((r) => !r.podsLive && (!r.result || Date.parse(r.result.finishedAt) <= countedThrough)),
+    release: deleting.filter((r) => !r.podsLive && (!r.result || Date.parse(r.result.finishedAt) <= countedThrough) && told(r)),
     stopPods: deleting.filter((r) => r.podsLive && !r.job.metadata?.finalizers?.includes(FOREGROUND_DELETION)),
   };
 }
@@ -39,7 +46,7 @@ export function planDeletions(runs: readonly Run[], countedThrough: number): Pic
  * `countedThrough` is the watermark of the status as read from the cache — not of a status just
  * computed — so a finalizer is lifted only once the count that includes the run is stored.
  */
-export function planHousekeeping(runs: readonly Run[], taskUid: string, limits: HistoryLimits, countedThrough: number, awaitingRetry?: string): Housekeeping {
+export function planHousekeeping(runs: readonly Run[], taskUid: string, limits: HistoryLimits, countedThrough: number, awaitingRetry?: string, recorded?: LastRun): Housekeeping {
 
   const ownFinished = runs
     .filter((r) => r.result && !r.deleting && r.job.metadata?.ownerReferences?.some((o) => o.uid === taskUid))
@@ -47,5 +54,5 @@ export function planHousekeeping(runs: readonly Run[], taskUid: string, limits: 
   const succeeded = ownFinished.filter((r) => r.result!.outcome === 'Succeeded');
   const failed = ownFinished.filter((r) => r.result!.outcome !== 'Succeeded');
   const remove = [...succeeded.slice(limits.successfulRuns), ...failed.slice(limits.failedRuns)].filter((r) => r.id !== awaitingRetry);
-  return { ...planDeletions(runs, countedThrough), remove };
+  return { ...planDeletions(runs, countedThrough, recorded), remove };
 }

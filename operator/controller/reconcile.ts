@@ -195,7 +195,7 @@ export function createReconciler(deps: ReconcileDeps): (key: string) => Promise<
     // retry, or the next one): a retry copies its arguments (a run-now's params overrides) from it,
     // whatever history.failedRuns says and however long the retry is held up.
     const retryable = newest.run?.result && RETRYABLE_OUTCOMES.has(newest.run.result.outcome) ? newest.run.id : undefined;
-    const chores = planHousekeeping(runs, task.metadata.uid ?? '', history, countedThrough(current), retryable);
+    const chores = planHousekeeping(runs, task.metadata.uid ?? '', history, countedThrough(current), retryable, current?.lastRun);
     const chored = await Promise.allSettled([
       ...chores.release.map((run) => jobs.release(run.job, fieldManager)),
       ...chores.stopPods.map((run) => jobs.remove(run.job, 'Foreground')),
@@ -376,6 +376,7 @@ export function createReconciler(deps: ReconcileDeps): (key: string) => Promise<
     const duration = run.startedAt ? Math.max(0, (Date.parse(run.result.finishedAt) - Date.parse(run.startedAt)) / 1000) : undefined;
     deps.metrics.observeRun({ task: task.spec.task, family: family ?? 'unknown', outcome, ...(duration === undefined ? {} : { durationSeconds: duration }) });
     if (outcome === 'Succeeded') events.record(task, 'Normal', 'RunSucceeded', `run ${run.id} (attempt ${run.attempt}) succeeded: ${message}`, 'Run');
+    else if (outcome === 'Cancelled') events.record(task, 'Normal', 'RunCancelled', `run ${run.id} (attempt ${run.attempt}) cancelled: ${message}`, 'Run');
     else events.record(task, 'Warning', 'RunFailed', `run ${run.id} (attempt ${run.attempt}) ended ${outcome}: ${message}`, 'Run');
   }
 
@@ -481,9 +482,11 @@ function statusMembers(status: ReturnType<typeof buildStatus>['status'], foreign
     nextScheduleTime: status.nextScheduleTime,
     lastSuccessfulTime: status.lastSuccessfulTime,
     lastFailureTime: status.lastFailureTime,
+    lastCancellationTime: status.lastCancellationTime,
     active: status.active,
     succeeded: status.succeeded,
     failed: status.failed,
+    cancelled: status.cancelled,
     consecutiveFailures: status.consecutiveFailures,
   };
   if (status.lastRun) members.lastRun = status.lastRun;

@@ -2,7 +2,8 @@
 // is one run, and its outcome is read, in order of trust, from
 //   1. the runner's own report: status.lastRun written by the runner for that run id;
 //   2. the runner's termination message on the pod (the same JSON, kept by the kubelet);
-//   3. what Kubernetes saw: the Job's conditions and the pod's container state.
+//   3. what Kubernetes saw: the Job's conditions and the pod's container state, or the Job's
+//      deletion before it finished (Cancelled).
 import { lastRunSchema, type LastRun, type RunOutcome, type RunTrigger, RUN_TRIGGERS } from '../../crds/schema.ts';
 import type { Job, Pod } from './deps.ts';
 import { ATTEMPT_ANNOTATION, CREATED_AT_ANNOTATION, RETRY_OF_ANNOTATION, RUN_FINALIZER, RUN_NOW_TOKEN_ANNOTATION, TRIGGER_ANNOTATION } from './labels.ts';
@@ -115,7 +116,7 @@ export function jobResult(job: Job, pods: readonly Pod[], report: LastRun | unde
   const complete = condition(job, 'Complete');
   const failed = condition(job, 'Failed');
   const terminal = complete ?? failed;
-  if (!terminal) return undefined;
+  if (!terminal) return job.metadata?.deletionTimestamp ? deletedResult(job.metadata.deletionTimestamp, report) : undefined;
   const finishedAt = terminal.lastTransitionTime ?? job.status?.completionTime ?? job.metadata?.creationTimestamp ?? new Date(0).toISOString();
   const deadline = failed?.reason === 'DeadlineExceeded';
 
@@ -143,6 +144,19 @@ export function jobResult(job: Job, pods: readonly Pod[], report: LastRun | unde
   }
   if (pod.reason) return { outcome: 'Failed', finishedAt, message: `the pod failed: ${pod.reason}${detail}` };
   return { outcome: 'Failed', finishedAt, message: jobSays ? `the Job failed: ${jobSays}` : 'the Job failed' };
+}
+
+/**
+ * A run whose Job was deleted before it finished (someone stopping it, or a Replace): Cancelled,
+ * at the deletion, and never retried, so deleting a run's Job stops it for good, a waiting retry's
+ * too. The runner's report stands if it had finished the run by then; its Interrupted is the
+ * SIGTERM of the deletion itself.
+ */
+function deletedResult(deletedAt: string, report: LastRun | undefined): RunResult {
+  if (report?.outcome && report.outcome !== 'Interrupted') {
+    return { outcome: report.outcome, finishedAt: report.completionTime ?? deletedAt, message: report.message ?? report.outcome };
+  }
+  return { outcome: 'Cancelled', finishedAt: deletedAt, message: 'its Job was deleted before the run finished' };
 }
 
 function triggerOf(value: string | undefined): RunTrigger {

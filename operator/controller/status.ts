@@ -2,7 +2,7 @@
 // their pods) and the runner's report. Only the counters carry history, because Jobs do not
 // last (the CronJob's history limits delete them): finished runs are folded into the counters
 // once, in order of the time they finished, and the newest fold's time is the watermark — the
-// latest of lastSuccessfulTime and lastFailureTime. A run that finished at or before it has
+// latest of lastSuccessfulTime, lastFailureTime and lastCancellationTime. A run that finished at or before it has
 // been counted; one after it has not. The same world and status in give the same status out.
 import type { BackgroundTaskStatus, Condition, Family, LastRun } from '../../crds/schema.ts';
 import { buildConditions, type ConditionUpdate } from './conditions.ts';
@@ -50,7 +50,7 @@ const isSuccess = (run: Run) => run.result?.outcome === 'Succeeded';
 
 /** The counting watermark of a status: the time of the newest run it has counted. */
 export function countedThrough(status: BackgroundTaskStatus | undefined): number {
-  const times = [status?.lastSuccessfulTime, status?.lastFailureTime].filter((t): t is string => t !== undefined).map(Date.parse);
+  const times = [status?.lastSuccessfulTime, status?.lastFailureTime, status?.lastCancellationTime].filter((t): t is string => t !== undefined).map(Date.parse);
   return times.length > 0 ? Math.max(...times) : Number.NEGATIVE_INFINITY;
 }
 
@@ -79,12 +79,18 @@ export function buildStatus(input: StatusInput): StatusResult {
   let consecutiveFailures = previous?.consecutiveFailures ?? 0;
   let lastSuccessfulTime = previous?.lastSuccessfulTime;
   let lastFailureTime = previous?.lastFailureTime;
+  let cancelled = previous?.cancelled ?? 0;
+  let lastCancellationTime = previous?.lastCancellationTime;
   for (const run of fold) {
     const at = run.result!.finishedAt;
     if (isSuccess(run)) {
       succeeded++;
       consecutiveFailures = 0;
       lastSuccessfulTime = toIso(Date.parse(at));
+    } else if (run.result!.outcome === 'Cancelled') {
+      // Stopped on purpose: no failure, and the failures in a row go on as they were.
+      cancelled++;
+      lastCancellationTime = toIso(Date.parse(at));
     } else {
       failed++;
       consecutiveFailures++;
@@ -118,6 +124,8 @@ export function buildStatus(input: StatusInput): StatusResult {
   if (input.nextScheduleTime !== undefined) status.nextScheduleTime = toIso(input.nextScheduleTime);
   if (lastSuccessfulTime) status.lastSuccessfulTime = lastSuccessfulTime;
   if (lastFailureTime) status.lastFailureTime = lastFailureTime;
+  if (cancelled > 0) status.cancelled = cancelled;
+  if (lastCancellationTime) status.lastCancellationTime = lastCancellationTime;
   if (lastRun) status.lastRun = lastRun;
   return foldAt === undefined ? { status, folded: fold } : { status, folded: fold, foldAt };
 }

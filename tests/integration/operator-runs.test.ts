@@ -1,5 +1,5 @@
 // Real runs in the kind cluster, started by the operator in this process: run-now, a failing run
-// retried after its delay, invalid input never retried, a run over its memory limit, a run over
+// retried after its delay, a retry cancelled by deleting its Job, invalid input never retried, a run over its memory limit, a run over
 // its timeout. The runner image runs the test plugin task (tests/fixtures/plugins) or a built-in.
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createNamespace, describeEvents, kubectl, kubectlJson, waitFor } from '../support/kube.ts';
@@ -109,6 +109,29 @@ describe('runs', () => {
     // maxRetries 1: no third attempt.
     await sleep(9_000);
     expect(await jobsOf('flaky')).toHaveLength(2);
+  });
+
+  it("cancels a run whose Job is deleted before it finished: a retry stopped so is Cancelled, counted apart, and not tried again", async () => {
+    await createTask('stoppable', {
+      task: 'maintenance.fixture-behave',
+      params: { outcome: 'fail', sleepSeconds: 15, note: 'stoppable' },
+      retry: { maxRetries: 3, delaySeconds: 1, backoff: 'Fixed' },
+    });
+    await runNow('stoppable', 'go');
+    const retrying = await waitForStatus('stoppable', 'its retry running', (st) => st.lastRun?.trigger === 'Retry' && !st.lastRun.outcome && st.active?.length === 1, 180_000);
+    const retryJob = retrying.lastRun.runId;
+    const original = (await jobsOf('stoppable'))[0].metadata.name;
+    expect(original).not.toBe(retryJob);
+    await kubectl(['-n', ns, 'delete', 'job', retryJob, '--wait=false']);
+    const s = await waitForStatus('stoppable', 'the retry counted as cancelled', (st) => st.cancelled === 1, 120_000);
+    expect(s).toMatchObject({ failed: 1, consecutiveFailures: 1, lastRun: { runId: retryJob, trigger: 'Retry', attempt: 2, outcome: 'Cancelled' } });
+    expect(s.conditions).toContainEqual(expect.objectContaining({ type: 'LastRunSucceeded', status: 'False', reason: 'Cancelled' }));
+    // Its Job goes once its pod has stopped, and no attempt 3 follows (retries go on after a failure, not a cancel).
+    await waitFor('the retry Job gone', async () => (await jobsOf('stoppable')).every((j) => j.metadata.name !== retryJob), 90_000);
+    await sleep(6_000);
+    expect((await jobsOf('stoppable')).map((j) => j.metadata.name)).toEqual([original]);
+    expect((await taskObject('stoppable')).status).toMatchObject({ cancelled: 1, lastRun: { runId: retryJob, outcome: 'Cancelled' } });
+    expect(await describeEvents(ns)).toContain(`run ${retryJob} (attempt 2) cancelled`);
   });
 
   it('never retries invalid input (exit 2)', async () => {

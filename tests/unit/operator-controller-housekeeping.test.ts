@@ -17,17 +17,31 @@ describe('planHousekeeping', () => {
     });
   });
 
-  it('lifts it from a Job deleted before it finished (no run to count) once its pods have stopped, having them stopped first', () => {
-    expect(plan([makeJob('stopped', { deleting: true })]).release).toEqual(['stopped']);
+  it('lifts it from a Job deleted before it finished (Cancelled) once that is counted and its pods have stopped, having them stopped first', () => {
+    const DELETED = Date.parse('2026-11-28T12:00:00Z'); // the fixtures' deletionTimestamp of a Job
+    const limits = { successfulRuns: 1, failedRuns: 1 };
+    expect(plan([makeJob('stopped', { deleting: true })]).release).toEqual([]); // its cancellation not counted yet
+    expect(planHousekeeping(runsOf([makeJob('stopped', { deleting: true })], () => [], undefined), TASK_UID, limits, DELETED).release.map((r) => r.id)).toEqual(['stopped']);
     const going = makeJob('going', { deleting: true });
-    const live = planHousekeeping(runsOf([going], (j) => [makePod(j)], undefined), TASK_UID, { successfulRuns: 1, failedRuns: 1 }, COUNTED);
+    const live = planHousekeeping(runsOf([going], (j) => [makePod(j)], undefined), TASK_UID, limits, DELETED);
     expect(live.release).toEqual([]);
     expect(live.stopPods.map((r) => r.id)).toEqual(['going']);
     // Deleted in the foreground already: the garbage collector is stopping the pods.
     const foreground = { ...going, metadata: { ...going.metadata, finalizers: [...going.metadata!.finalizers!, FOREGROUND_DELETION] } };
-    expect(planHousekeeping(runsOf([foreground], (j) => [makePod(j)], undefined), TASK_UID, { successfulRuns: 1, failedRuns: 1 }, COUNTED).stopPods).toEqual([]);
-    const ended = planHousekeeping(runsOf([going], (j) => [makePod(j, { terminated: { exitCode: 143 } })], undefined), TASK_UID, { successfulRuns: 1, failedRuns: 1 }, Number.POSITIVE_INFINITY);
+    expect(planHousekeeping(runsOf([foreground], (j) => [makePod(j)], undefined), TASK_UID, limits, DELETED).stopPods).toEqual([]);
+    const ended = planHousekeeping(runsOf([going], (j) => [makePod(j, { terminated: { exitCode: 143 } })], undefined), TASK_UID, limits, DELETED);
     expect(ended.release.map((r) => r.id)).toEqual(['going']);
+  });
+
+  it("keeps a cancelled run's Job while the stored lastRun still tells it otherwise (the runner's Interrupted would be retried once the Job is gone)", () => {
+    const DELETED = Date.parse('2026-11-28T12:00:00Z');
+    const limits = { successfulRuns: 1, failedRuns: 1 };
+    const job = makeJob('going', { deleting: true });
+    const runs = runsOf([job], (j) => [makePod(j, { terminated: { exitCode: 143 } })], undefined);
+    const told = (outcome: 'Interrupted' | 'Cancelled') => ({ runId: 'going', trigger: 'Retry' as const, attempt: 2, startTime: '2026-11-28T11:59:00Z', outcome });
+    expect(planHousekeeping(runs, TASK_UID, limits, DELETED, undefined, told('Interrupted')).release).toEqual([]);
+    expect(planHousekeeping(runs, TASK_UID, limits, DELETED, undefined, told('Cancelled')).release.map((r) => r.id)).toEqual(['going']);
+    expect(planHousekeeping(runs, TASK_UID, limits, DELETED, undefined, { ...told('Interrupted'), runId: 'another' }).release.map((r) => r.id)).toEqual(['going']);
   });
 
   it('keeps the finalizer on finished Jobs nobody deletes', () => {

@@ -581,9 +581,13 @@ describe('reconcile', () => {
     expect(w.calls.filter((c) => c.path.includes('/jobs/'))).toEqual([]);
   });
 
-  it('lifts the finalizer of a Job deleted with its pods orphaned, without deleting it again (its pods are no longer its own)', async () => {
+  it('lifts the finalizer of a Job deleted with its pods orphaned, without deleting it again (its pods are no longer its own), once its cancellation is counted', async () => {
     const job = makeJob('digest-1', { createdAt: '2026-11-28T11:00:00Z', deleting: true });
-    const w = world({ tasks: [makeTask()], jobs: [job], pods: [makePod(job, { orphaned: true })] });
+    const w = world({ tasks: [makeTask()], jobs: [job], pods: [makePod(job, { orphaned: true })], now: '2026-11-28T12:00:10Z' });
+    await w.reconcile(KEY);
+    expect(w.statusPatch()?.status).toMatchObject({ cancelled: 1, lastCancellationTime: '2026-11-28T12:00:00Z', lastRun: { runId: 'digest-1', outcome: 'Cancelled' } });
+    expect(w.calls.filter((c) => c.path.includes('/jobs/'))).toEqual([]); // the count is not stored yet
+    w.settle();
     await w.reconcile(KEY);
     expect(w.calls.filter((c) => c.path.includes('/jobs/')).map((c) => c.method)).toEqual(['PATCH']);
   });

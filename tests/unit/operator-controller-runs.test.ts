@@ -94,6 +94,22 @@ describe('jobResult: how a finished run ended', () => {
     const j = makeJob('run-1');
     expect(jobResult(j, [makePod(j)], undefined)).toBeUndefined();
   });
+
+  it('is Cancelled, at the deletion, for a Job deleted before it finished: waiting, running, or stopped by it (the runner said Interrupted)', () => {
+    const deleted = { outcome: 'Cancelled', finishedAt: '2026-11-28T12:00:00Z', message: 'its Job was deleted before the run finished' };
+    const queued = makeJob('run-1', { suspended: true, deleting: true });
+    expect(jobResult(queued, [], undefined)).toEqual(deleted);
+    const running = makeJob('run-1', { deleting: true });
+    expect(jobResult(running, [makePod(running)], undefined)).toEqual(deleted);
+    const stopped = [makePod(running, { terminated: { exitCode: 143, message: runnerReport('run-1', 'Interrupted') } })];
+    expect(jobResult(running, stopped, terminationReport(stopped, 'run-1'))).toEqual(deleted);
+    // Finished before the deletion reached it: the runner's report stands.
+    const done = [makePod(running, { terminated: { exitCode: 1, message: runnerReport('run-1', 'Failed') } })];
+    expect(jobResult(running, done, terminationReport(done, 'run-1'))).toMatchObject({ outcome: 'Failed', finishedAt: '2026-11-28T08:00:05.480Z' });
+    // A Job that had finished keeps its outcome when its history limit deletes it.
+    const finished = makeJob('run-1', { complete: '2026-11-28T09:00:00Z', deleting: true });
+    expect(jobResult(finished, [], undefined)?.outcome).toBe('Succeeded');
+  });
 });
 
 describe('runOf', () => {
@@ -146,6 +162,13 @@ describe('status.lastRun', () => {
     const report = recorded('gone', '2026-11-28T10:00:01Z', 'Failed');
     const runs = runsOf([makeJob('older', { task, complete: '2026-11-28T08:00:10Z' })], () => [], report);
     expect(newestRun(runs, report)).toEqual({ lastRun: report });
+  });
+
+  it('tells of a waiting retry whose Job was deleted as the newest run, Cancelled (so it is not made again)', () => {
+    const failedRun = makeJob('run-1', { createdAt: '2026-11-28T09:00:00Z', failed: { at: '2026-11-28T09:00:10Z' } });
+    const retry = makeJob('run-1-retry-2', { createdAt: '2026-11-28T09:05:10Z', suspended: true, deleting: true, trigger: 'Retry', attempt: 2 });
+    const { lastRun } = newestRun(runsOf([failedRun, retry], () => [], undefined), undefined);
+    expect(lastRun).toMatchObject({ runId: 'run-1-retry-2', trigger: 'Retry', attempt: 2, outcome: 'Cancelled', completionTime: '2026-11-28T12:00:00Z' });
   });
 
   it('ignores queued Jobs: a run starts when it is admitted', () => {

@@ -57,6 +57,18 @@ describe('counters: folded once, kept when Jobs are gone', () => {
     expect(status([failed('r08', '08'), failed('r09', '09')], previous).status).toMatchObject({ consecutiveFailures: 5 });
   });
 
+  it('counts a cancelled run (its Job deleted before it finished) apart: no failure, the failures in a row unchanged, its time a watermark', () => {
+    const previous = { succeeded: 1, failed: 2, consecutiveFailures: 2, lastFailureTime: '2026-11-28T09:00:10Z' };
+    const cancelled = makeJob('r10', { createdAt: '2026-11-28T10:00:00Z', deleting: true });
+    const later = status([cancelled], previous, {}, new Date('2026-11-28T12:00:10Z'));
+    expect(later.status).toMatchObject({ succeeded: 1, failed: 2, consecutiveFailures: 2, cancelled: 1, lastCancellationTime: '2026-11-28T12:00:00Z' });
+    expect(later.status.conditions?.find((c) => c.type === 'LastRunSucceeded')).toMatchObject({ status: 'False', reason: 'Cancelled' });
+    expect(countedThrough(later.status)).toBe(Date.parse('2026-11-28T12:00:00Z'));
+    expect(status([cancelled], later.status, {}, new Date('2026-11-28T12:01:00Z')).folded).toEqual([]);
+    // No cancelled run yet: the member is not there at all.
+    expect(status(jobs).status).not.toHaveProperty('cancelled');
+  });
+
   it('waits until a run has been finished for the settle time, then counts it', () => {
     const finishing = makeJob('r12', { createdAt: '2026-11-28T11:59:00Z', complete: '2026-11-28T11:59:58Z' });
     const early = status([finishing], { succeeded: 1, lastSuccessfulTime: '2026-11-28T10:00:10Z' });
