@@ -315,19 +315,32 @@ describe(`${TASK}: index upkeep`, () => {
     expect(await indexesIn('own')).toEqual({ t_pkey: true, t_payload_idx: true, t_id_payload_idx: true, p_id_idx: false });
   });
 
-  it('keeps an invalid unique index its rows break, goes on, and drops the copy its failed rebuild left', async () => {
+  it('keeps an invalid unique index its rows break, goes on, and drops the copy each failed rebuild leaves, whatever dropInvalidIndexes says', async () => {
     await freshSchema('dup');
     await db.query('CREATE TABLE dup.t (id int PRIMARY KEY, code int)');
     await db.query('INSERT INTO dup.t SELECT g, g % 10 FROM generate_series(1, 1000) g');
     await expect(db.query('CREATE UNIQUE INDEX CONCURRENTLY t_code_key ON dup.t (code)')).rejects.toMatchObject({ code: '23505' });
-    expect(await indexesIn('dup')).toEqual({ t_pkey: true, t_code_key: false });
+    // A leftover on the same table from before the rebuild: not its copy, so kept while dropInvalidIndexes is off.
+    await (await heldBuild('REINDEX INDEX CONCURRENTLY dup.t_pkey')).cancel();
+    const kept = { t_pkey: true, t_code_key: false, t_pkey_ccnew: false };
+    expect(await indexesIn('dup')).toEqual(kept);
 
-    const exit = await runOn('dup', { reindex: true });
-    expect(exit.code, exit.stdout).toBe(0);
-    const refused = exit.lines.filter((l) => l.msg === 'invalid index not rebuilt: the rows break its rule');
-    expect(refused.map((l) => [l.level, l.index, (l.err as { code?: string } | undefined)?.code])).toEqual([['warn', '"dup"."t_code_key"', '23505']]);
-    expect(logged(exit, 'leftover invalid index dropped')).toEqual(['"dup"."t_code_key_ccnew"']);
-    expect(exit.result?.summary).toMatchObject({ invalid_indexes_reported: 1, invalid_indexes_rebuilt: 0, leftover_indexes: 1, invalid_indexes_dropped: 1 });
+    // Run after run, each failed rebuild's copy goes at once: none piles up (_ccnew, _ccnew1, …).
+    for (const run of [1, 2]) {
+      const exit = await runOn('dup', { reindex: true, dropInvalidIndexes: false });
+      expect(exit.code, exit.stdout).toBe(0);
+      const refused = exit.lines.filter((l) => l.msg === 'invalid index not rebuilt: the rows break its rule');
+      expect(refused.map((l) => [l.level, l.index, (l.err as { code?: string } | undefined)?.code])).toEqual([['warn', '"dup"."t_code_key"', '23505']]);
+      expect(logged(exit, 'invalid copy of the failed rebuild dropped'), `run ${run}`).toEqual(['"dup"."t_code_key_ccnew"']);
+      expect(exit.result?.summary).toMatchObject({ invalid_indexes_reported: 1, invalid_indexes_rebuilt: 0, leftover_indexes: 1, invalid_indexes_dropped: 0 });
+      expect(await indexesIn('dup'), `run ${run}`).toEqual(kept);
+    }
+
+    const dropping = await runOn('dup', { reindex: true });
+    expect(dropping.code, dropping.stdout).toBe(0);
+    expect(logged(dropping, 'invalid copy of the failed rebuild dropped')).toEqual(['"dup"."t_code_key_ccnew"']);
+    expect(logged(dropping, 'leftover invalid index dropped')).toEqual(['"dup"."t_pkey_ccnew"']);
+    expect(dropping.result?.summary).toMatchObject({ invalid_indexes_rebuilt: 0, leftover_indexes: 1, invalid_indexes_dropped: 1 });
     expect(await indexesIn('dup')).toEqual({ t_pkey: true, t_code_key: false });
   });
 
@@ -438,27 +451,37 @@ describe(`${TASK}: index upkeep`, () => {
     expect(exit.result?.message).toBe('vacuumed 0 tables; dropped 0 leftover invalid indexes');
   });
 
-  it('keeps the leftovers when dropInvalidIndexes is off', async () => {
+  it('keeps the leftovers when dropInvalidIndexes is off, and a dry run says so too', async () => {
     await freshSchema('keep');
     await indexedTable('keep', 't');
     await (await heldBuild('REINDEX INDEX CONCURRENTLY keep.t_payload_idx')).cancel();
 
-    const exit = await runOn('keep', { dropInvalidIndexes: false });
-    expect(exit.code, exit.stdout).toBe(0);
-    expect(logged(exit, 'leftover invalid index kept: dropInvalidIndexes is off')).toEqual(['"keep"."t_payload_idx_ccnew"']);
-    expect(exit.result?.summary).toMatchObject({ leftover_indexes: 1, invalid_indexes_dropped: 0 });
-    expect(exit.result?.message).toBe('vacuumed 0 tables; kept 1 leftover invalid index');
-    expect(await indexesIn('keep')).toEqual({ t_pkey: true, t_payload_idx: true, t_payload_idx_ccnew: false });
+    for (const dryRun of [true, false]) {
+      const exit = await runOn('keep', { dropInvalidIndexes: false }, { dryRun });
+      expect(exit.code, exit.stdout).toBe(0);
+      expect(logged(exit, 'leftover invalid index kept: dropInvalidIndexes is off')).toEqual(['"keep"."t_payload_idx_ccnew"']);
+      expect(logged(exit, 'would drop leftover invalid index')).toEqual([]);
+      expect(exit.result?.summary).toMatchObject({ leftover_indexes: 1, invalid_indexes_dropped: 0 });
+      expect(exit.result?.message).toBe(`${dryRun ? 'dry run: 0 tables would be vacuumed' : 'vacuumed 0 tables'}; kept 1 leftover invalid index`);
+      expect(await indexesIn('keep')).toEqual({ t_pkey: true, t_payload_idx: true, t_payload_idx_ccnew: false });
+    }
   });
 
-  it('reports the unused indexes over the size threshold, and drops none', async () => {
+  it('reports the unused indexes over the size threshold (not those serving a foreign key), and drops none', async () => {
     const minBytes = 200_000;
     await freshSchema('unused');
-    await db.query('CREATE TABLE unused.big (id int PRIMARY KEY, code int, grp int, scanned int, payload text, EXCLUDE USING btree (grp WITH =))');
-    await db.query('INSERT INTO unused.big SELECT g, g, g, g, md5(g::text) FROM generate_series(1, 20000) g');
+    await db.query('CREATE TABLE unused.owner (a int, b int, PRIMARY KEY (a, b))');
+    await db.query('INSERT INTO unused.owner SELECT g, g FROM generate_series(1, 20000) g');
+    await db.query(`CREATE TABLE unused.big (id int PRIMARY KEY, code int, grp int, scanned int, payload text, oa int, ob int,
+                      EXCLUDE USING btree (grp WITH =), FOREIGN KEY (oa, ob) REFERENCES unused.owner (a, b))`);
+    await db.query('INSERT INTO unused.big SELECT g, g, g, g, md5(g::text), g, g FROM generate_series(1, 20000) g');
     await db.query('CREATE UNIQUE INDEX big_code_key ON unused.big (code)'); // unique, but backing no constraint
     await db.query('CREATE INDEX big_payload_idx ON unused.big (payload)');
     await db.query('CREATE INDEX big_scanned_idx ON unused.big (scanned)');
+    // Deleting an owner row looks its big rows up through the first (the foreign key's columns
+    // lead it, in another order), not through the second (only part of the key).
+    await db.query('CREATE INDEX big_owner_idx ON unused.big (ob, oa, payload)');
+    await db.query('CREATE INDEX big_ob_idx ON unused.big (ob)');
     await db.query('CREATE TABLE unused.small (id int, payload text)');
     await db.query('INSERT INTO unused.small SELECT g, md5(g::text) FROM generate_series(1, 100) g');
     await db.query('CREATE INDEX small_payload_idx ON unused.small (payload)');
@@ -477,15 +500,19 @@ describe(`${TASK}: index upkeep`, () => {
     );
     const sizes = Object.fromEntries(rows.map((r) => [r.relname, r.bytes]));
     expect(Object.entries(sizes).filter(([, bytes]) => bytes >= minBytes).map(([name]) => name)).toEqual([
-      'big_code_key', 'big_grp_excl', 'big_payload_idx', 'big_pkey', 'big_scanned_idx',
+      'big_code_key', 'big_grp_excl', 'big_ob_idx', 'big_owner_idx', 'big_payload_idx', 'big_pkey', 'big_scanned_idx', 'owner_pkey',
     ]);
+    expect(sizes.big_payload_idx).toBeGreaterThan(sizes.big_ob_idx!);
 
     const exit = await runOn('unused', { unusedIndexMinBytes: minBytes });
     expect(exit.code, exit.stdout).toBe(0);
     const reported = exit.lines.filter((l) => l.msg === 'unused index').map((l) => [l.index, l.table, l.bytes]);
-    expect(reported).toEqual([['"unused"."big_payload_idx"', '"unused"."big"', sizes.big_payload_idx]]);
-    expect(exit.result?.summary).toMatchObject({ unused_indexes: 1 });
-    expect(exit.result?.message).toBe('vacuumed 0 tables; 1 unused index reported');
+    expect(reported).toEqual([
+      ['"unused"."big_payload_idx"', '"unused"."big"', sizes.big_payload_idx],
+      ['"unused"."big_ob_idx"', '"unused"."big"', sizes.big_ob_idx],
+    ]);
+    expect(exit.result?.summary).toMatchObject({ unused_indexes: 2 });
+    expect(exit.result?.message).toBe('vacuumed 0 tables; 2 unused indexes reported');
     expect(await indexesIn('unused')).toHaveProperty('big_payload_idx', true);
 
     const off = await runOn('unused', { unusedIndexMinBytes: minBytes, reportUnusedIndexes: false });

@@ -14,6 +14,13 @@ interface InvalidIndex {
   building: boolean;
 }
 
+interface TableLeftover {
+  oid: string;
+  schemaname: string;
+  indexname: string;
+  tablename: string;
+}
+
 interface UnusedIndex {
   schemaname: string;
   indexname: string;
@@ -21,13 +28,16 @@ interface UnusedIndex {
   bytes: string;
 }
 
+// The names REINDEX CONCURRENTLY gives its new copy (<index>_ccnew) and the replaced original
+// (<index>_ccold), digits added when the name is taken.
+const LEFTOVER_NAME = `'_cc(new|old)[0-9]*$'`;
+
 // The invalid plain indexes in the schemas (a partitioned index is invalid until every partition
 // has its own attached: no failed build, nothing to drop or rebuild). Only on tables this role may
 // maintain, the same rule as the vacuum's: DROP INDEX and REINDEX need the owner's rights and fail
-// with an error on any other table. $2 picks one kind by name: REINDEX CONCURRENTLY names its new
-// copy <index>_ccnew and the replaced original <index>_ccold (digits added when the name is taken),
-// so these are its leftovers; any other name is an index the application asked for, whose
-// CREATE INDEX CONCURRENTLY failed.
+// with an error on any other table. $2 picks one kind by name: REINDEX CONCURRENTLY's leftovers
+// (LEFTOVER_NAME), or any other name, an index the application asked for, whose CREATE INDEX
+// CONCURRENTLY failed.
 // `building`: a build is under way on the table now. By table (relid), not by index (index_relid):
 // a REINDEX TABLE CONCURRENTLY builds every copy, its TOAST table's too, then works on one at a
 // time while the others wait invalid; so a build on the table, on its TOAST table, or on the main
@@ -47,13 +57,25 @@ const INVALID_INDEXES = `
     AND x.relkind = 'i'
     AND n.nspname = ANY($1::text[])
     AND pg_has_role(t.relowner, 'MEMBER')
-    AND (x.relname ~ '_cc(new|old)[0-9]*$') = $2
+    AND (x.relname ~ ${LEFTOVER_NAME}) = $2
   ORDER BY n.nspname, x.relname`;
 
+// The invalid indexes named as REINDEX CONCURRENTLY's leftovers on one table ($1, its qualified name).
+const TABLE_LEFTOVERS = `
+  SELECT x.oid::text AS oid, n.nspname AS schemaname, x.relname AS indexname, t.relname AS tablename
+  FROM pg_index i
+  JOIN pg_class x ON x.oid = i.indexrelid
+  JOIN pg_class t ON t.oid = i.indrelid
+  JOIN pg_namespace n ON n.oid = x.relnamespace
+  WHERE i.indrelid = $1::regclass AND NOT i.indisvalid AND x.relname ~ ${LEFTOVER_NAME}`;
+
 // Valid indexes never scanned since the statistics were last reset, of at least $2 bytes, that
-// only queries could need: not unique (a unique index enforces its rule without being scanned) and
-// backing no constraint (primary key, unique, exclusion). Reporting changes nothing, so the tables
-// of every owner count.
+// only queries could need: not unique (a unique index enforces its rule without being scanned),
+// backing no constraint (primary key, unique, exclusion), and serving no foreign key of its table
+// (its leading key columns are the key's columns, in any order): a delete or key update of the
+// referenced row looks the referencing rows up through it, a need idx_scan may not show while such
+// deletes are rare, and without it each one scans the whole table. Reporting changes nothing, so
+// the tables of every owner count.
 const UNUSED_INDEXES = `
   SELECT s.schemaname, s.indexrelname AS indexname, s.relname AS tablename, size.bytes
   FROM pg_stat_user_indexes s
@@ -63,6 +85,12 @@ const UNUSED_INDEXES = `
     AND s.idx_scan = 0
     AND i.indisvalid AND NOT i.indisunique
     AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = s.indexrelid)
+    AND NOT EXISTS (
+      SELECT 1 FROM pg_constraint fk
+      WHERE fk.contype = 'f' AND fk.conrelid = i.indrelid
+        AND cardinality(fk.conkey) <= i.indnkeyatts
+        AND i.indkey[0:cardinality(fk.conkey) - 1] @> fk.conkey
+        AND i.indkey[0:cardinality(fk.conkey) - 1] <@ fk.conkey)
     AND size.bytes >= $2
   ORDER BY size.bytes DESC, s.schemaname, s.indexrelname`;
 
@@ -124,19 +152,38 @@ export async function upkeepOwnInvalidIndexes(ctx: UpkeepContext, schemas: strin
 /**
  * REINDEX INDEX CONCURRENTLY; false when the table's rows forbid the index (a unique index over
  * duplicates: SQLSTATE class 23). That is for the application to fix, and failing the run would
- * leave the vacuum undone; the copy the failed rebuild leaves behind is dropped with the leftovers.
+ * leave the vacuum undone. The invalid copy such a failed rebuild leaves is dropped at once.
  */
 async function rebuildInvalidIndex(ctx: UpkeepContext, index: Named): Promise<boolean> {
   const started = performance.now();
+  const before = new Set((await tableLeftovers(ctx, index.table)).map((l) => l.oid));
   try {
     await ctx.db.query(`REINDEX INDEX CONCURRENTLY ${index.index}`);
   } catch (err) {
     if (!sqlState(err).startsWith('23')) throw err;
     ctx.log.warn({ ...index, err }, 'invalid index not rebuilt: the rows break its rule');
+    await dropFailedRebuildCopy(ctx, index, before);
     return false;
   }
   ctx.log.info({ ...index, ms: Math.round(performance.now() - started) }, 'invalid index rebuilt');
   return true;
+}
+
+async function tableLeftovers(ctx: UpkeepContext, table: string): Promise<TableLeftover[]> {
+  return (await ctx.db.query<TableLeftover>(TABLE_LEFTOVERS, [table])).rows;
+}
+
+/**
+ * Drops the invalid <index>_ccnew a failed REINDEX CONCURRENTLY of `index` left, whatever
+ * dropInvalidIndexes says: every run would leave one more (_ccnew1, _ccnew2, …), each updated by
+ * every write. It is the leftover-named invalid index of the table there now and not `before` the
+ * REINDEX (oids), which held the table's SHARE UPDATE EXCLUSIVE lock throughout: no other build on
+ * the table could make one meanwhile.
+ */
+async function dropFailedRebuildCopy(ctx: UpkeepContext, index: Named, before: ReadonlySet<string>): Promise<void> {
+  for (const copy of await tableLeftovers(ctx, index.table)) {
+    if (!before.has(copy.oid)) await dropIndex(ctx, named(copy), 'invalid copy of the failed rebuild');
+  }
 }
 
 /**
@@ -158,30 +205,31 @@ export async function dropLeftoverIndexes(ctx: UpkeepContext, schemas: string[],
   let dropped = 0;
   for (const index of leftovers) {
     ctx.signal.throwIfAborted();
-    if (ctx.dryRun) {
-      ctx.log.info(index, 'would drop leftover invalid index');
-    } else if (!drop) {
+    // `drop` first: a dry run says what a real run with the same params would do.
+    if (!drop) {
       ctx.log.info(index, 'leftover invalid index kept: dropInvalidIndexes is off');
+    } else if (ctx.dryRun) {
+      ctx.log.info(index, 'would drop leftover invalid index');
     } else if (await dropIndex(ctx, index)) {
       dropped++;
       ctx.count('invalid_indexes_dropped');
     }
   }
   if (leftovers.length === 0) return undefined;
-  if (ctx.dryRun) return `${leftoverIndexes(leftovers.length)} would be dropped`;
-  return drop ? `dropped ${leftoverIndexes(dropped)}` : `kept ${leftoverIndexes(leftovers.length)}`;
+  if (!drop) return `kept ${leftoverIndexes(leftovers.length)}`;
+  return ctx.dryRun ? `${leftoverIndexes(leftovers.length)} would be dropped` : `dropped ${leftoverIndexes(dropped)}`;
 }
 
-/** DROP INDEX CONCURRENTLY; false when the index is gone already (SQLSTATE 42704). */
-async function dropIndex(ctx: UpkeepContext, index: Named): Promise<boolean> {
+/** DROP INDEX CONCURRENTLY; false when the index is gone already (SQLSTATE 42704). `what` names it in the log. */
+async function dropIndex(ctx: UpkeepContext, index: Named, what = 'leftover invalid index'): Promise<boolean> {
   try {
     await ctx.db.query(`DROP INDEX CONCURRENTLY ${index.index}`);
   } catch (err) {
     if (sqlState(err) !== '42704') throw err;
-    ctx.log.info(index, 'leftover invalid index gone before it was dropped');
+    ctx.log.info(index, `${what} gone before it was dropped`);
     return false;
   }
-  ctx.log.info(index, 'leftover invalid index dropped');
+  ctx.log.info(index, `${what} dropped`);
   return true;
 }
 

@@ -38,7 +38,7 @@ export default defineTask({
     schemas: z.array(z.string().min(1)).min(1).default(['public']).describe('schemas to look in'),
     maxTables: z.int().min(1).max(1000).default(50).describe('tables per run at most'),
     dropInvalidIndexes: z.boolean().default(true).describe('DROP INDEX CONCURRENTLY the invalid <index>_ccnew/_ccold an interrupted REINDEX CONCURRENTLY left'),
-    reportUnusedIndexes: z.boolean().default(true).describe('log the indexes never scanned since the statistics were reset (not unique, backing no constraint); never drops them'),
+    reportUnusedIndexes: z.boolean().default(true).describe('log the indexes never scanned since the statistics were reset (not unique, backing no constraint, serving no foreign key); never drops them'),
     unusedIndexMinBytes: z.int().min(0).default(1024 * 1024).describe('report an unused index only from this size on'),
   }),
   defaults: {
@@ -51,8 +51,7 @@ export default defineTask({
   async run(ctx) {
     const { deadTupleRatio, minDeadTuples, reindex, schemas, maxTables, dropInvalidIndexes, reportUnusedIndexes, unusedIndexMinBytes } = ctx.params;
     const upkeep = await import('./index-upkeep.ts');
-    // The application's invalid indexes before the leftovers: a rebuild that fails leaves a copy the
-    // leftovers' sweep then drops. All before the vacuum, so a run stopped mid-vacuum has done them.
+    // Index upkeep before the vacuum, so a run stopped mid-vacuum has done it.
     const notes = [
       await upkeep.upkeepOwnInvalidIndexes(ctx, schemas, reindex),
       await upkeep.dropLeftoverIndexes(ctx, schemas, dropInvalidIndexes),
