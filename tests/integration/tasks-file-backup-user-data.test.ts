@@ -12,6 +12,7 @@ import type pg from 'pg';
 import { create, extract, list } from 'tar';
 import { freshDatabase, migrated, testPool } from '../support/runner-db.ts';
 import { buildRunner, runRunner } from '../support/runner-process.ts';
+import type { Manifest } from '../../task-runner/tasks/file/user-data-archive.ts';
 
 const TABLES = ['users', 'ai_tasks', 'ai_task_results', 'calendar_feeds', 'calendar_events', 'notifications', 'notion_connections', 'notion_pages', 'daily_summary_deliveries'];
 let base: string;
@@ -87,13 +88,14 @@ async function tableRows(db: pg.Pool, table: string): Promise<unknown[]> {
   const { rows } = await db.query(`SELECT row_to_json(t) AS r FROM ${table} t`);
   return rows.map((r) => r.r).sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)));
 }
+const sha256 = (data: string | Buffer) => createHash('sha256').update(data).digest('hex');
 function tree(root: string): Record<string, string> {
   const out: Record<string, string> = {};
   const walk = (dir: string) => {
     for (const entry of readdirSync(dir, { withFileTypes: true })) {
       const path = join(dir, entry.name);
       if (entry.isDirectory()) walk(path);
-      else if (entry.isFile()) out[relative(root, path)] = createHash('sha256').update(readFileSync(path)).digest('hex');
+      else if (entry.isFile()) out[relative(root, path)] = sha256(readFileSync(path));
     }
   };
   walk(root);
@@ -113,7 +115,7 @@ describe('file.backup-user-data / file.restore-user-data', () => {
     const path = join(backups, archive!);
     expect(exit.result?.summary?.backup_location).toBe(path);
     expect(exit.result?.summary?.backup_size_bytes).toBe(statSync(path).size);
-    const digest = createHash('sha256').update(readFileSync(path)).digest('hex');
+    const digest = sha256(readFileSync(path));
     expect(readFileSync(`${path}.sha256`, 'utf8')).toBe(`${digest}  ${archive}\n`);
     const entries: string[] = [];
     await list({ file: path, onReadEntry: (e) => entries.push(e.path) });
@@ -216,22 +218,51 @@ describe('file.backup-user-data / file.restore-user-data', () => {
     }
   });
 
+  /**
+   * A copy of the first archive, tagged `tag`, with its unpacked members and manifest changed by
+   * `edit` (the manifest written back after it), and a sidecar that matches.
+   */
+  async function craftedArchive(tag: string, edit: (unpacked: string, manifest: Manifest) => void): Promise<string> {
+    const crafted = archive!.replace('backup-1', tag);
+    const unpacked = mkdtempSync(join(base, 'unpacked-'));
+    try {
+      await extract({ file: join(backups, archive!), cwd: unpacked });
+      const manifest = JSON.parse(readFileSync(join(unpacked, 'manifest.json'), 'utf8')) as Manifest;
+      edit(unpacked, manifest);
+      writeFileSync(join(unpacked, 'manifest.json'), JSON.stringify(manifest));
+      await create({ gzip: true, file: join(backups, crafted), cwd: unpacked }, readdirSync(unpacked));
+      writeFileSync(join(backups, `${crafted}.sha256`), `${sha256(readFileSync(join(backups, crafted)))}  ${crafted}\n`);
+      return crafted;
+    } finally {
+      rmSync(unpacked, { recursive: true, force: true });
+    }
+  }
+  /** A copy of the first archive with its users rows changed by `edit` (and its migrations by `migrations`), checksums made to match. */
+  function archiveWithUsers(tag: string, edit: (row: Record<string, unknown>) => Record<string, unknown>, migrations?: (m: string[]) => string[]): Promise<string> {
+    return craftedArchive(tag, (unpacked, manifest) => {
+      const usersFile = join(unpacked, 'db/users.jsonl');
+      const text = readFileSync(usersFile, 'utf8').split('\n').filter(Boolean).map((l) => `${JSON.stringify(edit(JSON.parse(l)))}\n`).join('');
+      writeFileSync(usersFile, text);
+      manifest.tables.find((t) => t.table === 'users')!.sha256 = sha256(text);
+      if (migrations) manifest.migrations = migrations(manifest.migrations);
+    });
+  }
+  const removeArchive = (name: string) => {
+    rmSync(join(backups, name), { force: true });
+    rmSync(join(backups, `${name}.sha256`), { force: true });
+  };
+
   it('refuses an archive whose manifest names a path outside it (exit 2), and writes nothing outside', async () => {
     const targetUrl = await migrated(await freshDatabase(inject('pgUrl'), 'tasks_backup_escape'));
     const target = testPool(targetUrl);
-    const crafted = archive!.replace('backup-1', 'backup-escape');
-    const unpacked = mkdtempSync(join(base, 'unpacked-'));
     // A file beside the archives, named by the manifest with its true checksum: were the path
     // followed, it would pass every check and be copied two levels above the target.
     const planted = join(backups, 'planted.txt');
     writeFileSync(planted, 'planted');
+    const crafted = await craftedArchive('backup-escape', (_unpacked, manifest) => {
+      manifest.files.push({ path: '../../planted.txt', size: 7, sha256: sha256('planted'), mtimeMs: Date.now() });
+    });
     try {
-      await extract({ file: join(backups, archive!), cwd: unpacked });
-      const manifest = JSON.parse(readFileSync(join(unpacked, 'manifest.json'), 'utf8'));
-      manifest.files.push({ path: '../../planted.txt', size: 7, sha256: createHash('sha256').update('planted').digest('hex'), mtimeMs: Date.now() });
-      writeFileSync(join(unpacked, 'manifest.json'), JSON.stringify(manifest));
-      await create({ gzip: true, file: join(backups, crafted), cwd: unpacked }, readdirSync(unpacked));
-      writeFileSync(join(backups, `${crafted}.sha256`), `${createHash('sha256').update(readFileSync(join(backups, crafted))).digest('hex')}  ${crafted}\n`);
       const restored = join(base, 'restored-escape', 'data');
       const exit = await runRunner(['run', 'file.restore-user-data', '--params', JSON.stringify({ archive: crafted })], env(targetUrl, restored));
       expect(exit.code, exit.stdout).toBe(2);
@@ -239,38 +270,31 @@ describe('file.backup-user-data / file.restore-user-data', () => {
       expect((await target.query('SELECT 1 FROM users')).rowCount).toBe(0);
       expect(existsSync(join(base, 'planted.txt'))).toBe(false);
     } finally {
-      rmSync(unpacked, { recursive: true, force: true });
       rmSync(planted, { force: true });
-      rmSync(join(backups, crafted), { force: true });
-      rmSync(join(backups, `${crafted}.sha256`), { force: true });
+      removeArchive(crafted);
       await target.end();
     }
   });
 
-  /** A copy of the first archive with its users rows changed by `edit`, checksums and sidecar made to match. */
-  async function archiveWithUsers(tag: string, edit: (row: Record<string, unknown>) => Record<string, unknown>, migrations?: (m: string[]) => string[]): Promise<string> {
-    const crafted = archive!.replace('backup-1', tag);
-    const unpacked = mkdtempSync(join(base, 'unpacked-'));
+  it('restores the tables parents first, whatever order the manifest lists them in', async () => {
+    const targetUrl = await migrated(await freshDatabase(inject('pgUrl'), 'tasks_backup_order'));
+    const target = testPool(targetUrl);
+    // As a runner from before 0015 lists them (notifications before calendar_feeds and
+    // calendar_events), with the rows of a database migrated since: a notification names its event.
+    const older = await craftedArchive('backup-order', (_unpacked, manifest) => {
+      const [notifications] = manifest.tables.splice(manifest.tables.findIndex((t) => t.table === 'notifications'), 1);
+      manifest.tables.splice(manifest.tables.findIndex((t) => t.table === 'calendar_feeds'), 0, notifications!);
+    });
     try {
-      await extract({ file: join(backups, archive!), cwd: unpacked });
-      const usersFile = join(unpacked, 'db/users.jsonl');
-      const text = readFileSync(usersFile, 'utf8').split('\n').filter(Boolean).map((l) => `${JSON.stringify(edit(JSON.parse(l)))}\n`).join('');
-      writeFileSync(usersFile, text);
-      const manifest = JSON.parse(readFileSync(join(unpacked, 'manifest.json'), 'utf8'));
-      manifest.tables.find((t: { table: string }) => t.table === 'users').sha256 = createHash('sha256').update(text).digest('hex');
-      if (migrations) manifest.migrations = migrations(manifest.migrations);
-      writeFileSync(join(unpacked, 'manifest.json'), JSON.stringify(manifest));
-      await create({ gzip: true, file: join(backups, crafted), cwd: unpacked }, readdirSync(unpacked));
-      writeFileSync(join(backups, `${crafted}.sha256`), `${createHash('sha256').update(readFileSync(join(backups, crafted))).digest('hex')}  ${crafted}\n`);
-      return crafted;
+      const exit = await runRunner(['run', 'file.restore-user-data', '--params', JSON.stringify({ archive: older })], env(targetUrl, join(base, 'restored-order')));
+      expect(exit.code, exit.stdout).toBe(0);
+      for (const table of TABLES) expect(await tableRows(target, table), table).toEqual(await tableRows(source, table));
+      expect((await target.query('SELECT count(*)::int AS n FROM notifications WHERE calendar_event_id IS NOT NULL')).rows).toEqual([{ n: 1 }]);
     } finally {
-      rmSync(unpacked, { recursive: true, force: true });
+      removeArchive(older);
+      await target.end();
     }
-  }
-  const removeArchive = (name: string) => {
-    rmSync(join(backups, name), { force: true });
-    rmSync(join(backups, `${name}.sha256`), { force: true });
-  };
+  });
 
   it('restores an archive from before a NOT NULL DEFAULT column was added: the column gets its default', async () => {
     const targetUrl = await migrated(await freshDatabase(inject('pgUrl'), 'tasks_backup_older'));

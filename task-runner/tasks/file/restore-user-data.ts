@@ -161,9 +161,10 @@ export default defineTask({
         ctx.count('files');
       }
 
-      // All rows in one transaction, ids kept (OVERRIDING SYSTEM VALUE), identity sequences moved past them.
+      // All rows in one transaction, parents first, ids kept (OVERRIDING SYSTEM VALUE), identity
+      // sequences moved past them.
       await withTransaction(ctx.db, async (client) => {
-        for (const { table, file: member, rows } of manifest.tables) {
+        for (const { table, file: member, rows } of archive.inRestoreOrder(manifest.tables)) {
           ctx.signal.throwIfAborted();
           // Line by line, a batch at a time: a table need not fit in memory (or in one string).
           let count = 0;

@@ -32,6 +32,16 @@ export const USER_TABLES = [
   { table: 'daily_summary_deliveries', orderBy: 'user_id, summary_date' },
 ] as const;
 
+/**
+ * The archive's tables in USER_TABLES order, whatever order its manifest lists them in: the
+ * foreign keys of the database restored into decide it, and an archive written by an older runner
+ * lists its tables in that runner's order (notifications before calendar_events before 0015).
+ */
+export function inRestoreOrder<T extends { table: string }>(tables: readonly T[]): T[] {
+  const rank = new Map<string, number>(USER_TABLES.map(({ table }, i) => [table, i]));
+  return [...tables].sort((a, b) => rank.get(a.table)! - rank.get(b.table)!);
+}
+
 export interface Manifest {
   format: typeof FORMAT;
   version: number;
