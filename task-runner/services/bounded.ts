@@ -27,3 +27,26 @@ export async function drainBounded<T>(
   await Promise.all(Array.from({ length: Math.max(1, limit) }, worker));
   if (failure) throw failure.err;
 }
+
+/**
+ * Runs calls with the same key one after another, in the order they were made, and calls with other
+ * keys alongside: `run(key, work)` starts `work` once every earlier call with `key` has settled, and
+ * settles as `work` does (a failure does not hold up the next call).
+ */
+export function serializeByKey(): <T>(key: string, work: () => Promise<T>) => Promise<T> {
+  /** Per key, the last call made, settled or not; never rejects. */
+  const tails = new Map<string, Promise<void>>();
+  return (key, work) => {
+    const result = (tails.get(key) ?? Promise.resolve()).then(work);
+    const tail = result.then(
+      () => undefined,
+      () => undefined,
+    );
+    tails.set(key, tail);
+    // The key is forgotten once its last call has settled.
+    void tail.then(() => {
+      if (tails.get(key) === tail) tails.delete(key);
+    });
+    return result;
+  };
+}

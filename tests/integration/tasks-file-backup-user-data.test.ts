@@ -14,7 +14,7 @@ import { freshDatabase, migrated, testPool } from '../support/runner-db.ts';
 import { buildRunner, runRunner } from '../support/runner-process.ts';
 import type { Manifest } from '../../task-runner/tasks/file/user-data-archive.ts';
 
-const TABLES = ['users', 'ai_tasks', 'ai_task_results', 'calendar_feeds', 'calendar_events', 'notifications', 'notion_connections', 'notion_pages', 'daily_summary_deliveries'];
+const TABLES = ['users', 'ai_tasks', 'ai_task_results', 'calendar_feeds', 'calendar_events', 'calendar_event_uids', 'notifications', 'notion_connections', 'notion_pages', 'daily_summary_deliveries'];
 let base: string;
 let backups: string;
 let userData: string;
@@ -65,6 +65,12 @@ async function seed(db: pg.Pool): Promise<void> {
      ($1, 'default', 'u2', '2027-03-02T09:00:00Z', 'Rec', '2027-03-02T09:00:00Z', NULL, false, 'FREQ=DAILY', 'tentative') RETURNING id`,
     [ada],
   );
+  // The feed's UIDs (migration 0017): u3 has no occurrence in the window, so no row in calendar_events.
+  await db.query(
+    `INSERT INTO calendar_event_uids (user_id, calendar_id, uid, first_seen_at) VALUES
+     ($1, 'default', 'u1', '2027-02-01T10:00:00Z'), ($1, 'default', 'u2', '2027-02-02T10:00:00Z'), ($1, 'default', 'u3', '2027-02-03T10:00:00Z')`,
+    [ada],
+  );
   // Restored only after the event it names (a foreign key).
   await db.query(`INSERT INTO notifications (user_id, calendar_event_id, channel, title) VALUES ($1, $2, 'email', 'New calendar event: One')`, [ada, events[0]!.id]);
   await db.query('INSERT INTO notion_connections (user_id, high_water_mark) VALUES ($1, now())', [ada]);
@@ -109,7 +115,7 @@ describe('file.backup-user-data / file.restore-user-data', () => {
   it('writes a gzipped tar with a manifest, the tables as JSON lines and the files, plus a sha256 sidecar', async () => {
     const exit = await runRunner(['run', 'file.backup-user-data'], { ...env(sourceUrl), BGTASK_RUN_ID: 'backup-1' });
     expect(exit.code, exit.stdout).toBe(0);
-    expect(exit.result?.summary).toMatchObject({ tables: 9, rows: 13, files: 3, entries_skipped: 1, backups_removed: 0 });
+    expect(exit.result?.summary).toMatchObject({ tables: 10, rows: 16, files: 3, entries_skipped: 1, backups_removed: 0 });
     archive = archives()[0]!;
     expect(archive).toMatch(/^user-data-\d{8}T\d{6}Z-backup-1\.tar\.gz$/);
     const path = join(backups, archive!);
@@ -132,7 +138,7 @@ describe('file.backup-user-data / file.restore-user-data', () => {
       // Two rows per statement: full batches and a last partial one.
       const exit = await runRunner(['run', 'file.restore-user-data', '--params', JSON.stringify({ archive, batchRows: 2 })], env(targetUrl, restored));
       expect(exit.code, exit.stdout).toBe(0);
-      expect(exit.result?.summary).toMatchObject({ archive, tables: 9, rows: 13, files: 3 });
+      expect(exit.result?.summary).toMatchObject({ archive, tables: 10, rows: 16, files: 3 });
       for (const table of TABLES) expect(await tableRows(target, table), table).toEqual(await tableRows(source, table));
       expect(tree(restored)).toEqual(tree(userData));
       expect(existsSync(join(restored, '2/escape'))).toBe(false);
@@ -290,6 +296,31 @@ describe('file.backup-user-data / file.restore-user-data', () => {
       expect(exit.code, exit.stdout).toBe(0);
       for (const table of TABLES) expect(await tableRows(target, table), table).toEqual(await tableRows(source, table));
       expect((await target.query('SELECT count(*)::int AS n FROM notifications WHERE calendar_event_id IS NOT NULL')).rows).toEqual([{ n: 1 }]);
+    } finally {
+      removeArchive(older);
+      await target.end();
+    }
+  });
+
+  it("restores an archive from before calendar_event_uids: filled from the restored events, so the next sync announces none of them", async () => {
+    const targetUrl = await migrated(await freshDatabase(inject('pgUrl'), 'tasks_backup_uids'));
+    const target = testPool(targetUrl);
+    const older = await craftedArchive('backup-uids', (unpacked, manifest) => {
+      manifest.tables = manifest.tables.filter((t) => t.table !== 'calendar_event_uids');
+      rmSync(join(unpacked, 'db/calendar_event_uids.jsonl'));
+      manifest.migrations = manifest.migrations.filter((m) => !m.startsWith('0017'));
+    });
+    try {
+      const exit = await runRunner(['run', 'file.restore-user-data', '--params', JSON.stringify({ archive: older })], env(targetUrl, join(base, 'restored-uids')));
+      expect(exit.code, exit.stdout).toBe(0);
+      expect(exit.result?.summary).toMatchObject({ tables: 9, rows: 13 });
+      const uids = await target.query('SELECT user_id::int, calendar_id, uid FROM calendar_event_uids ORDER BY uid');
+      const ada = Number((await target.query<{ id: string }>("SELECT id FROM users WHERE email = 'ada@example.org'")).rows[0]!.id);
+      expect(uids.rows).toEqual([
+        { user_id: ada, calendar_id: 'default', uid: 'u1' },
+        { user_id: ada, calendar_id: 'default', uid: 'u2' },
+      ]);
+      for (const table of TABLES.filter((t) => t !== 'calendar_event_uids')) expect(await tableRows(target, table), table).toEqual(await tableRows(source, table));
     } finally {
       removeArchive(older);
       await target.end();

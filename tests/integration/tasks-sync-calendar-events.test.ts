@@ -1,10 +1,13 @@
 // sync.calendar-events as a process against real Postgres and ICS feeds served on loopback,
 // parsed by ical.js: recurrences with EXDATE and overrides, time zones, conditional GETs, events
 // removed when gone from the feed, overlapping events counted, a malformed feed failing only its
-// own user, an unreadable event skipped without failing its feed, and an e-mail notification
-// queued for each upcoming event new to a feed synced before (cancelled when it leaves the feed first).
-import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+// own user, an unreadable event skipped without failing its feed, one user's feeds stored one at a
+// time, and an e-mail notification queued for each upcoming event new to the user in a feed synced
+// before (once, however long it has no occurrence in the window; cancelled when it leaves the
+// user's calendars first); the upgrade to migration 0017 announcing none of the events stored.
+import { copyFileSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
 import { DateTime } from 'luxon';
 import type pg from 'pg';
@@ -36,7 +39,7 @@ afterAll(async () => {
   await db.end();
 });
 beforeEach(async () => {
-  await db.query('TRUNCATE calendar_events, notifications, task_runs');
+  await db.query('TRUNCATE calendar_events, calendar_event_uids, notifications, task_runs');
   await db.query('UPDATE calendar_feeds SET etag = NULL, last_modified = NULL, last_status = NULL, last_error = NULL, expanded_at = NULL, expanded_timezone = NULL');
   await db.query("UPDATE users SET timezone = 'Europe/Berlin' WHERE id = $1", [ada]);
   ics.requests.length = 0;
@@ -52,6 +55,8 @@ async function events(user: string) {
   return rows as { uid: string; recurrence_id: Date | null; summary: string; starts_at: Date; ends_at: Date | null; all_day: boolean; status: string; sequence: number; recurring: boolean }[];
 }
 const iso = (d: Date | null) => d?.toISOString() ?? null;
+/** A VEVENT of `vevent` with more lines (RRULE, LOCATION, STATUS, ...). */
+const withLines = (event: string, ...lines: string[]) => event.replace('END:VEVENT', [...lines, 'END:VEVENT'].join('\r\n'));
 
 describe(TASK, () => {
   it('stores occurrences with EXDATE and overrides applied, in the right time zones', async () => {
@@ -203,6 +208,30 @@ describe(TASK, () => {
     expect(await feedRow()).toMatchObject({ last_status: 'synced', last_error: null });
   });
 
+  it("stores one user's feeds one at a time without holding the pool's clients meanwhile: the other feeds still get one", async () => {
+    const extra = ['c1', 'c2', 'c3', 'c4'];
+    const soon = (h: number) => new Date(Date.now() + h * 3600_000);
+    for (const c of extra) {
+      await db.query('INSERT INTO calendar_feeds (user_id, calendar_id, url) VALUES ($1, $2, $3)', [ada, c, ics.feedUrl(`ada-${c}`)]);
+      ics.publish(`ada-${c}`, calendar(vevent(`${c}-event`, soon(1), soon(2))));
+    }
+    ics.publish('ada', calendar(vevent('a-event', soon(1), soon(2))));
+    ics.publish('bob', calendar(vevent('b-event', soon(1), soon(2))));
+    // Each store lasts 1.5 s (its last statement waits), longer than a query may wait for one of
+    // the runner's 4 pool clients (BGTASK_CONNECT_TIMEOUT_SECONDS 1); Ada's five wait for each other.
+    await db.query('CREATE FUNCTION slow_store() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(1.5); RETURN NEW; END $$');
+    await db.query("CREATE TRIGGER slow_store BEFORE UPDATE ON calendar_feeds FOR EACH ROW WHEN (NEW.last_status = 'synced') EXECUTE FUNCTION slow_store()");
+    try {
+      const exit = await runRunner(['run', TASK, '--params', JSON.stringify({ concurrency: 6 })], { ...env(), BGTASK_CONNECT_TIMEOUT_SECONDS: '1' });
+      expect(exit.code, exit.stdout).toBe(0);
+      expect(exit.result?.summary).toMatchObject({ feeds: 6, feeds_synced: 6, feeds_failed: 0, events_synced: 6 });
+    } finally {
+      await db.query('DROP TRIGGER slow_store ON calendar_feeds');
+      await db.query('DROP FUNCTION slow_store()');
+      await db.query('DELETE FROM calendar_feeds WHERE user_id = $1 AND calendar_id = ANY($2)', [ada, extra]);
+    }
+  });
+
   it('fails a user whose feed answers 500, naming the host but not the URL', async () => {
     ics.publish('ada', calendar());
     ics.fail('bob', { status: 500, body: 'oops' });
@@ -215,14 +244,30 @@ describe(TASK, () => {
 
 describe(`${TASK}: notifications of new events`, () => {
   const DAY = 86_400_000;
+  /** Today (UTC) as the test began: every day() of a test counts from it, also one running across midnight. */
+  let today = 0;
   /** `n` days from today (UTC), at hour:00 UTC. */
-  const day = (n: number, hour: number) => new Date(Math.floor(Date.now() / DAY) * DAY + n * DAY + hour * 3_600_000);
-  /** A VEVENT of `vevent` with more lines (RRULE, LOCATION, STATUS, ...). */
-  const withLines = (event: string, ...lines: string[]) => event.replace('END:VEVENT', [...lines, 'END:VEVENT'].join('\r\n'));
+  const day = (n: number, hour: number) => new Date(today + n * DAY + hour * 3_600_000);
   const berlin = (d: Date, format: string) => DateTime.fromJSDate(d, { zone: 'Europe/Berlin' }).setLocale('en-GB').toFormat(format);
   const when = (start: Date, end: Date) => `When: ${berlin(start, 'cccc d LLLL yyyy, HH:mm')}–${berlin(end, 'HH:mm')} (Europe/Berlin)`;
 
-  const keep = vevent('keep', day(2, 9), day(2, 10), 'Keep');
+  /** An event the day after tomorrow, in Ada's feed from its first sync on. */
+  let keep = '';
+  beforeEach(() => {
+    today = Math.floor(Date.now() / DAY) * DAY;
+    keep = vevent('keep', day(2, 9), day(2, 10), 'Keep');
+  });
+  /** Ada's feeds are fetched whole by the next sync, changed or not (as once their expansion is a day old). */
+  const refetch = () => db.query('UPDATE calendar_feeds SET etag = NULL, last_modified = NULL WHERE user_id = $1', [ada]);
+  /** Ada's calendar `calendar` with its feed, for the length of `body`. */
+  async function withFeed(calendar: string, body: () => Promise<void>): Promise<void> {
+    await db.query('INSERT INTO calendar_feeds (user_id, calendar_id, url) VALUES ($1, $2, $3)', [ada, calendar, ics.feedUrl(`ada-${calendar}`)]);
+    try {
+      await body();
+    } finally {
+      await db.query('DELETE FROM calendar_feeds WHERE user_id = $1 AND calendar_id = $2', [ada, calendar]);
+    }
+  }
   const sync = async (params: Record<string, unknown> = {}, ...flags: string[]) => {
     const exit = await runRunner(['run', TASK, '--params', JSON.stringify(params), ...flags], env());
     expect(exit.code, exit.stdout).toBe(0);
@@ -295,9 +340,8 @@ describe(`${TASK}: notifications of new events`, () => {
     expect((await notifications()).map((n) => n.uid)).toEqual(['loud']);
   });
 
-  it("takes an event in two of the user's calendars for one: a duplicate, not a conflict, announced once", async () => {
-    await db.query("INSERT INTO calendar_feeds (user_id, calendar_id, url) VALUES ($1, 'work', $2)", [ada, ics.feedUrl('ada-work')]);
-    try {
+  it("takes an event in two of the user's calendars for one: a duplicate, not a conflict, announced once (and counted once by a dry run)", async () => {
+    await withFeed('work', async () => {
       ics.publish('ada', calendar(keep));
       ics.publish('ada-work', calendar());
       ics.publish('bob', calendar());
@@ -307,12 +351,42 @@ describe(`${TASK}: notifications of new events`, () => {
       const review = vevent('review', day(3, 14), day(3, 15), 'Review');
       ics.publish('ada', calendar(keep, standup, review));
       ics.publish('ada-work', calendar(standup, review));
+      const dry = await sync({}, '--dry-run');
+      expect(dry.result?.summary).toMatchObject({ notifications_queued: 2 });
+      expect(dry.result?.message).toBe('dry run: 3 feeds read, nothing stored, 2 new-event notifications would be queued');
       const exit = await sync();
       expect(exit.result?.summary).toMatchObject({ feeds_synced: 2, events_synced: 5, conflicts: 0, duplicates: 2, notifications_queued: 2 });
       expect((await notifications()).map((n) => n.uid)).toEqual(['review', 'standup']);
-    } finally {
-      await db.query("DELETE FROM calendar_feeds WHERE user_id = $1 AND calendar_id = 'work'", [ada]);
-    }
+    });
+  });
+
+  it("announces a recurring event once, also when it had no occurrence in the window for a while; one removed from the feed and added back is new again", async () => {
+    ics.publish('ada', calendar(keep));
+    ics.publish('bob', calendar());
+    await sync({ futureDays: 30 });
+    // Every 18 days: the day after tomorrow and 18 days later.
+    const rare = withLines(vevent('rare', day(2, 11), day(2, 12), 'Rare'), 'RRULE:FREQ=DAILY;INTERVAL=18;COUNT=2');
+    ics.publish('ada', calendar(keep, rare));
+    expect((await sync({ futureDays: 30 })).result?.summary).toMatchObject({ notifications_queued: 1 });
+    await db.query("UPDATE notifications SET status = 'sent', sent_at = now()");
+
+    // A window of one day ahead holds no occurrence of it: its rows go, the feed still holds it.
+    await refetch();
+    expect((await sync({ futureDays: 1 })).result?.summary).toMatchObject({ feeds_synced: 1, events_synced: 1, events_removed: 2, notifications_queued: 0 });
+    expect((await events(ada)).map((e) => e.uid)).toEqual(['keep']);
+    // Its occurrences come back into the window: it is not new.
+    await refetch();
+    expect((await sync({ futureDays: 30 })).result?.summary).toMatchObject({ feeds_synced: 1, events_synced: 3, notifications_queued: 0 });
+
+    // Gone from the feed, then back in it: new again.
+    ics.publish('ada', calendar(keep));
+    expect((await sync({ futureDays: 30 })).result?.summary).toMatchObject({ events_removed: 2, notifications_queued: 0 });
+    ics.publish('ada', calendar(keep, rare));
+    expect((await sync({ futureDays: 30 })).result?.summary).toMatchObject({ notifications_queued: 1 });
+    expect((await notifications()).map((n) => [n.title, n.status]).sort()).toEqual([
+      ['New calendar event: Rare', 'pending'],
+      ['New calendar event: Rare', 'sent'],
+    ]);
   });
 
   it('cancels a pending notification whose event leaves the feed before it is sent; a sent one, or one whose series only moved, stays', async () => {
@@ -335,6 +409,35 @@ describe(`${TASK}: notifications of new events`, () => {
     ]);
   });
 
+  it("cancels no notification whose event only left the window, or left one of the user's calendars but is still in another", async () => {
+    await withFeed('work', async () => {
+      ics.publish('ada', calendar(keep));
+      ics.publish('ada-work', calendar());
+      ics.publish('bob', calendar());
+      await sync({ futureDays: 30 });
+      // A weekly 'later' in the default calendar only; the invitation in both (one feed at a time,
+      // default first: its notification names the default calendar's row).
+      const later = withLines(vevent('later', day(5, 9), day(5, 10), 'Later'), 'RRULE:FREQ=WEEKLY;COUNT=2');
+      const invite = vevent('invite', day(3, 14), day(3, 15), 'Invite');
+      ics.publish('ada', calendar(keep, later, invite));
+      ics.publish('ada-work', calendar(invite));
+      expect((await sync({ futureDays: 30, concurrency: 1 })).result?.summary).toMatchObject({ notifications_queued: 2 });
+      expect((await notifications()).map((n) => [n.title, n.uid])).toEqual([
+        ['New calendar event: Invite', 'invite'],
+        ['New calendar event: Later', 'later'],
+      ]);
+
+      // No occurrence of 'later' in a window of four days ahead; the invitation gone from the default calendar only.
+      ics.publish('ada', calendar(keep, later));
+      await refetch();
+      expect((await sync({ futureDays: 4 })).result?.summary).toMatchObject({ feeds_synced: 2, events_removed: 3 });
+      expect((await notifications()).map((n) => [n.title, n.status, n.uid])).toEqual([
+        ['New calendar event: Invite', 'pending', null],
+        ['New calendar event: Later', 'pending', null],
+      ]);
+    });
+  });
+
   it('queues in the transaction of the sync: a sync rolled back queues nothing, and one retried queues each event once', async () => {
     ics.publish('ada', calendar(keep));
     ics.publish('bob', calendar());
@@ -355,7 +458,7 @@ describe(`${TASK}: notifications of new events`, () => {
     }
     expect((await sync()).result?.summary).toMatchObject({ feeds_synced: 1, notifications_queued: 1 });
     // The same feed synced whole again (as after a crash between commit and report): nothing new.
-    await db.query("UPDATE calendar_feeds SET etag = NULL, last_modified = NULL WHERE user_id = $1", [ada]);
+    await refetch();
     expect((await sync()).result?.summary).toMatchObject({ feeds_synced: 1, notifications_queued: 0 });
     expect((await notifications()).map((n) => n.uid)).toEqual(['new']);
   });
@@ -370,5 +473,40 @@ describe(`${TASK}: notifications of new events`, () => {
     expect(dry.result?.message).toBe('dry run: 2 feeds read, nothing stored, 1 new-event notification would be queued');
     expect(await notifications()).toEqual([]);
     expect((await sync()).result?.summary).toMatchObject({ notifications_queued: 1 });
+  });
+});
+
+describe(`${TASK}: upgrade to migration 0017 (calendar_event_uids)`, () => {
+  it('announces none of the events a runner before it stored: the table is filled from them', async () => {
+    // A database migrated up to 0016, as a runner before 0017 left it.
+    const migrations = resolve(import.meta.dirname, '../../task-runner/migrations');
+    const before0017 = mkdtempSync(join(tmpdir(), 'migrations-0016-'));
+    for (const file of readdirSync(migrations).filter((f) => f < '0017')) copyFileSync(join(migrations, file), join(before0017, file));
+    const upgradeUrl = await freshDatabase(inject('pgUrl'), 'tasks_sync_calendar_upgrade');
+    const up = testPool(upgradeUrl);
+    try {
+      const old = await runRunner(['migrate'], { DATABASE_URL: upgradeUrl, BGTASK_MIGRATIONS_DIR: before0017 });
+      expect(old.code, old.stdout).toBe(0);
+      const user = (await up.query<{ id: string }>("INSERT INTO users (email) VALUES ('cy@example.org') RETURNING id")).rows[0]!.id;
+      await up.query("INSERT INTO calendar_feeds (user_id, url, expanded_at) VALUES ($1, $2, now() - interval '1 hour')", [user, ics.feedUrl('upgrade')]);
+      // Whole seconds, as a feed gives them.
+      const at = (h: number) => new Date(Math.floor(Date.now() / 1000) * 1000 + h * 3600_000);
+      await up.query(
+        `INSERT INTO calendar_events (user_id, calendar_id, uid, recurrence_id, starts_at, ends_at, rrule) VALUES
+         ($1, 'default', 'single', NULL, $2, $3, NULL), ($1, 'default', 'weekly', $4, $4, $5, 'FREQ=WEEKLY;COUNT=2')`,
+        [user, at(5), at(6), at(24), at(25)],
+      );
+
+      await migrated(upgradeUrl);
+      const weekly = withLines(vevent('weekly', at(24), at(25)), 'RRULE:FREQ=WEEKLY;COUNT=2');
+      ics.publish('upgrade', calendar(vevent('single', at(5), at(6)), weekly, vevent('fresh', at(48), at(49), 'Fresh')));
+      const exit = await runRunner(['run', TASK], { DATABASE_URL: upgradeUrl });
+      expect(exit.code, exit.stdout).toBe(0);
+      expect(exit.result?.summary).toMatchObject({ feeds_synced: 1, events_synced: 4, notifications_queued: 1 });
+      expect((await up.query('SELECT title FROM notifications')).rows).toEqual([{ title: 'New calendar event: Fresh' }]);
+    } finally {
+      await up.end();
+      rmSync(before0017, { recursive: true, force: true });
+    }
   });
 });

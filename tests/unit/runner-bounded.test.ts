@@ -1,7 +1,8 @@
 // drainBounded: at most `limit` items in flight, and a failure — of the work or of pulling the
 // next item — stops the pulling while what is in flight finishes before the caller hears of it.
+// serializeByKey: calls with one key one at a time, in order; other keys alongside.
 import { describe, expect, it } from 'vitest';
-import { drainBounded } from '../../task-runner/services/bounded.ts';
+import { drainBounded, serializeByKey } from '../../task-runner/services/bounded.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -52,5 +53,45 @@ describe('drainBounded', () => {
     });
     await expect(run).rejects.toThrow('one');
     expect(finished).toEqual([2]);
+  });
+});
+
+describe('serializeByKey', () => {
+  it('runs the calls of one key one at a time and in order, those of other keys alongside', async () => {
+    const run = serializeByKey();
+    const inFlight = new Map<string, number>();
+    const most = new Map<string, number>();
+    const order: string[] = [];
+    let overall = 0;
+    let mostOverall = 0;
+    const call = (key: string, n: number, ms: number) =>
+      run(key, async () => {
+        inFlight.set(key, (inFlight.get(key) ?? 0) + 1);
+        most.set(key, Math.max(most.get(key) ?? 0, inFlight.get(key)!));
+        mostOverall = Math.max(mostOverall, ++overall);
+        await sleep(ms);
+        inFlight.set(key, inFlight.get(key)! - 1);
+        overall--;
+        order.push(`${key}${n}`);
+        return n;
+      });
+    // The first call of `a` is the slowest: the later ones still wait for it.
+    const results = await Promise.all([call('a', 1, 30), call('a', 2, 1), call('b', 1, 5), call('a', 3, 1), call('b', 2, 5)]);
+    expect(results).toEqual([1, 2, 1, 3, 2]);
+    expect(order.filter((o) => o.startsWith('a'))).toEqual(['a1', 'a2', 'a3']);
+    expect(order.filter((o) => o.startsWith('b'))).toEqual(['b1', 'b2']);
+    expect(Object.fromEntries(most)).toEqual({ a: 1, b: 1 });
+    expect(mostOverall).toBe(2);
+  });
+
+  it('settles each call as its work does, and a failure does not hold up the next call of its key', async () => {
+    const run = serializeByKey();
+    const failed = run('a', async () => {
+      await sleep(5);
+      throw new Error('store failed');
+    });
+    const next = run('a', async () => 'next');
+    await expect(failed).rejects.toThrow('store failed');
+    await expect(next).resolves.toBe('next');
   });
 });

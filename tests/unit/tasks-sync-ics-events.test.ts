@@ -56,6 +56,22 @@ describe('eventsFromIcs', () => {
     expect(parsed.rows.map((r) => r.uid)).toEqual(['good']);
   });
 
+  it('lists every UID of the feed once, whatever the window: also events with no occurrence in it, and skipped ones', () => {
+    const feed = cal(
+      // Every other year from 2027, an occurrence overridden: none in 2028.
+      'BEGIN:VEVENT', 'UID:biennial', 'DTSTAMP:20270101T000000Z', 'DTSTART:20270301T090000Z', 'DTEND:20270301T100000Z', 'RRULE:FREQ=YEARLY;INTERVAL=2', 'END:VEVENT',
+      'BEGIN:VEVENT', 'UID:biennial', 'DTSTAMP:20270101T000000Z', 'RECURRENCE-ID:20290301T090000Z', 'DTSTART:20290302T090000Z', 'DTEND:20290302T100000Z', 'END:VEVENT',
+      'BEGIN:VEVENT', 'UID:bad', 'DTSTAMP:20270101T000000Z', 'DTSTART:20280101T090000Z', 'DTEND:20280101T080000Z', 'END:VEVENT',
+      'BEGIN:VEVENT', 'DTSTAMP:20270101T000000Z', 'DTSTART:20280101T090000Z', 'SUMMARY:No UID', 'END:VEVENT',
+      'BEGIN:VEVENT', 'UID:orphan', 'DTSTAMP:20270101T000000Z', 'RECURRENCE-ID:20260101T090000Z', 'DTSTART:20260101T090000Z', 'END:VEVENT',
+      'BEGIN:VEVENT', 'UID:in-2028', 'DTSTAMP:20270101T000000Z', 'DTSTART:20280601T090000Z', 'DTEND:20280601T100000Z', 'END:VEVENT',
+    );
+    const parsed = eventsFromIcs(feed, { ...wide, from: new Date('2028-01-01T00:00:00Z'), to: new Date('2028-12-31T23:59:59Z') });
+    expect(parsed.rows.map((r) => r.uid)).toEqual(['in-2028', 'orphan']);
+    expect(parsed.skipped.map((e) => e.uid)).toEqual([null, 'bad']);
+    expect(parsed.uids).toEqual(['biennial', 'bad', 'orphan', 'in-2028']);
+  });
+
   it('expands a rule only inside the window, and stops an endless rule at maxOccurrences', () => {
     const feed = cal('BEGIN:VEVENT', 'UID:daily', 'DTSTAMP:20270101T000000Z', 'DTSTART:20270101T090000Z', 'DTEND:20270101T100000Z', 'RRULE:FREQ=DAILY', 'END:VEVENT');
     const windowed = eventsFromIcs(feed, { ...wide, from: new Date('2027-02-01T00:00:00Z'), to: new Date('2027-02-05T23:59:59Z') });

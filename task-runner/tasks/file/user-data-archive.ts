@@ -17,8 +17,8 @@ export const ARCHIVE_PATTERN = /^user-data-\d{8}T\d{6}Z-[A-Za-z0-9._-]+\.tar\.gz
 
 /**
  * The user tables in restore order (parents before children: notifications name ai_tasks and
- * calendar_events), with their key for a stable order. user_sessions are left out on purpose: they
- * hold bearer tokens and expire anyway.
+ * calendar_events; every table names users), with their key for a stable order. user_sessions are
+ * left out on purpose: they hold bearer tokens and expire anyway.
  */
 export const USER_TABLES = [
   { table: 'users', orderBy: 'id' },
@@ -26,11 +26,21 @@ export const USER_TABLES = [
   { table: 'ai_task_results', orderBy: 'id' },
   { table: 'calendar_feeds', orderBy: 'id' },
   { table: 'calendar_events', orderBy: 'id' },
+  { table: 'calendar_event_uids', orderBy: 'user_id, calendar_id, uid' },
   { table: 'notifications', orderBy: 'id' },
   { table: 'notion_connections', orderBy: 'user_id' },
   { table: 'notion_pages', orderBy: 'id' },
   { table: 'daily_summary_deliveries', orderBy: 'user_id, summary_date' },
 ] as const;
+
+/**
+ * How a restore fills a user table that an archive written before the table's migration lacks:
+ * from the rows it restored, as that migration filled it. Left empty, calendar_event_uids (0017)
+ * would have the next sync announce every event the user already had as new.
+ */
+export const FILLED_WHEN_ABSENT: Readonly<Record<string, string>> = {
+  calendar_event_uids: 'INSERT INTO calendar_event_uids (user_id, calendar_id, uid) SELECT DISTINCT user_id, calendar_id, uid FROM calendar_events',
+};
 
 /**
  * The archive's tables in USER_TABLES order, whatever order its manifest lists them in: the

@@ -3,6 +3,7 @@ import type { Pool, PoolClient } from 'pg';
 import { describeError } from '../../errors.ts';
 import { defineTask } from '../../task.ts';
 import { countNoun } from '../../count-noun.ts';
+import type { ParsedFeed } from './ics-events.ts';
 
 interface Feed {
   id: string;
@@ -38,16 +39,34 @@ const BATCH = 2000;
 // whose UID it did not skip ($4): gone from the feed, or from the expansion window.
 const GONE = 'user_id = $1 AND calendar_id = $2 AND synced_at <> $3 AND uid <> ALL($4::text[])';
 
-// Pending notifications of events gone from the feed, cancelled before their rows go (the foreign
-// key then forgets the event): the event went before the mail did. Gone means no row of the UID
-// was stamped by this sync; a series moved in time changes every RECURRENCE-ID, so the occurrence
-// a notification names can go while its event stays, and that notification still goes out.
+// Pending notifications of events gone from the user's calendars, cancelled before the rows they
+// name go (the foreign key then forgets the event): the event went before the mail did. Gone: its
+// UID is no longer in the feed ($3, all its UIDs; $1 user, $2 calendar) nor in another of the
+// user's calendars. A row that goes for another reason (its occurrence left the window, a series
+// moved in time changed every RECURRENCE-ID, the invitation left this calendar but not another)
+// leaves its notification to go out.
 const CANCEL_GONE = `
-  UPDATE notifications SET status = 'cancelled'
-  WHERE status = 'pending' AND calendar_event_id IN (
-    SELECT g.id FROM calendar_events g
-    WHERE ${GONE}
-      AND NOT EXISTS (SELECT 1 FROM calendar_events s WHERE s.user_id = $1 AND s.calendar_id = $2 AND s.uid = g.uid AND s.synced_at = $3))`;
+  UPDATE notifications n SET status = 'cancelled'
+  FROM calendar_events e
+  WHERE n.user_id = $1 AND n.status = 'pending' AND e.id = n.calendar_event_id
+    AND e.user_id = $1 AND e.calendar_id = $2
+    AND NOT EXISTS (SELECT 1 FROM unnest($3::text[]) AS f(uid) WHERE f.uid = e.uid)
+    AND NOT EXISTS (SELECT 1 FROM calendar_event_uids o WHERE o.user_id = $1 AND o.calendar_id <> $2 AND o.uid = e.uid)`;
+
+// The UIDs of all the user's calendars ($1 user), whether or not an occurrence is in the window:
+// an event of a feed whose UID is not among them is new to the user (an invitation in two of
+// their calendars is one event, announced once).
+const KNOWN_UIDS = 'SELECT DISTINCT uid FROM calendar_event_uids WHERE user_id = $1';
+
+// The feed's calendar ($1 user, $2 calendar) holds exactly the feed's UIDs ($3) from now ($4) on:
+// the new ones added, those gone from the feed forgotten (added back later, an event is new again).
+const ADD_FEED_UIDS = `
+  INSERT INTO calendar_event_uids (user_id, calendar_id, uid, first_seen_at)
+  SELECT $1, $2, f.uid, $4 FROM unnest($3::text[]) AS f(uid)
+  ON CONFLICT DO NOTHING`;
+const FORGET_GONE_UIDS = `
+  DELETE FROM calendar_event_uids k
+  WHERE k.user_id = $1 AND k.calendar_id = $2 AND NOT EXISTS (SELECT 1 FROM unnest($3::text[]) AS f(uid) WHERE f.uid = k.uid)`;
 
 // One e-mail notification per new event, naming the stored row of the occurrence it announces.
 const QUEUE = `
@@ -56,14 +75,9 @@ const QUEUE = `
   FROM unnest($3::text[], $4::timestamptz[], $5::text[], $6::text[]) AS n(uid, recurrence_id, title, body)
   JOIN calendar_events e ON e.user_id = $1 AND e.calendar_id = $2 AND e.uid = n.uid AND e.recurrence_id IS NOT DISTINCT FROM n.recurrence_id`;
 
-/**
- * The UIDs stored for the user, in any of their calendars: an event of the feed whose UID is not
- * among them is new (an invitation in two of the user's calendars is one event, announced once).
- * The table is all a sync knows of the feed before it: an event held with no occurrence inside the
- * window (one starting beyond futureDays) is new when its first occurrence enters it.
- */
-async function knownUids(db: Pool | PoolClient, feed: Feed): Promise<Set<string>> {
-  const { rows } = await db.query<{ uid: string }>('SELECT DISTINCT uid FROM calendar_events WHERE user_id = $1', [feed.user_id]);
+/** The UIDs of all the user's calendars (KNOWN_UIDS). */
+async function knownUids(db: Pool | PoolClient, user: string): Promise<Set<string>> {
+  const { rows } = await db.query<{ uid: string }>(KNOWN_UIDS, [user]);
   return new Set(rows.map((r) => r.uid));
 }
 
@@ -109,7 +123,7 @@ export default defineTask({
   needs: { postgres: true },
   async run(ctx) {
     const p = ctx.params;
-    const [{ conditionalGet }, { eventsFromIcs }, { countOverlappingPairs }, { newEventsToAnnounce, eventNotification }, { drainBounded }, { withTransaction }] =
+    const [{ conditionalGet }, { eventsFromIcs }, { countOverlappingPairs }, { newEventsToAnnounce, eventNotification }, { drainBounded, serializeByKey }, { withTransaction }] =
       await Promise.all([
         import('../../services/http-fetch.ts'),
         import('./ics-events.ts'),
@@ -129,6 +143,16 @@ export default defineTask({
     const partial: string[] = [];
     const changedUsers = new Set<string>();
     let queuedTotal = 0;
+    // One store of a user's calendars at a time in this process, each waiting for the one before
+    // it takes a pool client. Stores of one user wait for each other (the advisory lock below);
+    // waiting inside their transactions, `concurrency` of them (up to 32) would each hold one of
+    // the pool's 4 clients (services/postgres.ts) doing nothing, and the other feeds' queries would
+    // wait for a client until BGTASK_CONNECT_TIMEOUT_SECONDS failed them.
+    const oneStorePerUser = serializeByKey();
+    // A dry run stores nothing between feeds: per user, the UIDs of the feeds it has read stand in
+    // for what a real run would have stored, so an event new in two of a user's calendars is
+    // counted once, as a real run queues it once.
+    const readInDryRun = new Map<string, Set<string>>();
 
     const syncFeed = async (feed: Feed) => {
       const label = `user ${feed.user_id} calendar ${feed.calendar_id}`;
@@ -156,12 +180,13 @@ export default defineTask({
         }
         const now = ctx.clock.now();
         const fetchedAt = performance.now();
-        const { rows, truncated, skipped } = eventsFromIcs(fetched.body, {
+        const parsed = eventsFromIcs(fetched.body, {
           defaultZone: feed.timezone,
           from: new Date(now.getTime() - p.pastDays * 86_400_000),
           to: new Date(now.getTime() + p.futureDays * 86_400_000),
           maxOccurrences: p.maxOccurrences,
         });
+        const { rows, truncated, skipped } = parsed;
         if (truncated > 0) ctx.log.warn({ user: feed.user_id, truncated }, `recurring events stopped after ${p.maxOccurrences} occurrences`);
         const skippedNote = skipped.length > 0 ? `${skipped.length} event${skipped.length === 1 ? '' : 's'} skipped: ${skipped.slice(0, 3).map((e) => e.reason).join('; ')}${skipped.length > 3 ? '; …' : ''}` : null;
         if (skippedNote) {
@@ -176,12 +201,11 @@ export default defineTask({
         const announce = p.notifyNewEvents && feed.expanded_at !== null;
         if (ctx.dryRun) {
           ctx.count('events_synced', rows.length);
-          if (announce) tallyQueued(newEventsToAnnounce(rows, await knownUids(ctx.db, feed), now).length);
+          tallyQueued(await readFeedInDryRun(feed, parsed, now, announce));
           return;
         }
         const parsedAt = performance.now();
-        const kept = skipped.flatMap((e) => (e.uid === null ? [] : [e.uid]));
-        const { removed, queued } = await storeFeed(feed, rows, kept, skippedNote, fetched, now, announce);
+        const { removed, queued } = await oneStorePerUser(feed.user_id, () => storeFeed(feed, parsed, skippedNote, fetched, now, announce));
         ctx.count('feeds_synced');
         ctx.count('events_synced', rows.length);
         ctx.count('events_removed', removed);
@@ -212,26 +236,41 @@ export default defineTask({
     };
 
     /**
+     * The notifications a real run would queue for the feed (none without `announce`); its UIDs
+     * are known from now on to the dry run's reading of the user's other feeds.
+     */
+    const readFeedInDryRun = async (feed: Feed, parsed: ParsedFeed, now: Date, announce: boolean) => {
+      const stored = announce ? await knownUids(ctx.db, feed.user_id) : new Set<string>();
+      const read = readInDryRun.get(feed.user_id) ?? new Set<string>();
+      readInDryRun.set(feed.user_id, read);
+      const wouldQueue = announce ? newEventsToAnnounce(parsed.rows, new Set([...stored, ...read]), now).length : 0;
+      for (const uid of parsed.uids) read.add(uid);
+      return wouldQueue;
+    };
+
+    /**
      * Upserts the feed's events and removes those gone from it, in one transaction; returns how
-     * many went. The stored rows of `kept` UIDs stay: skipped, not gone. `note` says what was skipped.
-     * With `announce`, queues a notification for each new event in the same transaction: a sync
-     * rolled back queues none, and one retried finds the events stored and queues none again.
+     * many went. The stored rows of skipped UIDs stay: skipped, not gone. `note` says what was
+     * skipped. The feed's calendar's UIDs become the feed's. With `announce`, queues a
+     * notification for each new event in the same transaction: a sync rolled back queues none,
+     * and one retried finds the UIDs stored and queues none again.
      */
     const storeFeed = async (
       feed: Feed,
-      rows: ReturnType<typeof eventsFromIcs>['rows'],
-      kept: string[],
+      { rows, uids, skipped }: ParsedFeed,
       note: string | null,
       fetched: { etag: string | null; lastModified: string | null },
       now: Date,
       announce: boolean,
     ) => {
+      const kept = skipped.flatMap((e) => (e.uid === null ? [] : [e.uid]));
       return withTransaction(ctx.db, async (client) => {
-        // Another store of this user's calendars at once (this run's other feeds, or a run
-        // replacing this one) waits here, then finds the events this one stored: each new event
-        // is announced once. An advisory lock: the users row stays free for the application.
+        // A store of this user's calendars by another process (a run replacing this one; this
+        // run's own stores wait in oneStorePerUser) waits here, then finds the UIDs this one
+        // stored: each new event is announced once. An advisory lock: the users row stays free
+        // for the application.
         await client.query("SELECT pg_advisory_xact_lock(hashtextextended('sync.calendar-events user ' || $1, 0))", [feed.user_id]);
-        const announced = announce ? newEventsToAnnounce(rows, await knownUids(client, feed), now) : [];
+        const announced = announce ? newEventsToAnnounce(rows, await knownUids(client, feed.user_id), now) : [];
         for (let i = 0; i < rows.length; i += BATCH) {
           const batch = rows.slice(i, i + BATCH);
           await client.query(UPSERT, [
@@ -253,11 +292,12 @@ export default defineTask({
           ]);
         }
         const queued = await queueNotifications(client, feed, announced, now);
-        // Every event of the feed was just stamped with `now`: the others are gone from it.
-        const gone = [feed.user_id, feed.calendar_id, now, kept];
-        const { rowCount: cancelled } = await client.query(CANCEL_GONE, gone);
+        const { rowCount: cancelled } = await client.query(CANCEL_GONE, [feed.user_id, feed.calendar_id, uids]);
         if (cancelled) ctx.log.info({ user: feed.user_id, calendar: feed.calendar_id, cancelled }, 'notifications of events gone from the feed cancelled');
-        const { rowCount } = await client.query(`DELETE FROM calendar_events WHERE ${GONE}`, gone);
+        // Every row of the feed's window was just stamped with `now`: the others are gone from it.
+        const { rowCount } = await client.query(`DELETE FROM calendar_events WHERE ${GONE}`, [feed.user_id, feed.calendar_id, now, kept]);
+        await client.query(ADD_FEED_UIDS, [feed.user_id, feed.calendar_id, uids, now]);
+        await client.query(FORGET_GONE_UIDS, [feed.user_id, feed.calendar_id, uids]);
         await client.query(
           `UPDATE calendar_feeds SET etag = $2, last_modified = $3, last_synced_at = $4, last_status = 'synced', last_error = $5,
              expanded_at = $4, expanded_timezone = $6 WHERE id = $1`,

@@ -49,6 +49,11 @@ export interface SkippedEvent {
 
 export interface ParsedFeed {
   rows: EventRow[];
+  /**
+   * The UID of every VEVENT of the feed, each once: also the events with no occurrence inside the
+   * window, and the skipped ones that have a UID. What the feed holds, whatever the window.
+   */
+  uids: string[];
   /** Recurring events whose expansion hit maxOccurrences before the window's end. */
   truncated: number;
   skipped: SkippedEvent[];
@@ -98,6 +103,7 @@ export function eventsFromIcs(text: string, options: ExpandOptions): ParsedFeed 
   };
 
   const skipped: SkippedEvent[] = [];
+  const uids = new Set<string>();
   const masters = new Map<string, ICAL.Component>();
   const exceptions = new Map<string, ICAL.Component[]>();
   for (const vevent of root.getAllSubcomponents('vevent')) {
@@ -106,6 +112,7 @@ export function eventsFromIcs(text: string, options: ExpandOptions): ParsedFeed 
       skipped.push({ uid: null, reason: `a VEVENT has no UID (DTSTART ${String(vevent.getFirstPropertyValue('dtstart'))}, SUMMARY ${JSON.stringify(vevent.getFirstPropertyValue('summary') ?? '')})` });
       continue;
     }
+    uids.add(uid);
     if (vevent.hasProperty('recurrence-id')) {
       const list = exceptions.get(uid) ?? [];
       list.push(vevent);
@@ -186,7 +193,7 @@ export function eventsFromIcs(text: string, options: ExpandOptions): ParsedFeed 
   for (const [uid, list] of exceptions) rowsOf(uid, (add) => {
     for (const vevent of list) add({ ...rowOf(uid, vevent, event(vevent), instant), recurrenceId: new Date(recurrenceInstant(vevent, instant)) });
   });
-  return { rows: [...rows.values()], truncated, skipped };
+  return { rows: [...rows.values()], uids: [...uids], truncated, skipped };
 }
 
 function tzidOf(vevent: ICAL.Component, property: string): string | null {
