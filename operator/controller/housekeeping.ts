@@ -1,7 +1,8 @@
 // Chores on a task's Jobs:
-//   - lifting the run-accounting finalizer of a Job being deleted, once its run is counted (or
-//     never will be: it was deleted before it finished) and its pods have stopped — admission
-//     counts the Job's slot as long as it is in the cache;
+//   - lifting the run-accounting finalizer of a Job being deleted, once its run is counted (one
+//     deleted before it finished is counted as Cancelled) and its pods have stopped — admission
+//     counts the Job's slot as long as it is in the cache; a status that cannot be stored (an
+//     outdated CRD refusing it, say) holds it at most RELEASE_UNCOUNTED_AFTER_MS;
 //   - a Job deleted in the background (by the CronJob controller, the garbage collector, a user)
 //     before it finished keeps its pods running until it is gone, and the finalizer keeps it:
 //     deleting it again in the foreground has the garbage collector stop its pods first;
@@ -31,13 +32,25 @@ export const FOREGROUND_DELETION = 'foregroundDeletion';
  * the run's (the runner's Interrupted of a run whose Job was deleted: Cancelled) keeps its Job
  * until the status says so, or with the Job gone the stored Interrupted would be retried.
  */
-export function planDeletions(runs: readonly Run[], countedThrough: number, recorded?: LastRun): Pick<Housekeeping, 'release' | 'stopPods'> {
+export function planDeletions(runs: readonly Run[], countedThrough: number, recorded?: LastRun, now = Number.NEGATIVE_INFINITY): Pick<Housekeeping, 'release' | 'stopPods'> {
   const deleting = runs.filter((r) => r.hasFinalizer && r.deleting);
   const told = (r: Run) => !r.result || recorded?.runId !== r.id || recorded.outcome === r.result.outcome;
+  const counted = (r: Run) => (!r.result || Date.parse(r.result.finishedAt) <= countedThrough) && told(r);
   return {
-    release: deleting.filter((r) => !r.podsLive && (!r.result || Date.parse(r.result.finishedAt) <= countedThrough) && told(r)),
+    release: deleting.filter((r) => !r.podsLive && (counted(r) || releaseUncountedAt(r) <= now)),
     stopPods: deleting.filter((r) => r.podsLive && !r.job.metadata?.finalizers?.includes(FOREGROUND_DELETION)),
   };
+}
+
+/**
+ * How long a deleted Job whose pods have stopped waits for its run to be counted: a finalizer held
+ * for ever would keep its family's slot for ever. Released uncounted after that (a warning).
+ */
+export const RELEASE_UNCOUNTED_AFTER_MS = 10 * 60_000;
+
+/** When a deleted Job is let go whether or not its run was counted. */
+export function releaseUncountedAt(run: Run): number {
+  return Date.parse(run.job.metadata?.deletionTimestamp ?? '') + RELEASE_UNCOUNTED_AFTER_MS;
 }
 
 /**
@@ -46,7 +59,7 @@ export function planDeletions(runs: readonly Run[], countedThrough: number, reco
  * `countedThrough` is the watermark of the status as read from the cache — not of a status just
  * computed — so a finalizer is lifted only once the count that includes the run is stored.
  */
-export function planHousekeeping(runs: readonly Run[], taskUid: string, limits: HistoryLimits, countedThrough: number, awaitingRetry?: string, recorded?: LastRun): Housekeeping {
+export function planHousekeeping(runs: readonly Run[], taskUid: string, limits: HistoryLimits, countedThrough: number, awaitingRetry?: string, recorded?: LastRun, now?: number): Housekeeping {
 
   const ownFinished = runs
     .filter((r) => r.result && !r.deleting && r.job.metadata?.ownerReferences?.some((o) => o.uid === taskUid))
@@ -54,5 +67,5 @@ export function planHousekeeping(runs: readonly Run[], taskUid: string, limits: 
   const succeeded = ownFinished.filter((r) => r.result!.outcome === 'Succeeded');
   const failed = ownFinished.filter((r) => r.result!.outcome !== 'Succeeded');
   const remove = [...succeeded.slice(limits.successfulRuns), ...failed.slice(limits.failedRuns)].filter((r) => r.id !== awaitingRetry);
-  return { ...planDeletions(runs, countedThrough, recorded), remove };
+  return { ...planDeletions(runs, countedThrough, recorded, now), remove };
 }

@@ -26,7 +26,7 @@ import { FamilyAdmission, isFinished, mayTakeSlot } from './admission.ts';
 import type { CronJob, Job, Pod, ReconcileDeps, Task } from './deps.ts';
 import { desiredCronJob, desiredRunJob } from './desired-cronjob.ts';
 import { ABSENT } from './expectations.ts';
-import { planDeletions, planHousekeeping } from './housekeeping.ts';
+import { planDeletions, planHousekeeping, releaseUncountedAt } from './housekeeping.ts';
 import { JOBS_BY_TASK, PODS_BY_JOB } from './indexes.ts';
 import { CREATED_AT_ANNOTATION, FAMILY_LABEL, RETRY_OF_ANNOTATION, RUN_FINALIZER, RUN_NOW_HANDLED_ANNOTATION, RUN_NOW_TOKEN_ANNOTATION, TASK_NAME_LABEL } from './labels.ts';
 import { Announced } from './memory.ts';
@@ -195,7 +195,12 @@ export function createReconciler(deps: ReconcileDeps): (key: string) => Promise<
     // retry, or the next one): a retry copies its arguments (a run-now's params overrides) from it,
     // whatever history.failedRuns says and however long the retry is held up.
     const retryable = newest.run?.result && RETRYABLE_OUTCOMES.has(newest.run.result.outcome) ? newest.run.id : undefined;
-    const chores = planHousekeeping(runs, task.metadata.uid ?? '', history, countedThrough(current), retryable, current?.lastRun);
+    const chores = planHousekeeping(runs, task.metadata.uid ?? '', history, countedThrough(current), retryable, current?.lastRun, now.getTime());
+    for (const run of chores.release) {
+      if (run.result && Date.parse(run.result.finishedAt) > countedThrough(current)) {
+        log.warn({ task: key, run: run.id, outcome: run.result.outcome }, 'a deleted Job let go uncounted: its run could not be counted in the status');
+      }
+    }
     const chored = await Promise.allSettled([
       ...chores.release.map((run) => jobs.release(run.job, fieldManager)),
       ...chores.stopPods.map((run) => jobs.remove(run.job, 'Foreground')),
@@ -218,6 +223,8 @@ export function createReconciler(deps: ReconcileDeps): (key: string) => Promise<
       retryDueAt,
       foldAt,
       runs.some((r) => r.queued) ? now.getTime() + QUEUED_RECHECK_MS : undefined,
+      // A deleted Job still held: let go by then at the latest (housekeeping.ts).
+      ...runs.filter((r) => r.deleting && r.hasFinalizer).map(releaseUncountedAt).filter((t) => t > now.getTime()),
     ].filter((t): t is number => t !== undefined);
     const due = moments.length === 0 ? undefined : Math.min(MAX_REQUEUE_MS, Math.max(MIN_REQUEUE_MS, Math.min(...moments) - now.getTime()));
     // A failure is retried with backoff, but not past a moment that was due anyway.

@@ -116,7 +116,11 @@ export function jobResult(job: Job, pods: readonly Pod[], report: LastRun | unde
   const complete = condition(job, 'Complete');
   const failed = condition(job, 'Failed');
   const terminal = complete ?? failed;
-  if (!terminal) return job.metadata?.deletionTimestamp ? deletedResult(job.metadata.deletionTimestamp, report) : undefined;
+  const deletedAt = job.metadata?.deletionTimestamp;
+  if (!terminal) return deletedAt ? deletedResult(deletedAt, report) : undefined;
+  // A Job deleted while its pod ran may still be marked Failed, after the deletion: that failure is
+  // the deletion's doing (a same-second one is taken as the run's own).
+  if (deletedAt && !complete && Date.parse(terminal.lastTransitionTime ?? '') > Date.parse(deletedAt)) return deletedResult(deletedAt, report);
   const finishedAt = terminal.lastTransitionTime ?? job.status?.completionTime ?? job.metadata?.creationTimestamp ?? new Date(0).toISOString();
   const deadline = failed?.reason === 'DeadlineExceeded';
 
@@ -153,8 +157,12 @@ export function jobResult(job: Job, pods: readonly Pod[], report: LastRun | unde
  * SIGTERM of the deletion itself.
  */
 function deletedResult(deletedAt: string, report: LastRun | undefined): RunResult {
-  if (report?.outcome && report.outcome !== 'Interrupted') {
-    return { outcome: report.outcome, finishedAt: report.completionTime ?? deletedAt, message: report.message ?? report.outcome };
+  // Only a report of a run that ended before the deletion: Interrupted is the deletion's SIGTERM,
+  // and Cancelled is this verdict read back from the status (it always ends at the deletion, so a
+  // run is counted once however late its pod stops).
+  const ended = report?.outcome && report.outcome !== 'Interrupted' && report.outcome !== 'Cancelled' && report.completionTime ? report : undefined;
+  if (ended?.outcome && Date.parse(ended.completionTime!) <= Date.parse(deletedAt)) {
+    return { outcome: ended.outcome, finishedAt: ended.completionTime!, message: ended.message ?? ended.outcome };
   }
   return { outcome: 'Cancelled', finishedAt: deletedAt, message: 'its Job was deleted before the run finished' };
 }
@@ -224,7 +232,7 @@ export function recordedLastRun(task: { metadata: { creationTimestamp?: string |
  * recorded lastRun when that is newer (its Job already deleted). Newest by start time.
  */
 export function newestRun(runs: readonly Run[], recorded: LastRun | undefined): { run?: Run; lastRun?: LastRun } {
-  const started = runs.filter((r) => r.admitted);
+  const started = runs.filter((r) => r.admitted && !(cancelledUnstarted(r) && outranked(r, runs)));
   const startOf = (r: Run) => Date.parse(r.startedAt ?? r.report?.startTime ?? r.createdAt);
   const newest = started.reduce<Run | undefined>((best, r) => (!best || startOf(r) > startOf(best) || (startOf(r) === startOf(best) && r.id > best.id) ? r : best), undefined);
   if (recorded && (!newest || (recorded.runId !== newest.id && Date.parse(recorded.startTime) > startOf(newest)))) {
@@ -234,18 +242,36 @@ export function newestRun(runs: readonly Run[], recorded: LastRun | undefined): 
   return { run: newest, lastRun: lastRunOf(newest) };
 }
 
+/** A run cancelled while it waited: its Job was deleted before it was ever let run. */
+const cancelledUnstarted = (r: Run) => r.result?.outcome === 'Cancelled' && !r.startedAt && !r.report;
+
+/**
+ * Whether another run was going, or had not yet finished, when `waiting` was made: then that run,
+ * not the cancelled one that never ran, is the task's newest. A cancelled waiting retry is the
+ * newest after its failed run (which had ended): stored as lastRun, it ends that failure's retries.
+ */
+function outranked(waiting: Run, runs: readonly Run[]): boolean {
+  const madeAt = Date.parse(waiting.createdAt);
+  return runs.some((r) => r !== waiting && r.admitted && !cancelledUnstarted(r) && (!r.result || Date.parse(r.result.finishedAt) > madeAt));
+}
+
 /** status.lastRun for a run: the runner's report when there is one, else what the Job shows. */
 export function lastRunOf(run: Run): LastRun {
   if (run.report) {
-    // A deadline turns the runner's Interrupted into TimedOut (jobResult): the status says so too.
-    const outcome = run.result?.outcome;
-    return outcome && outcome !== run.report.outcome ? { ...run.report, outcome } : run.report;
+    // A deadline turns the runner's Interrupted into TimedOut (jobResult), a deletion into
+    // Cancelled at the deletion: the status says so too.
+    const result = run.result;
+    if (!result || result.outcome === run.report.outcome) return run.report;
+    if (result.outcome !== 'Cancelled') return { ...run.report, outcome: result.outcome };
+    const durationSeconds = Math.max(0, (Date.parse(result.finishedAt) - Date.parse(run.report.startTime)) / 1000);
+    return { ...run.report, outcome: result.outcome, completionTime: result.finishedAt, durationSeconds, message: result.message };
   }
   const startTime = run.startedAt ?? run.createdAt;
   const lastRun: LastRun = { runId: run.id, trigger: run.trigger, attempt: run.attempt, startTime };
   if (run.result) {
     lastRun.completionTime = run.result.finishedAt;
-    lastRun.durationSeconds = Math.max(0, (Date.parse(run.result.finishedAt) - Date.parse(startTime)) / 1000);
+    // A run that never started has no duration (its time waiting is not one).
+    if (run.startedAt) lastRun.durationSeconds = Math.max(0, (Date.parse(run.result.finishedAt) - Date.parse(startTime)) / 1000);
     lastRun.outcome = run.result.outcome;
     lastRun.message = run.result.message.slice(0, 1024);
   }

@@ -114,7 +114,8 @@ describe('runs', () => {
   it("cancels a run whose Job is deleted before it finished: a retry stopped so is Cancelled, counted apart, and not tried again", async () => {
     await createTask('stoppable', {
       task: 'maintenance.fixture-behave',
-      params: { outcome: 'fail', sleepSeconds: 15, note: 'stoppable' },
+      // stopSeconds: its runner takes 8 s to stop once asked, longer than a run takes to be counted.
+      params: { outcome: 'fail', sleepSeconds: 15, stopSeconds: 8, note: 'stoppable' },
       retry: { maxRetries: 3, delaySeconds: 1, backoff: 'Fixed' },
     });
     await runNow('stoppable', 'go');

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { FOREGROUND_DELETION, planHousekeeping } from '../../operator/controller/housekeeping.ts';
+import { FOREGROUND_DELETION, RELEASE_UNCOUNTED_AFTER_MS, planHousekeeping } from '../../operator/controller/housekeeping.ts';
 import { runsOf } from '../../operator/controller/runs.ts';
 import { TASK_UID, makeJob, makePod } from './operator-controller-fixtures.ts';
 
@@ -42,6 +42,17 @@ describe('planHousekeeping', () => {
     expect(planHousekeeping(runs, TASK_UID, limits, DELETED, undefined, told('Interrupted')).release).toEqual([]);
     expect(planHousekeeping(runs, TASK_UID, limits, DELETED, undefined, told('Cancelled')).release.map((r) => r.id)).toEqual(['going']);
     expect(planHousekeeping(runs, TASK_UID, limits, DELETED, undefined, { ...told('Interrupted'), runId: 'another' }).release.map((r) => r.id)).toEqual(['going']);
+  });
+
+  it('lets a deleted Job go uncounted once RELEASE_UNCOUNTED_AFTER_MS have passed (a status that cannot be stored must not hold a slot for ever), not sooner, and not while its pods run', () => {
+    const limits = { successfulRuns: 1, failedRuns: 1 };
+    const job = makeJob('going', { deleting: true });
+    const stopped = runsOf([job], (j) => [makePod(j, { terminated: { exitCode: 143 } })], undefined);
+    const deleted = Date.parse('2026-11-28T12:00:00Z');
+    const at = (now: number, runs = stopped) => planHousekeeping(runs, TASK_UID, limits, COUNTED, undefined, undefined, now).release.map((r) => r.id);
+    expect(at(deleted + RELEASE_UNCOUNTED_AFTER_MS - 1)).toEqual([]);
+    expect(at(deleted + RELEASE_UNCOUNTED_AFTER_MS)).toEqual(['going']);
+    expect(at(deleted + RELEASE_UNCOUNTED_AFTER_MS, runsOf([job], (j) => [makePod(j)], undefined))).toEqual([]);
   });
 
   it('keeps the finalizer on finished Jobs nobody deletes', () => {

@@ -109,6 +109,23 @@ describe('jobResult: how a finished run ended', () => {
     // A Job that had finished keeps its outcome when its history limit deletes it.
     const finished = makeJob('run-1', { complete: '2026-11-28T09:00:00Z', deleting: true });
     expect(jobResult(finished, [], undefined)?.outcome).toBe('Succeeded');
+    // Marked Failed by the Job controller after the deletion (its pod stopped by it): still the deletion's.
+    expect(jobResult(makeJob('run-1', { deleting: true, failed: { at: '2026-11-28T12:00:07Z' } }), [], undefined)).toEqual(deleted);
+    expect(jobResult(makeJob('run-1', { deleting: true, failed: { at: '2026-11-28T12:00:00Z' } }), [], undefined)?.outcome).toBe('Failed');
+    // A report that ended after the deletion, or the Cancelled verdict read back from the status, moves nothing.
+    const late = JSON.parse(runnerReport('run-1', 'Failed', { completionTime: '2026-11-28T12:00:09Z' })) as LastRun;
+    expect(jobResult(running, [], late)).toEqual(deleted);
+    const readBack = { ...late, outcome: 'Cancelled' as const, completionTime: '2026-11-28T12:00:00Z' };
+    expect(jobResult(running, [], readBack)).toEqual(deleted);
+  });
+
+  it('keeps a cancelled run at its deletion time in lastRun, however late its runner reported, so it is counted once', () => {
+    const job = makeJob('run-1', { deleting: true });
+    const interrupted = JSON.parse(runnerReport('run-1', 'Interrupted', { startTime: '2026-11-28T11:59:00Z', completionTime: '2026-11-28T12:00:08Z' })) as LastRun;
+    const written = lastRunOf(runOf(job, [], interrupted));
+    expect(written).toMatchObject({ outcome: 'Cancelled', completionTime: '2026-11-28T12:00:00Z', durationSeconds: 60, message: 'its Job was deleted before the run finished' });
+    // Read back from the status on the next reconcile: the same.
+    expect(lastRunOf(runOf(job, [], written))).toEqual(written);
   });
 });
 
@@ -169,6 +186,19 @@ describe('status.lastRun', () => {
     const retry = makeJob('run-1-retry-2', { createdAt: '2026-11-28T09:05:10Z', suspended: true, deleting: true, trigger: 'Retry', attempt: 2 });
     const { lastRun } = newestRun(runsOf([failedRun, retry], () => [], undefined), undefined);
     expect(lastRun).toMatchObject({ runId: 'run-1-retry-2', trigger: 'Retry', attempt: 2, outcome: 'Cancelled', completionTime: '2026-11-28T12:00:00Z' });
+  });
+
+  it('does not let a cancelled run that never started outrank a run going when it was made, nor give it a duration', () => {
+    const going = makeJob('run-a', { createdAt: '2026-11-28T10:00:00Z' });
+    const waited = makeJob('run-s', { createdAt: '2026-11-28T11:00:00Z', suspended: true, deleting: true, trigger: 'Manual' });
+    expect(newestRun(runsOf([going, waited], () => [], undefined), undefined).run?.id).toBe('run-a');
+    // Run A ended after the waiting run was made: still A's.
+    const endedLater = makeJob('run-a', { createdAt: '2026-11-28T10:00:00Z', failed: { at: '2026-11-28T11:30:00Z' } });
+    expect(newestRun(runsOf([endedLater, waited], () => [], undefined), undefined).run?.id).toBe('run-a');
+    const endedBefore = makeJob('run-a', { createdAt: '2026-11-28T10:00:00Z', failed: { at: '2026-11-28T10:30:00Z' } });
+    const { lastRun } = newestRun(runsOf([endedBefore, waited], () => [], undefined), undefined);
+    expect(lastRun).toMatchObject({ runId: 'run-s', outcome: 'Cancelled' });
+    expect(lastRun).not.toHaveProperty('durationSeconds');
   });
 
   it('ignores queued Jobs: a run starts when it is admitted', () => {

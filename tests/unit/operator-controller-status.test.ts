@@ -65,6 +65,11 @@ describe('counters: folded once, kept when Jobs are gone', () => {
     expect(later.status.conditions?.find((c) => c.type === 'LastRunSucceeded')).toMatchObject({ status: 'False', reason: 'Cancelled' });
     expect(countedThrough(later.status)).toBe(Date.parse('2026-11-28T12:00:00Z'));
     expect(status([cancelled], later.status, {}, new Date('2026-11-28T12:01:00Z')).folded).toEqual([]);
+    // Its runner's late report, and the status read back, leave it counted once.
+    const report = { ...later.status.lastRun!, outcome: 'Interrupted' as const, completionTime: '2026-11-28T12:00:30Z' };
+    const reported = status([cancelled], { ...later.status, lastRun: report }, {}, new Date('2026-11-28T12:01:00Z'));
+    expect(reported.folded).toEqual([]);
+    expect(reported.status).toMatchObject({ cancelled: 1, lastRun: { outcome: 'Cancelled', completionTime: '2026-11-28T12:00:00Z' } });
     // No cancelled run yet: the member is not there at all.
     expect(status(jobs).status).not.toHaveProperty('cancelled');
   });
