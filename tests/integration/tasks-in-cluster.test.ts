@@ -422,7 +422,6 @@ const SCENARIOS: Record<string, Scenario> = {
       requests: 2,
       // No local change recorded: nothing retrieved or sent before the pull.
       pages_pushed: 0,
-      pushes_already_applied: 0,
       conflicts_resolved: 0,
       pushes_failed: 0,
     }),

@@ -163,7 +163,7 @@ describe(`${TASK}: local changes pushed to Notion`, () => {
     await record(uuid(1), title('Lacinato kale'));
     const exit = await run();
     expect(exit.code, exit.stdout).toBe(0);
-    expect(exit.result?.summary).toMatchObject({ pages_pushed: 1, conflicts_resolved: 0, pushes_failed: 0, pushes_already_applied: 0, requests: 3 });
+    expect(exit.result?.summary).toMatchObject({ pages_pushed: 1, conflicts_resolved: 0, pushes_failed: 0, requests: 3 });
     expect(exit.result?.message).toBe('synced the Notion pages of 1 user, pushed 1 local change');
     // Retrieved (to check for edits in Notion), updated, then the pull's search.
     expect(notion.requests.map((r) => `${r.method} ${r.path}`)).toEqual([`GET /v1/pages/${uuid(1)}`, `PATCH /v1/pages/${uuid(1)}`, 'POST /v1/search']);
@@ -341,15 +341,45 @@ describe(`${TASK}: local changes pushed to Notion`, () => {
     expect(await row(uuid(1))).toMatchObject({ title: 'Tuscan kale', conflict: { notion_changed: null, discarded: { side: 'local', properties: title('Local title') } }, ...cleared });
   });
 
-  it('settles a change Notion already holds (a push whose answer was lost) without sending it again', async () => {
+  it('a push whose answer was lost is no conflict: the change merged into it since is sent whole', async () => {
     await mirrored();
     await record(uuid(1), title('Lacinato kale'));
+    // pages.update applied, its answer lost: the change stays pending on its base, and the user adds to it.
     notion.edit(uuid(1), { properties: title('Lacinato kale') });
+    await record(uuid(1), { Price: { number: 3 } });
     const exit = await run();
     expect(exit.code, exit.stdout).toBe(0);
-    expect(exit.result?.summary).toMatchObject({ pages_pushed: 0, pushes_already_applied: 1, conflicts_resolved: 0 });
-    expect(notion.updates()).toEqual([]);
-    expect(await row(uuid(1))).toMatchObject({ title: 'Lacinato kale', last_edited_time: new Date(fake(uuid(1)).lastEdited), conflict: null, ...cleared });
+    expect(exit.result?.summary).toMatchObject({ pages_pushed: 1, conflicts_resolved: 0 });
+    expect(notion.updates()).toEqual([{ page: uuid(1), body: { properties: { ...title('Lacinato kale'), Price: { number: 3 } } } }]);
+    const stored = await row(uuid(1));
+    expect(stored).toMatchObject({ title: 'Lacinato kale', last_edited_time: new Date(fake(uuid(1)).lastEdited), conflict: null, ...cleared });
+    expect(stored.properties.Price!.number).toBe(3);
+  });
+
+  it('sends a change Notion holds only in the keys the request names: bold taken off a title by sending it plain', async () => {
+    notion.pages.push({ id: uuid(1), title: 'Tuscan kale', lastEdited: minutesAgo(30) });
+    notion.edit(uuid(1), { properties: { Name: { title: [{ text: { content: 'Tuscan kale' }, annotations: { bold: true } }] } } }, minutesAgo(30));
+    expect((await run()).code).toBe(0);
+    await record(uuid(1), title('Tuscan kale'));
+    notion.requests.length = 0;
+    const exit = await run();
+    expect(exit.code, exit.stdout).toBe(0);
+    expect(exit.result?.summary).toMatchObject({ pages_pushed: 1, conflicts_resolved: 0 });
+    expect(notion.updates()).toEqual([{ page: uuid(1), body: { properties: title('Tuscan kale') } }]);
+    const name = (await row(uuid(1))).properties.Name as unknown as { title: { annotations: { bold: boolean } }[] };
+    expect(name.title[0]!.annotations.bold).toBe(false);
+  });
+
+  it("a change to a files property is no conflict with the signed url Notion gives a hosted file anew on each read", async () => {
+    const photo = { id: 'f%7Cx', type: 'files', files: [{ name: 'kale.jpg', type: 'file', file: { url: 'https://prod-files-secure.s3.us-west-2.amazonaws.com/a/b/kale.jpg', expiry_time: minutesAgo(0) } }] };
+    notion.pages.push({ id: uuid(1), title: 'Tuscan kale', lastEdited: minutesAgo(30), properties: { Photo: photo } });
+    expect((await run()).code).toBe(0);
+    const chard = { Photo: { files: [{ name: 'chard.jpg', type: 'external', external: { url: 'https://example.org/chard.jpg' } }] } };
+    await record(uuid(1), chard);
+    const exit = await run();
+    expect(exit.code, exit.stdout).toBe(0);
+    expect(exit.result?.summary).toMatchObject({ pages_pushed: 1, conflicts_resolved: 0 });
+    expect((await row(uuid(1))).properties.Photo).toEqual({ id: 'f%7Cx', type: 'files', ...chard.Photo });
   });
 
   it('fails the connection, naming the page, when Notion fails past the retries; the change stays for the next run', async () => {

@@ -2,7 +2,8 @@
 // (fixtures/tasks/notion-page.json): search, sorted by last_edited_time, paginated with start_cursor /
 // has_more / next_cursor; retrieve a page; update one as Notion does (only the properties named
 // change, a title is replaced whole, in_trash / archived, last_edited_time moves to the current
-// minute, a trashed page's properties are not edited); errors as Notion words them (object_not_found,
+// minute, a trashed page's properties are not edited; a file Notion hosts has a url signed anew
+// on each read); errors as Notion words them (object_not_found,
 // validation_error). 429s with Retry-After can be scripted in front.
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -48,7 +49,19 @@ export function pageObject(page: FakePage): object {
   body.properties.Name.title[0]!.text.content = page.title;
   body.properties.Name.title[0]!.plain_text = page.title;
   Object.assign(body.properties, structuredClone(page.properties ?? {}));
+  for (const property of Object.values(body.properties as Record<string, PropertyValue>)) {
+    if (property.type === 'files') property.files = (property.files as FileItem[]).map(signed);
+  }
   return body;
+}
+
+type FileItem = { name: string; type: 'file' | 'external'; file?: { url: string; expiry_time: string }; external?: { url: string } };
+
+/** A file Notion hosts, as each response gives it: a url signed anew, valid for an hour. */
+function signed(item: FileItem): FileItem {
+  if (item.type !== 'file' || !item.file) return item;
+  const url = `${item.file.url.split('?')[0]}?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Signature=${randomUUID().replaceAll('-', '')}`;
+  return { ...item, file: { url, expiry_time: new Date(Date.now() + 3_600_000).toISOString() } };
 }
 
 const error = (status: number, code: string, message: string): FakeResponse => ({ status, body: { object: 'error', status, code, message, request_id: randomUUID() } });
@@ -98,6 +111,12 @@ function updatedProperty(current: Record<string, PropertyValue>, key: string, va
       const known = property.multi_select as { id: string; name: string; color: string }[];
       const options = given.map((o: { id?: string; name?: string }) => known.find((k) => k.id === o.id || k.name === o.name) ?? { id: randomUUID().slice(0, 4), name: String(o.name), color: 'default' });
       return [name, { id: property.id, type: 'multi_select', multi_select: options }];
+    }
+    case 'files': {
+      // External files only: a file Notion hosts is uploaded through the file upload API.
+      const external = (f: { name?: unknown; type?: unknown; external?: { url?: unknown } }) => typeof f?.name === 'string' && f.type === 'external' && typeof f.external?.url === 'string';
+      if (!Array.isArray(given) || !given.every(external)) throw new Refused(invalid(`${name} is expected to be files.`));
+      return [name, { id: property.id, type: 'files', files: given.map((f: FileItem) => ({ name: f.name, type: 'external', external: { url: f.external!.url } })) }];
     }
     default:
       throw new Refused(invalid(`${name} is expected to be ${property.type}.`));

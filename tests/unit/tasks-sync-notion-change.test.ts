@@ -3,7 +3,7 @@
 // when it does not, equal minutes counting as unchanged), the request it sends, and what the
 // row's pending columns become, also when the change was written again during its push.
 import { describe, expect, it } from 'vitest';
-import { changedInNotion, decidePush, holdsChange, sameJson, settledColumns, updateRequest, type LocalChange, type PendingColumns, type StoredPage } from '../../task-runner/tasks/sync/notion-change.ts';
+import { changedInNotion, decidePush, sameJson, settledColumns, updateRequest, type LocalChange, type PendingColumns, type StoredPage } from '../../task-runner/tasks/sync/notion-change.ts';
 import type { NotionPage } from '../../task-runner/tasks/sync/notion-page-row.ts';
 import { pageObject, type FakePage } from '../support/fake-notion.ts';
 
@@ -18,6 +18,14 @@ const price = (n: number) => ({ Price: { id: 'BJXS', type: 'number', number: n }
 /** The row's copy of `p`. */
 const storedOf = (p: NotionPage): StoredPage => ({ properties: p.properties ?? {}, archived: p.in_trash === true, lastEditedTime: new Date(p.last_edited_time) });
 const title = (text: string) => ({ Name: { title: [{ text: { content: text } }] } });
+/** A plain text item as Notion returns it. */
+const plain = (text: string) => ({
+  type: 'text',
+  text: { content: text, link: null },
+  annotations: { bold: false, italic: false, strikethrough: false, underline: false, code: false, color: 'default' },
+  plain_text: text,
+  href: null,
+});
 const change = (over: Partial<LocalChange> = {}): LocalChange => ({
   properties: title('Lacinato kale'),
   archived: null,
@@ -62,9 +70,20 @@ describe('decidePush', () => {
     expect(decidePush(change(), page({ title: 'Remote title' }), stored, 'notion-wins', NOW)).toMatchObject({ action: 'keep-notion', conflict: { notion_changed: ['Name'] } });
   });
 
-  it('takes a change Notion holds already as done, whatever the times (a lost answer, the same edit made there)', () => {
-    expect(decidePush(change(), page({ lastEdited: LATER, title: 'Lacinato kale' }), stored, 'notion-wins', NOW)).toEqual({ action: 'already-applied' });
-    expect(decidePush(change({ properties: {} }), page(), stored, 'notion-wins', NOW)).toEqual({ action: 'already-applied' });
+  it('sends a change whose values Notion holds already in part (a push whose answer was lost, then one more edit merged in), no conflict', () => {
+    const merged = change({ properties: { ...title('Lacinato kale'), Price: { number: 3 } } });
+    expect(decidePush(merged, page({ lastEdited: LATER, title: 'Lacinato kale' }), stored, 'notion-wins', NOW)).toEqual({ action: 'send', conflict: null });
+  });
+
+  it('sends a change Notion seems to hold but for what the request leaves out: bold dropped from a title, the end of a date range', () => {
+    const bold = page({ properties: { Name: { id: 'title', type: 'title', title: [{ ...plain('Lacinato kale'), annotations: { ...plain('').annotations, bold: true } }] } } });
+    expect(decidePush(change(), bold, storedOf(bold), 'notion-wins', NOW)).toEqual({ action: 'send', conflict: null });
+    const range = page({ properties: { When: { id: 'a%3Db', type: 'date', date: { start: '2027-03-02', end: '2027-03-05', time_zone: null } } } });
+    expect(decidePush(change({ properties: { When: { date: { start: '2027-03-02' } } } }), range, storedOf(range), 'notion-wins', NOW)).toEqual({ action: 'send', conflict: null });
+  });
+
+  it('clears a change that sets nothing without a request', () => {
+    expect(decidePush(change({ properties: {} }), page(), stored, 'notion-wins', NOW)).toEqual({ action: 'nothing-to-send' });
   });
 });
 
@@ -87,19 +106,23 @@ describe('changedInNotion', () => {
     expect(changedInNotion(change(), page({ lastEdited: LATER }), trashed)).toEqual([]);
     expect(changedInNotion(change({ properties: {}, archived: true }), page({ lastEdited: LATER }), trashed)).toEqual(['in_trash']);
   });
-});
 
-describe('holdsChange', () => {
-  it('matches what the request sets, not what Notion fills in (ids, plain_text, annotations)', () => {
-    expect(holdsChange(page({ title: 'Lacinato kale' }), change())).toBe(true);
-    expect(holdsChange(page({ title: 'Lacinato kale!' }), change())).toBe(false);
-    expect(holdsChange(page({ properties: price(3) }), change({ properties: { Price: { number: 3 } } }))).toBe(true);
-    expect(holdsChange(page(), change({ properties: { Nme: { title: [] } } }))).toBe(false);
+  it('leaves out what Notion changed to exactly the value the change sets, not what matches only in the keys the request names', () => {
+    const stored = storedOf(page());
+    expect(changedInNotion(change(), page({ lastEdited: LATER, title: 'Lacinato kale' }), stored)).toEqual([]);
+    expect(changedInNotion(change({ properties: price(3) }), page({ lastEdited: LATER, properties: price(3) }), stored)).toEqual([]);
+    const bold = page({ lastEdited: LATER, properties: { Name: { id: 'title', type: 'title', title: [{ ...plain('Lacinato kale'), annotations: { ...plain('').annotations, bold: true } }] } } });
+    expect(changedInNotion(change(), bold, stored)).toEqual(['Name']);
+    expect(changedInNotion(change({ properties: {}, archived: true }), page({ lastEdited: LATER, archived: true }), stored)).toEqual([]);
   });
 
-  it('needs the trash state the change sets', () => {
-    expect(holdsChange(page(), change({ properties: {}, archived: true }))).toBe(false);
-    expect(holdsChange(page({ archived: true }), change({ properties: {}, archived: true }))).toBe(true);
+  it("ignores what Notion changes on every read: a hosted file's signed url and expiry_time", () => {
+    const files = { Photo: { id: 'f%7Cx', type: 'files', files: [{ name: 'kale.jpg', type: 'file', file: { url: 'https://prod-files-secure.s3.us-west-2.amazonaws.com/a/b/kale.jpg', expiry_time: BASE } }] } };
+    const stored = storedOf(page({ properties: files }));
+    const next = change({ properties: { Photo: { files: [{ name: 'chard.jpg', type: 'external', external: { url: 'https://example.org/chard.jpg' } }] } } });
+    expect(changedInNotion(next, page({ properties: files }), stored)).toEqual([]);
+    const replaced = { Photo: { ...files.Photo, files: [{ ...files.Photo.files[0]!, file: { ...files.Photo.files[0]!.file, url: 'https://prod-files-secure.s3.us-west-2.amazonaws.com/a/c/other.jpg' } }] } };
+    expect(changedInNotion(next, page({ lastEdited: LATER, properties: replaced }), stored)).toEqual(['Photo']);
   });
 });
 
@@ -136,7 +159,7 @@ describe('settledColumns', () => {
   it('keeps a change written during the push, refused or not', () => {
     const rewritten = change({ since: new Date('2027-03-01T10:31:00.000Z'), properties: { ...title('Lacinato kale'), ...{ Price: { number: 3 } } } });
     expect(settledColumns(columns(rewritten), handled, { kind: 'refused', error: 'x' })).toEqual(columns(rewritten));
-    expect(settledColumns(columns(rewritten), handled, { kind: 'already-applied' })).toEqual(columns(rewritten));
+    expect(settledColumns(columns(rewritten), handled, { kind: 'nothing-to-send' })).toEqual(columns(rewritten));
   });
 
   it('rebases a change written during the push onto the pushed version when the push was the only change in between to what it sets', () => {

@@ -1,8 +1,8 @@
 /**
  * A local change to a Notion page (the pending_* columns of its notion_pages row, migration 0016)
- * and what sync.notion-pages decides about it, without I/O: whether Notion holds it already,
- * whether Notion changed what it sets since the version it was made on, the pages.update request,
- * the conflict it leaves on the row, and what becomes of the row's pending columns.
+ * and what sync.notion-pages decides about it, without I/O: whether Notion changed what it sets
+ * since the version it was made on, the pages.update request, the conflict it leaves on the row,
+ * and what becomes of the row's pending columns.
  */
 import type { UpdatePageParameters } from '@notionhq/client';
 import { pageRow, type NotionPage } from './notion-page-row.ts';
@@ -47,8 +47,8 @@ export interface ConflictRecord {
 }
 
 export type PushDecision =
-  /** Notion holds every value of the change (a push whose answer was lost, the same edit made there): nothing to send. */
-  | { action: 'already-applied' }
+  /** The change sets nothing (no property, no trash state): cleared without a request. */
+  | { action: 'nothing-to-send' }
   /** Send it; with a conflict under local-wins. */
   | { action: 'send'; conflict: ConflictRecord | null }
   /** A conflict under notion-wins: Notion's version stays, the change is discarded. */
@@ -60,7 +60,7 @@ export type PushDecision =
  * status and its date), and the record keeps what was discarded for the application to offer again.
  */
 export function decidePush(change: LocalChange, page: NotionPage, stored: StoredPage, policy: ConflictPolicy, now: Date): PushDecision {
-  if (holdsChange(page, change)) return { action: 'already-applied' };
+  if (Object.keys(change.properties).length === 0 && change.archived === null) return { action: 'nothing-to-send' };
   const changed = changedInNotion(change, page, stored);
   if (changed !== null && changed.length === 0) return { action: 'send', conflict: null };
   const notion = pageRow(page);
@@ -104,21 +104,16 @@ export function decidePush(change: LocalChange, page: NotionPage, stored: Stored
 export function changedInNotion(change: LocalChange, page: NotionPage, stored: StoredPage): string[] | null {
   const notion = pageRow(page);
   if (stored.lastEditedTime.getTime() !== change.base.getTime()) return notion.lastEditedTime > change.base ? null : [];
-  const changed = Object.keys(change.properties).filter((key) => !sameJson(propertyValue(notion.properties, key), propertyValue(stored.properties, key)));
+  // A value Notion holds already is no conflict, whoever wrote it (a push whose answer was lost,
+  // the same edit made there): sending it again changes nothing.
+  const changed = Object.keys(change.properties).filter((key) => {
+    const value = propertyValue(notion.properties, key);
+    return !sameJson(value, propertyValue(stored.properties, key)) && !holdsExactly(value, change.properties[key]);
+  });
   // Trashed in Notion is Notion's say on the page even when the change does not touch the trash
   // state; taken out of the trash there matters only to a change that moves the page itself.
-  if (notion.archived !== stored.archived && (change.archived !== null || notion.archived)) changed.push('in_trash');
+  if (notion.archived !== stored.archived && (change.archived !== null || notion.archived) && notion.archived !== change.archived) changed.push('in_trash');
   return changed;
-}
-
-/** Whether Notion's page has every value the change sets. */
-export function holdsChange(page: NotionPage, change: LocalChange): boolean {
-  const notion = pageRow(page);
-  if (change.archived !== null && notion.archived !== change.archived) return false;
-  return Object.entries(change.properties).every(([key, value]) => {
-    const held = propertyValue(notion.properties, key);
-    return held !== undefined && holds(held, value);
-  });
 }
 
 /** The pages.update request of the change. */
@@ -141,7 +136,7 @@ export interface PendingColumns {
 export type PushOutcome =
   /** Sent: `page` is Notion's answer, `before` the row's copy the change was checked against. */
   | { kind: 'pushed'; page: NotionPage; before: StoredPage; conflict: ConflictRecord | null }
-  | { kind: 'already-applied' }
+  | { kind: 'nothing-to-send' }
   | { kind: 'kept-notion'; conflict: ConflictRecord }
   | { kind: 'refused'; error: string };
 
@@ -182,21 +177,63 @@ function propertyValue(properties: Record<string, unknown>, key: string): unknow
   return Object.values(properties).find((p) => isObject(p) && (p.id === key || p.id === encodeURIComponent(key)));
 }
 
+// What Notion fills into a value it returns whatever the request said: ids, the type, the plain
+// text and link of rich text, an option's colour, an object's kind.
+const NOTION_FILLED: ReadonlySet<string> = new Set(['id', 'type', 'plain_text', 'href', 'color', 'object']);
+
 /**
- * Whether a value of a Notion response holds what a request value sets: every key the request
- * names has the value it gives, nested, and lists match item by item. What a request leaves out is
- * Notion's to fill in (ids, colours, plain_text, href, the annotations of a plain text), so it is
- * not compared: a title sent as plain text is held by the same text in bold.
+ * Whether a value of a Notion response is exactly what a request value sets: every key the request
+ * names has the value it gives, nested, lists match item by item, and what the request leaves out
+ * is Notion's own (NOTION_FILLED) or blank (null, false, 'default', empty), as pages.update writes
+ * what is left out. So a bold title does not hold the same text sent plain, nor a date range its
+ * start sent alone. Unsure means no: the caller then takes the value for one changed in Notion.
  */
-function holds(response: unknown, request: unknown): boolean {
-  if (Array.isArray(request)) return Array.isArray(response) && response.length === request.length && request.every((item, i) => holds(response[i], item));
-  if (isObject(request)) return isObject(response) && Object.entries(request).every(([key, value]) => holds(response[key], value));
+function holdsExactly(response: unknown, request: unknown): boolean {
+  return holdsAsSent(withoutVolatile(response), withoutVolatile(request));
+}
+
+function holdsAsSent(response: unknown, request: unknown): boolean {
+  if (Array.isArray(request)) return Array.isArray(response) && response.length === request.length && request.every((item, i) => holdsAsSent(response[i], item));
+  if (isObject(request)) {
+    return (
+      isObject(response) &&
+      Object.entries(request).every(([key, value]) => holdsAsSent(response[key], value)) &&
+      Object.entries(response).every(([key, value]) => Object.hasOwn(request, key) || NOTION_FILLED.has(key) || blank(value))
+    );
+  }
   return response === request;
 }
 
-/** Equal JSON values, whatever the order of their keys (jsonb reorders them). */
+function blank(value: unknown): boolean {
+  if (Array.isArray(value)) return value.length === 0;
+  if (isObject(value)) return Object.values(value).every(blank);
+  return value === null || value === false || value === 'default';
+}
+
+/** Equal JSON values, whatever the order of their keys (jsonb reorders them), volatile parts aside (withoutVolatile). */
 export function sameJson(a: unknown, b: unknown): boolean {
-  return holds(a, b) && holds(b, a);
+  return equalJson(withoutVolatile(a), withoutVolatile(b));
+}
+
+function equalJson(a: unknown, b: unknown): boolean {
+  if (Array.isArray(a)) return Array.isArray(b) && a.length === b.length && a.every((item, i) => equalJson(item, b[i]));
+  if (isObject(a)) return isObject(b) && Object.keys(a).length === Object.keys(b).length && Object.entries(a).every(([key, value]) => Object.hasOwn(b, key) && equalJson(value, b[key]));
+  return a === b;
+}
+
+/**
+ * The value without what Notion changes on every read: a file it hosts comes with a signed,
+ * temporary url (its query string) and that url's expiry_time, new in each response.
+ */
+export function withoutVolatile(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(withoutVolatile);
+  if (!isObject(value)) return value;
+  const hosted = typeof value.url === 'string' && 'expiry_time' in value;
+  return Object.fromEntries(
+    Object.entries(value)
+      .filter(([key]) => !(hosted && key === 'expiry_time'))
+      .map(([key, item]) => [key, hosted && key === 'url' ? (item as string).split('?')[0] : withoutVolatile(item)]),
+  );
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {

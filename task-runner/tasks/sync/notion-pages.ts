@@ -56,7 +56,7 @@ export default defineTask({
     const { rows: connections } = await ctx.db.query<Connection>(
       'SELECT user_id, token_variable, high_water_mark FROM notion_connections WHERE enabled ORDER BY user_id',
     );
-    for (const key of ['pages_synced', 'pages_archived', 'requests', 'connections_failed', 'pages_pushed', 'pushes_already_applied', 'conflicts_resolved', 'pushes_failed']) {
+    for (const key of ['pages_synced', 'pages_archived', 'requests', 'connections_failed', 'pages_pushed', 'conflicts_resolved', 'pushes_failed']) {
       ctx.count(key, 0);
     }
     ctx.set('connections', connections.length);

@@ -116,10 +116,9 @@ async function pushChange(
   const current = fullPage(await notion.pages.retrieve({ page_id: page }));
   ctx.count('requests');
   const decision = decidePush(change, current, stored, policy, ctx.clock.now());
-  if (decision.action === 'already-applied') {
-    if (!ctx.dryRun) await settle(ctx, user, page, change, { kind: 'already-applied' }, current);
-    ctx.count('pushes_already_applied');
-    ctx.log.info({ user, page }, 'local change already in Notion; nothing sent');
+  if (decision.action === 'nothing-to-send') {
+    if (!ctx.dryRun) await settle(ctx, user, page, change, { kind: 'nothing-to-send' }, current);
+    ctx.log.info({ user, page }, 'local change sets nothing; cleared without a request');
     return { pushed: false, conflict: false };
   }
   if (decision.action === 'send' && !ctx.dryRun) {
