@@ -112,11 +112,11 @@ describe(TASK, () => {
   });
 });
 
-// The application's side of migration 0016, as its comment gives it: a change merged into the
-// pending one, based on the version the row holds (what the user saw).
+// The application's side of migrations 0016 and 0018, as their comments give it: a change merged
+// into the pending one, based on $5 ($seen: the row's last_edited_time as the user's view read it).
 const RECORD_CHANGE = `
   UPDATE notion_pages SET pending_properties = coalesce(pending_properties, '{}') || $3::jsonb,
-    pending_archived = coalesce($4, pending_archived), pending_base = coalesce(pending_base, last_edited_time),
+    pending_archived = coalesce($4, pending_archived), pending_base = coalesce(pending_base, $5),
     pending_since = now(), push_error = NULL
   WHERE user_id = $1 AND notion_page_id = $2`;
 
@@ -125,8 +125,9 @@ describe(`${TASK}: local changes pushed to Notion`, () => {
   const minutesAgo = (n: number) => new Date((Math.floor(Date.now() / 60_000) - n) * 60_000).toISOString();
   const title = (text: string) => ({ Name: { title: [{ text: { content: text } }] } });
   const fake = (id: string) => notion.pages.find((p) => p.id === id)!;
-  async function record(page: string, properties: object, archived: boolean | null = null): Promise<void> {
-    const { rowCount } = await db.query(RECORD_CHANGE, [ada, page, JSON.stringify(properties), archived]);
+  /** A change the user saves from a view that read the row at `seen` (default: a view read now). */
+  async function record(page: string, properties: object, archived: boolean | null = null, seen?: Date): Promise<void> {
+    const { rowCount } = await db.query(RECORD_CHANGE, [ada, page, JSON.stringify(properties), archived, seen ?? (await row(page)).last_edited_time]);
     expect(rowCount).toBe(1);
   }
   async function row(page: string) {
@@ -190,6 +191,35 @@ describe(`${TASK}: local changes pushed to Notion`, () => {
     const idle = await run();
     expect(idle.result?.summary).toMatchObject({ pages_pushed: 0, requests: 1 });
     expect(notion.requests.map((r) => r.method)).toEqual(['POST']);
+  });
+
+  it('a change saved from a view older than the push is no conflict with that push: the view showed the pushed change pending', async () => {
+    await mirrored();
+    const seen = (await row(uuid(1))).last_edited_time;
+    await record(uuid(1), title('Lacinato kale'), null, seen);
+    expect((await run()).code).toBe(0);
+    expect((await row(uuid(1))).last_edited_time).not.toEqual(seen); // the push's answer: a later minute
+    // Saved from the same view, which read the row before the push.
+    await record(uuid(1), { Price: { number: 3 } }, null, seen);
+    const exit = await run();
+    expect(exit.code, exit.stdout).toBe(0);
+    expect(exit.result?.summary).toMatchObject({ pages_pushed: 1, conflicts_resolved: 0 });
+    const stored = await row(uuid(1));
+    expect(stored).toMatchObject({ title: 'Lacinato kale', conflict: null, ...cleared });
+    expect(stored.properties.Price!.number).toBe(3);
+  });
+
+  it('a change saved from a view older than the push still meets an edit in Notion made before the push, which that view did not show', async () => {
+    await mirrored();
+    const seen = (await row(uuid(1))).last_edited_time;
+    await record(uuid(1), title('Lacinato kale'), null, seen);
+    notion.edit(uuid(1), { properties: { Price: { number: 4 } } });
+    expect((await run()).result?.summary).toMatchObject({ pages_pushed: 1, conflicts_resolved: 0 });
+    await record(uuid(1), { Price: { number: 3 } }, null, seen);
+    const exit = await run();
+    expect(exit.result?.summary).toMatchObject({ pages_pushed: 0, conflicts_resolved: 1 });
+    expect(fake(uuid(1)).properties!.Price!.number).toBe(4);
+    expect((await row(uuid(1))).conflict).toMatchObject({ notion_changed: ['Price'], discarded: { side: 'local', properties: { Price: { number: 3 } } } });
   });
 
   it("stores Notion's answer with the push itself: with the pull failing after it, the next change still meets no conflict with that write", async () => {

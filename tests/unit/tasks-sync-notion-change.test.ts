@@ -3,7 +3,7 @@
 // when it does not, equal minutes counting as unchanged), the request it sends, and what the
 // row's pending columns become, also when the change was written again during its push.
 import { describe, expect, it } from 'vitest';
-import { changedInNotion, decidePush, sameJson, settledColumns, updateRequest, type LocalChange, type PendingColumns, type StoredPage } from '../../task-runner/tasks/sync/notion-change.ts';
+import { changedInNotion, decidePush, pushRecord, sameJson, settledColumns, updateRequest, type LastPush, type LocalChange, type PendingColumns, type StoredPage } from '../../task-runner/tasks/sync/notion-change.ts';
 import type { NotionPage } from '../../task-runner/tasks/sync/notion-page-row.ts';
 import { pageObject, type FakePage } from '../support/fake-notion.ts';
 
@@ -16,7 +16,12 @@ const NOW = new Date('2027-03-01T11:00:00.000Z');
 const page = (over: Partial<FakePage> = {}): NotionPage => pageObject({ id: ID, title: 'Tuscan kale', lastEdited: BASE, ...over }) as NotionPage;
 const price = (n: number) => ({ Price: { id: 'BJXS', type: 'number', number: n } });
 /** The row's copy of `p`. */
-const storedOf = (p: NotionPage): StoredPage => ({ properties: p.properties ?? {}, archived: p.in_trash === true, lastEditedTime: new Date(p.last_edited_time) });
+const storedOf = (p: NotionPage, lastPush: LastPush | null = null): StoredPage => ({
+  properties: p.properties ?? {},
+  archived: p.in_trash === true,
+  lastEditedTime: new Date(p.last_edited_time),
+  lastPush,
+});
 const title = (text: string) => ({ Name: { title: [{ text: { content: text } }] } });
 /** A plain text item as Notion returns it. */
 const plain = (text: string) => ({
@@ -156,23 +161,39 @@ describe('settledColumns', () => {
     });
   });
 
-  it('keeps a change written during the push, refused or not', () => {
+  it('keeps a change written during the push on its base, pushed, refused or not', () => {
     const rewritten = change({ since: new Date('2027-03-01T10:31:00.000Z'), properties: { ...title('Lacinato kale'), ...{ Price: { number: 3 } } } });
     expect(settledColumns(columns(rewritten), handled, { kind: 'refused', error: 'x' })).toEqual(columns(rewritten));
     expect(settledColumns(columns(rewritten), handled, { kind: 'nothing-to-send' })).toEqual(columns(rewritten));
+    expect(settledColumns(columns(rewritten), handled, pushed)).toEqual(columns(rewritten));
+  });
+});
+
+describe('a change made in a view from before the last push ($seen: the version that push was sent from)', () => {
+  const before = storedOf(page());
+  const answer = page({ lastEdited: LATER, title: 'Lacinato kale' });
+  /** The row after pushing change() from `before`: Notion's answer, and the push's record. */
+  const pushedRow = (notionAnswer: NotionPage = answer) => storedOf(notionAnswer, pushRecord(change(), before, notionAnswer));
+  const next = change({ properties: price(3), since: new Date('2027-03-01T10:40:00.000Z') });
+
+  it('records what Notion changed between the version sent from and its answer, apart from what the push set', () => {
+    expect(pushRecord(change(), before, answer)).toEqual({ from: new Date(BASE), as: new Date(LATER), notionChanged: [] });
+    expect(pushRecord(change(), before, page({ lastEdited: LATER, title: 'Lacinato kale', properties: price(4), archived: true })).notionChanged).toEqual(['Price', 'BJXS', 'in_trash']);
   });
 
-  it('rebases a change written during the push onto the pushed version when the push was the only change in between to what it sets', () => {
-    const rewritten = change({ since: new Date('2027-03-01T10:31:00.000Z'), properties: { ...title('Cavolo nero'), Price: { number: 3 } } });
-    expect(settledColumns(columns(rewritten), handled, pushed)).toEqual(columns({ ...rewritten, base: new Date(LATER) }));
+  it("counts as made on the push's answer: the task's own write is no edit in Notion", () => {
+    expect(decidePush(next, answer, pushedRow(), 'notion-wins', NOW)).toEqual({ action: 'send', conflict: null });
   });
 
-  it('does not rebase it when Notion changed another property it sets meanwhile, or it has another base', () => {
-    const rewritten = change({ since: new Date('2027-03-01T10:31:00.000Z'), properties: { ...title('Lacinato kale'), Price: { number: 3 } } });
-    const alsoPrice = { ...pushed, page: page({ lastEdited: LATER, title: 'Lacinato kale', properties: price(4) }) };
-    expect(settledColumns(columns(rewritten), handled, alsoPrice)).toEqual(columns(rewritten));
-    const otherBase = { ...rewritten, base: new Date('2027-03-01T09:00:00.000Z') };
-    expect(settledColumns(columns(otherBase), handled, pushed)).toEqual(columns(otherBase));
+  it('still counts what Notion changed before the push (which that view did not show), and an edit after it', () => {
+    const priceToo = page({ lastEdited: LATER, title: 'Lacinato kale', properties: price(4) });
+    expect(changedInNotion(next, priceToo, pushedRow(priceToo))).toEqual(['Price']);
+    expect(changedInNotion(next, page({ lastEdited: LATER, title: 'Lacinato kale', properties: price(5) }), pushedRow())).toEqual(['Price']);
+  });
+
+  it('once the row holds a newer version than the answer, has only the times', () => {
+    const pulled = { ...storedOf(page({ lastEdited: '2027-03-01T10:09:00.000Z' })), lastPush: pushedRow().lastPush };
+    expect(changedInNotion(next, page({ lastEdited: '2027-03-01T10:09:00.000Z' }), pulled)).toBeNull();
   });
 });
 

@@ -1,5 +1,5 @@
 /**
- * A local change to a Notion page (the pending_* columns of its notion_pages row, migration 0016)
+ * A local change to a Notion page (the pending_* columns of its notion_pages row, migrations 0016, 0018)
  * and what sync.notion-pages decides about it, without I/O: whether Notion changed what it sets
  * since the version it was made on, the pages.update request, the conflict it leaves on the row,
  * and what becomes of the row's pending columns.
@@ -26,6 +26,18 @@ export interface StoredPage {
   properties: Record<string, unknown>;
   archived: boolean;
   lastEditedTime: Date;
+  /** The row's last push (its pushed_* columns, migration 0018); null: none recorded. */
+  lastPush: LastPush | null;
+}
+
+/** The row's last push: the version it was sent from, Notion's answer, and what Notion changed in between. */
+export interface LastPush {
+  /** last_edited_time of the row's copy the push was sent from: the $seen of a view made before it. */
+  from: Date;
+  /** last_edited_time of Notion's answer, stored as the row's copy. */
+  as: Date;
+  /** The properties (names and ids) Notion changed between the two apart from the push itself; `in_trash`: the trash state. */
+  notionChanged: string[];
 }
 
 /** notion_pages.conflict: the last conflict settled, what it discarded and why. */
@@ -103,17 +115,54 @@ export function decidePush(change: LocalChange, page: NotionPage, stored: Stored
  */
 export function changedInNotion(change: LocalChange, page: NotionPage, stored: StoredPage): string[] | null {
   const notion = pageRow(page);
-  if (stored.lastEditedTime.getTime() !== change.base.getTime()) return notion.lastEditedTime > change.base ? null : [];
+  const { base, alsoChanged } = versionSeen(change, stored);
+  if (stored.lastEditedTime.getTime() !== base.getTime()) return notion.lastEditedTime > base ? null : [];
   // A value Notion holds already is no conflict, whoever wrote it (a push whose answer was lost,
   // the same edit made there): sending it again changes nothing.
   const changed = Object.keys(change.properties).filter((key) => {
     const value = propertyValue(notion.properties, key);
-    return !sameJson(value, propertyValue(stored.properties, key)) && !holdsExactly(value, change.properties[key]);
+    return (alsoChanged.includes(key) || !sameJson(value, propertyValue(stored.properties, key))) && !holdsExactly(value, change.properties[key]);
   });
   // Trashed in Notion is Notion's say on the page even when the change does not touch the trash
   // state; taken out of the trash there matters only to a change that moves the page itself.
-  if (notion.archived !== stored.archived && (change.archived !== null || notion.archived) && notion.archived !== change.archived) changed.push('in_trash');
+  const trashMoved = notion.archived !== stored.archived || alsoChanged.includes('in_trash');
+  if (trashMoved && (change.archived !== null || notion.archived) && notion.archived !== change.archived) changed.push('in_trash');
   return changed;
+}
+
+/**
+ * The version the change was made on, as the row can tell it, and what Notion changed since that
+ * the row's copy does not show. A change based on the version the row's last push was sent from,
+ * on a row still holding that push's answer, was made in a view showing the pushed change pending
+ * over that version (the $seen contract, migration 0018): it counts as made on the answer, but for
+ * what Notion changed between the two, which that view did not show.
+ */
+function versionSeen(change: LocalChange, stored: StoredPage): { base: Date; alsoChanged: readonly string[] } {
+  const push = stored.lastPush;
+  if (push && push.from.getTime() === change.base.getTime() && push.as.getTime() === stored.lastEditedTime.getTime()) {
+    return { base: push.as, alsoChanged: push.notionChanged };
+  }
+  return { base: change.base, alsoChanged: [] };
+}
+
+/**
+ * The record of a push sent from the row's copy `before`, answered with `answer`: what Notion
+ * changed between the two apart from what the push set, by each property's name and id.
+ */
+export function pushRecord(pushed: LocalChange, before: StoredPage, answer: NotionPage): LastPush {
+  const after = pageRow(answer);
+  const pushedKeys = Object.keys(pushed.properties);
+  const notionChanged = Object.entries(after.properties)
+    .filter(([name, value]) => !propertyKeys(name, value).some((key) => pushedKeys.includes(key)) && !sameJson(value, before.properties[name]))
+    .flatMap(([name, value]) => propertyKeys(name, value));
+  if (pushed.archived === null && after.archived !== before.archived) notionChanged.push('in_trash');
+  return { from: before.lastEditedTime, as: after.lastEditedTime, notionChanged: [...new Set(notionChanged)] };
+}
+
+/** The keys a request may name a property by: its name, its id as Notion gives it (URL-encoded) and decoded. */
+function propertyKeys(name: string, value: unknown): string[] {
+  const id = isObject(value) && typeof value.id === 'string' ? value.id : null;
+  return id === null ? [name] : [name, id, decodeURIComponent(id)];
 }
 
 /** The pages.update request of the change. */
@@ -143,28 +192,15 @@ export type PushOutcome =
 /**
  * A row's pending columns once `handled` (the change as the push read it) had `outcome`. The
  * application may have written the change again meanwhile: only the change handled is cleared or
- * marked refused, and one written since stays pending. Such a change, based on the version the
- * pushed one was, is rebased onto the pushed version when that push was the only change in
- * between to what it sets: else the push's own write would count as an edit in Notion at its push.
+ * marked refused, and one written since stays pending, on its base (which the push's record then
+ * tells from an edit in Notion: versionSeen).
  */
 export function settledColumns(current: PendingColumns, handled: LocalChange, outcome: PushOutcome): PendingColumns {
   const conflict = 'conflict' in outcome && outcome.conflict !== null ? outcome.conflict : current.conflict;
   if (current.change !== null && sameChange(current.change, handled)) {
     return outcome.kind === 'refused' ? { ...current, pushError: outcome.error } : { change: null, pushError: null, conflict };
   }
-  if (current.change !== null && outcome.kind === 'pushed') return { ...current, change: rebased(current.change, handled, outcome.before, outcome.page), conflict };
   return { ...current, conflict };
-}
-
-function rebased(next: LocalChange, pushed: LocalChange, before: StoredPage, page: NotionPage): LocalChange {
-  if (next.base.getTime() !== pushed.base.getTime() || before.lastEditedTime.getTime() !== pushed.base.getTime()) return next;
-  const after = pageRow(page);
-  // What the pushed change set is now the user's own; anything else must be as the base had it.
-  const untouched = Object.keys(next.properties)
-    .filter((key) => !Object.hasOwn(pushed.properties, key))
-    .every((key) => sameJson(propertyValue(after.properties, key), propertyValue(before.properties, key)));
-  const trashUntouched = next.archived === null || pushed.archived !== null || after.archived === before.archived;
-  return untouched && trashUntouched ? { ...next, base: after.lastEditedTime } : next;
 }
 
 export function sameChange(a: LocalChange, b: LocalChange): boolean {

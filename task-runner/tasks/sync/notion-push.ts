@@ -1,13 +1,13 @@
 /**
  * The push half of sync.notion-pages: a user's local changes (the pending_* columns of their
- * notion_pages rows, migration 0016), oldest first, each checked against Notion's page and sent
+ * notion_pages rows, migrations 0016 and 0018), oldest first, each checked against Notion's page and sent
  * with pages.update, settled as a conflict, or marked refused (notion-change.ts decides).
  */
 import type { APIErrorCode, Client } from '@notionhq/client';
 import { describeError } from '../../errors.ts';
 import { withTransaction } from '../../services/postgres.ts';
 import type { TaskContext } from '../../task.ts';
-import { decidePush, settledColumns, updateRequest, type ConflictPolicy, type LocalChange, type PendingColumns, type PushOutcome, type StoredPage } from './notion-change.ts';
+import { decidePush, pushRecord, settledColumns, updateRequest, type ConflictPolicy, type LocalChange, type PendingColumns, type PushOutcome, type StoredPage } from './notion-change.ts';
 import { pageRow, storePages, type NotionPage } from './notion-page-row.ts';
 
 export type PushContext = Pick<TaskContext<unknown>, 'db' | 'log' | 'clock' | 'signal' | 'dryRun' | 'count'>;
@@ -25,6 +25,9 @@ interface PendingRow extends PendingChangeColumns {
   properties: Record<string, unknown>;
   archived: boolean;
   last_edited_time: Date;
+  pushed_from: Date | null;
+  pushed_as: Date | null;
+  pushed_notion_changed: string[] | null;
 }
 
 interface PendingState extends PendingChangeColumns {
@@ -34,7 +37,8 @@ interface PendingState extends PendingChangeColumns {
 
 // A user's oldest changes to push ($1 user, $2 how many); a refused one waits for the application.
 const PENDING = `
-  SELECT notion_page_id, properties, archived, last_edited_time, pending_properties, pending_archived, pending_base, pending_since
+  SELECT notion_page_id, properties, archived, last_edited_time, pending_properties, pending_archived, pending_base, pending_since,
+    pushed_from, pushed_as, pushed_notion_changed
   FROM notion_pages WHERE user_id = $1 AND pending_since IS NOT NULL AND push_error IS NULL
   ORDER BY pending_since, notion_page_id LIMIT $2`;
 
@@ -51,6 +55,10 @@ const STORE_PENDING = `
     pending_properties = CASE WHEN $3 THEN pending_properties END, pending_archived = CASE WHEN $3 THEN pending_archived END,
     pending_since = CASE WHEN $3 THEN pending_since END, pending_base = $4, push_error = $5, conflict = $6
   WHERE user_id = $1 AND notion_page_id = $2`;
+
+// The row's last push (migration 0018): the version it was sent from, Notion's answer, what Notion changed between.
+const STORE_PUSH_RECORD = `
+  UPDATE notion_pages SET pushed_from = $3, pushed_as = $4, pushed_notion_changed = $5 WHERE user_id = $1 AND notion_page_id = $2`;
 
 // Notion's answers to a change that no retry alters: properties it rejects, a page gone or out of
 // the integration's reach. Other errors fail the connection: unauthorized concerns the token (every
@@ -88,7 +96,7 @@ export async function pushLocalChanges(ctx: PushContext, notion: Client, user: s
     ctx.signal.throwIfAborted();
     const page = row.notion_page_id;
     const change = localChange(row)!; // PENDING reads rows with a change only (a CHECK keeps it whole)
-    const stored: StoredPage = { properties: row.properties, archived: row.archived, lastEditedTime: row.last_edited_time };
+    const stored = storedPage(row);
     try {
       const result = await pushChange(ctx, notion, user, page, change, stored, options.policy);
       if (result.pushed) tally.pushed++;
@@ -154,6 +162,10 @@ async function settle(ctx: PushContext, user: string, page: string, handled: Loc
       const row = rows[0];
       if (!row) return; // the row went meanwhile (its user deleted): nothing to settle
       if (copy) await storePages(client, user, [pageRow(copy)], ctx.clock.now());
+      if (outcome.kind === 'pushed') {
+        const push = pushRecord(handled, outcome.before, outcome.page);
+        await client.query(STORE_PUSH_RECORD, [user, page, push.from, push.as, push.notionChanged]);
+      }
       const next = settledColumns(pendingColumns(row), handled, outcome);
       await client.query(STORE_PENDING, [
         user,
@@ -166,6 +178,11 @@ async function settle(ctx: PushContext, user: string, page: string, handled: Loc
     },
     { log: ctx.log },
   );
+}
+
+function storedPage(row: PendingRow): StoredPage {
+  const lastPush = row.pushed_from && row.pushed_as ? { from: row.pushed_from, as: row.pushed_as, notionChanged: row.pushed_notion_changed ?? [] } : null;
+  return { properties: row.properties, archived: row.archived, lastEditedTime: row.last_edited_time, lastPush };
 }
 
 function pendingColumns(row: PendingState): PendingColumns {
