@@ -424,6 +424,7 @@ const SCENARIOS: Record<string, Scenario> = {
       pages_pushed: 0,
       conflicts_resolved: 0,
       pushes_failed: 0,
+      push_attempts_failed: 0,
     }),
     async effect() {
       expect(await psql(ns, `SELECT count(*) || '|' || count(*) FILTER (WHERE archived) || '|' || count(DISTINCT notion_page_id) FROM notion_pages WHERE user_id = ${users.ada}`)).toBe(

@@ -117,7 +117,7 @@ describe(TASK, () => {
 const RECORD_CHANGE = `
   UPDATE notion_pages SET pending_properties = coalesce(pending_properties, '{}') || $3::jsonb,
     pending_archived = coalesce($4, pending_archived), pending_base = coalesce(pending_base, $5),
-    pending_since = now(), push_error = NULL
+    pending_since = now(), push_error = NULL, push_attempts = 0, push_last_failure = NULL
   WHERE user_id = $1 AND notion_page_id = $2`;
 
 describe(`${TASK}: local changes pushed to Notion`, () => {
@@ -132,7 +132,8 @@ describe(`${TASK}: local changes pushed to Notion`, () => {
   }
   async function row(page: string) {
     const { rows } = await db.query(
-      `SELECT title, properties, archived, last_edited_time, pending_properties, pending_archived, pending_base, pending_since, push_error, conflict
+      `SELECT title, properties, archived, last_edited_time, pending_properties, pending_archived, pending_base, pending_since, push_error, conflict,
+         push_attempts, push_last_failure
        FROM notion_pages WHERE user_id = $1 AND notion_page_id = $2`,
       [ada, page],
     );
@@ -147,6 +148,8 @@ describe(`${TASK}: local changes pushed to Notion`, () => {
       pending_since: Date | null;
       push_error: string | null;
       conflict: Record<string, unknown> | null;
+      push_attempts: number;
+      push_last_failure: string | null;
     };
   }
   const cleared = { pending_properties: null, pending_archived: null, pending_base: null, pending_since: null, push_error: null };
@@ -412,17 +415,54 @@ describe(`${TASK}: local changes pushed to Notion`, () => {
     expect((await row(uuid(1))).properties.Photo).toEqual({ id: 'f%7Cx', type: 'files', ...chard.Photo });
   });
 
-  it('fails the connection, naming the page, when Notion fails past the retries; the change stays for the next run', async () => {
+  const serverError = { status: 500, body: { object: 'error', status: 500, code: 'internal_server_error', message: 'Unexpected error occurred.' } };
+  /** The next update of the page answered `response` (its retrieve answered as usual). */
+  const failNextUpdate = (page: string, response: { status: number; body: object }) => notion.script([{ status: 200, body: pageObject(fake(page)) }, response], `/v1/pages/${page}`);
+
+  it('counts a push failing past the retries (5xx) on its row, pushes the others, still pulls, and fails the connection; gives it up at maxPushAttempts', async () => {
     await mirrored();
     await record(uuid(1), title('Lacinato kale'));
-    notion.script([{ status: 500, body: { object: 'error', status: 500, code: 'internal_server_error', message: 'Unexpected error occurred.' } }], '/v1/pages/');
-    const exit = await run({ maxRetries: 0 });
+    await record(uuid(2), title('Swiss chard'));
+    notion.pages.push({ id: uuid(3), title: 'New in Notion', lastEdited: minutesAgo(1) });
+    failNextUpdate(uuid(1), serverError);
+    const params = { maxRetries: 0, maxPushAttempts: 2 };
+    const exit = await run(params);
     expect(exit.code).toBe(1);
-    expect(exit.result?.message).toBe(`1 of 1 Notion connections failed to sync: user ${ada}: pushing the local change to Notion page ${uuid(1)} failed: Unexpected error occurred.`);
-    expect(notion.searches()).toEqual([]); // no pull after a failed push
-    expect(await row(uuid(1))).toMatchObject({ title: 'Tuscan kale', pending_properties: title('Lacinato kale'), push_error: null });
-    const retried = await run();
-    expect(retried.result?.summary).toMatchObject({ pages_pushed: 1 });
+    expect(exit.result?.message).toBe(`1 of 1 Notion connections failed to sync: user ${ada}: 1 local change failed to push, kept for the next run: page ${uuid(1)}: Unexpected error occurred.`);
+    expect(exit.result?.summary).toMatchObject({ pages_pushed: 1, push_attempts_failed: 1, pushes_failed: 0, connections_failed: 1 });
+    expect(await row(uuid(1))).toMatchObject({ title: 'Tuscan kale', pending_properties: title('Lacinato kale'), push_error: null, push_attempts: 1, push_last_failure: 'Unexpected error occurred.' });
+    expect(await row(uuid(2))).toMatchObject({ title: 'Swiss chard', push_attempts: 0, ...cleared });
+    expect(await row(uuid(3))).toMatchObject({ title: 'New in Notion' });
+
+    failNextUpdate(uuid(1), serverError);
+    const second = await run(params);
+    expect(second.code).toBe(1);
+    const gaveUp = 'gave up after 2 failed attempts, the last: Unexpected error occurred.';
+    expect(second.result?.message).toContain(`page ${uuid(1)}: ${gaveUp} (see notion_pages.push_error)`);
+    expect(second.result?.summary).toMatchObject({ push_attempts_failed: 1, pushes_failed: 1 });
+    expect(await row(uuid(1))).toMatchObject({ push_error: gaveUp, push_attempts: 2, pending_properties: title('Lacinato kale') });
+
+    // Given up: not sent again until the application writes it anew, a new change with attempts of its own.
+    notion.requests.length = 0;
+    const third = await run(params);
+    expect(third.code, third.stdout).toBe(0);
+    expect(notion.retrievals()).toEqual([]);
+    await record(uuid(1), title('Lacinato kale'));
+    const fourth = await run(params);
+    expect(fourth.code, fourth.stdout).toBe(0);
+    expect(await row(uuid(1))).toMatchObject({ title: 'Lacinato kale', push_attempts: 0, push_last_failure: null, ...cleared });
+  });
+
+  it('fails the connection on restricted_resource to an update (the token lacks the capability), leaving every change pending without a push_error', async () => {
+    await mirrored();
+    await record(uuid(1), title('Lacinato kale'));
+    await record(uuid(2), title('Swiss chard'));
+    failNextUpdate(uuid(1), { status: 403, body: { object: 'error', status: 403, code: 'restricted_resource', message: 'Insufficient permissions for this endpoint.' } });
+    const exit = await run();
+    expect(exit.code).toBe(1);
+    expect(exit.result?.message).toContain(`user ${ada}: pushing the local change to Notion page ${uuid(1)} failed: Notion refused to update the page (restricted_resource): the integration lacks the 'Update content' capability`);
+    expect(exit.result?.summary).toMatchObject({ pages_pushed: 0, pushes_failed: 0, connections_failed: 1 });
+    for (const page of [uuid(1), uuid(2)]) expect(await row(page)).toMatchObject({ push_error: null, push_attempts: 0, pending_properties: expect.any(Object) });
   });
 
   it('dry run: sends and stores nothing, and counts what would be pushed, settled and refused', async () => {

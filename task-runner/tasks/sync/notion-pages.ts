@@ -14,9 +14,17 @@ export default defineTask({
   name: 'sync.notion-pages',
   family: 'sync',
   description:
-    "Two-way sync of each user's Notion pages: first pushes the local changes recorded on notion_pages rows (pages.update; a conflict with an edit in Notion settled by conflictPolicy and kept in notion_pages.conflict), then mirrors the pages edited since the last sync into notion_pages (search by last_edited_time, paginated, Retry-After honoured)",
+    "Two-way sync of each user's Notion pages: first pushes the local changes recorded on notion_pages rows (pages.update; a conflict with an edit in Notion settled by conflictPolicy and kept in notion_pages.conflict; a push failing past the retries is counted on its row, given up after maxPushAttempts, and fails the run once the rest is done), then mirrors the pages edited since the last sync into notion_pages (search by last_edited_time, paginated, Retry-After honoured)",
   params: z.strictObject({
     pageSize: z.int().min(1).max(100).default(100).describe('results per search request (Notion allows 100)'),
+    maxPushAttempts: z
+      .int()
+      .min(1)
+      .max(100)
+      .default(10)
+      .describe(
+        "failed pushes of a local change (a 5xx, a timeout; each fails the connection's run, after its other pushes and the pull) after which it is given up: notion_pages.push_error set, not sent again until the application writes it anew",
+      ),
     maxPushes: z
       .int()
       .min(0)
@@ -56,7 +64,7 @@ export default defineTask({
     const { rows: connections } = await ctx.db.query<Connection>(
       'SELECT user_id, token_variable, high_water_mark FROM notion_connections WHERE enabled ORDER BY user_id',
     );
-    for (const key of ['pages_synced', 'pages_archived', 'requests', 'connections_failed', 'pages_pushed', 'conflicts_resolved', 'pushes_failed']) {
+    for (const key of ['pages_synced', 'pages_archived', 'requests', 'connections_failed', 'pages_pushed', 'conflicts_resolved', 'pushes_failed', 'push_attempts_failed']) {
       ctx.count(key, 0);
     }
     ctx.set('connections', connections.length);
@@ -83,9 +91,7 @@ export default defineTask({
         });
         // Pushes first: each change is checked against the row's copy of the version it was made
         // on, which a pull would replace with Notion's newer one (conflicts then told by times only).
-        if (p.maxPushes > 0) {
-          await pushLocalChanges(ctx, notion, user, { limit: p.maxPushes, policy: p.conflictPolicy }, pushes);
-        }
+        const failedPushes = p.maxPushes > 0 ? await pushLocalChanges(ctx, notion, user, { limit: p.maxPushes, policy: p.conflictPolicy, maxAttempts: p.maxPushAttempts }, pushes) : [];
         // Newest edits first: the walk stops at the first page older than the last sync's mark.
         // Notion rounds last_edited_time to the minute, so pages at the mark itself are read again.
         const mark = connection.high_water_mark;
@@ -128,6 +134,8 @@ export default defineTask({
           ]);
         }
         ctx.log.info({ user, pages: synced, mark: newest?.toISOString() ?? null }, 'notion pages synced');
+        // Pulled all the same: one change that keeps failing must not hold up the others or the pull.
+        if (failedPushes.length > 0) throw new Error(`${countNoun(failedPushes.length, 'local change')} failed to push, kept for the next run: ${failedPushes.join('; ')}`);
       } catch (err) {
         if (ctx.signal.aborted) throw err;
         const message = describeError(err);

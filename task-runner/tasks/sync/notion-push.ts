@@ -4,10 +4,11 @@
  * with pages.update, settled as a conflict, or marked refused (notion-change.ts decides).
  */
 import type { APIErrorCode, Client } from '@notionhq/client';
+import { countNoun } from '../../count-noun.ts';
 import { describeError } from '../../errors.ts';
 import { withTransaction } from '../../services/postgres.ts';
 import type { TaskContext } from '../../task.ts';
-import { decidePush, pushRecord, settledColumns, updateRequest, type ConflictPolicy, type LocalChange, type PendingColumns, type PushOutcome, type StoredPage } from './notion-change.ts';
+import { decidePush, pushRecord, sameChange, settledColumns, updateRequest, type ConflictPolicy, type LocalChange, type PendingColumns, type PushOutcome, type StoredPage } from './notion-change.ts';
 import { pageRow, storePages, type NotionPage } from './notion-page-row.ts';
 
 export type PushContext = Pick<TaskContext<unknown>, 'db' | 'log' | 'clock' | 'signal' | 'dryRun' | 'count'>;
@@ -50,21 +51,33 @@ const LOCK_PENDING = `
 
 // The row's pending columns once settled ($3: its change is still pending, then its base; the
 // application's values of the change itself are kept or cleared, never rewritten).
+// A change settled (not pending any more) takes its failed attempts with it.
 const STORE_PENDING = `
   UPDATE notion_pages SET
     pending_properties = CASE WHEN $3 THEN pending_properties END, pending_archived = CASE WHEN $3 THEN pending_archived END,
-    pending_since = CASE WHEN $3 THEN pending_since END, pending_base = $4, push_error = $5, conflict = $6
+    pending_since = CASE WHEN $3 THEN pending_since END, pending_base = $4, push_error = $5, conflict = $6,
+    push_attempts = CASE WHEN $3 THEN push_attempts ELSE 0 END, push_last_failure = CASE WHEN $3 THEN push_last_failure END
   WHERE user_id = $1 AND notion_page_id = $2`;
+
+// A failed attempt at the row's change ($3 why); at the $4th, push_error $5 stops its pushes.
+const RECORD_FAILED_ATTEMPT = `
+  UPDATE notion_pages SET push_attempts = push_attempts + 1, push_last_failure = $3,
+    push_error = CASE WHEN push_attempts + 1 >= $4 THEN $5 END
+  WHERE user_id = $1 AND notion_page_id = $2
+  RETURNING push_attempts`;
 
 // The row's last push (migration 0018): the version it was sent from, Notion's answer, what Notion changed between.
 const STORE_PUSH_RECORD = `
   UPDATE notion_pages SET pushed_from = $3, pushed_as = $4, pushed_notion_changed = $5 WHERE user_id = $1 AND notion_page_id = $2`;
 
 // Notion's answers to a change that no retry alters: properties it rejects, a page gone or out of
-// the integration's reach. Other errors fail the connection: unauthorized concerns the token (every
-// page), conflict_error and 5xx pass, invalid_request/invalid_json would be a request this task
-// built wrongly; 429 and 503 the client has retried already.
+// the integration's reach (restricted_resource to pages.retrieve; to pages.update it means the
+// token lacks the capability: missingCapability). Failures a retry may cure (TRANSIENT, a 5xx, a
+// timeout) are counted on the change. Other errors concern the connection, and end its pushes:
+// unauthorized (the token), rate_limited (the client retried already), invalid_request/invalid_json
+// (a request this task built wrongly), a network failure.
 const REFUSALS: ReadonlySet<string> = new Set<`${APIErrorCode}`>(['validation_error', 'object_not_found', 'restricted_resource']);
+const TRANSIENT: ReadonlySet<string> = new Set<string>(['conflict_error', 'notionhq_client_request_timeout']);
 
 /** Notion answering with a partial page (its id only): the integration may not read the page's properties. */
 class PartialPageError extends Error {
@@ -84,14 +97,19 @@ export interface PushOptions {
   /** Changes pushed at most. */
   limit: number;
   policy: ConflictPolicy;
+  /** Failed attempts (TRANSIENT) after which a change gets a push_error. */
+  maxAttempts: number;
 }
 
 /**
- * Pushes the user's oldest pending changes, adding to `tally` as it goes. A failure other than
- * Notion refusing a change is thrown, naming the page; the changes not reached stay pending.
+ * Pushes the user's oldest pending changes, adding to `tally` as it goes, and returns the changes
+ * whose push failed in a way a retry may cure, as `page <id>: <why>`: each is counted on its row,
+ * and the others are pushed still. A failure that concerns the connection is thrown, naming the
+ * page; the changes not reached stay pending.
  */
-export async function pushLocalChanges(ctx: PushContext, notion: Client, user: string, options: PushOptions, tally: PushTally): Promise<void> {
+export async function pushLocalChanges(ctx: PushContext, notion: Client, user: string, options: PushOptions, tally: PushTally): Promise<string[]> {
   const { rows } = await ctx.db.query<PendingRow>(PENDING, [user, options.limit]);
+  const failed: string[] = [];
   for (const row of rows) {
     ctx.signal.throwIfAborted();
     const page = row.notion_page_id;
@@ -102,6 +120,11 @@ export async function pushLocalChanges(ctx: PushContext, notion: Client, user: s
       if (result.pushed) tally.pushed++;
       if (result.conflict) tally.conflicts++;
     } catch (err) {
+      if (ctx.signal.aborted) throw err;
+      if (isTransient(err)) {
+        failed.push(`page ${page}: ${await recordFailedAttempt(ctx, user, page, change, err, options.maxAttempts)}`);
+        continue;
+      }
       if (!isRefusal(err)) throw new Error(`pushing the local change to Notion page ${page} failed`, { cause: err });
       const error = describeError(err);
       tally.refused.push(`user ${user} page ${page}: ${error}`);
@@ -110,6 +133,31 @@ export async function pushLocalChanges(ctx: PushContext, notion: Client, user: s
       if (!ctx.dryRun) await settle(ctx, user, page, change, { kind: 'refused', error }, null);
     }
   }
+  return failed;
+}
+
+/** Counts a failed attempt on the change's row, setting its push_error at the last; says what became of it. */
+async function recordFailedAttempt(ctx: PushContext, user: string, page: string, change: LocalChange, err: unknown, maxAttempts: number): Promise<string> {
+  const error = describeError(err);
+  ctx.count('push_attempts_failed');
+  ctx.log.warn({ user, page, err }, 'pushing a local change failed; kept for the next run');
+  if (ctx.dryRun) return error;
+  const giveUp = `gave up after ${countNoun(maxAttempts, 'failed attempt')}, the last: ${error}`;
+  const attempts = await withTransaction(
+    ctx.db,
+    async (client) => {
+      const { rows } = await client.query<PendingState>(LOCK_PENDING, [user, page]);
+      const current = rows[0] && localChange(rows[0]);
+      // A change written again meanwhile is a new one: the attempt was not at it.
+      if (!current || !sameChange(current, change)) return undefined;
+      const updated = await client.query<{ push_attempts: number }>(RECORD_FAILED_ATTEMPT, [user, page, error, maxAttempts, giveUp]);
+      return updated.rows[0]!.push_attempts;
+    },
+    { log: ctx.log },
+  );
+  if (attempts === undefined || attempts < maxAttempts) return error;
+  ctx.count('pushes_failed');
+  return `${giveUp} (see notion_pages.push_error)`;
 }
 
 async function pushChange(
@@ -130,7 +178,7 @@ async function pushChange(
     return { pushed: false, conflict: false };
   }
   if (decision.action === 'send' && !ctx.dryRun) {
-    const updated = fullPage(await notion.pages.update(updateRequest(page, change)));
+    const updated = fullPage(await notion.pages.update(updateRequest(page, change)).catch(missingCapability));
     ctx.count('requests');
     // Notion's answer is stored as the row's copy: the next pull reads the same version and
     // changes nothing, and the next change is based on it, not on the version before this write.
@@ -197,6 +245,18 @@ function localChange(row: PendingChangeColumns): LocalChange | null {
 function fullPage(response: Awaited<ReturnType<Client['pages']['retrieve']>>): NotionPage {
   if (!('last_edited_time' in response)) throw new PartialPageError(`Notion answered with page ${response.id} without its properties (the integration may not read its content)`);
   return response as NotionPage;
+}
+
+/** restricted_resource to pages.update: the integration may read the page but not update content, which concerns the token, not the page. */
+function missingCapability(err: unknown): never {
+  const { code } = (err ?? {}) as { code?: unknown };
+  if (code !== 'restricted_resource') throw err;
+  throw new Error("Notion refused to update the page (restricted_resource): the integration lacks the 'Update content' capability", { cause: err });
+}
+
+function isTransient(err: unknown): boolean {
+  const { code, status } = (err ?? {}) as { code?: unknown; status?: unknown };
+  return (typeof code === 'string' && TRANSIENT.has(code)) || (typeof status === 'number' && status >= 500);
 }
 
 function isRefusal(err: unknown): boolean {
