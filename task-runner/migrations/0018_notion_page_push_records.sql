@@ -23,6 +23,9 @@
 --   after the task's maxPushAttempts it sets push_error, and the change waits for the application
 --   like a refused one. A push that gets through, or a change settled otherwise, resets them; the
 --   application's write above resets them too (the change is a new one).
+-- Unlike 0016 says, restricted_resource from pages.update is no refusal of the change: the
+-- integration lacks the capability to update content, so the connection fails and every change
+-- stays pending without a push_error. A refused update still stores the page as Notion had it.
 -- The task writes these columns; the application only reads them (and resets the attempts).
 ALTER TABLE notion_pages
   ADD COLUMN push_attempts integer NOT NULL DEFAULT 0,

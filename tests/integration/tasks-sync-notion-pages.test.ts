@@ -465,6 +465,51 @@ describe(`${TASK}: local changes pushed to Notion`, () => {
     for (const page of [uuid(1), uuid(2)]) expect(await row(page)).toMatchObject({ push_error: null, push_attempts: 0, pending_properties: expect.any(Object) });
   });
 
+  it('local-wins over a page trashed in Notion takes it out of the trash with the properties sent', async () => {
+    await mirrored();
+    await record(uuid(1), title('Local title'));
+    notion.edit(uuid(1), { in_trash: true });
+    const exit = await run({ conflictPolicy: 'local-wins' });
+    expect(exit.code, exit.stdout).toBe(0);
+    expect(exit.result?.summary).toMatchObject({ pages_pushed: 1, conflicts_resolved: 1, pushes_failed: 0 });
+    expect(notion.updates()).toEqual([{ page: uuid(1), body: { properties: title('Local title'), in_trash: false } }]);
+    expect(fake(uuid(1))).toMatchObject({ title: 'Local title', archived: false });
+    expect(await row(uuid(1))).toMatchObject({ title: 'Local title', archived: false, conflict: { notion_changed: ['in_trash'], discarded: { side: 'notion', archived: true } }, ...cleared });
+  });
+
+  it('stores the page as read when Notion refuses its update, the pull failing after', async () => {
+    await mirrored();
+    await record(uuid(1), { Nme: { title: [{ text: { content: 'Typo' } }] } });
+    notion.edit(uuid(1), { properties: { Price: { number: 4 } } });
+    notion.script([serverError], '/v1/search');
+    const exit = await run({ maxRetries: 0 });
+    expect(exit.result?.summary).toMatchObject({ pushes_failed: 1, connections_failed: 1 });
+    const stored = await row(uuid(1));
+    expect(stored).toMatchObject({ push_error: 'Nme is not a property that exists.', last_edited_time: new Date(fake(uuid(1)).lastEdited) });
+    expect(stored.properties.Price!.number).toBe(4);
+  });
+
+  it("takes a partial page in the update's answer for an update applied, not a refusal", async () => {
+    await mirrored();
+    await record(uuid(1), title('Lacinato kale'));
+    notion.script([{ status: 200, body: pageObject(fake(uuid(1))) }, { status: 200, body: { object: 'page', id: uuid(1) } }], `/v1/pages/${uuid(1)}`);
+    const exit = await run();
+    expect(exit.code, exit.stdout).toBe(0);
+    expect(exit.result?.summary).toMatchObject({ pages_pushed: 1, pushes_failed: 0 });
+    expect(await row(uuid(1))).toMatchObject({ conflict: null, ...cleared });
+  });
+
+  it("never stores a version older than the row's: Notion's search lags behind the push's answer", async () => {
+    await mirrored();
+    const before = pageObject(fake(uuid(2))); // what a lagging search index still holds
+    await record(uuid(2), title('Swiss chard'));
+    notion.script([{ status: 200, body: { object: 'list', results: [before], next_cursor: null, has_more: false, type: 'page_or_data_source', page_or_data_source: {} } }], '/v1/search');
+    const exit = await run();
+    expect(exit.code, exit.stdout).toBe(0);
+    expect(exit.result?.summary).toMatchObject({ pages_pushed: 1, pages_synced: 1 });
+    expect(await row(uuid(2))).toMatchObject({ title: 'Swiss chard', last_edited_time: new Date(fake(uuid(2)).lastEdited) });
+  });
+
   it('dry run: sends and stores nothing, and counts what would be pushed, settled and refused', async () => {
     await mirrored();
     await record(uuid(1), title('Local title'));

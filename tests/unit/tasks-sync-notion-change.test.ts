@@ -3,7 +3,7 @@
 // when it does not, equal minutes counting as unchanged), the request it sends, and what the
 // row's pending columns become, also when the change was written again during its push.
 import { describe, expect, it } from 'vitest';
-import { changedInNotion, decidePush, pushRecord, sameJson, settledColumns, updateRequest, type LastPush, type LocalChange, type PendingColumns, type StoredPage } from '../../task-runner/tasks/sync/notion-change.ts';
+import { changedInNotion, decidePush, pushRecord, sameJson, sentChange, settledColumns, updateRequest, type LastPush, type LocalChange, type PendingColumns, type StoredPage } from '../../task-runner/tasks/sync/notion-change.ts';
 import type { NotionPage } from '../../task-runner/tasks/sync/notion-page-row.ts';
 import { pageObject, type FakePage } from '../support/fake-notion.ts';
 
@@ -71,6 +71,14 @@ describe('decidePush', () => {
     expect(decision).toMatchObject({ action: 'send', conflict: { policy: 'local-wins', notion_changed: ['Name'], discarded: { side: 'notion', properties: { Name: notion.properties!.Name }, archived: null } } });
   });
 
+  it('local-wins over a page Notion put in its trash: sends the properties with in_trash false (Notion edits no trashed page)', () => {
+    const decision = decidePush(change(), page({ lastEdited: LATER, archived: true }), stored, 'local-wins', NOW);
+    expect(decision).toMatchObject({ action: 'send', restore: true, conflict: { notion_changed: ['in_trash'], discarded: { side: 'notion', archived: true } } });
+    if (decision.action !== 'send') throw new Error('expected a send');
+    expect(updateRequest(ID, sentChange(change(), decision))).toEqual({ page_id: ID, properties: title('Lacinato kale'), in_trash: false });
+    expect(decidePush(change(), page({ lastEdited: LATER, title: 'Remote' }), stored, 'local-wins', NOW)).not.toHaveProperty('restore');
+  });
+
   it('tells an edit in the minute of the base (same last_edited_time) by the values', () => {
     expect(decidePush(change(), page({ title: 'Remote title' }), stored, 'notion-wins', NOW)).toMatchObject({ action: 'keep-notion', conflict: { notion_changed: ['Name'] } });
   });
@@ -102,6 +110,11 @@ describe('changedInNotion', () => {
   it('finds a property the change names by its id as well as by its name', () => {
     const byId = change({ properties: { title: { title: [{ text: { content: 'x' } }] }, BJXS: { number: 3 } } });
     expect(changedInNotion(byId, page({ lastEdited: LATER, title: 'Remote title', properties: price(4) }), storedOf(page()))).toEqual(['title', 'BJXS']);
+  });
+
+  it('finds a property by its id decoded, however Notion encoded it', () => {
+    const qty = (n: number) => ({ Qty: { id: 'x%7C@', type: 'number', number: n } });
+    expect(changedInNotion(change({ properties: { 'x|@': { number: 3 } } }), page({ lastEdited: LATER, properties: qty(4) }), storedOf(page({ properties: qty(2) })))).toEqual(['x|@']);
   });
 
   it("counts the trash: Notion's trashing against any change, a restore only against one that moves the page", () => {
@@ -143,8 +156,7 @@ describe('settledColumns', () => {
   const handled = change();
   const earlier = { policy: 'notion-wins', note: 'an older conflict' };
   const columns = (c: LocalChange | null, over: Partial<PendingColumns> = {}): PendingColumns => ({ change: c, pushError: null, conflict: earlier, ...over });
-  const pushedPage = page({ lastEdited: LATER, title: 'Lacinato kale' });
-  const pushed = { kind: 'pushed' as const, page: pushedPage, before: storedOf(page()), conflict: null };
+  const pushed = { kind: 'pushed' as const, record: pushRecord(change(), storedOf(page()), page({ lastEdited: LATER, title: 'Lacinato kale' })), conflict: null };
 
   it('clears the change pushed (and its old push_error), keeping the last conflict unless a new one came', () => {
     expect(settledColumns(columns(change(), { pushError: 'old' }), handled, pushed)).toEqual({ change: null, pushError: null, conflict: earlier });

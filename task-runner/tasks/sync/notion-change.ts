@@ -61,8 +61,8 @@ export interface ConflictRecord {
 export type PushDecision =
   /** The change sets nothing (no property, no trash state): cleared without a request. */
   | { action: 'nothing-to-send' }
-  /** Send it; with a conflict under local-wins. */
-  | { action: 'send'; conflict: ConflictRecord | null }
+  /** Send it; with a conflict under local-wins, restore: taking the page out of Notion's trash too (sentChange). */
+  | { action: 'send'; conflict: ConflictRecord | null; restore?: true }
   /** A conflict under notion-wins: Notion's version stays, the change is discarded. */
   | { action: 'keep-notion'; conflict: ConflictRecord };
 
@@ -76,6 +76,8 @@ export function decidePush(change: LocalChange, page: NotionPage, stored: Stored
   const changed = changedInNotion(change, page, stored);
   if (changed !== null && changed.length === 0) return { action: 'send', conflict: null };
   const notion = pageRow(page);
+  // Notion edits no page in its trash: properties winning over Notion's trashing take it out.
+  const restore = policy === 'local-wins' && notion.archived && change.archived === null && Object.keys(change.properties).length > 0;
   const conflict: ConflictRecord = {
     resolved_at: now.toISOString(),
     policy,
@@ -88,10 +90,16 @@ export function decidePush(change: LocalChange, page: NotionPage, stored: Stored
         : {
             side: 'notion',
             properties: Object.fromEntries(Object.keys(change.properties).map((key) => [key, propertyValue(notion.properties, key) ?? null])),
-            archived: change.archived === null ? null : notion.archived,
+            archived: change.archived === null && !restore ? null : notion.archived,
           },
   };
-  return policy === 'notion-wins' ? { action: 'keep-notion', conflict } : { action: 'send', conflict };
+  if (policy === 'notion-wins') return { action: 'keep-notion', conflict };
+  return restore ? { action: 'send', conflict, restore } : { action: 'send', conflict };
+}
+
+/** The change a 'send' decision sends. */
+export function sentChange(change: LocalChange, decision: { restore?: true }): LocalChange {
+  return decision.restore ? { ...change, archived: false } : change;
 }
 
 /**
@@ -162,7 +170,16 @@ export function pushRecord(pushed: LocalChange, before: StoredPage, answer: Noti
 /** The keys a request may name a property by: its name, its id as Notion gives it (URL-encoded) and decoded. */
 function propertyKeys(name: string, value: unknown): string[] {
   const id = isObject(value) && typeof value.id === 'string' ? value.id : null;
-  return id === null ? [name] : [name, id, decodeURIComponent(id)];
+  return id === null ? [name] : [name, id, decodedId(id)];
+}
+
+/** Notion URL-encodes property ids, not always as encodeURIComponent would: compared decoded. */
+function decodedId(id: string): string {
+  try {
+    return decodeURIComponent(id);
+  } catch {
+    return id; // a lone '%': not encoded
+  }
 }
 
 /** The pages.update request of the change. */
@@ -183,8 +200,8 @@ export interface PendingColumns {
 }
 
 export type PushOutcome =
-  /** Sent: `page` is Notion's answer, `before` the row's copy the change was checked against. */
-  | { kind: 'pushed'; page: NotionPage; before: StoredPage; conflict: ConflictRecord | null }
+  /** Sent: `record` of the push, null when Notion's answer did not show the page. */
+  | { kind: 'pushed'; record: LastPush | null; conflict: ConflictRecord | null }
   | { kind: 'nothing-to-send' }
   | { kind: 'kept-notion'; conflict: ConflictRecord }
   | { kind: 'refused'; error: string };
@@ -210,7 +227,7 @@ export function sameChange(a: LocalChange, b: LocalChange): boolean {
 /** A page's property by the key a request may use: its name, or its id (as Notion gives it, URL-encoded, or decoded). */
 function propertyValue(properties: Record<string, unknown>, key: string): unknown {
   if (Object.hasOwn(properties, key)) return properties[key];
-  return Object.values(properties).find((p) => isObject(p) && (p.id === key || p.id === encodeURIComponent(key)));
+  return Object.entries(properties).find(([name, p]) => propertyKeys(name, p).includes(key))?.[1];
 }
 
 // What Notion fills into a value it returns whatever the request said: ids, the type, the plain

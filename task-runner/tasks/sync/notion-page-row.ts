@@ -42,7 +42,8 @@ export function pageRow(page: NotionPage): PageRow {
 
 // Notion's copy of each page; the pending_* columns (migration 0016) are the application's, and a
 // store leaves them: a local change still waiting to be pushed survives a pull, and its push
-// checks it against the newer version then.
+// checks it against the newer version then. A copy never goes back to an older version: Notion's
+// search index lags behind its pages, so a pull may read a version older than a push's answer.
 const UPSERT = `
   INSERT INTO notion_pages (user_id, notion_page_id, parent_id, title, url, properties, archived, last_edited_time, synced_at)
   SELECT $1, r.id, r.parent, r.title, r.url, r.props, r.archived, r.edited, $9
@@ -50,7 +51,8 @@ const UPSERT = `
        AS r(id, parent, title, url, props, archived, edited)
   ON CONFLICT (user_id, notion_page_id) DO UPDATE SET
     parent_id = EXCLUDED.parent_id, title = EXCLUDED.title, url = EXCLUDED.url, properties = EXCLUDED.properties,
-    archived = EXCLUDED.archived, last_edited_time = EXCLUDED.last_edited_time, synced_at = EXCLUDED.synced_at`;
+    archived = EXCLUDED.archived, last_edited_time = EXCLUDED.last_edited_time, synced_at = EXCLUDED.synced_at
+  WHERE notion_pages.last_edited_time <= EXCLUDED.last_edited_time`;
 
 /** Stores the pages as the user's copies of them, in one statement: what a pull read, or a push's answer. */
 export async function storePages(db: Pool | PoolClient, user: string, rows: readonly PageRow[], syncedAt: Date): Promise<void> {

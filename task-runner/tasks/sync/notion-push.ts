@@ -8,7 +8,7 @@ import { countNoun } from '../../count-noun.ts';
 import { describeError } from '../../errors.ts';
 import { withTransaction } from '../../services/postgres.ts';
 import type { TaskContext } from '../../task.ts';
-import { decidePush, pushRecord, sameChange, settledColumns, updateRequest, type ConflictPolicy, type LocalChange, type PendingColumns, type PushOutcome, type StoredPage } from './notion-change.ts';
+import { decidePush, pushRecord, sameChange, sentChange, settledColumns, updateRequest, type ConflictPolicy, type LocalChange, type PendingColumns, type PushOutcome, type StoredPage } from './notion-change.ts';
 import { pageRow, storePages, type NotionPage } from './notion-page-row.ts';
 
 export type PushContext = Pick<TaskContext<unknown>, 'db' | 'log' | 'clock' | 'signal' | 'dryRun' | 'count'>;
@@ -84,6 +84,17 @@ class PartialPageError extends Error {
   override name = 'PartialPageError';
 }
 
+/** Notion refusing to update a page it let the task read: `page` as read. */
+class UpdateRefused extends Error {
+  override name = 'UpdateRefused';
+  constructor(
+    readonly page: NotionPage,
+    cause: unknown,
+  ) {
+    super('Notion refused the update', { cause });
+  }
+}
+
 /** What the pushes came to, for the run's message (the summary counts them too). */
 export interface PushTally {
   /** Changes sent (in a dry run: that would be). */
@@ -126,11 +137,12 @@ export async function pushLocalChanges(ctx: PushContext, notion: Client, user: s
         continue;
       }
       if (!isRefusal(err)) throw new Error(`pushing the local change to Notion page ${page} failed`, { cause: err });
-      const error = describeError(err);
+      // A refused update: the page as read is stored all the same, for the application to show.
+      const error = describeError(err instanceof UpdateRefused ? err.cause : err);
       tally.refused.push(`user ${user} page ${page}: ${error}`);
       ctx.count('pushes_failed');
       ctx.log.warn({ user, page, err }, 'Notion refused a local change; kept with its push_error');
-      if (!ctx.dryRun) await settle(ctx, user, page, change, { kind: 'refused', error }, null);
+      if (!ctx.dryRun) await settle(ctx, user, page, change, { kind: 'refused', error }, err instanceof UpdateRefused ? err.page : null);
     }
   }
   return failed;
@@ -178,11 +190,15 @@ async function pushChange(
     return { pushed: false, conflict: false };
   }
   if (decision.action === 'send' && !ctx.dryRun) {
-    const updated = fullPage(await notion.pages.update(updateRequest(page, change)).catch(missingCapability));
+    const sent = sentChange(change, decision);
+    const answer = await notion.pages.update(updateRequest(page, sent)).catch((err: unknown) => updateFailed(err, current));
     ctx.count('requests');
     // Notion's answer is stored as the row's copy: the next pull reads the same version and
     // changes nothing, and the next change is based on it, not on the version before this write.
-    await settle(ctx, user, page, change, { kind: 'pushed', page: updated, before: stored, conflict: decision.conflict }, updated);
+    // A partial answer is no refusal (the update was applied): the next pull brings the page.
+    const updated = 'last_edited_time' in answer ? (answer as NotionPage) : null;
+    const record = updated && pushRecord(sent, stored, updated);
+    await settle(ctx, user, page, change, { kind: 'pushed', record, conflict: decision.conflict }, updated);
   } else if (decision.action === 'keep-notion' && !ctx.dryRun) {
     await settle(ctx, user, page, change, { kind: 'kept-notion', conflict: decision.conflict }, current);
   }
@@ -210,10 +226,8 @@ async function settle(ctx: PushContext, user: string, page: string, handled: Loc
       const row = rows[0];
       if (!row) return; // the row went meanwhile (its user deleted): nothing to settle
       if (copy) await storePages(client, user, [pageRow(copy)], ctx.clock.now());
-      if (outcome.kind === 'pushed') {
-        const push = pushRecord(handled, outcome.before, outcome.page);
-        await client.query(STORE_PUSH_RECORD, [user, page, push.from, push.as, push.notionChanged]);
-      }
+      const push = outcome.kind === 'pushed' ? outcome.record : null;
+      if (push) await client.query(STORE_PUSH_RECORD, [user, page, push.from, push.as, push.notionChanged]);
       const next = settledColumns(pendingColumns(row), handled, outcome);
       await client.query(STORE_PENDING, [
         user,
@@ -247,11 +261,16 @@ function fullPage(response: Awaited<ReturnType<Client['pages']['retrieve']>>): N
   return response as NotionPage;
 }
 
-/** restricted_resource to pages.update: the integration may read the page but not update content, which concerns the token, not the page. */
-function missingCapability(err: unknown): never {
+/**
+ * Rethrows a pages.update failure as what it means here. restricted_resource: the integration may
+ * read the page but not update content, which concerns the token, not the page. A refusal carries
+ * the page as read before it.
+ */
+function updateFailed(err: unknown, page: NotionPage): never {
   const { code } = (err ?? {}) as { code?: unknown };
-  if (code !== 'restricted_resource') throw err;
-  throw new Error("Notion refused to update the page (restricted_resource): the integration lacks the 'Update content' capability", { cause: err });
+  if (code === 'restricted_resource') throw new Error("Notion refused to update the page (restricted_resource): the integration lacks the 'Update content' capability", { cause: err });
+  if (isRefusal(err)) throw new UpdateRefused(page, err);
+  throw err;
 }
 
 function isTransient(err: unknown): boolean {
@@ -260,7 +279,7 @@ function isTransient(err: unknown): boolean {
 }
 
 function isRefusal(err: unknown): boolean {
-  if (err instanceof PartialPageError) return true;
+  if (err instanceof PartialPageError || err instanceof UpdateRefused) return true;
   const { code, status } = (err ?? {}) as { code?: unknown; status?: unknown };
   return typeof code === 'string' && REFUSALS.has(code) && typeof status === 'number' && status >= 400 && status < 500;
 }
