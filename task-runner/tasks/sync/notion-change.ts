@@ -112,8 +112,9 @@ export function sentChange(change: LocalChange, decision: { restore?: true }): L
  * the version the user saw carries that time too: counting equality as a change would put every
  * change made within a minute of the page's last edit (and every change to a page not edited since)
  * in conflict. So while the row still holds the base version (the common case: changes are pushed
- * before each pull), values decide instead of times: a property the change sets whose value in
- * Notion differs from the row's was changed in Notion, in whatever minute; an edit elsewhere (other
+ * before each pull; or the answer of a push sent from it: versionSeen), values decide instead of
+ * times: a property the change sets whose value in Notion differs from the row's, and is not
+ * exactly the value the change sets, was changed in Notion, in whatever minute; an edit elsewhere (other
  * properties, the page's blocks) is no conflict, since pages.update changes only the properties it
  * names. Once the row holds another version (a pull stored a newer one while the change waited),
  * the base's values are gone and only the times are left: a later last_edited_time counts as a
