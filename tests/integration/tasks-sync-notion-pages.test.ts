@@ -112,7 +112,7 @@ describe(TASK, () => {
   });
 });
 
-// The application's side of migrations 0016 and 0018, as their comments give it: a change merged
+// The application's side of migration 0016, as its comments give it: a change merged
 // into the pending one, based on $5 ($seen: the row's last_edited_time as the user's view read it).
 const RECORD_CHANGE = `
   UPDATE notion_pages SET pending_properties = coalesce(pending_properties, '{}') || $3::jsonb,

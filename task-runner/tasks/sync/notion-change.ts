@@ -1,5 +1,5 @@
 /**
- * A local change to a Notion page (the pending_* columns of its notion_pages row, migrations 0016, 0018)
+ * A local change to a Notion page (the pending_* columns of its notion_pages row, migration 0016)
  * and what sync.notion-pages decides about it, without I/O: whether Notion changed what it sets
  * since the version it was made on, the pages.update request, the conflict it leaves on the row,
  * and what becomes of the row's pending columns.
@@ -26,7 +26,7 @@ export interface StoredPage {
   properties: Record<string, unknown>;
   archived: boolean;
   lastEditedTime: Date;
-  /** The row's last push (its pushed_* columns, migration 0018); null: none recorded. */
+  /** The row's last push (its pushed_* columns, migration 0016); null: none recorded. */
   lastPush: LastPush | null;
 }
 
@@ -143,7 +143,7 @@ export function changedInNotion(change: LocalChange, page: NotionPage, stored: S
  * The version the change was made on, as the row can tell it, and what Notion changed since that
  * the row's copy does not show. A change based on the version the row's last push was sent from,
  * on a row still holding that push's answer, was made in a view showing the pushed change pending
- * over that version (the $seen contract, migration 0018): it counts as made on the answer, but for
+ * over that version (the $seen contract, migration 0016): it counts as made on the answer, but for
  * what Notion changed between the two, which that view did not show.
  */
 function versionSeen(change: LocalChange, stored: StoredPage): { base: Date; alsoChanged: readonly string[] } {

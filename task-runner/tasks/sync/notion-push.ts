@@ -1,6 +1,6 @@
 /**
  * The push half of sync.notion-pages: a user's local changes (the pending_* columns of their
- * notion_pages rows, migrations 0016 and 0018), oldest first, each checked against Notion's page and sent
+ * notion_pages rows, migration 0016), oldest first, each checked against Notion's page and sent
  * with pages.update, settled as a conflict, or marked refused (notion-change.ts decides).
  */
 import type { APIErrorCode, Client } from '@notionhq/client';
@@ -66,7 +66,7 @@ const RECORD_FAILED_ATTEMPT = `
   WHERE user_id = $1 AND notion_page_id = $2
   RETURNING push_attempts`;
 
-// The row's last push (migration 0018): the version it was sent from, Notion's answer, what Notion changed between.
+// The row's last push (migration 0016): the version it was sent from, Notion's answer, what Notion changed between.
 const STORE_PUSH_RECORD = `
   UPDATE notion_pages SET pushed_from = $3, pushed_as = $4, pushed_notion_changed = $5 WHERE user_id = $1 AND notion_page_id = $2`;
 
