@@ -53,7 +53,8 @@ export type StatusPatchPlan = { kind: 'patch'; body: unknown } | { kind: 'stale'
 
 /**
  * Decides the status patch for `run` against the BackgroundTask as last read.
- * - A lastRun from a newer run (later startTime; a tie broken by runId) is never overwritten.
+ * - A lastRun from a newer run (later startTime; a tie broken by runId) is never overwritten, nor
+ *   this run's own once the operator has said it was Cancelled.
  * - `metadata.resourceVersion` in the patch makes it conditional: a concurrent write yields 409.
  * - A merge patch merges objects, so keys of the previous lastRun (and its summary) that this
  *   run does not have are set to null — the result is exactly this run's lastRun.
@@ -62,6 +63,11 @@ export function planStatusPatch(current: CurrentTask, run: LastRun): StatusPatch
   const resourceVersion = current.metadata?.resourceVersion;
   if (!resourceVersion) throw new Error('the BackgroundTask as read has no metadata.resourceVersion');
   const previous = current.status?.lastRun ?? undefined;
+  // The operator's verdict on this very run: its Job was deleted before it finished. A late report
+  // (a pod orphaned by the deletion ran on) would make a cancelled run look failed, and be retried.
+  if (previous?.runId === run.runId && previous.outcome === 'Cancelled') {
+    return { kind: 'stale', reason: `run ${run.runId} was cancelled (its Job deleted) before this report` };
+  }
   if (previous && isNewerRun(previous, run)) {
     return { kind: 'stale', reason: `status.lastRun holds run ${previous.runId} started ${previous.startTime}, newer than this run` };
   }

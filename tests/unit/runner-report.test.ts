@@ -58,6 +58,14 @@ describe('planStatusPatch', () => {
     });
   });
 
+  it('leaves its own run alone once the operator has said it was cancelled (a pod orphaned by the deletion reporting late)', () => {
+    const cancelled = run({ outcome: 'Cancelled', message: 'its Job was deleted before the run finished' });
+    expect(planStatusPatch({ metadata: { resourceVersion: '4' }, status: { lastRun: cancelled } }, run({ outcome: 'Succeeded' }))).toEqual({
+      kind: 'stale',
+      reason: `run ${cancelled.runId} was cancelled (its Job deleted) before this report`,
+    });
+  });
+
   it('rewrites its own run (a report sent again)', () => {
     const same = run({ outcome: undefined, completionTime: undefined });
     expect(planStatusPatch({ metadata: { resourceVersion: '3' }, status: { lastRun: same } }, run()).kind).toBe('patch');
