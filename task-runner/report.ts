@@ -192,7 +192,7 @@ export function startReport(settings: ReportSettings | undefined): Reporter {
         const started = await early!;
         client = started.client;
         const result = await patchLastRun(client, target.ref, run, started.read);
-        if (result.kind === 'stale') log.info({ reason: result.reason }, 'status.lastRun not updated: a newer run already reported');
+        if (result.kind === 'stale') log.info({ reason: result.reason }, `status.lastRun not updated: ${result.reason}`);
         else log.debug({ ...target.ref }, 'status.lastRun reported');
       } catch (err) {
         log.error({ err }, `status report failed: ${describeError(err)}`);
