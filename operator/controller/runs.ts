@@ -160,9 +160,9 @@ function deletedResult(deletedAt: string, report: LastRun | undefined): RunResul
   // Only a report of a run that ended before the deletion: Interrupted is the deletion's SIGTERM,
   // and Cancelled is this verdict read back from the status (it always ends at the deletion, so a
   // run is counted once however late its pod stops).
-  const ended = report?.outcome && report.outcome !== 'Interrupted' && report.outcome !== 'Cancelled' && report.completionTime ? report : undefined;
-  if (ended?.outcome && Date.parse(ended.completionTime!) <= Date.parse(deletedAt)) {
-    return { outcome: ended.outcome, finishedAt: ended.completionTime!, message: ended.message ?? ended.outcome };
+  const { outcome, completionTime, message } = report ?? {};
+  if (outcome && outcome !== 'Interrupted' && outcome !== 'Cancelled' && completionTime && Date.parse(completionTime) <= Date.parse(deletedAt)) {
+    return { outcome, finishedAt: completionTime, message: message ?? outcome };
   }
   return { outcome: 'Cancelled', finishedAt: deletedAt, message: 'its Job was deleted before the run finished' };
 }
