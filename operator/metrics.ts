@@ -87,8 +87,10 @@ export function createMetrics(opts: { now?: () => number; defaultMetrics?: boole
   const runsTotal = new Counter({ name: `${PREFIX}runs_total`, help: 'Finished runs by task, family and outcome.', labelNames: ['task', 'family', 'outcome'], registers: [registry] });
   const runDuration = new Histogram({
     name: `${PREFIX}run_duration_seconds`,
-    help: 'Duration of finished runs.',
-    labelNames: ['task', 'family'],
+    // By outcome too: a cancelled or timed-out run's duration is where it was cut short, and
+    // mixed into the successes' it would skew their quantiles.
+    help: 'Duration of finished runs by task, family and outcome.',
+    labelNames: ['task', 'family', 'outcome'],
     buckets: [1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200],
     registers: [registry],
   });
@@ -182,7 +184,7 @@ export function createMetrics(opts: { now?: () => number; defaultMetrics?: boole
     },
     observeRun(run) {
       runsTotal.inc({ task: run.task, family: run.family, outcome: run.outcome });
-      if (run.durationSeconds !== undefined) runDuration.observe({ task: run.task, family: run.family }, run.durationSeconds);
+      if (run.durationSeconds !== undefined) runDuration.observe({ task: run.task, family: run.family, outcome: run.outcome }, run.durationSeconds);
     },
     setLeader(leading) {
       leader.set(leading ? 1 : 0);

@@ -63,7 +63,7 @@ describe('metrics', () => {
     expect(scrape.body).toContain('bgtask_reconcile_duration_seconds_count 2');
     expect(scrape.body).toContain('bgtask_workqueue_depth 7');
     expect(scrape.body).toContain('bgtask_runs_total{task="email.digest",family="email",outcome="Succeeded"} 1');
-    expect(scrape.body).toContain('bgtask_run_duration_seconds_sum{task="email.digest",family="email"} 12');
+    expect(scrape.body).toContain('bgtask_run_duration_seconds_sum{task="email.digest",family="email",outcome="Succeeded"} 12');
     expect(scrape.body).toContain('bgtask_leader 1');
     expect(scrape.body).toContain('bgtask_api_requests_total{method="PATCH",code="200"} 1');
     expect(scrape.body).toContain('bgtask_api_requests_total{method="GET",code="error"} 1');
