@@ -91,6 +91,48 @@ describe('eventsFromIcs', () => {
   ])('refuses the whole feed on %s, with the message', (_what, feed, message) => {
     expect(() => eventsFromIcs(feed, wide)).toThrow(message);
   });
+
+  // RFC 5545 has EXDATE and UNTIL in UTC (or in another zone) while DTSTART names its own; a feed
+  // that names an IANA zone without a VTIMEZONE leaves ical.js unable to convert, so the
+  // comparison must be made on instants. 09:00 Berlin is 08:00Z in winter, 07:00Z in summer.
+  const berlinDaily = (...extra: string[]) =>
+    cal('BEGIN:VEVENT', 'UID:daily', 'DTSTAMP:20270101T000000Z', 'DTSTART;TZID=Europe/Berlin:20270104T090000', 'DTEND;TZID=Europe/Berlin:20270104T100000', ...extra, 'END:VEVENT');
+  const starts = (feed: string, zone = 'Europe/Berlin') => eventsFromIcs(feed, { ...wide, defaultZone: zone }).rows.map((r) => r.startsAt.toISOString()).sort();
+
+  it('leaves out an occurrence named by a UTC EXDATE when DTSTART has an IANA TZID the feed does not define', () => {
+    expect(starts(berlinDaily('RRULE:FREQ=DAILY;COUNT=3', 'EXDATE:20270105T080000Z'))).toEqual(['2027-01-04T08:00:00.000Z', '2027-01-06T08:00:00.000Z']);
+  });
+
+  it('leaves out an occurrence named by an EXDATE in another zone than DTSTART, undefined too', () => {
+    expect(starts(berlinDaily('RRULE:FREQ=DAILY;COUNT=3', 'EXDATE;TZID=America/New_York:20270105T030000'))).toEqual(['2027-01-04T08:00:00.000Z', '2027-01-06T08:00:00.000Z']);
+  });
+
+  it('keeps the last occurrence of a rule whose UTC UNTIL is exactly its start, across a DST change', () => {
+    // 2027-03-28: Berlin moves to summer time; the 29th at 09:00 is 07:00Z.
+    const feed = cal('BEGIN:VEVENT', 'UID:d', 'DTSTAMP:20270101T000000Z', 'DTSTART;TZID=Europe/Berlin:20270327T090000', 'RRULE:FREQ=DAILY;UNTIL=20270329T070000Z', 'END:VEVENT');
+    expect(starts(feed)).toEqual(['2027-03-27T08:00:00.000Z', '2027-03-28T07:00:00.000Z', '2027-03-29T07:00:00.000Z']);
+  });
+
+  it("reads a floating EXDATE beside a zoned DTSTART in DTSTART's zone, defined by the feed or not", () => {
+    expect(starts(berlinDaily('RRULE:FREQ=DAILY;COUNT=3', 'EXDATE:20270105T090000'), 'America/New_York')).toEqual(['2027-01-04T08:00:00.000Z', '2027-01-06T08:00:00.000Z']);
+  });
+
+  it('applies a UTC EXDATE and UNTIL to a floating DTSTART in the owner\'s zone', () => {
+    const feed = cal('BEGIN:VEVENT', 'UID:f', 'DTSTAMP:20270101T000000Z', 'DTSTART:20270104T090000', 'RRULE:FREQ=DAILY;UNTIL=20270107T080000Z', 'EXDATE:20270105T080000Z', 'END:VEVENT');
+    expect(starts(feed)).toEqual(['2027-01-04T08:00:00.000Z', '2027-01-06T08:00:00.000Z', '2027-01-07T08:00:00.000Z']);
+  });
+
+  it('still applies EXDATE and UNTIL as ical.js does when the feed defines the zone', () => {
+    const feed = cal(
+      'BEGIN:VTIMEZONE', 'TZID:W. Europe Standard Time',
+      'BEGIN:STANDARD', 'DTSTART:16010101T030000', 'TZOFFSETFROM:+0200', 'TZOFFSETTO:+0100', 'RRULE:FREQ=YEARLY;BYDAY=-1SU;BYMONTH=10', 'END:STANDARD',
+      'BEGIN:DAYLIGHT', 'DTSTART:16010101T020000', 'TZOFFSETFROM:+0100', 'TZOFFSETTO:+0200', 'RRULE:FREQ=YEARLY;BYDAY=-1SU;BYMONTH=3', 'END:DAYLIGHT',
+      'END:VTIMEZONE',
+      'BEGIN:VEVENT', 'UID:w', 'DTSTAMP:20270101T000000Z', 'DTSTART;TZID=W. Europe Standard Time:20270327T090000', 'RRULE:FREQ=DAILY;UNTIL=20270329T070000Z', 'EXDATE:20270328T070000Z', 'END:VEVENT',
+    );
+    expect(starts(feed)).toEqual(['2027-03-27T08:00:00.000Z', '2027-03-29T07:00:00.000Z']);
+  });
+
 });
 
 describe('countOverlappingPairs', () => {

@@ -141,6 +141,7 @@ export function eventsFromIcs(text: string, options: ExpandOptions): ParsedFeed 
     exceptions.delete(uid);
     const master = event(vevent);
     const base = rowOf(uid, vevent, master, instant);
+    alignToStart(vevent, instant, (tzid) => feedZones.has(tzid), options.defaultZone);
     const overrides = new Map<number, ICAL.Component>();
     for (const exception of own) overrides.set(recurrenceInstant(exception, instant), exception);
     if (!master.isRecurring()) {
@@ -194,6 +195,55 @@ export function eventsFromIcs(text: string, options: ExpandOptions): ParsedFeed 
     for (const vevent of list) add({ ...rowOf(uid, vevent, event(vevent), instant), recurrenceId: new Date(recurrenceInstant(vevent, instant)) });
   });
   return { rows: [...rows.values()], uids: [...uids], truncated, skipped };
+}
+
+/**
+ * Rewrites the RDATE and EXDATE times and the UNTIL of a series into the frame of its DTSTART,
+ * so that ical.js, which compares them with the occurrences it makes from DTSTART, compares like
+ * with like. RFC 5545 has UNTIL in UTC when DTSTART names a zone, and EXDATEs may name any zone;
+ * ical.js converts between frames only through zones it knows (UTC and the feed's VTIMEZONEs),
+ * and takes an IANA zone the feed names without defining it, and floating times, for UTC: the
+ * excluded occurrence came back, and the last one before UNTIL could be dropped. Each foreign
+ * time is resolved to its instant (IANA or the feed's zone, as for the rows), then written in
+ * UTC when ical.js knows DTSTART's zone, else as DTSTART's wall-clock time in that zone.
+ */
+function alignToStart(vevent: ICAL.Component, instant: Instant, definedInFeed: (tzid: string) => boolean, defaultZone: string): void {
+  const dtstart = vevent.getFirstPropertyValue('dtstart');
+  if (!(dtstart instanceof ICAL.Time) || dtstart.isDate) return;
+  const startTzid = tzidOf(vevent, 'dtstart');
+  const isUtc = (t: ICAL.Time) => t.zone === ICAL.Timezone.utcTimezone;
+  const startIsUtc = isUtc(dtstart);
+  // ical.js converts correctly into a UTC DTSTART or one in a zone the feed defines.
+  const icalKnowsStart = startIsUtc || (startTzid !== null && definedInFeed(startTzid));
+  const startZone = startIsUtc ? 'UTC' : (startTzid ?? defaultZone);
+  type WallClock = Pick<ICAL.Time, 'year' | 'month' | 'day' | 'hour' | 'minute' | 'second'>;
+  const wallClockOfStart = (t: WallClock) =>
+    new ICAL.Time({ year: t.year, month: t.month, day: t.day, hour: t.hour, minute: t.minute, second: t.second, isDate: false }, dtstart.zone);
+  const inStartFrame = (at: Date): ICAL.Time =>
+    icalKnowsStart ? ICAL.Time.fromJSDate(at, true) : wallClockOfStart(DateTime.fromJSDate(at, { zone: startZone }));
+  const aligned = (time: ICAL.Time, tzid: string | null): ICAL.Time => {
+    if (time.isDate) return time;
+    if (isUtc(time)) return startIsUtc ? time : inStartFrame(instant(time, null));
+    if (tzid !== null) return tzid === startTzid ? time : inStartFrame(instant(time, tzid));
+    // A floating time beside a zoned DTSTART is taken as written in DTSTART's zone (RFC 5545 asks
+    // for the same form as DTSTART); beside a UTC one, as in the owner's zone, like floating times.
+    if (startIsUtc) return inStartFrame(instant(time, null));
+    return startTzid === null ? time : wallClockOfStart(time);
+  };
+  for (const name of ['exdate', 'rdate']) {
+    for (const prop of vevent.getAllProperties(name)) {
+      const tzid = prop.getParameter('tzid');
+      const values = prop.getValues();
+      // RDATE periods (VALUE=PERIOD) are left as they are.
+      if (!values.every((v) => v instanceof ICAL.Time)) continue;
+      prop.setValues(values.map((v: ICAL.Time) => aligned(v, typeof tzid === 'string' ? tzid : null)));
+    }
+  }
+  for (const rrule of vevent.getAllProperties('rrule')) {
+    const recur = rrule.getFirstValue() as ICAL.Recur;
+    // A floating UNTIL is read in DTSTART's own frame, as RFC 5545 has it for a floating DTSTART.
+    if (recur.until && !recur.until.isDate && isUtc(recur.until)) recur.until = aligned(recur.until, null);
+  }
 }
 
 function tzidOf(vevent: ICAL.Component, property: string): string | null {
