@@ -176,9 +176,11 @@ export function startReport(settings: ReportSettings | undefined): Reporter {
   return {
     async deliver(run, log) {
       const file = terminationLogPath(settings ?? {});
+      let inTerminationMessage = false;
       if (file) {
         try {
           writeFileSync(file, terminationMessage(run));
+          inTerminationMessage = true;
         } catch (err) {
           log.error({ err, file }, `could not write the termination message: ${describeError(err)}`);
         }
@@ -195,7 +197,9 @@ export function startReport(settings: ReportSettings | undefined): Reporter {
         if (result.kind === 'stale') log.info({ reason: result.reason }, `status.lastRun not updated: ${result.reason}`);
         else log.debug({ ...target.ref }, 'status.lastRun reported');
       } catch (err) {
-        log.error({ err }, `status report failed: ${describeError(err)}`);
+        // The operator reads the termination message too: the result still reaches the status.
+        const fallback = inTerminationMessage ? ' (the result is in the termination message, which the operator reads)' : '';
+        log.error({ err }, `status report failed: ${describeError(err)}${fallback}`);
       } finally {
         client?.close();
       }

@@ -17,6 +17,7 @@ import { RawApi } from '../../operator/kube/raw-api.ts';
 import { createMetrics } from '../../operator/metrics.ts';
 import { ROOT } from '../support/platform.ts';
 import { installCrd, kubectl, kubectlRaw, waitFor } from '../support/kube.ts';
+import { applyReportPolicy, deleteReportPolicy } from '../support/runner-report-policy.ts';
 
 export const RUNNER_IMAGE = 'bgtask.local/task-runner:dev';
 export const RUNNER_SA = 'bgtask-runner';
@@ -25,7 +26,10 @@ export const PLUGIN_HOST_PATH = join(ROOT, 'tests/fixtures/plugins', PLUGIN_FILE
 const PLUGIN_CONFIGMAP = 'operator-test-plugins';
 const PLUGIN_MOUNT = '/plugins';
 
-/** Installs the CRD (idempotent) and what runs need in `namespace`: the runner's ServiceAccount and Role, the plugin ConfigMap. */
+/**
+ * Installs the CRD (idempotent) and what runs need in `namespace`: the runner's ServiceAccount and
+ * Role, the chart's policy on what a run may write of its task's status, the plugin ConfigMap.
+ */
 export async function prepareNamespace(namespace: string): Promise<void> {
   await installCrd();
   const rbac = [
@@ -51,6 +55,7 @@ export async function prepareNamespace(namespace: string): Promise<void> {
     },
   ];
   await kubectl(['apply', '-f', '-'], { input: JSON.stringify({ apiVersion: 'v1', kind: 'List', items: rbac }) });
+  await applyReportPolicy(namespace, RUNNER_SA);
 }
 
 /**
@@ -60,6 +65,7 @@ export async function prepareNamespace(namespace: string): Promise<void> {
 export async function tearDown(namespace: string | undefined, operator: RunningOperator | undefined): Promise<void> {
   if (namespace) {
     await kubectl(['delete', 'namespace', namespace, '--wait=false']);
+    await deleteReportPolicy(namespace, RUNNER_SA);
     if (operator) {
       await waitFor(`the Jobs of ${namespace} to go`, async () => (await kubectlRaw(['-n', namespace, 'get', 'jobs', '-o', 'name'])).stdout.trim() === '', 120_000, 1_000);
     }

@@ -9,7 +9,8 @@ import { resolveSettings } from '../../operator/cli.ts';
 import { runOperator } from '../../operator/main.ts';
 import { createNamespace, deleteNamespace, installCrd, kubectl, kubectlJson, kubectlRaw, waitFor } from '../support/kube.ts';
 import { freePort } from '../support/runner-net.ts';
-import { prepareNamespace, RUNNER_IMAGE } from './operator-harness.ts';
+import { prepareNamespace, RUNNER_IMAGE, RUNNER_SA } from './operator-harness.ts';
+import { deleteReportPolicy } from '../support/runner-report-policy.ts';
 
 const log = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
 
@@ -81,6 +82,7 @@ describe('operator main', () => {
     for (const r of replicas) r.stop.abort();
     await Promise.all(replicas.map((r) => r.exit));
     if (ns) await deleteNamespace(ns);
+    if (ns) await deleteReportPolicy(ns, RUNNER_SA);
   });
 
   it('the leader reconciles; the standby is ready and idle; a graceful stop hands over', async () => {

@@ -1,9 +1,13 @@
 // Real runs in the kind cluster, started by the operator in this process: run-now, a failing run
 // retried after its delay, a retry cancelled by deleting its Job, invalid input never retried, a run over its memory limit, a run over
-// its timeout. The runner image runs the test plugin task (tests/fixtures/plugins) or a built-in.
+// its timeout, and what the chart's admission policy lets a run write of its task's status. The runner image runs the test plugin task (tests/fixtures/plugins) or a built-in.
+import { writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { KubeConfig } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { createNamespace, describeEvents, kubectl, kubectlJson, waitFor } from '../support/kube.ts';
-import { prepareNamespace, startOperator, tearDown, type RunningOperator } from './operator-harness.ts';
+import { createNamespace, describeEvents, kubectl, kubectlJson, kubectlRaw, waitFor } from '../support/kube.ts';
+import { prepareNamespace, RUNNER_SA, startOperator, tearDown, type RunningOperator } from './operator-harness.ts';
 
 let ns: string;
 let operator: RunningOperator | undefined;
@@ -171,5 +175,74 @@ describe('runs', () => {
     expect(soft).toBeLessThan(8);
     expect(ended - Date.parse(job.status.startTime)).toBeGreaterThanOrEqual((soft - 1) * 1000);
     expect(ended - Date.parse(job.status.startTime)).toBeLessThan(60_000);
+  });
+
+  /** A kubeconfig for the test cluster that authenticates with `token` alone. */
+  function tokenKubeconfig(token: string, name: string): string {
+    const admin = new KubeConfig();
+    admin.loadFromFile(inject('kubeconfig'));
+    const cluster = admin.getCurrentCluster()!;
+    const kc = new KubeConfig();
+    kc.loadFromOptions({ clusters: [cluster], users: [{ name, token }], contexts: [{ name, cluster: cluster.name, user: name, namespace: ns }], currentContext: name });
+    const path = join(tmpdir(), `${ns}-${name}.kubeconfig`);
+    writeFileSync(path, kc.exportConfig(), { mode: 0o600 });
+    return path;
+  }
+
+  it("lets a run write only its own report: not another task's status, not the operator's members, not from another pod", async () => {
+    // The victim's run sleeps, so it is listed in status.active while the others try.
+    await createTask('victim', { task: 'maintenance.fixture-behave', params: { sleepSeconds: 60, note: 'victim' } });
+    await createTask('tamperer', { task: 'maintenance.fixture-behave', params: { tamperWith: 'victim', note: 'tamperer' } });
+    // A name long enough that its run-now Job has 63 characters and its pods' names cut it at 58.
+    const long = `reports-${'x'.repeat(51)}`;
+    await createTask(long, { task: 'maintenance.fixture-behave', params: { note: 'long' } });
+    await runNow('victim', 'v1');
+    const victimRun = (await waitForStatus('victim', 'its run active and started', (s) => s.active?.length === 1 && !s.active[0].queued)).active[0].name;
+    await runNow('tamperer', 't1');
+    await runNow(long, 'l1');
+
+    // From a real run's pod, with its own token: each write it must not make is refused, its own report is written.
+    const tamperer = await waitForStatus('tamperer', 'its run reported', (s) => s.lastRun?.outcome === 'Succeeded');
+    expect(tamperer.lastRun.summary.tamper_other_task).toMatch(/^403 .*run tamperer-now-\w+ is not one of the task's active runs \(status.active\): a run reports to its own task/);
+    expect(tamperer.lastRun.summary.tamper_counters).toMatch(/^403 .*a run writes status.lastRun only: the other status members are the operator's/);
+    expect(tamperer.lastRun.summary.tamper_other_run).toMatch(/^403 .*run tamperer-now-\w+-forged is not one of the task's active runs/);
+    const longRun = await waitForStatus(long, 'its run reported', (s) => s.lastRun?.outcome === 'Succeeded');
+    expect(longRun.lastRun.runId).toHaveLength(63);
+    // The outcome and summary written by the runners themselves (admitted), not by the operator
+    // from the termination message (runId, trigger and attempt are the operator's, written at the start).
+    const reportedByRunner = async (name: string) =>
+      ((await kubectlJson(['-n', ns, 'get', 'backgroundtask', name, '--show-managed-fields'])).metadata.managedFields as any[]).some((m) => m.manager === 'bgtask-runner' && m.subresource === 'status' && m.fieldsV1?.['f:status']?.['f:lastRun']?.['f:summary']);
+    expect(await reportedByRunner('tamperer')).toBe(true);
+    expect(await reportedByRunner(long)).toBe(true);
+    // The victim's lastRun is still the operator's account of its run going on.
+    const untouched = (status: any) => {
+      expect(status.lastRun).toMatchObject({ runId: victimRun, attempt: 1 });
+      expect(status.lastRun.outcome).toBeUndefined();
+      expect(status.lastRun.message).toBeUndefined();
+      expect(status.succeeded).toBe(0);
+    };
+    untouched((await taskObject('victim')).status);
+
+    // The runner's account from elsewhere: a token bound to a pod that is not the run's, or to no pod.
+    await kubectl(['apply', '-f', '-'], {
+      input: JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { name: 'impostor', namespace: ns },
+        spec: { serviceAccountName: RUNNER_SA, restartPolicy: 'Never', containers: [{ name: 'c', image: 'bgtask.local/none:never', command: ['true'] }] },
+      }),
+    });
+    const impostorUid = (await kubectlJson(['-n', ns, 'get', 'pod', 'impostor'])).metadata.uid;
+    const bound = (await kubectl(['-n', ns, 'create', 'token', RUNNER_SA, '--bound-object-kind', 'Pod', '--bound-object-name', 'impostor', '--bound-object-uid', impostorUid])).trim();
+    const unbound = (await kubectl(['-n', ns, 'create', 'token', RUNNER_SA])).trim();
+    const report = JSON.stringify({ status: { lastRun: { runId: victimRun, trigger: 'Manual', attempt: 1, startTime: new Date().toISOString(), outcome: 'Failed', message: 'forged' } } });
+    const write = (kubeconfig: string) => kubectlRaw(['-n', ns, 'patch', 'backgroundtask', 'victim', '--subresource=status', '--type=merge', '-p', report], { kubeconfig });
+    const fromImpostor = await write(tokenKubeconfig(bound, 'impostor'));
+    expect(fromImpostor.code).not.toBe(0);
+    expect(fromImpostor.stderr).toContain(`pod impostor is not a pod of run ${victimRun}: a run reports its own result`);
+    const fromNoPod = await write(tokenKubeconfig(unbound, 'nopod'));
+    expect(fromNoPod.code).not.toBe(0);
+    expect(fromNoPod.stderr).toContain('a run reports with the pod-bound ServiceAccount token Kubernetes mounts in its pod');
+    untouched((await taskObject('victim')).status);
   });
 });

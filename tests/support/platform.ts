@@ -3,7 +3,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
 
@@ -29,6 +29,13 @@ export function kubectlPath(): string {
 
 export function helmPath(): string {
   return join(cacheDir(), `helm-${versions().HELM_VERSION}`, 'bin', 'helm');
+}
+
+/** The pinned helm, built into the cache on first use (no cluster needed). */
+export function ensureHelm(): string {
+  const helm = helmPath();
+  if (!existsSync(helm)) runScript('build-toolchain.sh', 'helm');
+  return helm;
 }
 
 export function promtoolPath(): string {

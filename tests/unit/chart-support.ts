@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
-import { ROOT, helmPath, kubernetesVersion, promtoolPath, runScript } from '../support/platform.ts';
+import { ROOT, ensureHelm, kubernetesVersion, promtoolPath, runScript } from '../support/platform.ts';
 
 export const CHART = join(ROOT, 'charts/bgtask-operator');
 export const ALL_FEATURES = join(CHART, 'ci/all-features-values.yaml');
@@ -17,11 +17,7 @@ export interface Manifest {
   [key: string]: any;
 }
 
-export function ensureHelm(): string {
-  const helm = helmPath();
-  if (!existsSync(helm)) runScript('build-toolchain.sh', 'helm');
-  return helm;
-}
+export { ensureHelm };
 
 /** Prometheus' promtool, built into the cache on first use like helm. */
 export function ensurePromtool(): string {

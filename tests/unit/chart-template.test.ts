@@ -55,11 +55,12 @@ describe('helm template with the defaults', () => {
     ms = render();
   });
 
-  it('renders the operator, its RBAC, config, metrics Service, PDB, the helm test, the uninstall and CRD upgrade hooks, nothing optional', () => {
+  it('renders the operator, its RBAC, config, metrics Service, PDB, the helm test, the uninstall and CRD upgrade hooks, the runs\' report policy, nothing optional', () => {
     const uninstall = ['Job', 'Role', 'RoleBinding', 'ServiceAccount'];
     const crdUpgrade = ['Job', 'ClusterRole', 'ClusterRoleBinding', 'ServiceAccount'];
+    const reportPolicy = ['ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding'];
     expect(kinds(ms)).toEqual(
-      ['ClusterRole', 'ClusterRole', 'ClusterRoleBinding', 'ClusterRoleBinding', 'ConfigMap', 'Deployment', 'Pod', 'PodDisruptionBudget', 'Role', 'Role', 'RoleBinding', 'RoleBinding', 'Service', 'ServiceAccount', 'ServiceAccount', ...uninstall, ...crdUpgrade].sort(),
+      ['ClusterRole', 'ClusterRole', 'ClusterRoleBinding', 'ClusterRoleBinding', 'ConfigMap', 'Deployment', 'Pod', 'PodDisruptionBudget', 'Role', 'Role', 'RoleBinding', 'RoleBinding', 'Service', 'ServiceAccount', 'ServiceAccount', ...uninstall, ...crdUpgrade, ...reportPolicy].sort(),
     );
   });
 
@@ -177,6 +178,29 @@ describe('helm template with the defaults', () => {
     expect(binding.subjects).toEqual([{ kind: 'ServiceAccount', name: 'rel-bgtask-operator-runner', namespace: 'bgtask' }]);
   });
 
+  it("admits a run's status write only as its own report, from the runner's account in the runs' namespaces", () => {
+    const policy = one(ms, 'ValidatingAdmissionPolicy', 'bgtask-rel-bgtask-operator-runner-reports');
+    expect(policy.spec.failurePolicy).toBe('Fail');
+    expect(policy.spec.matchConstraints.resourceRules).toEqual([
+      { apiGroups: ['workers.personal-assistant.io'], apiVersions: ['*'], operations: ['UPDATE'], resources: ['backgroundtasks/status'] },
+    ]);
+    expect(policy.spec.matchConditions).toEqual([
+      { name: 'from-a-run', expression: "request.userInfo.username == 'system:serviceaccount:' + request.namespace + ':rel-bgtask-operator-runner'" },
+    ]);
+    // Every status member but lastRun must stay as the operator wrote it: the list follows the schema.
+    const unchanged = policy.spec.validations.map((v: { expression: string }) => v.expression).find((e: string) => e.includes('oldObject.status.observedGeneration'));
+    const kept = [...unchanged.matchAll(/has\(object\.status\.(\w+)\) \?/g)].map((m) => m[1]).sort();
+    const statusMembers = Object.keys(backgroundTaskSchema.shape.status.unwrap().shape).filter((k) => k !== 'lastRun').sort();
+    expect(kept).toEqual(statusMembers);
+    const binding = one(ms, 'ValidatingAdmissionPolicyBinding', policy.metadata.name);
+    expect(binding.spec).toEqual({
+      policyName: policy.metadata.name,
+      validationActions: ['Deny'],
+      matchResources: { namespaceSelector: { matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'In', values: ['bgtask'] }] } },
+    });
+    expect(find(render({ set: { 'runner.reportPolicy.enabled': false } }), 'ValidatingAdmissionPolicy')).toEqual([]);
+  });
+
   it('has a helm test hook that runs ai.test-scheduler-connection once', () => {
     const pod = one(ms, 'Pod');
     expect(pod.metadata.annotations?.['helm.sh/hook']).toBe('test');
@@ -254,6 +278,7 @@ describe('helm template with every optional feature', () => {
   it('creates the runner ServiceAccount and Role in every namespace runs happen in', () => {
     expect(find(ms, 'ServiceAccount', 'rel-bgtask-operator-runner').map((m) => m.metadata.namespace).sort()).toEqual(['bgtask', 'team-a']);
     expect(find(ms, 'Role', 'rel-bgtask-operator-runner').map((m) => m.metadata.namespace).sort()).toEqual(['bgtask', 'team-a']);
+    expect(one(ms, 'ValidatingAdmissionPolicyBinding').spec.matchResources.namespaceSelector.matchExpressions[0].values.sort()).toEqual(['bgtask', 'team-a']);
   });
 
   it('renders the families overrides so the operator accepts them', () => {
