@@ -1,11 +1,11 @@
 // email.send-daily-summary as a process: one e-mail per opted-in user with yesterday's runs and AI
-// results and today's events in the user's time zone, sent once per user and day even when the
-// run is retried after a partial failure, with up to maxConnections messages on their way at once,
-// and a stop leaving no claim half-done.
+// results and today's events in the user's time zone, from localHour on there, sent once per user
+// and local day even when the run is retried after a partial failure or the user's zone changes,
+// with up to maxConnections messages on their way at once, and a stop leaving no claim half-done.
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
 import type pg from 'pg';
 import { startFakeSmtp, type FakeSmtp } from '../support/fake-smtp.ts';
-import { clearOfLocalMidnight } from '../support/local-midnight.ts';
+import { clearOfLocalHourChange, clearOfLocalMidnight } from '../support/local-midnight.ts';
 import { freshDatabase, migrated, testPool } from '../support/runner-db.ts';
 import { closedPort } from '../support/runner-net.ts';
 import { buildRunner, runRunner, startRunner } from '../support/runner-process.ts';
@@ -78,13 +78,30 @@ async function withMoreUsers(n: number, fn: () => Promise<void>): Promise<void> 
   }
 }
 
+/** Runs `fn` with one more opted-in user in each of `zones`, removed again after it. */
+async function withUsersIn(zones: string[], fn: (ids: string[]) => Promise<void>): Promise<void> {
+  const ids: string[] = [];
+  try {
+    for (const [i, zone] of zones.entries()) {
+      const { rows } = await db.query<{ id: string }>('INSERT INTO users (email, timezone, daily_summary_opt_in) VALUES ($1, $2, true) RETURNING id', [`zoned${i + 1}@example.org`, zone]);
+      ids.push(rows[0]!.id);
+    }
+    await fn(ids);
+  } finally {
+    await db.query('DELETE FROM users WHERE id = ANY($1::bigint[])', [ids]);
+  }
+}
+
+/** `run` of the task; localHour 0 makes every user due at any time of day, unless a test sets its own. */
+const runArgs = (params: Record<string, unknown> = {}) => ['run', TASK, '--params', JSON.stringify({ localHour: 0, ...params })];
 const env = (extra: Record<string, string> = {}) => ({ DATABASE_URL: url, SMTP_URL: smtp.url, EMAIL_FROM: 'Assistant <assistant@bgtask.example>', ...extra });
 const localDate = async (user: string) =>
   (await db.query<{ d: string }>("SELECT to_char(now() AT TIME ZONE timezone, 'YYYY-MM-DD') AS d FROM users WHERE id = $1", [user])).rows[0]!.d;
+const dateIn = async (zone: string) => (await db.query<{ d: string }>("SELECT to_char(now() AT TIME ZONE $1, 'YYYY-MM-DD') AS d", [zone])).rows[0]!.d;
 
 describe(TASK, () => {
   it("sends each opted-in user yesterday's runs and AI results and today's events, in their time zone", async () => {
-    const exit = await runRunner(['run', TASK], env());
+    const exit = await runRunner(runArgs(), env());
     expect(exit.code, exit.stdout).toBe(0);
     expect(exit.result?.summary).toMatchObject({ users: 2, summaries_sent: 2, already_sent: 0, summaries_failed: 0 });
     expect(smtp.received.map((m) => m.to[0]).sort()).toEqual(['ada@example.org', 'bob@example.org']);
@@ -110,8 +127,8 @@ describe(TASK, () => {
   });
 
   it('sends nothing twice when run again the same day', async () => {
-    expect((await runRunner(['run', TASK], env())).code).toBe(0);
-    const again = await runRunner(['run', TASK], env());
+    expect((await runRunner(runArgs(), env())).code).toBe(0);
+    const again = await runRunner(runArgs(), env());
     expect(again.code, again.stdout).toBe(0);
     expect(again.result?.summary).toMatchObject({ summaries_sent: 0, already_sent: 2 });
     expect(smtp.received).toHaveLength(2);
@@ -119,13 +136,13 @@ describe(TASK, () => {
 
   it('on a retry after a partial failure, sends only to the users who did not get theirs', async () => {
     smtp.behaviour = { refuseRecipient: (a) => (a === 'bob@example.org' ? { code: 452, message: 'mailbox full, try later' } : undefined) };
-    const first = await runRunner(['run', TASK], env());
+    const first = await runRunner(runArgs(), env());
     expect(first.code, first.stdout).toBe(1);
     expect(first.result?.message).toContain(`1 of 2 daily summaries failed: user ${bob}:`);
     expect(first.result?.message).toContain('mailbox full, try later');
     expect(smtp.received.map((m) => m.to[0])).toEqual(['ada@example.org']);
     smtp.behaviour = {};
-    const retry = await runRunner(['run', TASK], { ...env(), BGTASK_TRIGGER: 'Retry', BGTASK_ATTEMPT: '2' });
+    const retry = await runRunner(runArgs(), { ...env(), BGTASK_TRIGGER: 'Retry', BGTASK_ATTEMPT: '2' });
     expect(retry.code, retry.stdout).toBe(0);
     expect(retry.result?.summary).toMatchObject({ summaries_sent: 1, already_sent: 1 });
     expect(smtp.received.map((m) => m.to[0])).toEqual(['ada@example.org', 'bob@example.org']);
@@ -138,7 +155,7 @@ describe(TASK, () => {
     smtp.behaviour = {
       refuseRecipient: (a) => (a === 'bob@example.org' ? (refusals.push(a), { code: 550, message: 'no such user here' }) : undefined),
     };
-    const first = await runRunner(['run', TASK], env());
+    const first = await runRunner(runArgs(), env());
     expect(first.code, first.stdout).toBe(0);
     expect(first.result?.summary).toMatchObject({ summaries_sent: 1, summaries_refused: 1, summaries_failed: 0 });
     expect(first.result?.message).toMatch(new RegExp(`^sent 1 daily summary \\(or had sent them already\\); refused for good by the mail server, not retried: user ${bob}: .*550 no such user here`));
@@ -146,7 +163,7 @@ describe(TASK, () => {
     expect(rows).toEqual([{ status: 'refused', attempts: 1, last_error: expect.stringContaining('550 no such user here') }]);
 
     // A retry (or the next run that day) leaves it alone: the server would answer the same.
-    const retry = await runRunner(['run', TASK], { ...env(), BGTASK_TRIGGER: 'Retry', BGTASK_ATTEMPT: '2' });
+    const retry = await runRunner(runArgs(), { ...env(), BGTASK_TRIGGER: 'Retry', BGTASK_ATTEMPT: '2' });
     expect(retry.code, retry.stdout).toBe(0);
     expect(retry.result?.summary).toMatchObject({ summaries_sent: 0, already_sent: 1, refused_earlier: 1, claimed_elsewhere: 0 });
     expect(refusals).toEqual(['bob@example.org']);
@@ -155,7 +172,7 @@ describe(TASK, () => {
 
   it('fails, and retries, when the server refuses to relay (5.7.1 names the recipient, but it is a configuration to fix)', async () => {
     smtp.behaviour = { refuseRecipient: () => ({ code: 554, message: '5.7.1 Relay access denied' }) };
-    const first = await runRunner(['run', TASK], env());
+    const first = await runRunner(runArgs(), env());
     expect(first.code, first.stdout).toBe(1);
     expect(first.result?.summary).toMatchObject({ summaries_sent: 0, summaries_refused: 0, summaries_failed: 2 });
     expect((await db.query('SELECT DISTINCT status FROM daily_summary_deliveries')).rows).toEqual([{ status: 'failed' }]);
@@ -163,14 +180,14 @@ describe(TASK, () => {
 
   it('fails, and retries, when the server refuses the sender (a configuration to fix, not a user to give up on)', async () => {
     smtp.behaviour = { refuseSender: () => ({ code: 553, message: 'sender address not owned by user' }) };
-    const first = await runRunner(['run', TASK], env());
+    const first = await runRunner(runArgs(), env());
     expect(first.code, first.stdout).toBe(1);
     expect(first.result?.summary).toMatchObject({ summaries_sent: 0, summaries_refused: 0, summaries_failed: 2 });
     const { rows } = await db.query('SELECT DISTINCT status FROM daily_summary_deliveries');
     expect(rows).toEqual([{ status: 'failed' }]);
     // The sender fixed: the retry sends both.
     smtp.behaviour = {};
-    const retry = await runRunner(['run', TASK], { ...env(), BGTASK_TRIGGER: 'Retry', BGTASK_ATTEMPT: '2' });
+    const retry = await runRunner(runArgs(), { ...env(), BGTASK_TRIGGER: 'Retry', BGTASK_ATTEMPT: '2' });
     expect(retry.code, retry.stdout).toBe(0);
     expect(retry.result?.summary).toMatchObject({ summaries_sent: 2 });
   });
@@ -178,7 +195,7 @@ describe(TASK, () => {
   it("fails while another run's claim is fresh (it may have died mid-send), and takes the claim over once it is old", async () => {
     const date = await localDate(ada);
     await db.query("INSERT INTO daily_summary_deliveries (user_id, summary_date, status, message_id, claimed_at) VALUES ($1, $2, 'sending', 'x', now() - interval '5 minutes')", [ada, date]);
-    const first = await runRunner(['run', TASK], env());
+    const first = await runRunner(runArgs(), env());
     expect(first.code, first.stdout).toBe(1);
     expect(first.result?.summary).toMatchObject({ summaries_sent: 1, claimed_elsewhere: 1, already_sent: 0 });
     // A claim from before leases were stored lasts the task's default timeout, 15 minutes.
@@ -187,7 +204,7 @@ describe(TASK, () => {
     expect(smtp.received.map((m) => m.to[0])).toEqual(['bob@example.org']);
 
     await db.query("UPDATE daily_summary_deliveries SET claimed_at = now() - interval '16 minutes' WHERE user_id = $1", [ada]);
-    const retry = await runRunner(['run', TASK], { ...env(), BGTASK_TRIGGER: 'Retry', BGTASK_ATTEMPT: '2' });
+    const retry = await runRunner(runArgs(), { ...env(), BGTASK_TRIGGER: 'Retry', BGTASK_ATTEMPT: '2' });
     expect(retry.code, retry.stdout).toBe(0);
     expect(retry.result?.summary).toMatchObject({ summaries_sent: 1, already_sent: 1, claimed_elsewhere: 0 });
     expect(smtp.received.map((m) => m.to[0])).toEqual(['bob@example.org', 'ada@example.org']);
@@ -197,7 +214,7 @@ describe(TASK, () => {
     const date = await localDate(ada);
     // Claimed 20 minutes ago by a run whose Job may last an hour: past the default 15 minutes, still alive.
     await db.query("INSERT INTO daily_summary_deliveries (user_id, summary_date, status, message_id, claimed_at, lease_expires_at) VALUES ($1, $2, 'sending', 'x', now() - interval '20 minutes', now() + interval '40 minutes')", [ada, date]);
-    const first = await runRunner(['run', TASK], env({ BGTASK_TIMEOUT_SECONDS: '1200' }));
+    const first = await runRunner(runArgs(), env({ BGTASK_TIMEOUT_SECONDS: '1200' }));
     expect(first.code, first.stdout).toBe(1);
     expect(first.result?.summary).toMatchObject({ summaries_sent: 1, claimed_elsewhere: 1 });
     expect(smtp.received.map((m) => m.to[0])).toEqual(['bob@example.org']);
@@ -206,7 +223,7 @@ describe(TASK, () => {
     expect(rows).toEqual([{ seconds: 1230 }]);
 
     await db.query("UPDATE daily_summary_deliveries SET lease_expires_at = now() - interval '1 second' WHERE user_id = $1", [ada]);
-    const retry = await runRunner(['run', TASK], { ...env(), BGTASK_TRIGGER: 'Retry', BGTASK_ATTEMPT: '2' });
+    const retry = await runRunner(runArgs(), { ...env(), BGTASK_TRIGGER: 'Retry', BGTASK_ATTEMPT: '2' });
     expect(retry.code, retry.stdout).toBe(0);
     expect(retry.result?.summary).toMatchObject({ summaries_sent: 1, already_sent: 1, claimed_elsewhere: 0 });
   });
@@ -225,7 +242,7 @@ describe(TASK, () => {
           return undefined;
         },
       };
-      const exit = await runRunner(['run', TASK, '--params', '{"maxConnections":4}'], env());
+      const exit = await runRunner(runArgs({ maxConnections: 4 }), env());
       expect(exit.code, exit.stdout).toBe(0);
       expect(exit.result?.summary).toMatchObject({ users: 12, summaries_sent: 12, summaries_failed: 0, claimed_elsewhere: 0 });
       expect(smtp.received).toHaveLength(12);
@@ -240,7 +257,7 @@ describe(TASK, () => {
   it('on SIGTERM, takes no further user, settles the ones on their way, exits 143; the next run sends the rest', async () => {
     await withMoreUsers(20, async () => {
       smtp.behaviour = { dataDelayMs: 200 };
-      const runner = startRunner(['run', TASK, '--params', '{"maxConnections":3}'], env());
+      const runner = startRunner(runArgs({ maxConnections: 3 }), env());
       const deadline = Date.now() + 30_000;
       while (smtp.received.length < 3) {
         if (Date.now() > deadline || runner.child.exitCode !== null) throw new Error(`no summary sent:\n${runner.lines.map((l) => JSON.stringify(l)).join('\n')}`);
@@ -258,7 +275,7 @@ describe(TASK, () => {
       expect(rows).toEqual([{ status: 'sent', n: sentFirst }]);
 
       smtp.behaviour = {};
-      const rest = await runRunner(['run', TASK, '--params', '{"maxConnections":3}'], env());
+      const rest = await runRunner(runArgs({ maxConnections: 3 }), env());
       expect(rest.code, rest.stdout).toBe(0);
       expect(rest.result?.summary).toMatchObject({ summaries_sent: 22 - sentFirst, already_sent: sentFirst });
       expect(new Set(smtp.received.map((m) => m.messageId)).size).toBe(22);
@@ -268,7 +285,7 @@ describe(TASK, () => {
 
   it('exits 1 when SMTP is down and sends everything on the retry', async () => {
     const port = await closedPort();
-    const down = await runRunner(['run', TASK], env({ SMTP_URL: `smtp://127.0.0.1:${port}` }));
+    const down = await runRunner(runArgs(), env({ SMTP_URL: `smtp://127.0.0.1:${port}` }));
     expect(down.code).toBe(1);
     expect(down.result?.message).toContain('the SMTP server is unavailable');
     expect(down.result?.message).toContain('ECONNREFUSED');
@@ -276,8 +293,94 @@ describe(TASK, () => {
     const { rows } = await db.query("SELECT status, lease_expires_at FROM daily_summary_deliveries WHERE status <> 'sent'");
     expect(rows.length).toBeGreaterThan(0);
     for (const r of rows) expect(r).toEqual({ status: 'failed', lease_expires_at: null });
-    const retry = await runRunner(['run', TASK], env());
+    const retry = await runRunner(runArgs(), env());
     expect(retry.code, retry.stdout).toBe(0);
     expect(smtp.received).toHaveLength(2);
+  });
+
+  it("sends to the users whose own clock has reached localHour, to the others at a run after theirs, each once", async () => {
+    await withUsersIn(['Asia/Tokyo', 'America/Los_Angeles'], async () => {
+      // The users' hours are read, then the runs see them: the hour must not change in between.
+      await clearOfLocalHourChange(['Europe/Berlin', 'America/New_York', 'Asia/Tokyo', 'America/Los_Angeles'], 60_000);
+      const { rows: users } = await db.query<{ id: string; email: string; hour: number }>(
+        'SELECT id, email, extract(hour FROM now() AT TIME ZONE timezone)::int AS hour FROM users WHERE daily_summary_opt_in ORDER BY id',
+      );
+      // No two of the four zones are a multiple of 24 hours apart: four different hours, at any
+      // time of day. localHour at the latest makes its user due and the other three not yet.
+      expect(new Set(users.map((u) => u.hour)).size).toBe(4);
+      const latest = Math.max(...users.map((u) => u.hour));
+      const hh = String(latest).padStart(2, '0');
+
+      const dry = await runRunner([...runArgs({ localHour: latest }), '--dry-run'], env());
+      expect(dry.code, dry.stdout).toBe(0);
+      expect(dry.result?.message).toBe(`dry run: up to 1 summary would be sent; 3 users not due yet (before ${hh}:00 their time)`);
+      expect(dry.result?.summary).toMatchObject({ users: 4, not_due_yet: 3 });
+
+      const first = await runRunner(runArgs({ localHour: latest }), env());
+      expect(first.code, first.stdout).toBe(0);
+      expect(first.result?.summary).toMatchObject({ users: 4, summaries_sent: 1, already_sent: 0, not_due_yet: 3, summaries_failed: 0, unknown_time_zones: 0 });
+      expect(first.result?.message).toBe(`sent 1 daily summary (or had sent them already); 3 users not due yet (before ${hh}:00 their time)`);
+      expect(smtp.received.map((m) => m.to[0])).toEqual([users.find((u) => u.hour === latest)!.email]);
+
+      // The next run within the hour: nothing new.
+      const again = await runRunner(runArgs({ localHour: latest }), env());
+      expect(again.code, again.stdout).toBe(0);
+      expect(again.result?.summary).toMatchObject({ summaries_sent: 0, already_sent: 1, not_due_yet: 3 });
+      expect(smtp.received).toHaveLength(1);
+
+      // The others' hour has come (localHour at the earliest of theirs): each gets theirs, the first user not again.
+      const later = await runRunner(runArgs({ localHour: Math.min(...users.map((u) => u.hour)) }), env());
+      expect(later.code, later.stdout).toBe(0);
+      expect(later.result?.summary).toMatchObject({ summaries_sent: 3, already_sent: 1, not_due_yet: 0 });
+      expect(later.result?.message).toBe('sent 4 daily summaries (or had sent them already)');
+      expect(smtp.received.map((m) => m.to[0]).sort()).toEqual(users.map((u) => u.email).sort());
+      // Each for the user's own date, once.
+      const { rows } = await db.query('SELECT user_id, summary_date::text AS d, status, attempts FROM daily_summary_deliveries ORDER BY user_id');
+      expect(rows).toEqual(await Promise.all(users.map(async (u) => ({ user_id: u.id, d: await localDate(u.id), status: 'sent', attempts: 1 }))));
+    });
+  });
+
+  it("sends once per local date when a user's zone changes between runs", async () => {
+    await clearOfLocalMidnight(['Europe/Berlin', 'Europe/London', 'Asia/Dubai', 'Pacific/Kiritimati', 'Pacific/Pago_Pago'], 60_000);
+    try {
+      expect((await runRunner(runArgs(), env())).code).toBe(0);
+      const berlinDate = await localDate(ada);
+      // Ada moves an hour or two off Berlin, to a zone on the same date (London's, but in Berlin's
+      // first hour, when London is on the day before; then Dubai's): no second summary that date.
+      const sameDate = (await dateIn('Europe/London')) === berlinDate ? 'Europe/London' : 'Asia/Dubai';
+      await db.query('UPDATE users SET timezone = $2 WHERE id = $1', [ada, sameDate]);
+      expect(await localDate(ada)).toBe(berlinDate);
+      const moved = await runRunner(runArgs(), env());
+      expect(moved.code, moved.stdout).toBe(0);
+      expect(moved.result?.summary).toMatchObject({ summaries_sent: 0, already_sent: 2 });
+      expect(smtp.received).toHaveLength(2);
+
+      // Then half a day off, to a zone on another date (Kiritimati, UTC+14, or Pago Pago, UTC−11:
+      // one of them always is): that date's summary.
+      const otherZone = (await dateIn('Pacific/Kiritimati')) !== berlinDate ? 'Pacific/Kiritimati' : 'Pacific/Pago_Pago';
+      await db.query('UPDATE users SET timezone = $2 WHERE id = $1', [ada, otherZone]);
+      const otherDate = await localDate(ada);
+      expect(otherDate).not.toBe(berlinDate);
+      const far = await runRunner(runArgs(), env());
+      expect(far.code, far.stdout).toBe(0);
+      expect(far.result?.summary).toMatchObject({ summaries_sent: 1, already_sent: 1 });
+      expect(smtp.received.slice(2).map((m) => [m.to[0], m.messageId])).toEqual([['ada@example.org', `<daily-summary-${ada}-${otherDate}@bgtask.example>`]]);
+      const { rows } = await db.query('SELECT summary_date::text AS d, status, attempts FROM daily_summary_deliveries WHERE user_id = $1 ORDER BY summary_date', [ada]);
+      expect(rows).toEqual([berlinDate, otherDate].sort().map((d) => ({ d, status: 'sent', attempts: 1 })));
+    } finally {
+      await db.query("UPDATE users SET timezone = 'Europe/Berlin' WHERE id = $1", [ada]);
+    }
+  });
+
+  it("sends to the others when a user's time zone is unknown, and names that user without failing the run (a retry could not help)", async () => {
+    await withUsersIn(['Mars/Olympus_Mons'], async ([mars]) => {
+      const exit = await runRunner(runArgs(), env());
+      expect(exit.code, exit.stdout).toBe(0);
+      expect(exit.result?.summary).toMatchObject({ users: 3, summaries_sent: 2, unknown_time_zones: 1, summaries_failed: 0 });
+      expect(exit.result?.message).toBe(`sent 2 daily summaries (or had sent them already); not sent, unknown time zone: user ${mars} ("Mars/Olympus_Mons")`);
+      expect(exit.lines.filter((l) => l.msg === 'daily summary not sent: unknown time zone')).toEqual([expect.objectContaining({ user: mars, zone: 'Mars/Olympus_Mons' })]);
+      expect(smtp.received.map((m) => m.to[0]).sort()).toEqual(['ada@example.org', 'bob@example.org']);
+      expect((await db.query('SELECT 1 FROM daily_summary_deliveries WHERE user_id = $1', [mars])).rows).toEqual([]);
+    });
   });
 });

@@ -268,6 +268,8 @@ const SCENARIOS: Record<string, Scenario> = {
 
   'email.send-daily-summary': {
     wave: 1,
+    // Both users due at any time of day (with the default, 08:00, only those past it in their zone).
+    params: { localHour: 0 },
     env: () => [...databaseEnv(), ...smtpEnv()],
     summary: () => ({ users: 2, summaries_sent: 2, already_sent: 0, summaries_failed: 0 }),
     async effect() {

@@ -1,5 +1,6 @@
 // The tasks' metadata (what the operator reads) loads none of the client libraries the tasks use at
-// run time: they are imported inside run(). And every schedule and retry delay is the Celery plan's.
+// run time: they are imported inside run(). And every schedule and retry delay is the Celery plan's,
+// but the daily summary's schedule: the plan's 08:00 is now each user's own, so it runs hourly.
 import { spawnSync } from 'node:child_process';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -29,7 +30,7 @@ describe('task metadata', () => {
     ['ai.process-due-tasks', '*/10 * * * *', 60],
     ['ai.cleanup-old-logs', '0 2 * * *', 60],
     ['email.process-queue', '*/5 * * * *', 300],
-    ['email.send-daily-summary', '0 8 * * *', 600],
+    ['email.send-daily-summary', '0 * * * *', 600],
     ['email.send-notifications', '*/5 * * * *', 300],
     ['file.cleanup-temp-files', '0 2 * * *', 600],
     ['file.backup-user-data', '0 1 * * 0', 3600],

@@ -1,3 +1,4 @@
+import type { DateTime } from 'luxon';
 import * as z from 'zod';
 import { InvalidInputError, describeError } from '../../errors.ts';
 import { defineTask } from '../../task.ts';
@@ -9,6 +10,12 @@ interface Recipient {
   email: string;
   display_name: string | null;
   timezone: string;
+}
+
+/** A user whose summary is due, with the start of their local day (its date the claim's key). */
+interface Due {
+  user: Recipient;
+  day: DateTime;
 }
 
 const TIMEOUT_SECONDS = 900;
@@ -34,14 +41,17 @@ const CLAIM = `
 export default defineTask({
   name: 'email.send-daily-summary',
   family: 'email',
-  description: "E-mails each opted-in user yesterday's runs and AI results and today's events, once per user and day",
+  description:
+    "E-mails each opted-in user yesterday's runs and AI results and today's events, once per user and local day, from localHour on in the user's own time zone",
   params: z.strictObject({
+    localHour: z.int().min(0).max(23).default(8).describe("the hour of the user's own day from which their summary is due; a run before it skips them"),
     from: z.string().min(3).optional().describe('sender (else EMAIL_FROM)'),
     maxConnections: z.int().min(1).max(20).default(2).describe('pooled SMTP connections; as many users are handled at once'),
     smtpTimeoutSeconds: z.int().min(1).max(300).default(30).describe('connect, greeting and socket timeout'),
   }),
   defaults: {
-    schedule: '0 8 * * *',
+    // Hourly, so each user's summary goes out within the hour after localHour in their own zone.
+    schedule: '0 * * * *',
     retry: { maxRetries: 3, delaySeconds: 600, backoff: 'Fixed' },
     timeoutSeconds: TIMEOUT_SECONDS,
     softTimeoutSeconds: 840,
@@ -50,18 +60,48 @@ export default defineTask({
   async run(ctx) {
     const p = ctx.params;
     const env = ctx.requireSettings(['SMTP_URL']);
-    const [{ openMailer, classifyFailure, addressRefused, senderDomain }, { summaryText }, { DateTime }] = await Promise.all([
+    const [{ openMailer, classifyFailure, addressRefused, senderDomain }, { summaryText }, { localSummaryDay }] = await Promise.all([
       import('../../services/smtp.ts'),
       import('./summary-text.ts'),
-      import('luxon'),
+      import('./summary-due.ts'),
     ]);
     const from = p.from ?? env.EMAIL_FROM;
     if (!from) throw new InvalidInputError('invalid configuration: email.send-daily-summary needs a sender: the from param or EMAIL_FROM');
     const domain = senderDomain(from);
     const { rows: users } = await ctx.db.query<Recipient>('SELECT id, email, display_name, timezone FROM users WHERE daily_summary_opt_in ORDER BY id');
-    for (const key of ['summaries_sent', 'already_sent', 'summaries_refused', 'refused_earlier', 'summaries_failed', 'claimed_elsewhere']) ctx.count(key, 0);
+    for (const key of ['summaries_sent', 'already_sent', 'summaries_refused', 'refused_earlier', 'summaries_failed', 'claimed_elsewhere', 'not_due_yet', 'unknown_time_zones']) {
+      ctx.count(key, 0);
+    }
     ctx.set('users', users.length);
-    if (ctx.dryRun) return `dry run: up to ${countNoun(users.length, 'summary', 'summaries')} would be sent`;
+
+    // Each user's local day as the run starts: one whose hour comes while it runs waits for the next run.
+    const checkedAt = ctx.clock.now();
+    const due: Due[] = [];
+    let notDue = 0;
+    // A zone nobody knows has no local day to send for: a retry could not change that, so it does
+    // not fail the run (which, hourly, would fail every run and hide the failures a retry fixes);
+    // the log, the summary and the message name the user.
+    const unknownZones: string[] = [];
+    for (const user of users) {
+      const local = localSummaryDay(checkedAt, user.timezone, p.localHour);
+      if (!local) {
+        unknownZones.push(`user ${user.id} (${JSON.stringify(user.timezone)})`);
+        ctx.count('unknown_time_zones');
+        ctx.log.warn({ user: user.id, zone: user.timezone }, 'daily summary not sent: unknown time zone');
+      } else if (local.due) {
+        due.push({ user, day: local.day });
+      } else {
+        notDue++;
+        ctx.count('not_due_yet');
+      }
+    }
+    // In every message, dry run or not: a schedule that runs before most users' localHour (a daily
+    // one kept from before the task went hourly) shows whom it leaves out.
+    const skipped = [
+      ...(unknownZones.length > 0 ? [`not sent, unknown time zone: ${unknownZones.join('; ')}`] : []),
+      ...(notDue > 0 ? [`${countNoun(notDue, 'user')} not due yet (before ${String(p.localHour).padStart(2, '0')}:00 their time)`] : []),
+    ];
+    if (ctx.dryRun) return [`dry run: up to ${countNoun(due.length, 'summary', 'summaries')} would be sent`, ...skipped].join('; ');
 
     const mailer = await openMailer(env.SMTP_URL, { pool: true, maxConnections: p.maxConnections, timeoutMs: p.smtpTimeoutSeconds * 1000 });
     // Users are handled maxConnections at a time, so every pooled connection has a message to
@@ -78,13 +118,7 @@ export default defineTask({
     let latestLease: Date | undefined;
     let unavailable: unknown;
 
-    const handle = async ({ user, at }: { user: Recipient; at: number }) => {
-      const today = DateTime.fromJSDate(ctx.clock.now(), { zone: user.timezone }).startOf('day');
-      if (!today.isValid) {
-        failures.push({ at, text: `user ${user.id}: unknown time zone "${user.timezone}"` });
-        ctx.count('summaries_failed');
-        return;
-      }
+    const handle = async ({ user, day: today, at }: Due & { at: number }) => {
       const date = today.toISODate()!;
       const messageId = `<daily-summary-${user.id}-${date}@${domain}>`;
       const now = ctx.clock.now();
@@ -164,19 +198,20 @@ export default defineTask({
       const { drainBounded } = await import('../../services/bounded.ts');
       // A stop, or the server found unavailable, ends the taking of users; those in flight finish
       // (their claims settled, not left 'sending' for a retry to wait out).
-      const next = () => (taken < users.length ? { user: users[taken]!, at: taken++ } : undefined);
+      const next = () => (taken < due.length ? { ...due[taken]!, at: taken++ } : undefined);
       await drainBounded(next, p.maxConnections, handle, () => ctx.signal.aborted || unavailable !== undefined);
     } finally {
       mailer.close();
     }
     // Stopped with users left: Interrupted or TimedOut. A stop after the last user changes nothing.
-    if (taken < users.length) ctx.signal.throwIfAborted();
+    if (taken < due.length) ctx.signal.throwIfAborted();
     if (unavailable !== undefined) throw new Error('the SMTP server is unavailable; the remaining summaries go out on the retry', { cause: unavailable });
-    if (failures.length > 0) throw new Error(`${failures.length} of ${users.length} daily summaries failed: ${inOrder(failures).join('; ')}`);
+    if (failures.length > 0) throw new Error(`${failures.length} of ${due.length} daily summaries failed: ${inOrder(failures).join('; ')}`);
     if (elsewhere.length > 0) {
       throw new Error(`the daily summaries of users ${inOrder(elsewhere).join(', ')} are claimed by another run, which may have died; a retry takes them over once their claims' leases end${latestLease ? ` (at ${latestLease.toISOString()} at the latest)` : ''}`);
     }
-    const sentAll = `sent ${countNoun(users.length - refused.length - refusedEarlier, 'daily summary', 'daily summaries')} (or had sent them already)`;
-    return refused.length === 0 ? sentAll : `${sentAll}; refused for good by the mail server, not retried: ${inOrder(refused).join('; ')}`;
+    const sentAll = `sent ${countNoun(due.length - refused.length - refusedEarlier, 'daily summary', 'daily summaries')} (or had sent them already)`;
+    const refusedNow = refused.length > 0 ? [`refused for good by the mail server, not retried: ${inOrder(refused).join('; ')}`] : [];
+    return [sentAll, ...refusedNow, ...skipped].join('; ');
   },
 });
