@@ -37,7 +37,7 @@ const DEFAULT_TASKS = {
   'ai-process-due-tasks': '*/10 * * * *',
   'ai-test-scheduler-connection': '*/30 * * * *',
   'email-process-queue': '*/5 * * * *',
-  'email-send-daily-summary': '0 8 * * *',
+  'email-send-daily-summary': '0 * * * *',
   'email-send-notifications': '*/5 * * * *',
   'file-backup-user-data': '0 1 * * 0',
   'file-cleanup-temp-files': '0 2 * * *',

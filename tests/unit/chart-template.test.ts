@@ -31,13 +31,13 @@ const rule = (ms: Manifest[], alert: string) => {
 /** PromQL without its layout: one space between tokens. */
 const flat = (expr: string) => expr.replace(/\s+/g, ' ').trim();
 
-/** The seed's eleven scheduled tasks and their schedules. */
+/** The seed's eleven scheduled tasks and their schedules (the daily summary hourly: at each user's 08:00). */
 const SEED_SCHEDULES: Record<string, string> = {
   'ai.process-due-tasks': '*/10 * * * *',
   'ai.test-scheduler-connection': '*/30 * * * *',
   'ai.cleanup-old-logs': '0 2 * * *',
   'email.process-queue': '*/5 * * * *',
-  'email.send-daily-summary': '0 8 * * *',
+  'email.send-daily-summary': '0 * * * *',
   'file.cleanup-temp-files': '0 2 * * *',
   'file.backup-user-data': '0 1 * * 0',
   'sync.calendar-events': '0 * * * *',
