@@ -1,6 +1,7 @@
 // email.send-notifications as a process: the due e-mail notifications go to their users once, with
 // a stable Message-ID; a refusal of the address for good fails the row, a refusal for now defers
-// it to the next run, a dead run's stale claim is taken over, and SMTP down leaves the rows pending.
+// it to the next run, a dead run's stale claim is taken over, SMTP down leaves the rows pending, and
+// the notification of a calendar event gone from its user's calendars is cancelled, not sent.
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
 import type pg from 'pg';
 import { startFakeSmtp, type FakeSmtp } from '../support/fake-smtp.ts';
@@ -28,7 +29,7 @@ afterAll(async () => {
   await db.end();
 });
 beforeEach(async () => {
-  await db.query('TRUNCATE notifications');
+  await db.query('TRUNCATE notifications, calendar_event_uids, calendar_feeds');
   smtp.received.length = 0;
   smtp.behaviour = {};
 });
@@ -221,6 +222,31 @@ describe(TASK, () => {
     const retry = await runRunner(['run', TASK], { ...env(), BGTASK_TRIGGER: 'Retry', BGTASK_ATTEMPT: '2' });
     expect(retry.code, retry.stdout).toBe(0);
     expect(smtp.received).toHaveLength(2);
+  });
+
+  it("cancels, not sends, the notification of a calendar event in none of its user's calendars (its UID gone, or its calendar's feed removed); sends one whose event stays", async () => {
+    await db.query("INSERT INTO calendar_feeds (user_id, calendar_id, url) VALUES ($1, 'default', 'https://cal.example/a.ics'), ($1, 'work', 'https://cal.example/w.ics')", [ada]);
+    await db.query("INSERT INTO calendar_event_uids (user_id, calendar_id, uid) VALUES ($1, 'default', 'kept'), ($1, 'work', 'work-only')", [ada]);
+    // Its event has no row (no occurrence in the sync's window, say) but is still in a calendar.
+    const kept = await notify(ada, 'New calendar event: Kept', { calendar_event_uid: "'kept'" });
+    const deleted = await notify(ada, 'New calendar event: Deleted', { calendar_event_uid: "'deleted'" });
+    const workOnly = await notify(ada, 'New calendar event: Work only', { calendar_event_uid: "'work-only'" });
+    // A dead run's claim, its event gone meanwhile: not sent again.
+    const stale = await notify(ada, 'New calendar event: Stale', { calendar_event_uid: "'deleted-too'", status: "'sending'", attempts: '1', claimed_at: "now() - interval '10 minutes'", lease_expires_at: "now() - interval '1 minute'" });
+    const digest = await notify(bob, 'Digest ready');
+    await db.query("DELETE FROM calendar_feeds WHERE user_id = $1 AND calendar_id = 'work'", [ada]);
+
+    const dry = await runRunner(['run', TASK, '--dry-run'], env());
+    expect(dry.code, dry.stdout).toBe(0);
+    expect(dry.result?.message).toBe("dry run: 2 notifications would be sent (3 would be cancelled because their events left the user's calendars)");
+    const exit = await runRunner(['run', TASK, '--params', '{"batchSize":2}'], env());
+    expect(exit.code, exit.stdout).toBe(0);
+    expect(exit.result?.summary).toMatchObject({ notifications_sent: 2, notifications_cancelled: 3, due_remaining: 0 });
+    expect(exit.result?.message).toBe("sent 2 notifications (3 cancelled because their events left the user's calendars); 0 due left");
+    expect(smtp.received.map((m) => m.subject).sort()).toEqual(['Digest ready', 'New calendar event: Kept']);
+    for (const id of [kept, digest]) expect(await row(id)).toMatchObject({ status: 'sent' });
+    for (const id of [deleted, workOnly, stale]) expect(await row(id)).toMatchObject({ status: 'cancelled', sent: false });
+    expect((await db.query('SELECT lease_expires_at FROM notifications WHERE id = $1', [stale])).rows).toEqual([{ lease_expires_at: null }]);
   });
 
   it('refuses to run without a sender', async () => {

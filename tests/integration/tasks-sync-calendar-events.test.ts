@@ -4,7 +4,9 @@
 // own user, an unreadable event skipped without failing its feed, one user's feeds stored one at a
 // time, and an e-mail notification queued for each upcoming event new to the user in a feed synced
 // before (once, however long it has no occurrence in the window; cancelled when it leaves the
-// user's calendars first); the upgrade to migration 0017 announcing none of the events stored.
+// user's calendars first, or its calendar's feed is removed, even after the row it named went);
+// the upgrade to migration 0017 announcing none of the events stored, and to 0018 still cancelling
+// the notifications queued before it.
 import { copyFileSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -409,7 +411,7 @@ describe(`${TASK}: notifications of new events`, () => {
     ]);
   });
 
-  it("cancels no notification whose event only left the window, or left one of the user's calendars but is still in another", async () => {
+  it("cancels no notification whose event only left the window, or left one of the user's calendars but is still in another; cancels it once the event leaves the last of them", async () => {
     await withFeed('work', async () => {
       ics.publish('ada', calendar(keep));
       ics.publish('ada-work', calendar());
@@ -434,6 +436,48 @@ describe(`${TASK}: notifications of new events`, () => {
       expect((await notifications()).map((n) => [n.title, n.status, n.uid])).toEqual([
         ['New calendar event: Invite', 'pending', null],
         ['New calendar event: Later', 'pending', null],
+      ]);
+
+      // Both leave the last calendar holding them (the work copy of the invitation goes); the rows
+      // their notifications named went before.
+      ics.publish('ada', calendar(keep));
+      ics.publish('ada-work', calendar());
+      expect((await sync({ futureDays: 4 })).result?.summary).toMatchObject({ feeds_synced: 2, events_removed: 1 });
+      expect((await notifications()).map((n) => [n.title, n.status])).toEqual([
+        ['New calendar event: Invite', 'cancelled'],
+        ['New calendar event: Later', 'cancelled'],
+      ]);
+    });
+  });
+
+  it("cancels the notification of an event whose only calendar's feed was removed, whatever rows that left; the event is new again in another calendar", async () => {
+    await withFeed('work', async () => {
+      ics.publish('ada', calendar(keep));
+      ics.publish('ada-work', calendar());
+      ics.publish('bob', calendar());
+      await sync();
+      const shared = vevent('shared', day(3, 14), day(3, 15), 'Shared');
+      const workOnly = vevent('work-only', day(4, 14), day(4, 15), 'Work only');
+      ics.publish('ada', calendar(keep, shared));
+      ics.publish('ada-work', calendar(shared, workOnly));
+      expect((await sync({ concurrency: 1 })).result?.summary).toMatchObject({ notifications_queued: 2 });
+
+      // The work calendar removed: its feed goes, and (as the application may do) its events, not its UIDs.
+      await db.query("DELETE FROM calendar_feeds WHERE user_id = $1 AND calendar_id = 'work'", [ada]);
+      await db.query("DELETE FROM calendar_events WHERE user_id = $1 AND calendar_id = 'work'", [ada]);
+      await refetch();
+      expect((await sync()).result?.summary).toMatchObject({ feeds: 2, feeds_synced: 1, notifications_queued: 0 });
+      expect((await notifications()).map((n) => [n.title, n.status])).toEqual([
+        ['New calendar event: Shared', 'pending'],
+        ['New calendar event: Work only', 'cancelled'],
+      ]);
+
+      ics.publish('ada', calendar(keep, shared, workOnly));
+      expect((await sync()).result?.summary).toMatchObject({ notifications_queued: 1 });
+      expect((await notifications()).map((n) => [n.title, n.status]).sort()).toEqual([
+        ['New calendar event: Shared', 'pending'],
+        ['New calendar event: Work only', 'cancelled'],
+        ['New calendar event: Work only', 'pending'],
       ]);
     });
   });
@@ -476,21 +520,31 @@ describe(`${TASK}: notifications of new events`, () => {
   });
 });
 
+/** A fresh database `name` migrated as a runner from before migration `next` left it (not yet `next`). */
+async function migratedBefore(next: string, name: string): Promise<string> {
+  const migrations = resolve(import.meta.dirname, '../../task-runner/migrations');
+  const dir = mkdtempSync(join(tmpdir(), `migrations-before-${next}-`));
+  try {
+    for (const file of readdirSync(migrations).filter((f) => f < next)) copyFileSync(join(migrations, file), join(dir, file));
+    const dbUrl = await freshDatabase(inject('pgUrl'), name);
+    const old = await runRunner(['migrate'], { DATABASE_URL: dbUrl, BGTASK_MIGRATIONS_DIR: dir });
+    expect(old.code, old.stdout).toBe(0);
+    return dbUrl;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+/** Whole seconds `h` hours from now, as a feed gives them. */
+const wholeSecondsFromNow = (h: number) => new Date(Math.floor(Date.now() / 1000) * 1000 + h * 3600_000);
+
 describe(`${TASK}: upgrade to migration 0017 (calendar_event_uids)`, () => {
   it('announces none of the events a runner before it stored: the table is filled from them', async () => {
-    // A database migrated up to 0016, as a runner before 0017 left it.
-    const migrations = resolve(import.meta.dirname, '../../task-runner/migrations');
-    const before0017 = mkdtempSync(join(tmpdir(), 'migrations-0016-'));
-    for (const file of readdirSync(migrations).filter((f) => f < '0017')) copyFileSync(join(migrations, file), join(before0017, file));
-    const upgradeUrl = await freshDatabase(inject('pgUrl'), 'tasks_sync_calendar_upgrade');
+    const upgradeUrl = await migratedBefore('0017', 'tasks_sync_calendar_upgrade');
     const up = testPool(upgradeUrl);
     try {
-      const old = await runRunner(['migrate'], { DATABASE_URL: upgradeUrl, BGTASK_MIGRATIONS_DIR: before0017 });
-      expect(old.code, old.stdout).toBe(0);
       const user = (await up.query<{ id: string }>("INSERT INTO users (email) VALUES ('cy@example.org') RETURNING id")).rows[0]!.id;
       await up.query("INSERT INTO calendar_feeds (user_id, url, expanded_at) VALUES ($1, $2, now() - interval '1 hour')", [user, ics.feedUrl('upgrade')]);
-      // Whole seconds, as a feed gives them.
-      const at = (h: number) => new Date(Math.floor(Date.now() / 1000) * 1000 + h * 3600_000);
+      const at = wholeSecondsFromNow;
       await up.query(
         `INSERT INTO calendar_events (user_id, calendar_id, uid, recurrence_id, starts_at, ends_at, rrule) VALUES
          ($1, 'default', 'single', NULL, $2, $3, NULL), ($1, 'default', 'weekly', $4, $4, $5, 'FREQ=WEEKLY;COUNT=2')`,
@@ -506,7 +560,44 @@ describe(`${TASK}: upgrade to migration 0017 (calendar_event_uids)`, () => {
       expect((await up.query('SELECT title FROM notifications')).rows).toEqual([{ title: 'New calendar event: Fresh' }]);
     } finally {
       await up.end();
-      rmSync(before0017, { recursive: true, force: true });
+    }
+  });
+});
+
+describe(`${TASK}: upgrade to migration 0018 (notifications.calendar_event_uid)`, () => {
+  it('cancels a notification a runner before it queued once its event is gone, also when the row it named went first', async () => {
+    const upgradeUrl = await migratedBefore('0018', 'tasks_sync_calendar_upgrade_0018');
+    const up = testPool(upgradeUrl);
+    try {
+      const user = (await up.query<{ id: string }>("INSERT INTO users (email) VALUES ('dee@example.org') RETURNING id")).rows[0]!.id;
+      await up.query("INSERT INTO calendar_feeds (user_id, url, expanded_at) VALUES ($1, $2, now() - interval '1 hour')", [user, ics.feedUrl('upgrade-0018')]);
+      const at = wholeSecondsFromNow;
+      const { rows } = await up.query<{ id: string }>(
+        `INSERT INTO calendar_events (user_id, calendar_id, uid, recurrence_id, starts_at, ends_at, rrule) VALUES
+         ($1, 'default', 'weekly', $2, $2, $3, 'FREQ=WEEKLY;COUNT=2'), ($1, 'default', 'weekly', $4, $4, $5, 'FREQ=WEEKLY;COUNT=2') RETURNING id`,
+        [user, at(24), at(25), at(24 + 168), at(25 + 168)],
+      );
+      await up.query("INSERT INTO calendar_event_uids (user_id, calendar_id, uid) VALUES ($1, 'default', 'weekly')", [user]);
+      await up.query("INSERT INTO notifications (user_id, calendar_event_id, channel, title) VALUES ($1, $2, 'email', 'New calendar event: Weekly')", [user, rows[0]!.id]);
+
+      await migrated(upgradeUrl);
+      const notification = async () => (await up.query('SELECT status, calendar_event_id IS NOT NULL AS linked, calendar_event_uid FROM notifications')).rows;
+      expect(await notification()).toEqual([{ status: 'pending', linked: true, calendar_event_uid: 'weekly' }]);
+      const sync = async () => {
+        const exit = await runRunner(['run', TASK], { DATABASE_URL: upgradeUrl });
+        expect(exit.code, exit.stdout).toBe(0);
+        return exit;
+      };
+      // The series moves an hour: every RECURRENCE-ID changes, the row it named goes, the event stays.
+      ics.publish('upgrade-0018', calendar(withLines(vevent('weekly', at(25), at(26)), 'RRULE:FREQ=WEEKLY;COUNT=2')));
+      expect((await sync()).result?.summary).toMatchObject({ events_removed: 2, notifications_queued: 0 });
+      expect(await notification()).toEqual([{ status: 'pending', linked: false, calendar_event_uid: 'weekly' }]);
+      // Then it leaves the feed.
+      ics.publish('upgrade-0018', calendar());
+      await sync();
+      expect(await notification()).toEqual([{ status: 'cancelled', linked: false, calendar_event_uid: 'weekly' }]);
+    } finally {
+      await up.end();
     }
   });
 });

@@ -3,6 +3,7 @@ import { InvalidInputError, describeError } from '../../errors.ts';
 import { defineTask } from '../../task.ts';
 import { countNoun } from '../../count-noun.ts';
 import { leaseEnd, leaseEndsSql } from './claim-lease.ts';
+import { announcesGoneEventSql } from '../sync/calendar-membership.ts';
 
 interface Claimed {
   id: string;
@@ -24,35 +25,50 @@ const DUE_WHERE = `channel = 'email' AND scheduled_for <= $1
   AND (status = 'pending' OR (status = 'sending' AND (claimed_at IS NULL
     OR ${leaseEndsSql('$2')} < $1::timestamptz)))`;
 
+// A due notification of a calendar event that is in none of its user's calendars any more (gone
+// since it was queued, however its rows went: sync.calendar-events cancels those it sees go, this
+// catches the rest, e.g. a feed removed between syncs) is cancelled instead of sent.
+const GONE = announcesGoneEventSql('notifications');
+
 // Oldest first, a batch at a time. SKIP LOCKED: runs at once take different rows. Rows this run
 // deferred ($4) wait for the next run rather than being tried again seconds later; $5 is the lease.
+// Returns the claimed rows, oldest first, then the ids of the cancelled ones (`cancelled` true).
 const CLAIM = `
   WITH due AS (
-    SELECT id, status FROM notifications
+    SELECT id, status, ${GONE} AS gone FROM notifications
     WHERE ${DUE_WHERE}
       AND NOT (id = ANY($4::bigint[]))
     ORDER BY scheduled_for, id
     LIMIT $3
     FOR UPDATE SKIP LOCKED
+  ), cancelled AS (
+    UPDATE notifications n SET status = 'cancelled', lease_expires_at = NULL
+    FROM due WHERE n.id = due.id AND due.gone
+    RETURNING n.id
   ), claimed AS (
     UPDATE notifications n SET status = 'sending', claimed_at = $1, lease_expires_at = $5, attempts = n.attempts + 1
     FROM due, users u
-    WHERE n.id = due.id AND u.id = n.user_id
+    WHERE n.id = due.id AND NOT due.gone AND u.id = n.user_id
     RETURNING n.id, n.title, n.body, n.attempts, n.scheduled_for, u.email, due.status AS was
   )
-  SELECT id, title, body, attempts, email, was FROM claimed ORDER BY scheduled_for, id`;
+  SELECT false AS cancelled, id, title, body, attempts, email, was, scheduled_for FROM claimed
+  UNION ALL
+  SELECT true, id, NULL, NULL, NULL, NULL, NULL, NULL FROM cancelled
+  ORDER BY cancelled, scheduled_for, id`;
 
 // Every settlement is of this run's own claim (status and claimed_at as it set them). A claim
 // given back drops its lease: a runner from before migration 0014 claiming the row again would
 // otherwise inherit it, and have its live claim taken over once that old lease ended.
 const OWN = `id = $1 AND status = 'sending' AND claimed_at = $2`;
 
-const DUE = `SELECT count(*)::int AS n FROM notifications WHERE ${DUE_WHERE}`;
+const DUE = `SELECT count(*) FILTER (WHERE NOT ${GONE})::int AS n, count(*) FILTER (WHERE ${GONE})::int AS gone FROM notifications WHERE ${DUE_WHERE}`;
+
+const GONE_REASON = "because their events left the user's calendars";
 
 export default defineTask({
   name: 'email.send-notifications',
   family: 'email',
-  description: "Delivers the due e-mail notifications to their users' addresses: claimed with a lease, retried on transient failures, a resend keeping its Message-ID",
+  description: "Delivers the due e-mail notifications to their users' addresses: claimed with a lease, retried on transient failures, a resend keeping its Message-ID; one announcing a calendar event no longer in its user's calendars is cancelled instead",
   params: z.strictObject({
     from: z.string().min(3).optional().describe('sender (else EMAIL_FROM)'),
     batchSize: z.int().min(1).max(1000).default(50).describe('notifications claimed at a time'),
@@ -75,20 +91,22 @@ export default defineTask({
     if (!from) throw new InvalidInputError('invalid configuration: email.send-notifications needs a sender: the from param or EMAIL_FROM');
     const { openMailer, classifyFailure, addressRefused, senderDomain, neverConnected } = await import('../../services/smtp.ts');
     const domain = senderDomain(from);
-    const due = async () => (await ctx.db.query<{ n: number }>(DUE, [ctx.clock.now(), TIMEOUT_SECONDS])).rows[0]!.n;
+    /** Due notifications: to send, and to cancel (GONE). */
+    const due = async () => (await ctx.db.query<{ n: number; gone: number }>(DUE, [ctx.clock.now(), TIMEOUT_SECONDS])).rows[0]!;
     if (ctx.dryRun) {
-      const n = await due();
+      const { n, gone } = await due();
       ctx.set('due', n);
-      return `dry run: ${countNoun(Math.min(n, p.maxNotifications), 'notification')} would be sent`;
+      const cancelled = gone > 0 ? ` (${gone} would be cancelled ${GONE_REASON})` : '';
+      return `dry run: ${countNoun(Math.min(n, p.maxNotifications), 'notification')} would be sent${cancelled}`;
     }
 
-    for (const key of ['notifications_sent', 'notifications_refused', 'notifications_failed', 'notifications_deferred', 'claims_taken_over', 'claims_released', 'claims_lost']) ctx.count(key, 0);
+    for (const key of ['notifications_sent', 'notifications_refused', 'notifications_failed', 'notifications_deferred', 'notifications_cancelled', 'claims_taken_over', 'claims_released', 'claims_lost']) ctx.count(key, 0);
     const mailer = await openMailer(env.SMTP_URL, { pool: true, maxConnections: p.maxConnections, timeoutMs: p.smtpTimeoutSeconds * 1000 });
 
     const buffer: Claimed[] = [];
     // Put back to 'pending' by this run: not claimed again before the next run.
     const deferred: string[] = [];
-    const tally = { sent: 0, refused: 0, failed: 0, deferred: 0 };
+    const tally = { sent: 0, refused: 0, failed: 0, deferred: 0, cancelled: 0 };
     // Each row's claim time, to settle only this run's own claims.
     const claims = new Map<string, Date>();
     let claimedTotal = 0;
@@ -104,11 +122,18 @@ export default defineTask({
         claiming ??= (async () => {
           const limit = Math.min(p.batchSize, p.maxNotifications - claimedTotal);
           const claimedAt = ctx.clock.now();
-          const { rows } = await ctx.db.query<Claimed>(CLAIM, [claimedAt, TIMEOUT_SECONDS, limit, deferred, leaseEnd(ctx, claimedAt)]);
+          const { rows: taken } = await ctx.db.query<Claimed & { cancelled: boolean }>(CLAIM, [claimedAt, TIMEOUT_SECONDS, limit, deferred, leaseEnd(ctx, claimedAt)]);
+          const rows = taken.filter((r) => !r.cancelled);
+          const cancelled = taken.filter((r) => r.cancelled).map((r) => r.id);
+          if (cancelled.length > 0) {
+            tally.cancelled += cancelled.length;
+            ctx.count('notifications_cancelled', cancelled.length);
+            ctx.log.info({ notifications: cancelled }, `notifications cancelled, not sent, ${GONE_REASON}`);
+          }
           for (const row of rows) claims.set(row.id, claimedAt);
-          claimedTotal += rows.length;
+          claimedTotal += taken.length;
           buffer.push(...rows);
-          if (rows.length < limit) drained = true;
+          if (taken.length < limit) drained = true;
           const takenOver = rows.filter((r) => r.was === 'sending').map((r) => r.id);
           if (takenOver.length > 0) {
             ctx.count('claims_taken_over', takenOver.length);
@@ -198,9 +223,10 @@ export default defineTask({
     // Stopped with rows left: Interrupted or TimedOut. A stop after the last row changes nothing.
     if (toRelease.length > 0 || !drained) ctx.signal.throwIfAborted();
     if (unavailable !== undefined) throw new Error('the SMTP server is unavailable; the unsent notifications go out on the retry', { cause: unavailable });
-    const remaining = await due();
+    const remaining = (await due()).n;
     ctx.set('due_remaining', remaining);
     const notSent = [
+      tally.cancelled > 0 ? `${tally.cancelled} cancelled ${GONE_REASON}` : '',
       tally.refused > 0 ? `${tally.refused} refused for good by the mail server` : '',
       tally.failed > 0 ? `${tally.failed} failed after ${countNoun(p.maxAttempts, 'attempt')}` : '',
       tally.deferred > 0 ? `${tally.deferred} deferred to the next run` : '',

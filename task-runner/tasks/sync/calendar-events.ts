@@ -4,6 +4,7 @@ import { describeError } from '../../errors.ts';
 import { defineTask } from '../../task.ts';
 import { countNoun } from '../../count-noun.ts';
 import type { ParsedFeed } from './ics-events.ts';
+import { CALENDAR_UIDS, announcesGoneEventSql } from './calendar-membership.ts';
 
 interface Feed {
   id: string;
@@ -39,24 +40,18 @@ const BATCH = 2000;
 // whose UID it did not skip ($4): gone from the feed, or from the expansion window.
 const GONE = 'user_id = $1 AND calendar_id = $2 AND synced_at <> $3 AND uid <> ALL($4::text[])';
 
-// Pending notifications of events gone from the user's calendars, cancelled before the rows they
-// name go (the foreign key then forgets the event): the event went before the mail did. Gone: its
-// UID is no longer in the feed ($3, all its UIDs; $1 user, $2 calendar) nor in another of the
-// user's calendars. A row that goes for another reason (its occurrence left the window, a series
-// moved in time changed every RECURRENCE-ID, the invitation left this calendar but not another)
-// leaves its notification to go out.
-const CANCEL_GONE = `
-  UPDATE notifications n SET status = 'cancelled'
-  FROM calendar_events e
-  WHERE n.user_id = $1 AND n.status = 'pending' AND e.id = n.calendar_event_id
-    AND e.user_id = $1 AND e.calendar_id = $2
-    AND NOT EXISTS (SELECT 1 FROM unnest($3::text[]) AS f(uid) WHERE f.uid = e.uid)
-    AND NOT EXISTS (SELECT 1 FROM calendar_event_uids o WHERE o.user_id = $1 AND o.calendar_id <> $2 AND o.uid = e.uid)`;
+// The pending notifications of the user ($1) whose events are in none of their calendars, once
+// the feed's calendar holds the feed's UIDs: an event that left its last calendar, or whose
+// calendar's feed was removed, went before the mail did. Told by the notification's UID, not the
+// row it named: that row may have gone already while the event stayed (its occurrence left the
+// window, a series moved in time changed every RECURRENCE-ID, the invitation left this calendar
+// but not another), which leaves the notification to go out.
+const CANCEL_GONE = `UPDATE notifications n SET status = 'cancelled' WHERE n.user_id = $1 AND n.status = 'pending' AND ${announcesGoneEventSql('n')}`;
 
 // The UIDs of all the user's calendars ($1 user), whether or not an occurrence is in the window:
 // an event of a feed whose UID is not among them is new to the user (an invitation in two of
 // their calendars is one event, announced once).
-const KNOWN_UIDS = 'SELECT DISTINCT uid FROM calendar_event_uids WHERE user_id = $1';
+const KNOWN_UIDS = `SELECT DISTINCT k.uid FROM ${CALENDAR_UIDS} WHERE k.user_id = $1`;
 
 // The feed's calendar ($1 user, $2 calendar) holds exactly the feed's UIDs ($3) from now ($4) on:
 // the new ones added, those gone from the feed forgotten (added back later, an event is new again).
@@ -68,10 +63,11 @@ const FORGET_GONE_UIDS = `
   DELETE FROM calendar_event_uids k
   WHERE k.user_id = $1 AND k.calendar_id = $2 AND NOT EXISTS (SELECT 1 FROM unnest($3::text[]) AS f(uid) WHERE f.uid = k.uid)`;
 
-// One e-mail notification per new event, naming the stored row of the occurrence it announces.
+// One e-mail notification per new event, naming the stored row of the occurrence it announces
+// and the event's UID.
 const QUEUE = `
-  INSERT INTO notifications (user_id, calendar_event_id, channel, title, body, scheduled_for)
-  SELECT $1, e.id, 'email', n.title, n.body, $7
+  INSERT INTO notifications (user_id, calendar_event_id, calendar_event_uid, channel, title, body, scheduled_for)
+  SELECT $1, e.id, e.uid, 'email', n.title, n.body, $7
   FROM unnest($3::text[], $4::timestamptz[], $5::text[], $6::text[]) AS n(uid, recurrence_id, title, body)
   JOIN calendar_events e ON e.user_id = $1 AND e.calendar_id = $2 AND e.uid = n.uid AND e.recurrence_id IS NOT DISTINCT FROM n.recurrence_id`;
 
@@ -251,7 +247,8 @@ export default defineTask({
     /**
      * Upserts the feed's events and removes those gone from it, in one transaction; returns how
      * many went. The stored rows of skipped UIDs stay: skipped, not gone. `note` says what was
-     * skipped. The feed's calendar's UIDs become the feed's. With `announce`, queues a
+     * skipped. The feed's calendar's UIDs become the feed's, and the user's pending notifications
+     * of events now in none of their calendars are cancelled. With `announce`, queues a
      * notification for each new event in the same transaction: a sync rolled back queues none,
      * and one retried finds the UIDs stored and queues none again.
      */
@@ -292,12 +289,12 @@ export default defineTask({
           ]);
         }
         const queued = await queueNotifications(client, feed, announced, now);
-        const { rowCount: cancelled } = await client.query(CANCEL_GONE, [feed.user_id, feed.calendar_id, uids]);
-        if (cancelled) ctx.log.info({ user: feed.user_id, calendar: feed.calendar_id, cancelled }, 'notifications of events gone from the feed cancelled');
         // Every row of the feed's window was just stamped with `now`: the others are gone from it.
         const { rowCount } = await client.query(`DELETE FROM calendar_events WHERE ${GONE}`, [feed.user_id, feed.calendar_id, now, kept]);
         await client.query(ADD_FEED_UIDS, [feed.user_id, feed.calendar_id, uids, now]);
         await client.query(FORGET_GONE_UIDS, [feed.user_id, feed.calendar_id, uids]);
+        const { rowCount: cancelled } = await client.query(CANCEL_GONE, [feed.user_id]);
+        if (cancelled) ctx.log.info({ user: feed.user_id, calendar: feed.calendar_id, cancelled }, "notifications of events gone from the user's calendars cancelled");
         await client.query(
           `UPDATE calendar_feeds SET etag = $2, last_modified = $3, last_synced_at = $4, last_status = 'synced', last_error = $5,
              expanded_at = $4, expanded_timezone = $6 WHERE id = $1`,
