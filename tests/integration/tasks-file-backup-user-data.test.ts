@@ -72,7 +72,7 @@ async function seed(db: pg.Pool): Promise<void> {
     [ada],
   );
   // Restored only after the event it names (a foreign key).
-  await db.query(`INSERT INTO notifications (user_id, calendar_event_id, channel, title) VALUES ($1, $2, 'email', 'New calendar event: One')`, [ada, events[0]!.id]);
+  await db.query(`INSERT INTO notifications (user_id, calendar_event_id, calendar_event_uid, channel, title) VALUES ($1, $2, 'u1', 'email', 'New calendar event: One')`, [ada, events[0]!.id]);
   await db.query('INSERT INTO notion_connections (user_id, high_water_mark) VALUES ($1, now())', [ada]);
   // A local change waiting to be pushed (refused once), and the conflict settled before it (migration 0016).
   await db.query(
@@ -321,6 +321,33 @@ describe('file.backup-user-data / file.restore-user-data', () => {
         { user_id: ada, calendar_id: 'default', uid: 'u2' },
       ]);
       for (const table of TABLES.filter((t) => t !== 'calendar_event_uids')) expect(await tableRows(target, table), table).toEqual(await tableRows(source, table));
+    } finally {
+      removeArchive(older);
+      await target.end();
+    }
+  });
+
+  it("restores an archive from before notifications.calendar_event_uid: filled from the events the notifications name", async () => {
+    const targetUrl = await migrated(await freshDatabase(inject('pgUrl'), 'tasks_backup_event_uids'));
+    const target = testPool(targetUrl);
+    const older = await craftedArchive('backup-event-uids', (unpacked, manifest) => {
+      const file = join(unpacked, 'db/notifications.jsonl');
+      const text = readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => {
+        const { calendar_event_uid: _dropped, ...row } = JSON.parse(l) as Record<string, unknown>;
+        return `${JSON.stringify(row)}\n`;
+      }).join('');
+      writeFileSync(file, text);
+      manifest.tables.find((t) => t.table === 'notifications')!.sha256 = sha256(text);
+      manifest.migrations = manifest.migrations.filter((m) => !m.startsWith('0018'));
+    });
+    try {
+      const exit = await runRunner(['run', 'file.restore-user-data', '--params', JSON.stringify({ archive: older })], env(targetUrl, join(base, 'restored-event-uids')));
+      expect(exit.code, exit.stdout).toBe(0);
+      expect((await target.query('SELECT title, calendar_event_uid FROM notifications ORDER BY id')).rows).toEqual([
+        { title: 'T', calendar_event_uid: null },
+        { title: 'New calendar event: One', calendar_event_uid: 'u1' },
+      ]);
+      for (const table of TABLES) expect(await tableRows(target, table), table).toEqual(await tableRows(source, table));
     } finally {
       removeArchive(older);
       await target.end();

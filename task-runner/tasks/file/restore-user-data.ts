@@ -207,6 +207,13 @@ export default defineTask({
           const { rowCount } = await client.query(fill);
           ctx.log.info({ table, rows: rowCount }, 'table the archive predates filled from the restored rows');
         }
+        for (const [table, fills] of Object.entries(archive.COLUMNS_FILLED_WHEN_ABSENT)) {
+          for (const [column, fill] of Object.entries(fills)) {
+            if (!archived.has(table) || columns.get(table)!.includes(column)) continue;
+            const { rowCount } = await client.query(fill);
+            ctx.log.info({ table, column, rows: rowCount }, 'column the archive predates filled from the restored rows');
+          }
+        }
       }, { log: ctx.log });
       ctx.set('tables', manifest.tables.length);
       return `restored ${name}: ${countNoun(manifest.tables.length, 'table')}, ${countNoun(manifest.files.length, 'file')}`;

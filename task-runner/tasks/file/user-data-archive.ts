@@ -43,6 +43,17 @@ export const FILLED_WHEN_ABSENT: Readonly<Record<string, string>> = {
 };
 
 /**
+ * How a restore fills a column that the rows of an archive written before the column's migration
+ * lack, as that migration filled it. Left NULL, notifications.calendar_event_uid (0018) would let
+ * a pending notification of an event gone since go out.
+ */
+export const COLUMNS_FILLED_WHEN_ABSENT: Readonly<Record<string, Readonly<Record<string, string>>>> = {
+  notifications: {
+    calendar_event_uid: 'UPDATE notifications n SET calendar_event_uid = e.uid FROM calendar_events e WHERE e.id = n.calendar_event_id',
+  },
+};
+
+/**
  * The archive's tables in USER_TABLES order, whatever order its manifest lists them in: the
  * foreign keys of the database restored into decide it, and an archive written by an older runner
  * lists its tables in that runner's order (notifications before calendar_events before 0015).
