@@ -1,7 +1,9 @@
 // maintenance.optimize-database as a process: a bloated table is vacuumed (pg_stat_user_tables
 // shows it), a healthy one is left alone, identifiers are quoted, REINDEX replaces the indexes.
 // Index upkeep against real leftovers: concurrent builds cancelled midway (pg_cancel_backend) while
-// another transaction keeps them waiting, builds still under way, unused indexes by pg_stat_user_indexes.
+// another transaction keeps them waiting, builds still under way (also one started while the run
+// drops), a DROP that fails, an application's DROP INDEX CONCURRENTLY interrupted, unused indexes by
+// pg_stat_user_indexes.
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import pg from 'pg';
 import { freshDatabase, migrated, testPool } from '../support/runner-db.ts';
@@ -191,6 +193,52 @@ function runOn(...args: Parameters<typeof startOn>): Promise<RunnerExit> {
 /** The `index` of every log line with message `msg`. */
 function logged(exit: RunnerExit, msg: string): unknown[] {
   return exit.lines.filter((l) => l.msg === msg).map((l) => l.index);
+}
+
+/** Until the DROP INDEX CONCURRENTLY of the runner (or of session `pid`) waits for a lock. */
+async function dropWaiting(pid?: number): Promise<void> {
+  const waiting = async () =>
+    (
+      await db.query<{ n: number }>(
+        "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'DROP INDEX CONCURRENTLY%' AND ($1::int IS NULL OR pid = $1)",
+        [pid ?? null],
+      )
+    ).rows[0]?.n;
+  await until('a DROP INDEX CONCURRENTLY waiting', waiting, (n) => n === 1);
+}
+
+/**
+ * DROP INDEX CONCURRENTLY of `index` cancelled while it waits for the readers of `table`: before
+ * it marked the index dead (invalid, still written and, if unique, still enforced), or with `dead`
+ * after (no longer written: the last step before the drop itself).
+ */
+async function interruptedDrop(index: string, table: string, dead: boolean): Promise<void> {
+  const reader = async () => {
+    const client = await connection();
+    await client.query('BEGIN');
+    await client.query(`SELECT 1 FROM ${table} LIMIT 1`);
+    return client;
+  };
+  const first = await reader();
+  const dropper = await connection();
+  const pid = (await dropper.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
+  const oid = (await db.query<{ oid: number }>('SELECT $1::regclass::oid::int AS oid', [index])).rows[0]!.oid;
+  const drop = dropper.query(`DROP INDEX CONCURRENTLY ${index}`).then(() => undefined, (err: unknown) => err);
+  await dropWaiting(pid);
+  // A reader that came after the first wait began: the DROP waits for it only at its second.
+  const second = dead ? await reader() : undefined;
+  if (second) {
+    await first.query('COMMIT');
+    const live = async () => (await db.query<{ indislive: boolean }>('SELECT indislive FROM pg_index WHERE indexrelid = $1', [oid])).rows[0]?.indislive;
+    await until(`${index} marked dead`, live, (l) => l === false);
+  }
+  await db.query('SELECT pg_cancel_backend($1)', [pid]);
+  expect(await drop).toMatchObject({ code: '57014' });
+  await Promise.all([first, second].map(async (c) => {
+    await c?.query('COMMIT');
+    await c?.end();
+  }));
+  await dropper.end();
 }
 
 async function idxScan(schema: string, index: string): Promise<number> {
@@ -449,6 +497,106 @@ describe(`${TASK}: index upkeep`, () => {
     expect(logged(exit, 'leftover invalid index gone before it was dropped')).toEqual(['"gone"."t_payload_idx_ccnew"']);
     expect(exit.result?.summary).toMatchObject({ leftover_indexes: 1, invalid_indexes_dropped: 0 });
     expect(exit.result?.message).toBe('vacuumed 0 tables; dropped 0 leftover invalid indexes');
+  });
+
+  it('counts a DROP that fails (here at lock_timeout) against its index, drops the others, vacuums, then fails the run naming it; the next run drops it', async () => {
+    await freshSchema('dropfail');
+    const a = await indexedTable('dropfail', 'a');
+    await indexedTable('dropfail', 'b');
+    await (await heldBuild('REINDEX INDEX CONCURRENTLY dropfail.a_payload_idx')).cancel();
+    await (await heldBuild('REINDEX INDEX CONCURRENTLY dropfail.b_payload_idx')).cancel();
+    await db.query('CREATE TABLE dropfail.bloated (id int PRIMARY KEY) WITH (autovacuum_enabled = false)');
+    await db.query('INSERT INTO dropfail.bloated SELECT g FROM generate_series(1, 10000) g');
+    await db.query('DELETE FROM dropfail.bloated WHERE id % 2 = 0');
+    const dead = async () => (await db.query<{ n: number }>("SELECT n_dead_tup::int AS n FROM pg_stat_user_tables WHERE relid = 'dropfail.bloated'::regclass")).rows[0]?.n ?? 0;
+    await until('the dead tuples of dropfail.bloated', dead, (n) => n >= 5000);
+    // Held past the run's lock_timeout (5 s): the DROP of a's leftover gives up.
+    const other = await connection();
+    await other.query('BEGIN');
+    await other.query(`LOCK TABLE ${a} IN SHARE UPDATE EXCLUSIVE MODE`);
+    let exit: RunnerExit;
+    try {
+      exit = await runOn('dropfail', { deadTupleRatio: 0.4 });
+    } finally {
+      await other.query('COMMIT');
+      await other.end();
+    }
+    expect(exit.code, exit.stdout).toBe(1);
+    const failed = exit.lines.filter((l) => l.msg === 'leftover invalid index not dropped');
+    expect(failed.map((l) => [l.level, l.index, (l.err as { code?: string } | undefined)?.code])).toEqual([['warn', '"dropfail"."a_payload_idx_ccnew"', '55P03']]);
+    expect(logged(exit, 'leftover invalid index dropped')).toEqual(['"dropfail"."b_payload_idx_ccnew"']);
+    expect(exit.result?.summary).toMatchObject({ leftover_indexes: 2, invalid_indexes_dropped: 1, index_drops_failed: 1, tables_optimized: 1 });
+    expect(exit.result?.message).toBe(
+      '1 index drop failed: "dropfail"."a_payload_idx_ccnew": canceling statement due to lock timeout; vacuumed 1 table; dropped 1 leftover invalid index',
+    );
+    expect(await indexesIn('dropfail')).toMatchObject({ a_payload_idx_ccnew: false });
+    expect(await indexesIn('dropfail')).not.toHaveProperty('b_payload_idx_ccnew');
+
+    const next = await runOn('dropfail');
+    expect(next.code, next.stdout).toBe(0);
+    expect(logged(next, 'leftover invalid index dropped')).toEqual(['"dropfail"."a_payload_idx_ccnew"']);
+    expect(next.result?.summary).toMatchObject({ invalid_indexes_dropped: 1, index_drops_failed: 0 });
+  });
+
+  it('asks again right before each DROP whether a build is under way on the table: a build started since the list was read keeps its leftover', async () => {
+    await freshSchema('late');
+    const a = await indexedTable('late', 'a');
+    await indexedTable('late', 'b');
+    await (await heldBuild('REINDEX INDEX CONCURRENTLY late.a_payload_idx')).cancel();
+    await (await heldBuild('REINDEX INDEX CONCURRENTLY late.b_payload_idx')).cancel();
+    // The DROP of a's leftover waits for this lock; meanwhile a build starts on b.
+    const other = await connection();
+    await other.query('BEGIN');
+    await other.query(`LOCK TABLE ${a} IN SHARE UPDATE EXCLUSIVE MODE`);
+    const running = startOn('late');
+    let building: HeldBuild | undefined;
+    try {
+      await dropWaiting();
+      building = await heldBuild('REINDEX INDEX CONCURRENTLY late.b_pkey');
+    } finally {
+      await other.query('COMMIT');
+      await other.end();
+    }
+    let exit: RunnerExit;
+    try {
+      exit = await running.exit;
+    } finally {
+      await building?.finish();
+    }
+    // Without the second look, the DROP of b's leftover would wait for the build and fail at lock_timeout.
+    expect(exit.code, exit.stdout).toBe(0);
+    expect(logged(exit, 'leftover invalid index dropped')).toEqual(['"late"."a_payload_idx_ccnew"']);
+    expect(logged(exit, 'index being built by another session: left alone')).toEqual(['"late"."b_payload_idx_ccnew"']);
+    expect(exit.result?.summary).toMatchObject({ leftover_indexes: 2, invalid_indexes_dropped: 1, index_drops_failed: 0 });
+    expect(await indexesIn('late')).toEqual({ a_pkey: true, a_payload_idx: true, b_pkey: true, b_payload_idx: true, b_payload_idx_ccnew: false });
+  });
+
+  it("reports, never rebuilds, an index whose DROP INDEX CONCURRENTLY was interrupted after marking it dead; rebuilds one interrupted before that (it looks like a failed CREATE INDEX CONCURRENTLY)", async () => {
+    await freshSchema('halfdrop');
+    await db.query('CREATE TABLE halfdrop.t (id int PRIMARY KEY, code int)');
+    await db.query('INSERT INTO halfdrop.t SELECT g, g FROM generate_series(1, 1000) g');
+    await db.query('CREATE UNIQUE INDEX t_code_key ON halfdrop.t (code)');
+    await db.query('CREATE INDEX t_id_code_idx ON halfdrop.t (id, code)');
+    await interruptedDrop('halfdrop.t_code_key', 'halfdrop.t', true);
+    await interruptedDrop('halfdrop.t_id_code_idx', 'halfdrop.t', false);
+    expect(await indexesIn('halfdrop')).toEqual({ t_pkey: true, t_code_key: false, t_id_code_idx: false });
+
+    for (const dryRun of [true, false]) {
+      const exit = await runOn('halfdrop', { reindex: true }, { dryRun });
+      expect(exit.code, exit.stdout).toBe(0);
+      const dropping = exit.lines.filter((l) => l.msg === 'invalid index left by an interrupted DROP INDEX CONCURRENTLY: never rebuilt');
+      expect(dropping.map((l) => [l.level, l.index])).toEqual([['warn', '"halfdrop"."t_code_key"']]);
+      expect(exit.result?.summary).toMatchObject({ invalid_indexes_reported: 1, half_dropped_indexes: 1, invalid_indexes_rebuilt: dryRun ? 0 : 1 });
+      const halfDropped = 'reported 1 half-dropped index ("halfdrop"."t_code_key"): interrupted DROP INDEX CONCURRENTLY, never rebuilt';
+      expect(exit.result?.message).toBe(
+        dryRun
+          ? `dry run: 0 tables would be vacuumed; 1 invalid index ("halfdrop"."t_id_code_idx") would be rebuilt; ${halfDropped}`
+          : `vacuumed 0 tables; rebuilt 1 of 1 invalid index ("halfdrop"."t_id_code_idx"); ${halfDropped}`,
+      );
+    }
+    expect(await indexesIn('halfdrop')).toEqual({ t_pkey: true, t_code_key: false, t_id_code_idx: true });
+    // No longer written, its rule no longer holds, as the DROP meant.
+    await db.query('INSERT INTO halfdrop.t VALUES (5000, 1)');
   });
 
   it('keeps the leftovers when dropInvalidIndexes is off, and a dry run says so too', async () => {

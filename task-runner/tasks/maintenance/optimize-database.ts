@@ -34,7 +34,7 @@ export default defineTask({
   params: z.strictObject({
     deadTupleRatio: z.number().min(0).max(1).default(0.2).describe('vacuum a table when n_dead_tup / (n_live_tup + n_dead_tup) exceeds this'),
     minDeadTuples: z.int().min(0).default(1000).describe('and it has at least this many dead tuples'),
-    reindex: z.boolean().default(false).describe('also REINDEX TABLE CONCURRENTLY each vacuumed table, and rebuild the invalid indexes no REINDEX left'),
+    reindex: z.boolean().default(false).describe('also REINDEX TABLE CONCURRENTLY each vacuumed table, and rebuild the invalid indexes no REINDEX left (not one an interrupted DROP INDEX CONCURRENTLY left dead)'),
     schemas: z.array(z.string().min(1)).min(1).default(['public']).describe('schemas to look in'),
     maxTables: z.int().min(1).max(1000).default(50).describe('tables per run at most'),
     dropInvalidIndexes: z.boolean().default(true).describe('DROP INDEX CONCURRENTLY the invalid <index>_ccnew/_ccold an interrupted REINDEX CONCURRENTLY left'),
@@ -51,10 +51,14 @@ export default defineTask({
   async run(ctx) {
     const { deadTupleRatio, minDeadTuples, reindex, schemas, maxTables, dropInvalidIndexes, reportUnusedIndexes, unusedIndexMinBytes } = ctx.params;
     const upkeep = await import('./index-upkeep.ts');
+    // An index whose DROP failed, and why: the rest of the run goes on, then fails naming them
+    // (a retry, or the next run, drops them).
+    const dropFailures: string[] = [];
+    ctx.count('index_drops_failed', 0);
     // Index upkeep before the vacuum, so a run stopped mid-vacuum has done it.
     const notes = [
-      await upkeep.upkeepOwnInvalidIndexes(ctx, schemas, reindex),
-      await upkeep.dropLeftoverIndexes(ctx, schemas, dropInvalidIndexes),
+      await upkeep.upkeepOwnInvalidIndexes(ctx, schemas, reindex, dropFailures),
+      await upkeep.dropLeftoverIndexes(ctx, schemas, dropInvalidIndexes, dropFailures),
       reportUnusedIndexes ? await upkeep.reportUnusedIndexes(ctx, schemas, unusedIndexMinBytes) : undefined,
     ];
     const { rows } = await ctx.db.query<Candidate>(CANDIDATES, [schemas, minDeadTuples, deadTupleRatio, maxTables]);
@@ -86,6 +90,8 @@ export default defineTask({
       }
     }
     const vacuum = ctx.dryRun ? `dry run: ${countNoun(rows.length, 'table')} would be vacuumed` : `vacuumed ${countNoun(rows.length, 'table')}`;
-    return [vacuum, ...notes.filter((note) => note !== undefined)].join('; ');
+    const message = [vacuum, ...notes.filter((note) => note !== undefined)].join('; ');
+    if (dropFailures.length > 0) throw new Error(`${countNoun(dropFailures.length, 'index drop')} failed: ${dropFailures.join('; ')}; ${message}`);
+    return message;
   },
 });
