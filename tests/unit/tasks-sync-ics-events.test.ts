@@ -113,8 +113,19 @@ describe('eventsFromIcs', () => {
     expect(starts(feed)).toEqual(['2027-03-27T08:00:00.000Z', '2027-03-28T07:00:00.000Z', '2027-03-29T07:00:00.000Z']);
   });
 
-  it("reads a floating EXDATE beside a zoned DTSTART in DTSTART's zone, defined by the feed or not", () => {
+  it("reads a floating EXDATE beside a zoned DTSTART in DTSTART's zone, not the owner's", () => {
     expect(starts(berlinDaily('RRULE:FREQ=DAILY;COUNT=3', 'EXDATE:20270105T090000'), 'America/New_York')).toEqual(['2027-01-04T08:00:00.000Z', '2027-01-06T08:00:00.000Z']);
+  });
+
+  it('stores the rule as the feed wrote it, its UTC UNTIL too', () => {
+    const feed = cal('BEGIN:VEVENT', 'UID:d', 'DTSTAMP:20270101T000000Z', 'DTSTART;TZID=Europe/Berlin:20270327T090000', 'RRULE:FREQ=DAILY;UNTIL=20270329T070000Z', 'END:VEVENT');
+    expect(new Set(eventsFromIcs(feed, wide).rows.map((r) => r.rrule))).toEqual(new Set(['FREQ=DAILY;UNTIL=20270329T070000Z']));
+  });
+
+  it('keeps an event whose EXDATE names a zone nobody knows, that EXDATE read as ical.js reads it', () => {
+    const rows = eventsFromIcs(berlinDaily('RRULE:FREQ=DAILY;COUNT=2', 'EXDATE;TZID=Eastern Standard Time:20270105T030000'), wide);
+    expect(rows.skipped).toEqual([]);
+    expect(rows.rows.map((r) => r.startsAt.toISOString()).sort()).toEqual(['2027-01-04T08:00:00.000Z', '2027-01-05T08:00:00.000Z']);
   });
 
   it('applies a UTC EXDATE and UNTIL to a floating DTSTART in the owner\'s zone', () => {

@@ -141,6 +141,9 @@ export function eventsFromIcs(text: string, options: ExpandOptions): ParsedFeed 
     exceptions.delete(uid);
     const master = event(vevent);
     const base = rowOf(uid, vevent, master, instant);
+    // The rule as the feed wrote it, stored with each occurrence: read before UNTIL is aligned.
+    const rule = vevent.getFirstPropertyValue('rrule');
+    const rrule = rule ? String(rule) : null;
     alignToStart(vevent, instant, (tzid) => feedZones.has(tzid), options.defaultZone);
     const overrides = new Map<number, ICAL.Component>();
     for (const exception of own) overrides.set(recurrenceInstant(exception, instant), exception);
@@ -148,8 +151,6 @@ export function eventsFromIcs(text: string, options: ExpandOptions): ParsedFeed 
       add(base);
       return;
     }
-    const rule = vevent.getFirstPropertyValue('rrule');
-    const rrule = rule ? String(rule) : null;
     const lengthMs = base.endsAt ? base.endsAt.getTime() - base.startsAt.getTime() : 0;
     const startTzid = tzidOf(vevent, 'dtstart');
     // An all-day occurrence lasts whole days of its zone, 23 or 25 hours on a DST change: its end
@@ -216,6 +217,7 @@ function alignToStart(vevent: ICAL.Component, instant: Instant, definedInFeed: (
   // ical.js converts correctly into a UTC DTSTART or one in a zone the feed defines.
   const icalKnowsStart = startIsUtc || (startTzid !== null && definedInFeed(startTzid));
   const startZone = startIsUtc ? 'UTC' : (startTzid ?? defaultZone);
+  const knownZone = (tzid: string) => definedInFeed(tzid) || DateTime.local({ zone: tzid }).isValid;
   type WallClock = Pick<ICAL.Time, 'year' | 'month' | 'day' | 'hour' | 'minute' | 'second'>;
   const wallClockOfStart = (t: WallClock) =>
     new ICAL.Time({ year: t.year, month: t.month, day: t.day, hour: t.hour, minute: t.minute, second: t.second, isDate: false }, dtstart.zone);
@@ -223,6 +225,8 @@ function alignToStart(vevent: ICAL.Component, instant: Instant, definedInFeed: (
     icalKnowsStart ? ICAL.Time.fromJSDate(at, true) : wallClockOfStart(DateTime.fromJSDate(at, { zone: startZone }));
   const aligned = (time: ICAL.Time, tzid: string | null): ICAL.Time => {
     if (time.isDate) return time;
+    // A zone nobody knows: the time is left as ical.js reads it rather than losing the event.
+    if (tzid !== null && tzid !== startTzid && !knownZone(tzid)) return time;
     if (isUtc(time)) return startIsUtc ? time : inStartFrame(instant(time, null));
     if (tzid !== null) return tzid === startTzid ? time : inStartFrame(instant(time, tzid));
     // A floating time beside a zoned DTSTART is taken as written in DTSTART's zone (RFC 5545 asks
