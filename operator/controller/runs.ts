@@ -171,12 +171,23 @@ function triggerOf(value: string | undefined): RunTrigger {
   return (RUN_TRIGGERS as readonly string[]).includes(value ?? '') ? (value as RunTrigger) : 'Schedule';
 }
 
+/**
+ * A runner's report with the run's trigger and attempt as its Job says: the run tells how it went,
+ * not which run it was, so a report cannot restart the count of a failure's retries.
+ */
+function asJobSays(report: LastRun | undefined, trigger: RunTrigger, attempt: number): LastRun | undefined {
+  if (!report || (report.trigger === trigger && report.attempt === attempt)) return report;
+  return { ...report, trigger, attempt };
+}
+
 /** One Job as a run. `lastRun` is the task's status.lastRun, the runner's report if it is this run's. */
 export function runOf(job: Job, pods: readonly Pod[], lastRun: LastRun | undefined): Run {
   const id = job.metadata?.name ?? '';
   const annotations = job.spec?.template?.metadata?.annotations ?? {};
-  const attempt = Number.parseInt(annotations[ATTEMPT_ANNOTATION] ?? '1', 10);
-  const report = lastRun?.runId === id && lastRun.outcome ? lastRun : terminationReport(pods, id);
+  const parsedAttempt = Number.parseInt(annotations[ATTEMPT_ANNOTATION] ?? '1', 10);
+  const attempt = Number.isInteger(parsedAttempt) && parsedAttempt >= 1 ? parsedAttempt : 1;
+  const trigger = triggerOf(annotations[TRIGGER_ANNOTATION]);
+  const report = asJobSays(lastRun?.runId === id && lastRun.outcome ? lastRun : terminationReport(pods, id), trigger, attempt);
   const result = jobResult(job, pods, report);
   const deleting = job.metadata?.deletionTimestamp !== undefined;
   const hasFinalizer = job.metadata?.finalizers?.includes(RUN_FINALIZER) ?? false;
@@ -185,8 +196,8 @@ export function runOf(job: Job, pods: readonly Pod[], lastRun: LastRun | undefin
     job,
     id,
     uid: job.metadata?.uid ?? '',
-    trigger: triggerOf(annotations[TRIGGER_ANNOTATION]),
-    attempt: Number.isInteger(attempt) && attempt >= 1 ? attempt : 1,
+    trigger,
+    attempt,
     createdAt: job.metadata?.creationTimestamp ?? '',
     queued: suspended && !result && !deleting,
     // Not the finalizer: run-now and retry Jobs carry it from their creation, while they wait.

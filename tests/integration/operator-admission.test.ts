@@ -3,7 +3,7 @@
 // in their status), and they are let in one at a time, oldest first — never two at once.
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createNamespace, describeEvents, kubectl, kubectlJson, waitFor } from '../support/kube.ts';
-import { prepareNamespace, startOperator, tearDown, type RunningOperator } from './operator-harness.ts';
+import { prepareNamespace, reportedByRunner, startOperator, tearDown, type RunningOperator } from './operator-harness.ts';
 
 let ns: string;
 let operator: RunningOperator | undefined;
@@ -73,6 +73,8 @@ describe('family admission', () => {
       ).catch(async (err: Error) => {
         throw new Error(`${err.message}\n${await describeEvents(ns)}`, { cause: err });
       });
+      // Scheduled runs (named by the CronJob controller) reported by their runners themselves.
+      for (const name of TASKS) expect(await reportedByRunner(ns, name), name).toBe(true);
     } finally {
       sampling = false;
       await sampler;

@@ -16,7 +16,7 @@ import type { InformerStats } from '../../operator/kube/informer.ts';
 import { RawApi } from '../../operator/kube/raw-api.ts';
 import { createMetrics } from '../../operator/metrics.ts';
 import { ROOT } from '../support/platform.ts';
-import { installCrd, kubectl, kubectlRaw, waitFor } from '../support/kube.ts';
+import { installCrd, kubectl, kubectlJson, kubectlRaw, waitFor } from '../support/kube.ts';
 import { applyReportPolicy, deleteReportPolicy } from '../support/runner-report-policy.ts';
 
 export const RUNNER_IMAGE = 'bgtask.local/task-runner:dev';
@@ -56,6 +56,16 @@ export async function prepareNamespace(namespace: string): Promise<void> {
   ];
   await kubectl(['apply', '-f', '-'], { input: JSON.stringify({ apiVersion: 'v1', kind: 'List', items: rbac }) });
   await applyReportPolicy(namespace, RUNNER_SA);
+}
+
+/**
+ * Whether the runner's own report of the task's last run was admitted: `bgtask-runner` wrote
+ * status.lastRun's outcome (when its report is refused, the operator writes it from the pod's
+ * termination message, and the outcome is the operator's).
+ */
+export async function reportedByRunner(namespace: string, task: string): Promise<boolean> {
+  const object = await kubectlJson<{ metadata: { managedFields?: { manager: string; subresource?: string; fieldsV1?: any }[] } }>(['-n', namespace, 'get', 'backgroundtask', task, '--show-managed-fields']);
+  return (object.metadata.managedFields ?? []).some((m) => m.manager === 'bgtask-runner' && m.subresource === 'status' && m.fieldsV1?.['f:status']?.['f:lastRun']?.['f:outcome'] !== undefined);
 }
 
 /**

@@ -23,10 +23,13 @@ function rendered(namespace: string, serviceAccount: string): { yaml: string; na
 export async function applyReportPolicy(namespace: string, serviceAccount: string): Promise<string> {
   const { yaml, name } = rendered(namespace, serviceAccount);
   await kubectl(['apply', '-f', '-'], { input: yaml });
-  await waitFor(`ValidatingAdmissionPolicy ${name} type-checked`, async () => {
-    const policy = await kubectlJson<{ metadata: { generation: number }; status?: { observedGeneration?: number } }>(['get', 'validatingadmissionpolicy', name, '-o', 'json']);
-    return policy.status?.observedGeneration === policy.metadata.generation;
+  const policy = await waitFor(`ValidatingAdmissionPolicy ${name} type-checked`, async () => {
+    const p = await kubectlJson<{ metadata: { generation: number }; status?: { observedGeneration?: number; typeChecking?: { expressionWarnings?: unknown[] } } }>(['get', 'validatingadmissionpolicy', name, '-o', 'json']);
+    return p.status?.observedGeneration === p.metadata.generation ? p : undefined;
   }, 30_000, 250);
+  // A warning is an expression that does not type-check against the CRD's schema: a broken rule.
+  const warnings = policy.status?.typeChecking?.expressionWarnings ?? [];
+  if (warnings.length > 0) throw new Error(`the chart's ${TEMPLATE} does not type-check: ${JSON.stringify(warnings)}`);
   return name;
 }
 

@@ -185,7 +185,7 @@ describe('helm template with the defaults', () => {
       { apiGroups: ['workers.personal-assistant.io'], apiVersions: ['*'], operations: ['UPDATE'], resources: ['backgroundtasks/status'] },
     ]);
     expect(policy.spec.matchConditions).toEqual([
-      { name: 'from-a-run', expression: "request.userInfo.username == 'system:serviceaccount:' + request.namespace + ':rel-bgtask-operator-runner'" },
+      { name: 'from-a-run', expression: "request.userInfo.username.startsWith('system:serviceaccount:') && request.userInfo.username.endsWith(':rel-bgtask-operator-runner')" },
     ]);
     // Every status member but lastRun must stay as the operator wrote it: the list follows the schema.
     const unchanged = policy.spec.validations.map((v: { expression: string }) => v.expression).find((e: string) => e.includes('oldObject.status.observedGeneration'));
@@ -535,6 +535,23 @@ describe('other configurations', () => {
   it('leaves the CRD alone on upgrade when told to (crds.upgradeJob.enabled false)', () => {
     const ms = render({ set: { 'crds.upgradeJob.enabled': false } });
     expect(ms.filter((m) => m.metadata.name.includes('crd-upgrade'))).toEqual([]);
+  });
+
+  it('refuses runs and operator under one ServiceAccount while the report policy is on (it would refuse the operator)', () => {
+    const same = { 'operator.serviceAccount.name': 'shared', 'runner.serviceAccount.name': 'shared' };
+    expect(() => render({ set: same })).toThrow(/the runs and the operator use the same ServiceAccount/);
+    expect(find(render({ set: { ...same, 'runner.reportPolicy.enabled': false } }), 'Deployment').length).toBeGreaterThan(0);
+  });
+
+  it('keeps the report policy on for values from a release that had none (helm upgrade --reuse-values)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'chart-values-'));
+    try {
+      // null deletes the chart's default: what values stored by a release before the key existed give.
+      writeFileSync(join(dir, 'old.yaml'), 'runner:\n  reportPolicy: null\n');
+      expect(find(render({ files: [join(dir, 'old.yaml')] }), 'ValidatingAdmissionPolicy')).toHaveLength(1);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('refuses bundled databases in a release outside the watched namespace', () => {

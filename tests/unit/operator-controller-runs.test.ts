@@ -6,6 +6,18 @@ import { makeJob, makePod, makeTask, runnerReport } from './operator-controller-
 const AT = '2026-11-28T08:01:00Z';
 const deadline = { at: AT, reason: 'DeadlineExceeded', message: 'Job was active longer than specified deadline' };
 
+describe("runOf: a runner's report", () => {
+  it("takes the run's trigger and attempt from its Job, whatever the report says (a report cannot restart its retries)", () => {
+    const job = makeJob('run-1', { complete: AT, trigger: 'Retry', attempt: 3 });
+    const pod = makePod(job, { terminated: { exitCode: 1, message: runnerReport('run-1', 'Failed', { trigger: 'Manual', attempt: 1 }) } });
+    const fromTermination = runOf(job, [pod], undefined);
+    expect(fromTermination.report).toMatchObject({ runId: 'run-1', trigger: 'Retry', attempt: 3, outcome: 'Failed' });
+    expect(lastRunOf(fromTermination)).toMatchObject({ trigger: 'Retry', attempt: 3 });
+    const recorded = JSON.parse(runnerReport('run-1', 'Failed', { trigger: 'Schedule', attempt: 1 })) as LastRun;
+    expect(lastRunOf(runOf(job, [], recorded))).toMatchObject({ runId: 'run-1', trigger: 'Retry', attempt: 3, outcome: 'Failed' });
+  });
+});
+
 describe('jobResult: how a finished run ended', () => {
   const cases: {
     name: string;
