@@ -178,6 +178,23 @@ describe(TASK, () => {
     expect((await db.query('SELECT DISTINCT status FROM daily_summary_deliveries')).rows).toEqual([{ status: 'failed' }]);
   });
 
+  it('gives a failing user up for the day after maxAttempts sends, without failing the runs after that', async () => {
+    smtp.behaviour = { refuseRecipient: (a) => (a === 'bob@example.org' ? { code: 452, message: 'mailbox full, try later' } : undefined) };
+    for (const attempt of [1, 2]) {
+      const run = await runRunner(runArgs({ maxAttempts: 2 }), env());
+      expect(run.code, `run ${attempt}: ${run.stdout}`).toBe(1);
+      expect(run.result?.summary).toMatchObject({ summaries_failed: 1, summaries_given_up: 0 });
+    }
+    const third = await runRunner(runArgs({ maxAttempts: 2 }), env());
+    expect(third.code, third.stdout).toBe(0);
+    expect(third.result?.summary).toMatchObject({ summaries_sent: 0, already_sent: 1, summaries_failed: 0, summaries_given_up: 1 });
+    expect(third.result?.message).toContain(`given up for today after 2 attempts: user ${bob} (2 attempts, last: `);
+    expect(third.result?.message).toContain('mailbox full, try later');
+    expect(smtp.received.map((m) => m.to[0]).filter((to) => to === 'bob@example.org')).toEqual([]);
+    const { rows } = await db.query('SELECT status, attempts FROM daily_summary_deliveries WHERE user_id = $1', [bob]);
+    expect(rows).toEqual([{ status: 'failed', attempts: 2 }]);
+  });
+
   it('fails, and retries, when the server refuses the sender (a configuration to fix, not a user to give up on)', async () => {
     smtp.behaviour = { refuseSender: () => ({ code: 553, message: 'sender address not owned by user' }) };
     const first = await runRunner(runArgs(), env());

@@ -28,14 +28,15 @@ interface Listed {
 const inOrder = (list: Listed[]) => list.sort((a, b) => a.at - b.at).map((l) => l.text);
 
 // The (user, day) claim: new, or a failed attempt, or a 'sending' claim whose lease has ended (the
-// run that took it is dead). Not one the server refused for good ('refused'): sent again, it would
-// be refused again. A claim without a lease (taken by a runner from before migration 0014) has the
-// task's default timeout ($5), as it had then; $6 is this claim's lease.
+// run that took it is dead), while fewer than maxAttempts ($7) were made. Not one the server
+// refused for good ('refused'): sent again, it would be refused again. A claim without a lease
+// (taken by a runner from before migration 0014) has the task's default timeout ($5), as it had
+// then; $6 is this claim's lease.
 const CLAIM = `
   INSERT INTO daily_summary_deliveries AS d (user_id, summary_date, status, message_id, claimed_at, lease_expires_at)
   VALUES ($1, $2, 'sending', $3, $4, $6)
   ON CONFLICT (user_id, summary_date) DO UPDATE SET status = 'sending', claimed_at = $4, lease_expires_at = $6, attempts = d.attempts + 1, last_error = NULL
-    WHERE d.status = 'failed' OR (d.status = 'sending' AND ${leaseEndsSql('$5', 'd')} < $4::timestamptz)
+    WHERE d.attempts < $7 AND (d.status = 'failed' OR (d.status = 'sending' AND ${leaseEndsSql('$5', 'd')} < $4::timestamptz))
   RETURNING user_id`;
 
 export default defineTask({
@@ -48,6 +49,8 @@ export default defineTask({
     from: z.string().min(3).optional().describe('sender (else EMAIL_FROM)'),
     maxConnections: z.int().min(1).max(20).default(2).describe('pooled SMTP connections; as many users are handled at once'),
     smtpTimeoutSeconds: z.int().min(1).max(300).default(30).describe('connect, greeting and socket timeout'),
+    // Hourly runs would otherwise try a failing user's summary every hour of their day.
+    maxAttempts: z.int().min(1).max(100).default(4).describe("sends tried per user and day (the task's runs and retries together); then given up for that day"),
   }),
   defaults: {
     // Hourly, so each user's summary goes out within the hour after localHour in their own zone.
@@ -69,7 +72,7 @@ export default defineTask({
     if (!from) throw new InvalidInputError('invalid configuration: email.send-daily-summary needs a sender: the from param or EMAIL_FROM');
     const domain = senderDomain(from);
     const { rows: users } = await ctx.db.query<Recipient>('SELECT id, email, display_name, timezone FROM users WHERE daily_summary_opt_in ORDER BY id');
-    for (const key of ['summaries_sent', 'already_sent', 'summaries_refused', 'refused_earlier', 'summaries_failed', 'claimed_elsewhere', 'not_due_yet', 'unknown_time_zones']) {
+    for (const key of ['summaries_sent', 'already_sent', 'summaries_refused', 'refused_earlier', 'summaries_failed', 'summaries_given_up', 'claimed_elsewhere', 'not_due_yet', 'unknown_time_zones']) {
       ctx.count(key, 0);
     }
     ctx.set('users', users.length);
@@ -111,6 +114,9 @@ export default defineTask({
     // retry could not change the answer); the summary and the message name them.
     const refused: Listed[] = [];
     let refusedEarlier = 0;
+    // Failed maxAttempts times today: left for the day, and no reason to fail the run again (each
+    // attempt's failure already did); the summary and the message name them.
+    const givenUp: Listed[] = [];
     // Users whose summary another run claimed and whose lease has not ended: sending it now, or
     // dead (killed mid-send). Not done until it says so: this run fails, and a retry after the
     // claim's lease (the latest, in the message) takes it over.
@@ -122,17 +128,21 @@ export default defineTask({
       const date = today.toISODate()!;
       const messageId = `<daily-summary-${user.id}-${date}@${domain}>`;
       const now = ctx.clock.now();
-      const claimed = await ctx.db.query(CLAIM, [user.id, date, messageId, now, TIMEOUT_SECONDS, leaseEnd(ctx, now)]);
+      const claimed = await ctx.db.query(CLAIM, [user.id, date, messageId, now, TIMEOUT_SECONDS, leaseEnd(ctx, now), p.maxAttempts]);
       if (claimed.rowCount === 0) {
-        const { rows } = await ctx.db.query<{ status: string; lease_ends: Date }>(
-          `SELECT status, ${leaseEndsSql('$3')} AS lease_ends FROM daily_summary_deliveries WHERE user_id = $1 AND summary_date = $2`,
+        const { rows } = await ctx.db.query<{ status: string; lease_ends: Date; attempts: number; last_error: string | null }>(
+          `SELECT status, ${leaseEndsSql('$3')} AS lease_ends, attempts, last_error FROM daily_summary_deliveries WHERE user_id = $1 AND summary_date = $2`,
           [user.id, date, TIMEOUT_SECONDS],
         );
-        if (rows[0]?.status === 'sent') {
+        const row = rows[0];
+        if (row?.status === 'sent') {
           ctx.count('already_sent');
-        } else if (rows[0]?.status === 'refused') {
+        } else if (row?.status === 'refused') {
           ctx.count('refused_earlier');
           refusedEarlier++;
+        } else if (row && row.attempts >= p.maxAttempts && (row.status === 'failed' || row.lease_ends < now)) {
+          ctx.count('summaries_given_up');
+          givenUp.push({ at, text: `user ${user.id} (${countNoun(row.attempts, 'attempt')}${row.last_error ? `, last: ${row.last_error}` : ''})` });
         } else {
           ctx.count('claimed_elsewhere');
           elsewhere.push({ at, text: user.id });
@@ -210,8 +220,9 @@ export default defineTask({
     if (elsewhere.length > 0) {
       throw new Error(`the daily summaries of users ${inOrder(elsewhere).join(', ')} are claimed by another run, which may have died; a retry takes them over once their claims' leases end${latestLease ? ` (at ${latestLease.toISOString()} at the latest)` : ''}`);
     }
-    const sentAll = `sent ${countNoun(due.length - refused.length - refusedEarlier, 'daily summary', 'daily summaries')} (or had sent them already)`;
+    const sentAll = `sent ${countNoun(due.length - refused.length - refusedEarlier - givenUp.length, 'daily summary', 'daily summaries')} (or had sent them already)`;
     const refusedNow = refused.length > 0 ? [`refused for good by the mail server, not retried: ${inOrder(refused).join('; ')}`] : [];
-    return [sentAll, ...refusedNow, ...skipped].join('; ');
+    const givenUpNow = givenUp.length > 0 ? [`given up for today after ${countNoun(p.maxAttempts, 'attempt')}: ${inOrder(givenUp).join('; ')}`] : [];
+    return [sentAll, ...refusedNow, ...givenUpNow, ...skipped].join('; ');
   },
 });
