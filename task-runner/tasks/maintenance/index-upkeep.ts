@@ -129,11 +129,15 @@ const named = (row: { schemaname: string; indexname: string; tablename: string }
 
 const sqlState = (err: unknown) => String((err as { code?: unknown }).code);
 
-/** The invalid indexes of one kind that no build is working on; those it is are logged and left alone. */
-async function idleInvalidIndexes(ctx: UpkeepContext, schemas: string[], leftovers: boolean): Promise<InvalidIndex[]> {
-  const { rows } = await ctx.db.query<InvalidIndex>(INVALID_INDEXES, [schemas, leftovers]);
-  for (const row of rows.filter((r) => r.building)) ctx.log.info(named(row), 'index being built by another session: left alone');
-  return rows.filter((r) => !r.building);
+/** The invalid indexes of one kind: the application's own, or the leftovers of interrupted rebuilds. */
+async function invalidIndexesOf(ctx: UpkeepContext, schemas: string[], leftovers: boolean): Promise<InvalidIndex[]> {
+  return (await ctx.db.query<InvalidIndex>(INVALID_INDEXES, [schemas, leftovers])).rows;
+}
+
+/** Those no build is working on; those it is are logged and left alone. */
+function idle(ctx: UpkeepContext, indexes: InvalidIndex[]): InvalidIndex[] {
+  for (const index of indexes.filter((i) => i.building)) ctx.log.info(named(index), 'index being built by another session: left alone');
+  return indexes.filter((i) => !i.building);
 }
 
 const invalidIndexes = (n: number) => countNoun(n, 'invalid index', 'invalid indexes');
@@ -157,9 +161,10 @@ const listed = (indexes: Named[]) => indexes.map((i) => i.index).join(', ');
  * enforced): changing no rule, and undone by the DROP run again. So live ones are rebuilt.
  */
 export async function upkeepOwnInvalidIndexes(ctx: UpkeepContext, schemas: string[], reindex: boolean, failures: string[]): Promise<string | undefined> {
-  const found = await idleInvalidIndexes(ctx, schemas, false);
-  const indexes = found.filter((i) => i.live).map(named);
+  const found = await invalidIndexesOf(ctx, schemas, false);
+  // Half-dropped ones are reported whatever runs on their table: nothing here touches them.
   const halfDropped = found.filter((i) => !i.live).map(named);
+  const indexes = idle(ctx, found.filter((i) => i.live)).map(named);
   ctx.set('invalid_indexes_reported', indexes.length);
   ctx.set('half_dropped_indexes', halfDropped.length);
   ctx.count('invalid_indexes_rebuilt', 0);
@@ -234,7 +239,7 @@ async function dropFailedRebuildCopy(ctx: UpkeepContext, index: Named, before: R
  * others are still dropped. Returns the run message's part.
  */
 export async function dropLeftoverIndexes(ctx: UpkeepContext, schemas: string[], drop: boolean, failures: string[]): Promise<string | undefined> {
-  const leftovers = (await idleInvalidIndexes(ctx, schemas, true)).map(named);
+  const leftovers = idle(ctx, await invalidIndexesOf(ctx, schemas, true)).map(named);
   ctx.set('leftover_indexes', leftovers.length);
   ctx.count('invalid_indexes_dropped', 0);
   let dropped = 0;
