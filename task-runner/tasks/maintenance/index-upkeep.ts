@@ -1,12 +1,13 @@
 // The index half of maintenance.optimize-database: invalid indexes (the leftovers of interrupted
-// REINDEX CONCURRENTLY dropped, the application's own reported and rebuilt on request) and unused
-// indexes reported. Loaded by the task's run(), never by the registry: it imports pg.
+// REINDEX CONCURRENTLY dropped, the application's own reported and rebuilt on request); unused
+// indexes are reported by unused-indexes.ts. Loaded by the task's run(), never by the registry: it
+// imports pg.
 import pg from 'pg';
 import { countNoun } from '../../count-noun.ts';
 import { describeError } from '../../errors.ts';
 import type { TaskContext } from '../../task.ts';
 
-type UpkeepContext = Pick<TaskContext<unknown>, 'db' | 'log' | 'signal' | 'dryRun' | 'count' | 'set'>;
+export type UpkeepContext = Pick<TaskContext<unknown>, 'db' | 'log' | 'signal' | 'dryRun' | 'count' | 'set'>;
 
 interface InvalidIndex {
   schemaname: string;
@@ -21,13 +22,6 @@ interface TableLeftover {
   schemaname: string;
   indexname: string;
   tablename: string;
-}
-
-interface UnusedIndex {
-  schemaname: string;
-  indexname: string;
-  tablename: string;
-  bytes: string;
 }
 
 /**
@@ -86,31 +80,6 @@ const TABLE_LEFTOVERS = `
   JOIN pg_namespace n ON n.oid = x.relnamespace
   WHERE i.indrelid = $1::regclass AND NOT i.indisvalid AND x.relname ~ ${LEFTOVER_NAME}`;
 
-// Valid indexes never scanned since the statistics were last reset, of at least $2 bytes, that
-// only queries could need: not unique (a unique index enforces its rule without being scanned),
-// backing no constraint (primary key, unique, exclusion), and serving no foreign key of its table
-// (its leading key columns are the key's columns, in any order): a delete or key update of the
-// referenced row looks the referencing rows up through it, a need idx_scan may not show while such
-// deletes are rare, and without it each one scans the whole table. Reporting changes nothing, so
-// the tables of every owner count.
-const UNUSED_INDEXES = `
-  SELECT s.schemaname, s.indexrelname AS indexname, s.relname AS tablename, size.bytes
-  FROM pg_stat_user_indexes s
-  JOIN pg_index i ON i.indexrelid = s.indexrelid
-  CROSS JOIN LATERAL pg_relation_size(s.indexrelid) AS size(bytes)
-  WHERE s.schemaname = ANY($1::text[])
-    AND s.idx_scan = 0
-    AND i.indisvalid AND NOT i.indisunique
-    AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = s.indexrelid)
-    AND NOT EXISTS (
-      SELECT 1 FROM pg_constraint fk
-      WHERE fk.contype = 'f' AND fk.conrelid = i.indrelid
-        AND cardinality(fk.conkey) <= i.indnkeyatts
-        AND i.indkey[0:cardinality(fk.conkey) - 1] @> fk.conkey
-        AND i.indkey[0:cardinality(fk.conkey) - 1] <@ fk.conkey)
-    AND size.bytes >= $2
-  ORDER BY size.bytes DESC, s.schemaname, s.indexrelname`;
-
 /** `"schema"."name"`, each part quoted for SQL. */
 export function qualifiedName(schema: string, name: string): string {
   return `${pg.escapeIdentifier(schema)}.${pg.escapeIdentifier(name)}`;
@@ -122,7 +91,7 @@ interface Named {
   table: string;
 }
 
-const named = (row: { schemaname: string; indexname: string; tablename: string }): Named => ({
+export const named = (row: { schemaname: string; indexname: string; tablename: string }): Named => ({
   index: qualifiedName(row.schemaname, row.indexname),
   table: qualifiedName(row.schemaname, row.tablename),
 });
@@ -293,16 +262,4 @@ async function dropIndex(ctx: UpkeepContext, index: Named, failures: string[], w
   }
   ctx.log.info(index, `${what} dropped`);
   return 'dropped';
-}
-
-/**
- * Reports the indexes no query has used, at least `minBytes` big, one log line each. Never drops
- * them: idx_scan counts only since the statistics were last reset, and only this server's scans
- * (a read replica's queries may need the index). Returns the run message's part.
- */
-export async function reportUnusedIndexes(ctx: UpkeepContext, schemas: string[], minBytes: number): Promise<string | undefined> {
-  const { rows } = await ctx.db.query<UnusedIndex>(UNUSED_INDEXES, [schemas, minBytes]);
-  ctx.set('unused_indexes', rows.length);
-  for (const row of rows) ctx.log.info({ ...named(row), bytes: Number(row.bytes) }, 'unused index');
-  return rows.length === 0 ? undefined : `${countNoun(rows.length, 'unused index', 'unused indexes')} reported`;
 }

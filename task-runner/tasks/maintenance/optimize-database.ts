@@ -50,7 +50,7 @@ export default defineTask({
   needs: { postgres: true },
   async run(ctx) {
     const { deadTupleRatio, minDeadTuples, reindex, schemas, maxTables, dropInvalidIndexes, reportUnusedIndexes, unusedIndexMinBytes } = ctx.params;
-    const upkeep = await import('./index-upkeep.ts');
+    const [upkeep, unused] = await Promise.all([import('./index-upkeep.ts'), import('./unused-indexes.ts')]);
     // An index whose DROP failed, and why: the rest of the run goes on, then fails naming them
     // (a retry, or the next run, drops them).
     const dropFailures: string[] = [];
@@ -59,7 +59,7 @@ export default defineTask({
     const notes = [
       await upkeep.upkeepOwnInvalidIndexes(ctx, schemas, reindex, dropFailures),
       await upkeep.dropLeftoverIndexes(ctx, schemas, dropInvalidIndexes, dropFailures),
-      reportUnusedIndexes ? await upkeep.reportUnusedIndexes(ctx, schemas, unusedIndexMinBytes) : undefined,
+      reportUnusedIndexes ? await unused.reportUnusedIndexes(ctx, schemas, unusedIndexMinBytes) : undefined,
     ];
     const { rows } = await ctx.db.query<Candidate>(CANDIDATES, [schemas, minDeadTuples, deadTupleRatio, maxTables]);
     ctx.set('tables_candidate', rows.length);
