@@ -1,12 +1,12 @@
 // Real runs in the kind cluster, started by the operator in this process: run-now, a failing run
 // retried after its delay, a retry cancelled by deleting its Job, invalid input never retried, a run over its memory limit, a run over
 // its timeout, and what the chart's admission policy lets a run write of its task's status. The runner image runs the test plugin task (tests/fixtures/plugins) or a built-in.
-import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createNamespace, describeEvents, kubectl, kubectlJson, kubectlRaw, waitFor } from '../support/kube.ts';
+import { writeTokenKubeconfig } from '../support/service-account-kubeconfig.ts';
 import { prepareNamespace, reportedByRunner, RUNNER_SA, startOperator, tearDown, type RunningOperator } from './operator-harness.ts';
 
 let ns: string;
@@ -183,12 +183,7 @@ describe('runs', () => {
   function tokenKubeconfig(token: string, name: string): string {
     const admin = new KubeConfig();
     admin.loadFromFile(inject('kubeconfig'));
-    const cluster = admin.getCurrentCluster()!;
-    const kc = new KubeConfig();
-    kc.loadFromOptions({ clusters: [cluster], users: [{ name, token }], contexts: [{ name, cluster: cluster.name, user: name, namespace: ns }], currentContext: name });
-    const path = join(tmpdir(), `${ns}-${name}.kubeconfig`);
-    writeFileSync(path, kc.exportConfig(), { mode: 0o600 });
-    return path;
+    return writeTokenKubeconfig(admin, { name, namespace: ns, token, path: join(tmpdir(), `${ns}-${name}.kubeconfig`) });
   }
 
   it("lets a run write only its own report: not another task's status, not the operator's members, not from another pod", async () => {

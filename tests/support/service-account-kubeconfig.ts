@@ -37,15 +37,22 @@ export async function serviceAccountKubeconfig(raw: RawApi, admin: KubeConfig, o
   const request = await raw.request<{ status: { token: string } }>(HttpMethod.POST, `/api/v1/namespaces/${namespace}/serviceaccounts/${name}/token`, {
     body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { expirationSeconds: seconds } },
   });
+  writeTokenKubeconfig(admin, { name, namespace, token: request.status.token, path });
+  return { path, remove };
+}
+
+/** Writes a kubeconfig for `admin`'s cluster that authenticates with `token` alone, as user `name`. */
+export function writeTokenKubeconfig(admin: KubeConfig, opts: { name: string; namespace: string; token: string; path: string }): string {
+  const { name, namespace, token, path } = opts;
   const cluster = admin.getCurrentCluster();
   if (!cluster) throw new Error('the admin kubeconfig has no current cluster');
   const kc = new KubeConfig();
   kc.loadFromOptions({
     clusters: [cluster],
-    users: [{ name, token: request.status.token }],
+    users: [{ name, token }],
     contexts: [{ name, cluster: cluster.name, user: name, namespace }],
     currentContext: name,
   });
   writeFileSync(path, kc.exportConfig(), { mode: 0o600 });
-  return { path, remove };
+  return path;
 }
